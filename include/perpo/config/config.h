@@ -1,0 +1,339 @@
+// perpo's configuration: typed structs with defaults, one per section of the YAML file.
+// YAML is only the storage form (config_io.h); unknown keys and wrong types are errors.
+//
+// Every field is listed once, in its section's visit(), with its YAML name and a comment that
+// shows an example; loading, `a.b.c=v` overrides, validation messages and the commented dump of
+// the resolved config are all driven by that list. To add a setting: add the member with its
+// default, add one line to visit(), and (if it has constraints) a check in validate().
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace perpo {
+
+struct LoraConfig {
+  bool enabled = false;     // true: train low-rank adapters only, e.g. true
+  int r = 128;              // adapter rank, e.g. 128 (authors' release)
+  double alpha = 256;       // scale numerator: adapters are scaled by alpha / r, e.g. 256
+  double dropout = 0.05;    // dropout on the adapter input, e.g. 0.05
+  std::vector<std::string> targets = {"all-linear"};  // "all-linear" or names: [q_proj, v_proj]
+
+  template <typename V>
+  void visit(V& v) {
+    v.field("enabled", enabled, "train low-rank adapters instead of full weights");
+    v.field("r", r, "adapter rank, e.g. 128");
+    v.field("alpha", alpha, "adapter scale is alpha / r, e.g. 256");
+    v.field("dropout", dropout, "dropout on the adapter input, e.g. 0.05");
+    v.field("targets", targets, "linear layers that get adapters: [all-linear] or [q_proj, v_proj, ...]");
+  }
+};
+
+struct TinyModelConfig {
+  // The built-in tiny LLaVA used when model.path is empty (demo, tests).
+  int vision_hidden = 64;     // e.g. 64
+  int vision_layers = 2;      // e.g. 2
+  int vision_heads = 4;       // e.g. 4
+  int image_size = 64;        // pixels per side, e.g. 64
+  int patch_size = 16;        // pixels per patch side, e.g. 16 -> 16 image tokens
+  int hidden = 128;           // decoder width, e.g. 128
+  int layers = 2;             // decoder layers, e.g. 2
+  int heads = 4;              // attention heads, e.g. 4
+  int kv_heads = 2;           // key/value heads (GQA), e.g. 2
+  int intermediate = 256;     // MLP width, e.g. 256
+
+  template <typename V>
+  void visit(V& v) {
+    v.field("vision_hidden", vision_hidden, "vision transformer width, e.g. 64");
+    v.field("vision_layers", vision_layers, "vision transformer layers, e.g. 2");
+    v.field("vision_heads", vision_heads, "vision attention heads, e.g. 4");
+    v.field("image_size", image_size, "input image side in pixels, e.g. 64");
+    v.field("patch_size", patch_size, "patch side in pixels, e.g. 16");
+    v.field("hidden", hidden, "decoder width, e.g. 128");
+    v.field("layers", layers, "decoder layers, e.g. 2");
+    v.field("heads", heads, "decoder attention heads, e.g. 4");
+    v.field("kv_heads", kv_heads, "decoder key/value heads (grouped-query attention), e.g. 2");
+    v.field("intermediate", intermediate, "decoder MLP width, e.g. 256");
+  }
+};
+
+struct ModelConfig {
+  std::string path;                     // HF checkpoint folder; "" = built-in tiny model
+  LoraConfig lora;                      // low-rank adapters
+  TinyModelConfig tiny;                 // sizes of the built-in tiny model
+  bool freeze_vision = true;            // keep the vision tower fixed, e.g. true
+  bool freeze_projector = false;        // keep the projector fixed, e.g. false
+  bool freeze_llm = false;              // keep the decoder fixed (only sensible with LoRA off)
+  bool gradient_checkpointing = false;  // recompute decoder layers in backward to save memory
+
+  template <typename V>
+  void visit(V& v) {
+    v.field("path", path, "Hugging Face LLaVA checkpoint folder; empty = built-in tiny model");
+    v.section("lora", lora, "low-rank adapters (LoRA)");
+    v.section("tiny", tiny, "sizes of the built-in tiny model (used when path is empty)");
+    v.field("freeze_vision", freeze_vision, "keep the vision tower fixed");
+    v.field("freeze_projector", freeze_projector, "keep the projector fixed");
+    v.field("freeze_llm", freeze_llm, "keep the language model fixed");
+    v.field("gradient_checkpointing", gradient_checkpointing,
+            "recompute each decoder layer in backward (less memory, ~30% more compute)");
+  }
+};
+
+struct SyntheticDataConfig {
+  std::vector<std::string> tasks = {"grounding", "ocr"};  // built-in tasks, e.g. [grounding]
+  int train_records = 256;  // records generated for training, e.g. 256
+  int eval_records = 64;    // records generated for evaluation, e.g. 64
+  std::uint64_t seed = 1;   // generator seed, e.g. 1
+
+  template <typename V>
+  void visit(V& v) {
+    v.field("tasks", tasks, "built-in synthetic tasks: [grounding, ocr]");
+    v.field("train_records", train_records, "records generated for training, e.g. 256");
+    v.field("eval_records", eval_records, "records generated for evaluation, e.g. 64");
+    v.field("seed", seed, "generator seed, e.g. 1");
+  }
+};
+
+struct DataConfig {
+  std::string train;                 // dataset or preference-list JSONL for training
+  std::string eval;                  // dataset JSONL for evaluation
+  std::string format = "auto";       // auto | perpo | authors
+  std::string on_bad_record = "error";  // error | skip (skipped records are counted)
+  int max_prompt_tokens = 2048;      // longer prompts are an error, e.g. 2048
+  int max_answer_tokens = 256;       // longer answers are truncated (and counted), e.g. 256
+  bool shuffle = true;               // shuffle training lists each epoch
+  SyntheticDataConfig synthetic;     // built-in tasks (demo)
+
+  template <typename V>
+  void visit(V& v) {
+    v.field("train", train, "training JSONL: dataset records (sft, sample) or preference lists");
+    v.field("eval", eval, "evaluation JSONL of dataset records");
+    v.choice("format", format, {"auto", "perpo", "authors"},
+             "list file format: auto-detect, perpo JSONL, or the authors' JSON");
+    v.choice("on_bad_record", on_bad_record, {"error", "skip"},
+             "stop at a bad record, or skip it (skips are counted and reported)");
+    v.field("max_prompt_tokens", max_prompt_tokens, "prompt token limit, e.g. 2048");
+    v.field("max_answer_tokens", max_answer_tokens, "answers are cut to this many tokens, e.g. 256");
+    v.field("shuffle", shuffle, "shuffle training lists every epoch");
+    v.section("synthetic", synthetic, "built-in synthetic perception tasks");
+  }
+};
+
+struct TokenizerConfig {
+  std::string path;                     // tokenizer.model; "" = <model.path>/tokenizer.model
+  std::string chat_template = "vicuna_v1";  // vicuna_v1 (LLaVA-1.5) | plain
+  std::string image_token = "<image>";  // placeholder replaced by the image features
+  bool add_bos = true;                  // prepend BOS to every prompt
+
+  template <typename V>
+  void visit(V& v) {
+    v.field("path", path, "SentencePiece model; empty = <model.path>/tokenizer.model");
+    v.choice("chat_template", chat_template, {"vicuna_v1", "plain"},
+             "prompt template: vicuna_v1 (LLaVA-1.5) or plain");
+    v.field("image_token", image_token, "image placeholder in prompts, e.g. <image>");
+    v.field("add_bos", add_bos, "prepend the BOS token");
+  }
+};
+
+struct ImageConfig {
+  int size = 336;                     // model input side in pixels, e.g. 336
+  std::string aspect = "pad";         // pad (LLaVA-1.5: pad to square with mean colour) | crop
+  std::vector<double> mean = {0.48145466, 0.4578275, 0.40821073};  // CLIP mean (RGB)
+  std::vector<double> std = {0.26862954, 0.26130258, 0.27577711};  // CLIP std (RGB)
+
+  template <typename V>
+  void visit(V& v) {
+    v.field("size", size, "model input side in pixels, e.g. 336");
+    v.choice("aspect", aspect, {"pad", "crop"},
+             "pad to square with the mean colour (LLaVA-1.5), or resize + center crop");
+    v.field("mean", mean, "normalisation mean per RGB channel");
+    v.field("std", std, "normalisation std per RGB channel");
+  }
+};
+
+struct SamplingConfig {
+  int num_answers = 20;          // N answers per prompt, e.g. 20 (grounding) or 5 (OCR)
+  double temperature = 1.0;      // e.g. 1.0
+  double top_p = 1.0;            // nucleus sampling, 1 = off, e.g. 0.9
+  int top_k = 0;                 // 0 = off, e.g. 50
+  int max_new_tokens = 32;       // e.g. 32 for boxes, 512 for page OCR
+  int lists_per_batch = 4;       // prompts decoded together, e.g. 4
+  std::string output;            // preference lists JSONL; "" = <run.dir>/lists.jsonl
+  bool reference_logps = true;   // compute and store ref_logps with each list
+
+  template <typename V>
+  void visit(V& v) {
+    v.field("num_answers", num_answers, "answers sampled per prompt (N), e.g. 20");
+    v.field("temperature", temperature, "sampling temperature, e.g. 1.0");
+    v.field("top_p", top_p, "nucleus sampling threshold; 1 = off");
+    v.field("top_k", top_k, "keep the k most likely tokens; 0 = off");
+    v.field("max_new_tokens", max_new_tokens, "answer length limit in tokens, e.g. 32");
+    v.field("lists_per_batch", lists_per_batch, "prompts decoded together, e.g. 4");
+    v.field("output", output, "preference-list JSONL to write; empty = <run.dir>/lists.jsonl");
+    v.field("reference_logps", reference_logps, "store the sampling model's log-probs as ref_logps");
+  }
+};
+
+struct RewardConfig {
+  std::string name;                  // "" = by task (grounding: iou, ocr: ocr_edit)
+  std::string box_select = "first";  // first | last | best: which box of several to score
+  bool normalize_whitespace = false; // OCR: collapse runs of whitespace before scoring
+  bool lowercase = false;            // OCR / exact match: compare case-insensitively
+
+  template <typename V>
+  void visit(V& v) {
+    v.field("name", name, "iou | giou | ocr_edit | exact_match | numeric; empty = by task");
+    v.choice("box_select", box_select, {"first", "last", "best"},
+             "which box to score when an answer holds several");
+    v.field("normalize_whitespace", normalize_whitespace, "collapse whitespace before OCR scoring");
+    v.field("lowercase", lowercase, "compare text case-insensitively");
+  }
+};
+
+struct LossConfig {
+  std::string name = "perpo";     // perpo | dpo | lipo | ranking | sft
+  double beta = 0.1;              // scale of the log-ratio margins, e.g. 0.1
+  double gamma = 0.5;             // exponent of the reward-gap weights, e.g. 0.5
+  bool length_normalize = false;  // mean instead of sum of token log-probs
+  bool reference_free = false;    // drop the reference log-probs
+  double nll_weight = 0.0;        // weight of an added SFT term, e.g. 0 (off)
+
+  template <typename V>
+  void visit(V& v) {
+    v.choice("name", name, {"perpo", "dpo", "lipo", "ranking", "sft"}, "training objective");
+    v.field("beta", beta, "scale of the policy/reference log-ratios, e.g. 0.1");
+    v.field("gamma", gamma, "reward-gap exponent of the pair weights, e.g. 0.5");
+    v.field("length_normalize", length_normalize, "average token log-probs instead of summing");
+    v.field("reference_free", reference_free, "ignore reference log-probs");
+    v.field("nll_weight", nll_weight, "weight of an added SFT (NLL) term; 0 = off");
+  }
+};
+
+struct OptimConfig {
+  double lr = 5e-6;                 // peak learning rate, e.g. 5e-6
+  double weight_decay = 0.0;        // AdamW decoupled decay, e.g. 0
+  double beta1 = 0.9;               // AdamW, e.g. 0.9
+  double beta2 = 0.999;             // AdamW, e.g. 0.999
+  double eps = 1e-8;                // AdamW, e.g. 1e-8
+  std::string schedule = "cosine";  // cosine | linear | constant
+  int warmup_steps = 0;             // linear warmup, e.g. 0
+  double min_lr_ratio = 0.0;        // final lr = lr * min_lr_ratio, e.g. 0
+  double max_grad_norm = 1.0;       // clip the global gradient norm; 0 = off
+
+  template <typename V>
+  void visit(V& v) {
+    v.field("lr", lr, "peak learning rate, e.g. 5e-6");
+    v.field("weight_decay", weight_decay, "AdamW decoupled weight decay, e.g. 0");
+    v.field("beta1", beta1, "AdamW first-moment decay, e.g. 0.9");
+    v.field("beta2", beta2, "AdamW second-moment decay, e.g. 0.999");
+    v.field("eps", eps, "AdamW epsilon, e.g. 1e-8");
+    v.choice("schedule", schedule, {"cosine", "linear", "constant"}, "learning-rate schedule");
+    v.field("warmup_steps", warmup_steps, "linear warmup steps, e.g. 0");
+    v.field("min_lr_ratio", min_lr_ratio, "final lr as a fraction of lr, e.g. 0");
+    v.field("max_grad_norm", max_grad_norm, "clip the global gradient norm; 0 = off");
+  }
+};
+
+struct TrainConfig {
+  int epochs = 1;                 // passes over the lists, e.g. 1
+  int max_steps = 0;              // stop after this many optimizer steps; 0 = by epochs
+  int lists_per_step = 2;         // lists per optimizer step (per process), e.g. 2
+  int grad_accum = 1;             // micro-batches per optimizer step, e.g. 1
+  int log_every = 1;              // steps between metrics.jsonl lines, e.g. 1
+  int checkpoint_every = 0;       // steps between checkpoints; 0 = only at the end
+  int keep_checkpoints = 2;       // newest checkpoints kept, e.g. 2
+  int online_resample_every = 0;  // online mode: re-sample lists every K steps; 0 = offline
+
+  template <typename V>
+  void visit(V& v) {
+    v.field("epochs", epochs, "passes over the training lists, e.g. 1");
+    v.field("max_steps", max_steps, "stop after this many optimizer steps; 0 = run all epochs");
+    v.field("lists_per_step", lists_per_step, "lists (or SFT records) per micro-batch, e.g. 2");
+    v.field("grad_accum", grad_accum, "micro-batches accumulated per optimizer step, e.g. 1");
+    v.field("log_every", log_every, "optimizer steps between metrics.jsonl lines, e.g. 1");
+    v.field("checkpoint_every", checkpoint_every, "steps between checkpoints; 0 = at the end only");
+    v.field("keep_checkpoints", keep_checkpoints, "newest checkpoints kept on disk, e.g. 2");
+    v.field("online_resample_every", online_resample_every,
+            "online mode: re-sample lists from the policy every K steps; 0 = offline");
+  }
+};
+
+struct EvalConfig {
+  int max_new_tokens = 32;       // greedy answer length limit, e.g. 32
+  int batch_size = 8;            // prompts decoded together, e.g. 8
+  double iou_threshold = 0.5;    // Acc@t threshold, e.g. 0.5
+  int limit = 0;                 // evaluate only the first K records; 0 = all
+
+  template <typename V>
+  void visit(V& v) {
+    v.field("max_new_tokens", max_new_tokens, "greedy answer length limit, e.g. 32");
+    v.field("batch_size", batch_size, "prompts decoded together, e.g. 8");
+    v.field("iou_threshold", iou_threshold, "IoU counted as a hit for acc@t, e.g. 0.5");
+    v.field("limit", limit, "evaluate only the first K records; 0 = all");
+  }
+};
+
+struct DistributedConfig {
+  std::string backend = "auto";  // auto (nccl on CUDA, gloo on CPU) | nccl | gloo
+  int timeout_s = 1800;          // collective timeout in seconds, e.g. 1800
+
+  template <typename V>
+  void visit(V& v) {
+    v.choice("backend", backend, {"auto", "nccl", "gloo"},
+             "c10d backend: auto = nccl on CUDA, gloo on CPU");
+    v.field("timeout_s", timeout_s, "collective operation timeout in seconds, e.g. 1800");
+  }
+};
+
+struct RunConfig {
+  std::string dir = "runs/perpo";  // run directory (config, logs, metrics, checkpoints)
+  std::uint64_t seed = 42;         // seeds every RNG, e.g. 42
+  std::string device = "cpu";      // cpu | cuda | cuda:N
+  std::string dtype = "fp32";      // fp32 | bf16 | fp16
+  int threads = 0;                 // CPU threads for LibTorch; 0 = LibTorch's default
+  std::string log_level = "info";  // trace | debug | info | warn | error
+
+  template <typename V>
+  void visit(V& v) {
+    v.field("dir", dir, "run directory: config.yaml, log.txt, metrics.jsonl, checkpoints/");
+    v.field("seed", seed, "seeds every random number generator, e.g. 42");
+    v.field("device", device, "cpu, cuda or cuda:N");
+    v.choice("dtype", dtype, {"fp32", "bf16", "fp16"}, "compute dtype: fp32 (CPU) or bf16 (CUDA)");
+    v.field("threads", threads, "LibTorch CPU threads; 0 = LibTorch's default");
+    v.choice("log_level", log_level, {"trace", "debug", "info", "warn", "error"}, "log verbosity");
+  }
+};
+
+struct Config {
+  ModelConfig model;
+  DataConfig data;
+  TokenizerConfig tokenizer;
+  ImageConfig image;
+  SamplingConfig sampling;
+  RewardConfig reward;
+  LossConfig loss;
+  OptimConfig optim;
+  TrainConfig train;
+  EvalConfig eval;
+  DistributedConfig distributed;
+  RunConfig run;
+
+  template <typename V>
+  void visit(V& v) {
+    v.section("model", model, "the multimodal LLM");
+    v.section("data", data, "datasets and preference lists");
+    v.section("tokenizer", tokenizer, "SentencePiece tokenizer and chat template");
+    v.section("image", image, "image preprocessing");
+    v.section("sampling", sampling, "perpo sample: answers per prompt and decoding");
+    v.section("reward", reward, "discriminative reward");
+    v.section("loss", loss, "training objective");
+    v.section("optim", optim, "AdamW and learning-rate schedule");
+    v.section("train", train, "training loop");
+    v.section("eval", eval, "evaluation");
+    v.section("distributed", distributed, "data-parallel training (torchrun-style env vars)");
+    v.section("run", run, "run directory, seed, device");
+  }
+};
+
+}  // namespace perpo

@@ -1,0 +1,37 @@
+// Process-wide LibTorch settings: seeding, devices, dtypes, threads.
+//
+//   perpo::seed_all(42);                                  // std, C and torch RNGs (CPU + CUDA)
+//   torch::Device device = perpo::parse_device("cuda:1");
+//   torch::Dtype dtype = perpo::parse_dtype("bf16");
+#pragma once
+
+#include <c10/core/Device.h>
+#include <c10/core/ScalarType.h>
+
+#include <cstdint>
+#include <random>
+#include <string>
+
+namespace perpo {
+
+/// Seeds every RNG perpo uses from one seed: perpo's global std::mt19937_64, C's rand, and
+/// LibTorch's CPU and CUDA generators.
+void seed_all(std::uint64_t seed);
+
+/// perpo's global engine for host-side randomness (shuffling, synthetic data).
+std::mt19937_64& global_rng();
+
+/// "cpu", "cuda", "cuda:N". Throws perpo::Error (input) for anything else, or for CUDA when
+/// this LibTorch has no CUDA device.
+c10::Device parse_device(const std::string& text);
+
+/// "fp32"|"float32", "bf16"|"bfloat16", "fp16"|"float16". Throws perpo::Error (input) otherwise.
+c10::ScalarType parse_dtype(const std::string& text);
+
+/// Sets LibTorch's intra-op threads; 0 keeps LibTorch's default. Returns the count in use.
+int set_threads(int threads);
+
+/// "LibTorch 2.13.0, CUDA: no, threads: 2" for --version and logs.
+std::string runtime_summary();
+
+}  // namespace perpo

@@ -1,0 +1,16 @@
+#include <string>
+
+#include "commands.h"
+#include "perpo/runtime/runtime.h"
+
+namespace perpo::cli {
+
+void register_all(CLI::App& app, CommandRegistry& registry) {
+  register_config(app, registry);
+}
+
+std::string version_text() {
+  return std::string("perpo 0.1.0\n") + runtime_summary();
+}
+
+}  // namespace perpo::cli

@@ -1,0 +1,31 @@
+// Subcommand registry of the perpo executable. A subcommand is a function that adds its CLI11
+// subcommand and options to the app and returns the callable that runs it (returning the exit
+// code). Add one by writing cmd_<name>.cpp with `void register_<name>(CLI::App&, CommandRegistry&)`
+// and listing it in register_all (cmd_registry.cpp).
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace perpo::cli {
+
+struct Command {
+  CLI::App* app = nullptr;
+  std::function<int()> run;
+};
+
+struct CommandRegistry {
+  std::vector<Command> commands;
+  void add(CLI::App* app, std::function<int()> run) { commands.push_back({app, std::move(run)}); }
+};
+
+void register_all(CLI::App& app, CommandRegistry& registry);
+std::string version_text();
+
+// One per cmd_*.cpp.
+void register_config(CLI::App& app, CommandRegistry& registry);
+
+}  // namespace perpo::cli
