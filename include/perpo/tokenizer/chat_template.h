@@ -1,0 +1,81 @@
+// Chat templates: how a user prompt and an answer become token ids, with the answer kept apart so
+// that only its tokens carry loss / log-probs.
+//
+//   vicuna_v1 (LLaVA-1.5, conv_vicuna_v1):
+//     prompt: "<system> USER: <image>\n<prompt> ASSISTANT:"
+//     answer: " <answer></s>"
+//   plain:
+//     prompt: "<image>\n<prompt>"
+//     answer: " <answer></s>"
+//   <system> = "A chat between a curious human and an artificial intelligence assistant. The
+//   assistant gives helpful, detailed, and polite answers to the human's questions."
+//
+// The prompt ids start with BOS (tokenizer.add_bos); the answer ids end with EOS. Tokenizing the
+// whole conversation as one string gives exactly prompt_ids + answer_ids (the answer's leading
+// space is SentencePiece's dummy prefix), which the fixture test checks against transformers.
+//
+// Image tokens: the placeholder (tokenizer.image_token, `<image>`) becomes `image_tokens` copies
+// of its id, as transformers' LlavaProcessor expands it (576 for LLaVA-1.5-336). The model puts
+// one image feature at each copy. image_tokens = 1 keeps one placeholder for a model that expands
+// it itself. A prompt that already holds the placeholder keeps it where it is.
+//
+//   perpo::ChatTemplate chat(tokenizer, config.tokenizer);
+//   std::vector<int> prompt_ids = chat.encode_prompt(record.prompt, /*has_image=*/true, 576);
+//   std::vector<int> answer_ids = chat.encode_answer("[0.61, 0.1, 0.77, 0.54]");
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "perpo/config/config.h"
+#include "perpo/tokenizer/tokenizer.h"
+
+namespace perpo {
+
+/// LLaVA-1.5's system prompt (conv_vicuna_v1).
+inline constexpr std::string_view kVicunaSystemPrompt =
+    "A chat between a curious human and an artificial intelligence assistant. The assistant "
+    "gives helpful, detailed, and polite answers to the human's questions.";
+
+/// One prompt + answer as ids, and which of them carry loss.
+struct ChatTokens {
+  std::vector<int> ids;                   // prompt ids then answer ids
+  std::vector<std::uint8_t> answer_mask;  // 1 on answer tokens (incl. EOS), 0 on the prompt
+  int prompt_length = 0;                  // ids[0, prompt_length) is the prompt
+};
+
+class ChatTemplate {
+ public:
+  /// Throws perpo::Error (input) for an unknown template or an image token the tokenizer lacks.
+  /// Keeps a reference to `tokenizer`, which must outlive this object.
+  ChatTemplate(const Tokenizer& tokenizer, const TokenizerConfig& config);
+
+  /// The prompt text before tokenizing (the image placeholder appears once).
+  std::string prompt_text(std::string_view user_prompt, bool has_image) const;
+
+  /// Prompt ids: BOS (if add_bos), the template, each image placeholder repeated `image_tokens`
+  /// times. Ends where the answer begins ("... ASSISTANT:" for vicuna_v1).
+  std::vector<int> encode_prompt(std::string_view user_prompt, bool has_image,
+                                 int image_tokens = 1) const;
+
+  /// Answer ids: the answer text (with its leading space) and EOS. When `max_tokens` > 0 and the
+  /// ids are more, the first `max_tokens` are kept (no EOS then) and `*truncated` is set.
+  std::vector<int> encode_answer(std::string_view answer, int max_tokens = 0,
+                                 bool* truncated = nullptr) const;
+
+  /// encode_prompt + encode_answer with the mask that picks the answer.
+  ChatTokens encode(std::string_view user_prompt, std::string_view answer, bool has_image,
+                    int image_tokens = 1) const;
+
+  int image_token_id() const { return image_token_id_; }
+  const Tokenizer& tokenizer() const { return tokenizer_; }
+
+ private:
+  const Tokenizer& tokenizer_;
+  TokenizerConfig config_;
+  int image_token_id_ = -1;
+};
+
+}  // namespace perpo

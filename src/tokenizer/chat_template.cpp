@@ -1,0 +1,75 @@
+// Chat templates vicuna_v1 and plain (see chat_template.h).
+#include "perpo/tokenizer/chat_template.h"
+
+#include "perpo/core/error.h"
+
+namespace perpo {
+
+ChatTemplate::ChatTemplate(const Tokenizer& tokenizer, const TokenizerConfig& config)
+    : tokenizer_(tokenizer), config_(config) {
+  if (config_.chat_template != "vicuna_v1" && config_.chat_template != "plain") {
+    throw input_error("unknown chat template '", config_.chat_template, "'")
+        .hint("tokenizer.chat_template must be vicuna_v1 or plain");
+  }
+  const auto image_id = tokenizer_.added_token_id(config_.image_token);
+  if (!image_id) {
+    throw input_error("tokenizer ", tokenizer_.model_path().string(), " has no added token '",
+                      config_.image_token, "'")
+        .hint("set tokenizer.image_token to the image placeholder of this tokenizer");
+  }
+  image_token_id_ = *image_id;
+}
+
+std::string ChatTemplate::prompt_text(std::string_view user_prompt, bool has_image) const {
+  std::string body;
+  if (has_image && user_prompt.find(config_.image_token) == std::string_view::npos) {
+    body = config_.image_token + "\n";
+  }
+  body += user_prompt;
+  if (config_.chat_template == "plain") return body;
+  return std::string(kVicunaSystemPrompt) + " USER: " + body + " ASSISTANT:";
+}
+
+std::vector<int> ChatTemplate::encode_prompt(std::string_view user_prompt, bool has_image,
+                                             int image_tokens) const {
+  PERPO_CHECK(image_tokens >= 1, "image_tokens must be >= 1, got ", image_tokens);
+  const std::vector<int> ids =
+      tokenizer_.encode(prompt_text(user_prompt, has_image), config_.add_bos);
+  if (image_tokens == 1) return ids;
+  std::vector<int> expanded;
+  expanded.reserve(ids.size() + image_tokens);
+  for (int id : ids) {
+    if (id == image_token_id_) {
+      expanded.insert(expanded.end(), image_tokens, id);
+    } else {
+      expanded.push_back(id);
+    }
+  }
+  return expanded;
+}
+
+std::vector<int> ChatTemplate::encode_answer(std::string_view answer, int max_tokens,
+                                             bool* truncated) const {
+  // SentencePiece's dummy prefix supplies the space between "ASSISTANT:" and the answer.
+  std::vector<int> ids = tokenizer_.encode(answer, /*add_bos=*/false, /*add_eos=*/true);
+  if (truncated) *truncated = false;
+  if (max_tokens > 0 && static_cast<int>(ids.size()) > max_tokens) {
+    ids.resize(max_tokens);  // a cut answer has no EOS: it did not end there
+    if (truncated) *truncated = true;
+  }
+  return ids;
+}
+
+ChatTokens ChatTemplate::encode(std::string_view user_prompt, std::string_view answer,
+                                bool has_image, int image_tokens) const {
+  ChatTokens tokens;
+  tokens.ids = encode_prompt(user_prompt, has_image, image_tokens);
+  tokens.prompt_length = static_cast<int>(tokens.ids.size());
+  const std::vector<int> answer_ids = encode_answer(answer);
+  tokens.ids.insert(tokens.ids.end(), answer_ids.begin(), answer_ids.end());
+  tokens.answer_mask.assign(tokens.ids.size(), 0);
+  std::fill(tokens.answer_mask.begin() + tokens.prompt_length, tokens.answer_mask.end(), 1);
+  return tokens;
+}
+
+}  // namespace perpo
