@@ -58,7 +58,7 @@ struct TinyModelConfig {
   }
 };
 
-struct ModelConfig {
+struct ModelSectionConfig {  // YAML "model:" (perpo::ModelConfig, model_config.h, is the architecture)
   std::string path;                     // HF checkpoint folder; "" = built-in tiny model
   LoraConfig lora;                      // low-rank adapters
   TinyModelConfig tiny;                 // sizes of the built-in tiny model
@@ -306,7 +306,7 @@ struct RunConfig {
 };
 
 struct Config {
-  ModelConfig model;
+  ModelSectionConfig model;
   DataConfig data;
   TokenizerConfig tokenizer;
   ImageConfig image;
