@@ -5,12 +5,8 @@
 
 namespace perpo::cli {
 
-void register_all(CLI::App& app, CommandRegistry& registry) {
-  register_config(app, registry);
-}
+void register_all(CLI::App& app, CommandRegistry& registry) { register_config(app, registry); }
 
-std::string version_text() {
-  return std::string("perpo 0.1.0\n") + runtime_summary();
-}
+std::string version_text() { return std::string("perpo 0.1.0\n") + runtime_summary(); }
 
 }  // namespace perpo::cli

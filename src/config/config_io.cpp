@@ -93,11 +93,14 @@ std::vector<std::string> all_paths(const TableBuilder& table) {
 std::string suggestion_for(const std::string& key, const TableBuilder& table) {
   auto paths = all_paths(table);
   if (auto best = closest_match(key, paths)) return "did you mean '" + *best + "'?";
+  // The same name under another section ("train.lr" -> "optim.lr"), exact before near.
   std::string leaf = key.substr(key.rfind('.') + 1);
-  for (const auto& path : paths) {
-    std::string other_leaf = path.substr(path.rfind('.') + 1);
-    if (leaf.size() >= 2 && edit_distance_bytes(leaf, other_leaf) <= 1) {
-      return "did you mean '" + path + "'?";
+  for (std::size_t tolerance : {0u, 1u}) {
+    for (const auto& path : paths) {
+      std::string other_leaf = path.substr(path.rfind('.') + 1);
+      if (leaf.size() >= 2 + tolerance && edit_distance_bytes(leaf, other_leaf) <= tolerance) {
+        return "did you mean '" + path + "'?";
+      }
     }
   }
   return "run 'perpo config show' to list every key";
@@ -128,9 +131,18 @@ bool parse_int64(const std::string& text, long long& out) {
 
 bool parse_double(const std::string& text, double& out) {
   std::string t = text;
-  if (t == ".inf" || t == ".Inf" || t == "+.inf") { out = std::numeric_limits<double>::infinity(); return true; }
-  if (t == "-.inf" || t == "-.Inf") { out = -std::numeric_limits<double>::infinity(); return true; }
-  if (t == ".nan" || t == ".NaN") { out = std::numeric_limits<double>::quiet_NaN(); return true; }
+  if (t == ".inf" || t == ".Inf" || t == "+.inf") {
+    out = std::numeric_limits<double>::infinity();
+    return true;
+  }
+  if (t == "-.inf" || t == "-.Inf") {
+    out = -std::numeric_limits<double>::infinity();
+    return true;
+  }
+  if (t == ".nan" || t == ".NaN") {
+    out = std::numeric_limits<double>::quiet_NaN();
+    return true;
+  }
   const char* begin = t.data();
   const char* end = begin + t.size();
   if (begin != end && *begin == '+') ++begin;
@@ -141,8 +153,14 @@ bool parse_double(const std::string& text, double& out) {
 bool parse_bool(const std::string& text, bool& out) {
   static const std::set<std::string> kTrue = {"true", "True", "TRUE", "yes", "Yes", "on", "On"};
   static const std::set<std::string> kFalse = {"false", "False", "FALSE", "no", "No", "off", "Off"};
-  if (kTrue.count(text)) { out = true; return true; }
-  if (kFalse.count(text)) { out = false; return true; }
+  if (kTrue.count(text)) {
+    out = true;
+    return true;
+  }
+  if (kFalse.count(text)) {
+    out = false;
+    return true;
+  }
   return false;
 }
 
@@ -150,7 +168,8 @@ bool parse_bool(const std::string& text, bool& out) {
 void set_field(const Field& field, const YAML::Node& node, const std::string& source) {
   std::string at = where(source, node);
   auto fail = [&](const char* expected) {
-    return input_error(at, "key '", field.path, "' must be ", expected, ", got ", scalar_text(node));
+    return input_error(at, "key '", field.path, "' must be ", expected, ", got ",
+                       scalar_text(node));
   };
   auto scalar = [&](const char* expected) -> std::string {
     if (!node.IsScalar()) throw fail(expected);
@@ -163,8 +182,8 @@ void set_field(const Field& field, const YAML::Node& node, const std::string& so
           if (!parse_bool(scalar("true or false"), *ptr)) throw fail("true or false");
         } else if constexpr (std::is_same_v<T, int>) {
           long long value = 0;
-          if (!parse_int64(scalar("an integer"), value) || value < std::numeric_limits<int>::min() ||
-              value > std::numeric_limits<int>::max()) {
+          if (!parse_int64(scalar("an integer"), value) ||
+              value < std::numeric_limits<int>::min() || value > std::numeric_limits<int>::max()) {
             throw fail("an integer");
           }
           *ptr = static_cast<int>(value);
@@ -172,7 +191,8 @@ void set_field(const Field& field, const YAML::Node& node, const std::string& so
           std::string text = scalar("a non-negative integer");
           std::uint64_t value = 0;
           auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-          if (ec != std::errc() || p != text.data() + text.size()) throw fail("a non-negative integer");
+          if (ec != std::errc() || p != text.data() + text.size())
+            throw fail("a non-negative integer");
           *ptr = value;
         } else if constexpr (std::is_same_v<T, double>) {
           if (!parse_double(scalar("a number"), *ptr)) throw fail("a number");
@@ -186,7 +206,8 @@ void set_field(const Field& field, const YAML::Node& node, const std::string& so
               std::find(field.choices.begin(), field.choices.end(), *ptr) == field.choices.end()) {
             auto error = input_error(at, "key '", field.path, "' must be one of ",
                                      join(field.choices, ", "), "; got '", *ptr, "'");
-            if (auto best = closest_match(*ptr, field.choices)) error.hint("did you mean '" + *best + "'?");
+            if (auto best = closest_match(*ptr, field.choices))
+              error.hint("did you mean '" + *best + "'?");
             throw error;
           }
         } else if constexpr (std::is_same_v<T, std::vector<double>>) {
@@ -235,8 +256,8 @@ void merge_node(TableBuilder& table, const YAML::Node& node, const std::string& 
     if (sections.count(path)) {
       if (value.IsNull()) continue;  // "section:" with nothing under it
       if (!value.IsMap()) {
-        throw input_error(where(source, value), "'", path, "' is a section and must hold keys, got ",
-                          scalar_text(value));
+        throw input_error(where(source, value), "'", path,
+                          "' is a section and must hold keys, got ", scalar_text(value));
       }
       merge_node(table, value, path, source);
     } else if (auto it = fields.find(path); it != fields.end()) {
@@ -264,11 +285,21 @@ std::string quote(const std::string& text) {
   std::string out = "\"";
   for (unsigned char c : text) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      case '\r': out += "\\r"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
       default:
         if (c < 0x20) {
           char buffer[8];
@@ -353,7 +384,8 @@ void apply_override(Config& config, const std::string& assignment) {
   if (std::holds_alternative<std::string*>(field->ptr)) {
     // Strings are taken verbatim (so "run.dir=1e5" or "x=yes" stay strings), unless quoted.
     std::string raw(trim(value_text_in));
-    if (raw.size() >= 2 && (raw.front() == '"' || raw.front() == '\'') && raw.back() == raw.front()) {
+    if (raw.size() >= 2 && (raw.front() == '"' || raw.front() == '\'') &&
+        raw.back() == raw.front()) {
       try {
         node = YAML::Load(raw);
       } catch (const YAML::Exception& e) {

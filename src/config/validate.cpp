@@ -28,7 +28,8 @@ void validate(const Config& c) {
   // model
   const auto& lora = c.model.lora;
   require(lora.r > 0, "model.lora.r", lora.r, "must be > 0", "e.g. model.lora.r=128");
-  require(lora.alpha > 0, "model.lora.alpha", lora.alpha, "must be > 0", "e.g. model.lora.alpha=256");
+  require(lora.alpha > 0, "model.lora.alpha", lora.alpha, "must be > 0",
+          "e.g. model.lora.alpha=256");
   require(lora.dropout >= 0 && lora.dropout < 1, "model.lora.dropout", lora.dropout,
           "must be in [0, 1)", "e.g. model.lora.dropout=0.05");
   require(!lora.targets.empty(), "model.lora.targets", "[]", "must name at least one layer",
@@ -51,11 +52,12 @@ void validate(const Config& c) {
   require(t.heads % t.kv_heads == 0, "model.tiny.heads", t.heads,
           "must be divisible by model.tiny.kv_heads", "e.g. heads=4 with kv_heads=2");
   require(t.vision_hidden % t.vision_heads == 0, "model.tiny.vision_hidden", t.vision_hidden,
-          "must be divisible by model.tiny.vision_heads", "e.g. vision_hidden=64 with vision_heads=4");
+          "must be divisible by model.tiny.vision_heads",
+          "e.g. vision_hidden=64 with vision_heads=4");
   require(t.image_size % t.patch_size == 0, "model.tiny.image_size", t.image_size,
           "must be divisible by model.tiny.patch_size", "e.g. image_size=64 with patch_size=16");
-  bool trains_something = lora.enabled || !c.model.freeze_llm || !c.model.freeze_projector ||
-                          !c.model.freeze_vision;
+  bool trains_something =
+      lora.enabled || !c.model.freeze_llm || !c.model.freeze_projector || !c.model.freeze_vision;
   require(trains_something || c.loss.name.empty(), "model.freeze_llm", "true",
           "leaves nothing to train (vision, projector and LLM frozen, LoRA off)",
           "set model.lora.enabled=true or model.freeze_llm=false");
@@ -89,7 +91,8 @@ void validate(const Config& c) {
   // sampling
   const auto& s = c.sampling;
   require(s.num_answers >= 2, "sampling.num_answers", s.num_answers,
-          "must be >= 2: a preference list needs at least two answers", "e.g. 20 (grounding), 5 (OCR)");
+          "must be >= 2: a preference list needs at least two answers",
+          "e.g. 20 (grounding), 5 (OCR)");
   require(s.temperature >= 0, "sampling.temperature", s.temperature, "must be >= 0",
           "0 is greedy; the authors sample at 1.0");
   require(s.top_p > 0 && s.top_p <= 1, "sampling.top_p", s.top_p, "must be in (0, 1]",
@@ -101,13 +104,15 @@ void validate(const Config& c) {
           "e.g. 4");
 
   // reward (names as registered in the reward module)
-  static const std::vector<std::string> kRewards = {"", "iou", "giou", "ocr_edit", "exact_match",
-                                                    "numeric"};
+  static const std::vector<std::string> kRewards = {"",         "iou",         "giou",
+                                                    "ocr_edit", "exact_match", "numeric"};
   if (std::find(kRewards.begin(), kRewards.end(), c.reward.name) == kRewards.end()) {
-    auto error = input_error("key 'reward.name' must be one of iou, giou, ocr_edit, exact_match, "
-                             "numeric (or empty for the task's default); got '",
-                             c.reward.name, "'");
-    if (auto best = closest_match(c.reward.name, kRewards)) error.hint("did you mean '" + *best + "'?");
+    auto error = input_error(
+        "key 'reward.name' must be one of iou, giou, ocr_edit, exact_match, "
+        "numeric (or empty for the task's default); got '",
+        c.reward.name, "'");
+    if (auto best = closest_match(c.reward.name, kRewards))
+      error.hint("did you mean '" + *best + "'?");
     throw error;
   }
 
@@ -136,7 +141,8 @@ void validate(const Config& c) {
   const auto& tr = c.train;
   require(tr.epochs >= 1, "train.epochs", tr.epochs, "must be >= 1", "e.g. 1");
   require(tr.max_steps >= 0, "train.max_steps", tr.max_steps, "must be >= 0", "0 = run all epochs");
-  require(tr.lists_per_step >= 1, "train.lists_per_step", tr.lists_per_step, "must be >= 1", "e.g. 2");
+  require(tr.lists_per_step >= 1, "train.lists_per_step", tr.lists_per_step, "must be >= 1",
+          "e.g. 2");
   require(tr.grad_accum >= 1, "train.grad_accum", tr.grad_accum, "must be >= 1", "e.g. 1");
   require(tr.log_every >= 1, "train.log_every", tr.log_every, "must be >= 1", "e.g. 1");
   require(tr.checkpoint_every >= 0, "train.checkpoint_every", tr.checkpoint_every, "must be >= 0",
@@ -167,7 +173,8 @@ void validate(const Config& c) {
           "e.g. run.device=cuda:0");
   require(c.run.dtype != "fp16" || on_cuda, "run.dtype", c.run.dtype,
           "fp16 is only supported on CUDA", "use run.dtype=fp32 on CPU (or bf16 on CUDA)");
-  require(c.run.threads >= 0, "run.threads", c.run.threads, "must be >= 0", "0 = LibTorch's default");
+  require(c.run.threads >= 0, "run.threads", c.run.threads, "must be >= 0",
+          "0 = LibTorch's default");
 }
 
 }  // namespace perpo

@@ -26,7 +26,8 @@ fs::path temp_name_for(const fs::path& target) {
 
 void fsync_path(const fs::path& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw runtime_error("cannot open ", path.string(), " to sync it: ", std::strerror(errno));
+  if (fd < 0)
+    throw runtime_error("cannot open ", path.string(), " to sync it: ", std::strerror(errno));
   int rc = ::fsync(fd);
   int saved = errno;
   ::close(fd);
@@ -67,7 +68,9 @@ void AtomicFileWriter::commit() {
   fsync_path(temp_);
   std::error_code ec;
   fs::rename(temp_, target_, ec);
-  if (ec) throw runtime_error("cannot rename ", temp_.string(), " to ", target_.string(), ": ", ec.message());
+  if (ec)
+    throw runtime_error("cannot rename ", temp_.string(), " to ", target_.string(), ": ",
+                        ec.message());
   committed_ = true;
   fs::path parent = target_.parent_path();
   fsync_path(parent.empty() ? fs::path(".") : parent);

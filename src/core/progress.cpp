@@ -58,8 +58,7 @@ Progress::Progress(std::int64_t total, std::string label, std::string unit)
 Progress::~Progress() { finish(); }
 
 double Progress::rate() const {
-  double elapsed =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   return elapsed > 0 ? static_cast<double>(done_) / elapsed : 0.0;
 }
 
@@ -75,8 +74,7 @@ void Progress::advance(std::int64_t n) {
 void Progress::set_note(std::string note) { note_ = std::move(note); }
 
 std::string Progress::render() const {
-  double elapsed =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   double per_second = rate();
   std::string line = label_ + " ";
   if (total_ > 0) {

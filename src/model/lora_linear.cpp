@@ -25,7 +25,10 @@ LoraLinearImpl::LoraLinearImpl(std::int64_t in, std::int64_t out, bool with_bias
 torch::Tensor LoraLinearImpl::forward(const torch::Tensor& x) {
   torch::Tensor y = F::linear(x, weight, bias);  // (..., out)
   if (lora_A.defined()) {
-    torch::Tensor h = lora_dropout > 0 ? F::dropout(x, F::DropoutFuncOptions().p(lora_dropout).training(is_training())) : x;
+    torch::Tensor h =
+        lora_dropout > 0
+            ? F::dropout(x, F::DropoutFuncOptions().p(lora_dropout).training(is_training()))
+            : x;
     y = y + F::linear(F::linear(h, lora_A), lora_B) * lora_scale;  // (..., r) -> (..., out)
   }
   return y;

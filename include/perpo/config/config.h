@@ -14,10 +14,10 @@
 namespace perpo {
 
 struct LoraConfig {
-  bool enabled = false;     // true: train low-rank adapters only, e.g. true
-  int r = 128;              // adapter rank, e.g. 128 (authors' release)
-  double alpha = 256;       // scale numerator: adapters are scaled by alpha / r, e.g. 256
-  double dropout = 0.05;    // dropout on the adapter input, e.g. 0.05
+  bool enabled = false;   // true: train low-rank adapters only, e.g. true
+  int r = 128;            // adapter rank, e.g. 128 (authors' release)
+  double alpha = 256;     // scale numerator: adapters are scaled by alpha / r, e.g. 256
+  double dropout = 0.05;  // dropout on the adapter input, e.g. 0.05
   std::vector<std::string> targets = {"all-linear"};  // "all-linear" or names: [q_proj, v_proj]
 
   template <typename V>
@@ -26,22 +26,23 @@ struct LoraConfig {
     v.field("r", r, "adapter rank, e.g. 128");
     v.field("alpha", alpha, "adapter scale is alpha / r, e.g. 256");
     v.field("dropout", dropout, "dropout on the adapter input, e.g. 0.05");
-    v.field("targets", targets, "linear layers that get adapters: [all-linear] or [q_proj, v_proj, ...]");
+    v.field("targets", targets,
+            "linear layers that get adapters: [all-linear] or [q_proj, v_proj, ...]");
   }
 };
 
 struct TinyModelConfig {
   // The built-in tiny LLaVA used when model.path is empty (demo, tests).
-  int vision_hidden = 64;     // e.g. 64
-  int vision_layers = 2;      // e.g. 2
-  int vision_heads = 4;       // e.g. 4
-  int image_size = 64;        // pixels per side, e.g. 64
-  int patch_size = 16;        // pixels per patch side, e.g. 16 -> 16 image tokens
-  int hidden = 128;           // decoder width, e.g. 128
-  int layers = 2;             // decoder layers, e.g. 2
-  int heads = 4;              // attention heads, e.g. 4
-  int kv_heads = 2;           // key/value heads (GQA), e.g. 2
-  int intermediate = 256;     // MLP width, e.g. 256
+  int vision_hidden = 64;  // e.g. 64
+  int vision_layers = 2;   // e.g. 2
+  int vision_heads = 4;    // e.g. 4
+  int image_size = 64;     // pixels per side, e.g. 64
+  int patch_size = 16;     // pixels per patch side, e.g. 16 -> 16 image tokens
+  int hidden = 128;        // decoder width, e.g. 128
+  int layers = 2;          // decoder layers, e.g. 2
+  int heads = 4;           // attention heads, e.g. 4
+  int kv_heads = 2;        // key/value heads (GQA), e.g. 2
+  int intermediate = 256;  // MLP width, e.g. 256
 
   template <typename V>
   void visit(V& v) {
@@ -58,7 +59,8 @@ struct TinyModelConfig {
   }
 };
 
-struct ModelSectionConfig {  // YAML "model:" (perpo::ModelConfig, model_config.h, is the architecture)
+struct ModelSectionConfig {             // YAML "model:" (perpo::ModelConfig, model_config.h, is the
+                                        // architecture)
   std::string path;                     // HF checkpoint folder; "" = built-in tiny model
   LoraConfig lora;                      // low-rank adapters
   TinyModelConfig tiny;                 // sizes of the built-in tiny model
@@ -96,14 +98,14 @@ struct SyntheticDataConfig {
 };
 
 struct DataConfig {
-  std::string train;                 // dataset or preference-list JSONL for training
-  std::string eval;                  // dataset JSONL for evaluation
-  std::string format = "auto";       // auto | perpo | authors
+  std::string train;                    // dataset or preference-list JSONL for training
+  std::string eval;                     // dataset JSONL for evaluation
+  std::string format = "auto";          // auto | perpo | authors
   std::string on_bad_record = "error";  // error | skip (skipped records are counted)
-  int max_prompt_tokens = 2048;      // longer prompts are an error, e.g. 2048
-  int max_answer_tokens = 256;       // longer answers are truncated (and counted), e.g. 256
-  bool shuffle = true;               // shuffle training lists each epoch
-  SyntheticDataConfig synthetic;     // built-in tasks (demo)
+  int max_prompt_tokens = 2048;         // longer prompts are an error, e.g. 2048
+  int max_answer_tokens = 256;          // longer answers are truncated (and counted), e.g. 256
+  bool shuffle = true;                  // shuffle training lists each epoch
+  SyntheticDataConfig synthetic;        // built-in tasks (demo)
 
   template <typename V>
   void visit(V& v) {
@@ -114,17 +116,18 @@ struct DataConfig {
     v.choice("on_bad_record", on_bad_record, {"error", "skip"},
              "stop at a bad record, or skip it (skips are counted and reported)");
     v.field("max_prompt_tokens", max_prompt_tokens, "prompt token limit, e.g. 2048");
-    v.field("max_answer_tokens", max_answer_tokens, "answers are cut to this many tokens, e.g. 256");
+    v.field("max_answer_tokens", max_answer_tokens,
+            "answers are cut to this many tokens, e.g. 256");
     v.field("shuffle", shuffle, "shuffle training lists every epoch");
     v.section("synthetic", synthetic, "built-in synthetic perception tasks");
   }
 };
 
 struct TokenizerConfig {
-  std::string path;                     // tokenizer.model; "" = <model.path>/tokenizer.model
+  std::string path;                         // tokenizer.model; "" = <model.path>/tokenizer.model
   std::string chat_template = "vicuna_v1";  // vicuna_v1 (LLaVA-1.5) | plain
-  std::string image_token = "<image>";  // placeholder replaced by the image features
-  bool add_bos = true;                  // prepend BOS to every prompt
+  std::string image_token = "<image>";      // placeholder replaced by the image features
+  bool add_bos = true;                      // prepend BOS to every prompt
 
   template <typename V>
   void visit(V& v) {
@@ -137,8 +140,8 @@ struct TokenizerConfig {
 };
 
 struct ImageConfig {
-  int size = 336;                     // model input side in pixels, e.g. 336
-  std::string aspect = "pad";         // pad (LLaVA-1.5: pad to square with mean colour) | crop
+  int size = 336;              // model input side in pixels, e.g. 336
+  std::string aspect = "pad";  // pad (LLaVA-1.5: pad to square with mean colour) | crop
   std::vector<double> mean = {0.48145466, 0.4578275, 0.40821073};  // CLIP mean (RGB)
   std::vector<double> std = {0.26862954, 0.26130258, 0.27577711};  // CLIP std (RGB)
 
@@ -153,14 +156,14 @@ struct ImageConfig {
 };
 
 struct SamplingConfig {
-  int num_answers = 20;          // N answers per prompt, e.g. 20 (grounding) or 5 (OCR)
-  double temperature = 1.0;      // e.g. 1.0
-  double top_p = 1.0;            // nucleus sampling, 1 = off, e.g. 0.9
-  int top_k = 0;                 // 0 = off, e.g. 50
-  int max_new_tokens = 32;       // e.g. 32 for boxes, 512 for page OCR
-  int lists_per_batch = 4;       // prompts decoded together, e.g. 4
-  std::string output;            // preference lists JSONL; "" = <run.dir>/lists.jsonl
-  bool reference_logps = true;   // compute and store ref_logps with each list
+  int num_answers = 20;         // N answers per prompt, e.g. 20 (grounding) or 5 (OCR)
+  double temperature = 1.0;     // e.g. 1.0
+  double top_p = 1.0;           // nucleus sampling, 1 = off, e.g. 0.9
+  int top_k = 0;                // 0 = off, e.g. 50
+  int max_new_tokens = 32;      // e.g. 32 for boxes, 512 for page OCR
+  int lists_per_batch = 4;      // prompts decoded together, e.g. 4
+  std::string output;           // preference lists JSONL; "" = <run.dir>/lists.jsonl
+  bool reference_logps = true;  // compute and store ref_logps with each list
 
   template <typename V>
   void visit(V& v) {
@@ -171,15 +174,16 @@ struct SamplingConfig {
     v.field("max_new_tokens", max_new_tokens, "answer length limit in tokens, e.g. 32");
     v.field("lists_per_batch", lists_per_batch, "prompts decoded together, e.g. 4");
     v.field("output", output, "preference-list JSONL to write; empty = <run.dir>/lists.jsonl");
-    v.field("reference_logps", reference_logps, "store the sampling model's log-probs as ref_logps");
+    v.field("reference_logps", reference_logps,
+            "store the sampling model's log-probs as ref_logps");
   }
 };
 
 struct RewardConfig {
-  std::string name;                  // "" = by task (grounding: iou, ocr: ocr_edit)
-  std::string box_select = "first";  // first | last | best: which box of several to score
-  bool normalize_whitespace = false; // OCR: collapse runs of whitespace before scoring
-  bool lowercase = false;            // OCR / exact match: compare case-insensitively
+  std::string name;                   // "" = by task (grounding: iou, ocr: ocr_edit)
+  std::string box_select = "first";   // first | last | best: which box of several to score
+  bool normalize_whitespace = false;  // OCR: collapse runs of whitespace before scoring
+  bool lowercase = false;             // OCR / exact match: compare case-insensitively
 
   template <typename V>
   void visit(V& v) {
@@ -260,10 +264,10 @@ struct TrainConfig {
 };
 
 struct EvalConfig {
-  int max_new_tokens = 32;       // greedy answer length limit, e.g. 32
-  int batch_size = 8;            // prompts decoded together, e.g. 8
-  double iou_threshold = 0.5;    // Acc@t threshold, e.g. 0.5
-  int limit = 0;                 // evaluate only the first K records; 0 = all
+  int max_new_tokens = 32;     // greedy answer length limit, e.g. 32
+  int batch_size = 8;          // prompts decoded together, e.g. 8
+  double iou_threshold = 0.5;  // Acc@t threshold, e.g. 0.5
+  int limit = 0;               // evaluate only the first K records; 0 = all
 
   template <typename V>
   void visit(V& v) {

@@ -15,7 +15,8 @@ namespace perpo {
 
 /// Defaults <- file (if non-empty) <- overrides, then validate(). Errors are perpo::Error (input)
 /// naming the file, line and key, with a hint ("did you mean 'optim.lr'?").
-Config load_config(const std::filesystem::path& file, const std::vector<std::string>& overrides = {});
+Config load_config(const std::filesystem::path& file,
+                   const std::vector<std::string>& overrides = {});
 
 /// Merges YAML text into `config`. `source` names the text in error messages.
 void merge_yaml(Config& config, const std::string& yaml_text, const std::string& source);

@@ -4,7 +4,8 @@
 //
 //   PERPO_CHECK(beta > 0, "loss.beta must be > 0, got ", beta);
 //   PERPO_CHECK_INPUT(n >= 2, path, ":", line, ": a list needs at least 2 answers, got ", n);
-//   throw perpo::Error(perpo::ErrorKind::kInput, "unknown reward 'iuo'").hint("did you mean 'iou'?");
+//   throw perpo::Error(perpo::ErrorKind::kInput, "unknown reward 'iuo'").hint("did you mean
+//   'iou'?");
 #pragma once
 
 #include <sstream>
@@ -46,7 +47,9 @@ class Error : public std::runtime_error {
   }
   Error&& where(const char* file, int line) && { return std::move(this->where(file, line)); }
 
-  const char* what() const noexcept override { return full_.empty() ? message_.c_str() : full_.c_str(); }
+  const char* what() const noexcept override {
+    return full_.empty() ? message_.c_str() : full_.c_str();
+  }
   const std::string& message() const { return message_; }
   const std::string& hint_text() const { return hint_; }
   const std::string& source_location() const { return where_; }
@@ -88,17 +91,17 @@ Error runtime_error(Args&&... args) {
 }  // namespace perpo
 
 /// Throws perpo::Error (runtime, exit 1) with the streamed message when `cond` is false.
-#define PERPO_CHECK(cond, ...)                                                          \
-  do {                                                                                  \
-    if (!(cond)) {                                                                      \
-      throw ::perpo::runtime_error(__VA_ARGS__).where(__FILE__, __LINE__);              \
-    }                                                                                   \
+#define PERPO_CHECK(cond, ...)                                             \
+  do {                                                                     \
+    if (!(cond)) {                                                         \
+      throw ::perpo::runtime_error(__VA_ARGS__).where(__FILE__, __LINE__); \
+    }                                                                      \
   } while (false)
 
 /// Throws perpo::Error (input, exit 2) with the streamed message when `cond` is false.
-#define PERPO_CHECK_INPUT(cond, ...)                                                    \
-  do {                                                                                  \
-    if (!(cond)) {                                                                      \
-      throw ::perpo::input_error(__VA_ARGS__).where(__FILE__, __LINE__);                \
-    }                                                                                   \
+#define PERPO_CHECK_INPUT(cond, ...)                                     \
+  do {                                                                   \
+    if (!(cond)) {                                                       \
+      throw ::perpo::input_error(__VA_ARGS__).where(__FILE__, __LINE__); \
+    }                                                                    \
   } while (false)

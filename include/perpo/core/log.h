@@ -32,11 +32,11 @@ void log_message(LogLevel level, std::string_view message);
 
 }  // namespace perpo
 
-#define PERPO_LOG_AT(level, ...)                                                   \
-  do {                                                                             \
-    if (::perpo::log_enabled(level)) {                                             \
-      ::perpo::log_message(level, ::perpo::detail::concat(__VA_ARGS__));           \
-    }                                                                              \
+#define PERPO_LOG_AT(level, ...)                                         \
+  do {                                                                   \
+    if (::perpo::log_enabled(level)) {                                   \
+      ::perpo::log_message(level, ::perpo::detail::concat(__VA_ARGS__)); \
+    }                                                                    \
   } while (false)
 #define PERPO_LOG_DEBUG(...) PERPO_LOG_AT(::perpo::LogLevel::kDebug, __VA_ARGS__)
 #define PERPO_LOG_INFO(...) PERPO_LOG_AT(::perpo::LogLevel::kInfo, __VA_ARGS__)

@@ -1,0 +1,217 @@
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "perpo/config/config_io.h"
+#include "perpo/core/atomic_file.h"
+#include "perpo/core/error.h"
+#include "test_paths.h"
+
+namespace perpo {
+namespace {
+namespace fs = std::filesystem;
+
+// Runs `fn`, expects a perpo::Error of input kind, returns its full text.
+template <typename Fn>
+std::string input_error_text(Fn fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.exit_code(), 2) << e.what();
+    return e.what();
+  }
+  ADD_FAILURE() << "no perpo::Error was thrown";
+  return "";
+}
+
+fs::path write_temp(const std::string& name, const std::string& text) {
+  fs::path path = fs::path(test::kScratchDir) / "config" / name;
+  write_file_atomic(path, text);
+  return path;
+}
+
+TEST(Config, DefaultsMatchTheAuthorsRelease) {
+  Config c;
+  EXPECT_EQ(c.loss.name, "perpo");
+  EXPECT_DOUBLE_EQ(c.loss.beta, 0.1);
+  EXPECT_DOUBLE_EQ(c.loss.gamma, 0.5);
+  EXPECT_DOUBLE_EQ(c.optim.lr, 5e-6);
+  EXPECT_EQ(c.optim.schedule, "cosine");
+  EXPECT_DOUBLE_EQ(c.optim.max_grad_norm, 1.0);
+  EXPECT_EQ(c.model.lora.r, 128);
+  EXPECT_DOUBLE_EQ(c.model.lora.alpha, 256);
+  EXPECT_NO_THROW(validate(c));
+}
+
+TEST(Config, LoadsYamlFileIncludingNestedSectionsAndLists) {
+  auto path = write_temp("ok.yaml", R"(
+model:
+  lora:
+    enabled: true
+    r: 8
+    targets: [q_proj, v_proj]
+loss:
+  name: dpo
+  beta: 0.25
+image:
+  mean: [0.5, 0.5, 0.5]
+run:
+  seed: 7
+)");
+  Config c = load_config(path);
+  EXPECT_TRUE(c.model.lora.enabled);
+  EXPECT_EQ(c.model.lora.r, 8);
+  EXPECT_EQ(c.model.lora.targets, (std::vector<std::string>{"q_proj", "v_proj"}));
+  EXPECT_EQ(c.loss.name, "dpo");
+  EXPECT_DOUBLE_EQ(c.loss.beta, 0.25);
+  EXPECT_EQ(c.image.mean, (std::vector<double>{0.5, 0.5, 0.5}));
+  EXPECT_EQ(c.run.seed, 7u);
+  EXPECT_DOUBLE_EQ(c.loss.gamma, 0.5);  // untouched keys keep their defaults
+}
+
+TEST(Config, OverridesApplyAfterTheFile) {
+  auto path = write_temp("base.yaml", "optim:\n  lr: 1e-5\n");
+  Config c = load_config(path, {"optim.lr=2e-4", "train.epochs=3", "model.lora.targets=[o_proj]",
+                                "run.dir=runs/x y", "data.synthetic.tasks=ocr"});
+  EXPECT_DOUBLE_EQ(c.optim.lr, 2e-4);
+  EXPECT_EQ(c.train.epochs, 3);
+  EXPECT_EQ(c.model.lora.targets, (std::vector<std::string>{"o_proj"}));
+  EXPECT_EQ(c.run.dir, "runs/x y");
+  EXPECT_EQ(c.data.synthetic.tasks, (std::vector<std::string>{"ocr"}));
+}
+
+TEST(Config, StringOverridesStayStrings) {
+  Config c;
+  apply_override(c, "run.dir=1e5");
+  EXPECT_EQ(c.run.dir, "1e5");
+  apply_override(c, "model.path=\"\"");
+  EXPECT_EQ(c.model.path, "");
+}
+
+TEST(Config, UnknownKeySuggestsTheNearestValidOne) {
+  Config c;
+  std::string text = input_error_text([&] { apply_override(c, "optim.lrr=1"); });
+  EXPECT_NE(text.find("unknown key 'optim.lrr'"), std::string::npos) << text;
+  EXPECT_NE(text.find("did you mean 'optim.lr'?"), std::string::npos) << text;
+
+  // A known leaf under the wrong section is found too.
+  text = input_error_text([&] { apply_override(c, "train.lr=1"); });
+  EXPECT_NE(text.find("did you mean 'optim.lr'?"), std::string::npos) << text;
+
+  auto path = write_temp("typo.yaml", "loss:\n  beta: 0.1\n  gama: 0.5\n");
+  text = input_error_text([&] { load_config(path); });
+  EXPECT_NE(text.find("typo.yaml:3"), std::string::npos) << text;  // names file and line
+  EXPECT_NE(text.find("unknown key 'loss.gama'"), std::string::npos) << text;
+  EXPECT_NE(text.find("did you mean 'loss.gamma'?"), std::string::npos) << text;
+
+  path = write_temp("section.yaml", "trian:\n  epochs: 1\n");
+  text = input_error_text([&] { load_config(path); });
+  EXPECT_NE(text.find("did you mean 'train'?"), std::string::npos) << text;
+}
+
+TEST(Config, WrongTypesAreErrorsNamingKeyAndExpectedType) {
+  Config c;
+  std::string text = input_error_text([&] { apply_override(c, "loss.beta=abc"); });
+  EXPECT_NE(text.find("'loss.beta' must be a number, got 'abc'"), std::string::npos) << text;
+  text = input_error_text([&] { apply_override(c, "train.epochs=1.5"); });
+  EXPECT_NE(text.find("'train.epochs' must be an integer"), std::string::npos) << text;
+  text = input_error_text([&] { apply_override(c, "model.lora.enabled=maybe"); });
+  EXPECT_NE(text.find("must be true or false"), std::string::npos) << text;
+  text = input_error_text([&] { apply_override(c, "image.mean=0.5"); });
+  EXPECT_NE(text.find("must be a list of numbers"), std::string::npos) << text;
+  text = input_error_text([&] { apply_override(c, "loss.name=dop"); });
+  EXPECT_NE(text.find("must be one of perpo, dpo"), std::string::npos) << text;
+  EXPECT_NE(text.find("did you mean 'dpo'?"), std::string::npos) << text;
+  text = input_error_text([&] { apply_override(c, "run.seed=-1"); });
+  EXPECT_NE(text.find("non-negative integer"), std::string::npos) << text;
+  text = input_error_text([&] { apply_override(c, "loss=1"); });
+  EXPECT_NE(text.find("is a section"), std::string::npos) << text;
+  text = input_error_text([&] { apply_override(c, "no-equals-sign"); });
+  EXPECT_NE(text.find("key=value"), std::string::npos) << text;
+
+  auto path = write_temp("types.yaml", "train:\n  epochs: [1, 2]\n");
+  text = input_error_text([&] { load_config(path); });
+  EXPECT_NE(text.find("types.yaml:2"), std::string::npos) << text;
+  EXPECT_NE(text.find("got a list"), std::string::npos) << text;
+}
+
+TEST(Config, BadYamlAndNonMappingFilesAreInputErrors) {
+  auto path = write_temp("broken.yaml", "loss: [unclosed\n");
+  std::string text = input_error_text([&] { load_config(path); });
+  EXPECT_NE(text.find("not valid YAML"), std::string::npos) << text;
+  path = write_temp("list.yaml", "- a\n- b\n");
+  text = input_error_text([&] { load_config(path); });
+  EXPECT_NE(text.find("must be a mapping"), std::string::npos) << text;
+  path = write_temp("scalar-section.yaml", "loss: 3\n");
+  text = input_error_text([&] { load_config(path); });
+  EXPECT_NE(text.find("'loss' is a section"), std::string::npos) << text;
+}
+
+TEST(Config, ValidationNamesKeyAndHowToFixIt) {
+  struct Case {
+    std::string override_text;
+    std::string expected;
+  };
+  std::vector<Case> cases = {
+      {"sampling.num_answers=1", "'sampling.num_answers' must be >= 2"},
+      {"loss.beta=0", "'loss.beta' must be > 0"},
+      {"optim.lr=-1", "'optim.lr' must be a positive number"},
+      {"sampling.top_p=1.5", "'sampling.top_p' must be in (0, 1]"},
+      {"model.tiny.kv_heads=3", "must be divisible by model.tiny.kv_heads"},
+      {"run.device=gpu", "'run.device' must be cpu, cuda or cuda:N"},
+      {"run.dtype=fp16", "fp16 is only supported on CUDA"},
+      {"distributed.backend=nccl", "nccl needs run.device=cuda"},
+      {"reward.name=iuo", "did you mean 'iou'?"},
+      {"image.std=[0.2, 0.2]", "'image.std' must hold 3 values"},
+      {"data.synthetic.tasks=[vqa]", "'data.synthetic.tasks' holds an unknown task"},
+  };
+  for (const auto& test_case : cases) {
+    Config c;
+    apply_override(c, test_case.override_text);
+    std::string text = input_error_text([&] { validate(c); });
+    EXPECT_NE(text.find(test_case.expected), std::string::npos)
+        << test_case.override_text << " -> " << text;
+    EXPECT_NE(text.find("hint:"), std::string::npos) << text;
+  }
+}
+
+TEST(Config, DumpRoundTripsExactly) {
+  Config c;
+  for (const char* o :
+       {"optim.lr=3.3e-7", "loss.gamma=0.3333333333333333", "model.path=/x/\"q\" y",
+        "model.lora.targets=[q_proj, 'k: proj']", "image.mean=[0.1, 0.2, 0.30000000000000004]",
+        "run.seed=18446744073709551615", "eval.iou_threshold=1", "train.max_steps=12"}) {
+    apply_override(c, o);
+  }
+  std::string yaml = dump_config(c);
+  Config back;
+  merge_yaml(back, yaml, "dump");
+  EXPECT_TRUE(configs_equal(c, back)) << yaml;
+  EXPECT_EQ(dump_config(back), yaml);
+  EXPECT_EQ(back.model.path, "/x/\"q\" y");
+  EXPECT_EQ(back.run.seed, 18446744073709551615ull);
+  EXPECT_FALSE(configs_equal(c, Config{}));
+  // Every key appears in the dump with a comment.
+  for (const auto& key : config_keys()) {
+    std::string leaf = key.substr(key.rfind('.') + 1);
+    EXPECT_NE(yaml.find(leaf + ": "), std::string::npos) << key;
+  }
+}
+
+TEST(Config, ShippedConfigsLoadAndValidate) {
+  fs::path configs = fs::path(test::kTestsDir).parent_path() / "configs";
+  int count = 0;
+  for (const auto& entry : fs::directory_iterator(configs)) {
+    if (entry.path().extension() != ".yaml") continue;
+    EXPECT_NO_THROW(load_config(entry.path())) << entry.path();
+    ++count;
+  }
+  EXPECT_GE(count, 2);
+  Config grounding = load_config(configs / "llava-1.5-7b-grounding.yaml");
+  EXPECT_EQ(grounding.sampling.num_answers, 20);
+  EXPECT_TRUE(grounding.model.lora.enabled);
+  EXPECT_EQ(grounding.run.dtype, "bf16");
+}
+
+}  // namespace
+}  // namespace perpo
