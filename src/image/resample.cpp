@@ -17,6 +17,12 @@
 #include "perpo/core/error.h"
 #include "perpo/image/transforms.h"
 
+// The two passes are simple integer loops that GCC vectorises only above -O2's "very cheap"
+// cost model; this file is small and self-contained, so it asks for -O3 (3x faster here).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("O3")
+#endif
+
 namespace perpo {
 namespace {
 
@@ -123,13 +129,14 @@ RgbImage resize_vertical(const RgbImage& in, int out_height) {
     // Accumulate whole rows at a time: contiguous reads, and the inner loop vectorises.
     std::fill(sums.begin(), sums.end(), kHalf);
     const std::int32_t* taps = &axis.taps[static_cast<std::size_t>(y) * axis.window];
+    std::int32_t* __restrict row_sums = sums.data();
     for (int k = 0; k < axis.count[y]; ++k) {
-      const std::uint8_t* src = &in.pixels[(axis.first[y] + k) * row_values];
+      const std::uint8_t* __restrict src = &in.pixels[(axis.first[y] + k) * row_values];
       const std::int32_t tap = taps[k];
-      for (std::size_t i = 0; i < row_values; ++i) sums[i] += src[i] * tap;
+      for (std::size_t i = 0; i < row_values; ++i) row_sums[i] += src[i] * tap;
     }
-    std::uint8_t* out_row = &out.pixels[static_cast<std::size_t>(y) * row_values];
-    for (std::size_t i = 0; i < row_values; ++i) out_row[i] = to_byte(sums[i]);
+    std::uint8_t* __restrict out_row = &out.pixels[static_cast<std::size_t>(y) * row_values];
+    for (std::size_t i = 0; i < row_values; ++i) out_row[i] = to_byte(row_sums[i]);
   }
   return out;
 }
