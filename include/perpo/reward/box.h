@@ -1,0 +1,100 @@
+// Boxes in answer text: parsing, canonical formatting, IoU / GIoU.
+//
+// Every box perpo works with is normalised: corners (x1, y1) top-left and (x2, y2) bottom-right,
+// each coordinate a fraction of the image width / height in [0, 1]. The parser accepts the forms
+// models actually write and converts them to that:
+//
+//   "[0.61, 0.1, 0.77, 0.54]"                  normalised (LLaVA-1.5 RefCOCO style), any decimals
+//   "The glass is at [0.61,0.10 ,0.77, 0.54]."  surrounding text and odd spacing are fine
+//   "[243, 40, 308, 216]"                      pixels: needs the image size (BoxParseOptions)
+//   "(0.61,0.10),(0.77,0.54)" / "(243,40),(308,216)"   corner pairs, normalised or pixels
+//   "<|box_start|>(610,100),(770,540)<|box_end|>"     Qwen-style, integers on a 0-1000 scale
+//   "<box>(610,100),(770,540)</box>"                   Qwen-VL-style, same scale
+//
+// Rule for the plain forms: a box whose four values all lie in [0, 1] is normalised; otherwise it
+// is in pixels if the image size is known, else it is reported out of range. Corners given in the
+// wrong order (x1 > x2 or y1 > y2) are swapped. Problems are reported, never thrown: see BoxNote.
+//
+// Canonical text form (prompts, SFT targets): four values with exactly two decimals,
+// "[0.61, 0.10, 0.77, 0.54]" (format_box). The parser reads the authors' "[0.61, 0.1, ...]" too.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace perpo {
+
+/// A box in normalised image coordinates; x1 <= x2 and y1 <= y2 once parsed.
+struct Box {
+  double x1 = 0, y1 = 0, x2 = 0, y2 = 0;
+
+  double width() const { return x2 - x1; }
+  double height() const { return y2 - y1; }
+  double area() const { return width() * height(); }
+  bool operator==(const Box&) const = default;
+};
+
+/// What the parser found for one box-like span of text.
+enum class BoxNote {
+  kOk,          // a usable box
+  kMalformed,   // looked like a box but was not: wrong number of values, e.g. "[0.1, 0.2, 0.3]"
+  kNonFinite,   // a value was NaN or infinite (or too large for a double)
+  kOutOfRange,  // a value lies outside the image (or pixels without a known image size)
+  kDegenerate,  // zero width or zero height
+};
+
+/// Short stable name of a note: "ok", "malformed_box", "non_finite_box", "out_of_range_box",
+/// "degenerate_box". These are the notes that rewards report and `perpo score` counts.
+const char* box_note_name(BoxNote note);
+
+/// How the box was written.
+enum class BoxFormat {
+  kBracketList,  // [x1, y1, x2, y2]
+  kCornerPairs,  // (x1,y1),(x2,y2)
+  kScaled1000,   // <|box_start|>(x1,y1),(x2,y2)<|box_end|> or <box>...</box>, 0-1000
+};
+
+/// One box-like span found in a text, in order of appearance.
+struct BoxCandidate {
+  Box box;  // normalised; meaningful only when note == kOk
+  BoxNote note = BoxNote::kOk;
+  BoxFormat format = BoxFormat::kBracketList;
+  std::size_t offset = 0;  // byte offset of the span's first character
+  bool corners_swapped = false;
+};
+
+struct BoxParseOptions {
+  double image_width = 0;   // pixels, e.g. 640; 0 = unknown (pixel boxes are then out of range)
+  double image_height = 0;  // pixels, e.g. 480
+};
+
+/// Every box-like span in `text`, in order. Never throws; runs in time linear in the text length.
+std::vector<BoxCandidate> parse_boxes(std::string_view text, const BoxParseOptions& options = {});
+
+/// Which of several boxes an answer is scored by.
+enum class BoxSelect { kFirst, kLast, kBest };
+
+/// "first" | "last" | "best" -> BoxSelect; throws perpo::Error (input) naming the value otherwise.
+BoxSelect parse_box_select(std::string_view name);
+
+/// The candidate an answer is scored by, or nullptr when there is none. Spans with four values
+/// (usable or not) take precedence over malformed spans, which only serve as a diagnosis:
+/// "see [1]: [0.1, 0.2, 0.3, 0.4]" is scored by its box. kFirst / kLast pick by position; kBest
+/// picks the usable box with the highest IoU against `truth` (first / kFirst without a truth).
+const BoxCandidate* select_box(const std::vector<BoxCandidate>& candidates, BoxSelect select,
+                               const Box* truth = nullptr);
+
+/// Canonical text of a box: "[0.61, 0.10, 0.77, 0.54]" (`decimals` digits after the point,
+/// halves rounded away from zero: 0.125 -> "0.13").
+std::string format_box(const Box& box, int decimals = 2);
+
+/// Intersection over union, in [0, 1]. 0 when the union has no area (e.g. two degenerate boxes).
+double iou(const Box& a, const Box& b);
+
+/// Generalised IoU (Rezatofighi et al. 2019): IoU - (|C| - |A u B|) / |C|, C the smallest box
+/// enclosing both; in [-1, 1]. Returns 0 when the enclosing box has no area.
+double giou(const Box& a, const Box& b);
+
+}  // namespace perpo
