@@ -94,6 +94,13 @@ TEST(ImageTransforms, ResizeUpscaleHandWorkedTaps) {
   for (int x = 0; x < 4; ++x) {
     EXPECT_EQ(pixel(resized, x, 0), (std::vector<int>(3, expected[x]))) << "x=" << x;
   }
+  // The same along the vertical axis (the second pass): 1x2 -> 1x4.
+  const RgbImage column = make_image(1, 2, {100, 100, 100, 200, 200, 200});
+  const RgbImage tall = resize_bicubic(column, 1, 4);
+  ASSERT_EQ(tall.height, 4);
+  for (int y = 0; y < 4; ++y) {
+    EXPECT_EQ(pixel(tall, 0, y), (std::vector<int>(3, expected[y]))) << "y=" << y;
+  }
 }
 
 TEST(ImageTransforms, ResizeDownscaleAveragesWithStretchedKernel) {
@@ -104,6 +111,18 @@ TEST(ImageTransforms, ResizeDownscaleAveragesWithStretchedKernel) {
   const RgbImage image = make_image(2, 1, {10, 0, 0, 21, 255, 0});
   const RgbImage resized = resize_bicubic(image, 1, 1);
   EXPECT_EQ(pixel(resized, 0, 0), (std::vector<int>{16, 128, 0}));
+}
+
+TEST(ImageTransforms, ResizeDownscaleStretchesTheKernelByTheScale) {
+  // 4x1 (0, 100, 200, 0) -> 1x1: scale 4, centre 2.0, inputs at distances 1.5, 0.5, 0.5, 1.5.
+  // Antialiased (Pillow): kernel stretched 4x, so it is evaluated at 0.375 and 0.125:
+  //   cubic(0.375) = (1.5*0.375 - 2.5)*0.140625 + 1 = 0.7275391
+  //   cubic(0.125) = (1.5*0.125 - 2.5)*0.015625 + 1 = 0.9638672
+  //   inner weight 0.9638672 / 3.3828125 = 0.2849365 -> 300 * 0.2849365 = 85.48 -> 85.
+  // Without stretching it would be cubic(0.5) = 0.5625 -> 300 * 0.5625 = 168.75 -> 169.
+  // Pillow 13 gives 85.
+  const RgbImage image = make_image(4, 1, {0, 0, 0, 100, 100, 100, 200, 200, 200, 0, 0, 0});
+  EXPECT_EQ(pixel(resize_bicubic(image, 1, 1), 0, 0), (std::vector<int>{85, 85, 85}));
 }
 
 TEST(ImageTransforms, ResizeKeepsConstantImagesAndSameSize) {

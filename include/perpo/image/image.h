@@ -1,5 +1,6 @@
 // Images: decoding (PNG/JPEG via stb_image) and CLIP-style preprocessing as LLaVA-1.5 does it.
 // No LibTorch here: pixels come out as a plain (C, H, W) float buffer that data/ wraps in a tensor.
+// The single steps (pad, resize, crop, normalise) are declared in perpo/image/transforms.h.
 #pragma once
 
 #include <cstdint>
