@@ -31,23 +31,19 @@ struct Block {
 /// entering at the top of the block; returns the delta at row `out_bit` (the block's last row,
 /// or the pattern's last row in the final block).
 inline int advance_block(Block& block, Word eq, int hin, Word out_bit) {
+  // Branch-free on purpose: hin and hout are data-dependent and would mispredict often.
+  const Word hin_negative = static_cast<Word>(hin < 0);
+  const Word hin_positive = static_cast<Word>(hin > 0);
   Word pv = block.pv;
   Word mv = block.mv;
   Word xv = eq | mv;
-  if (hin < 0) eq |= 1;  // a -1 entering from above acts like a match on the top row
+  eq |= hin_negative;  // a -1 entering from above acts like a match on the top row
   Word xh = (((eq & pv) + pv) ^ pv) | eq;
   Word ph = mv | ~(xh | pv);
   Word mh = pv & xh;
-  int hout = 0;
-  if (ph & out_bit) hout = 1;
-  if (mh & out_bit) hout = -1;
-  ph <<= 1;
-  mh <<= 1;
-  if (hin < 0) {
-    mh |= 1;
-  } else if (hin > 0) {
-    ph |= 1;
-  }
+  int hout = static_cast<int>((ph & out_bit) != 0) - static_cast<int>((mh & out_bit) != 0);
+  ph = (ph << 1) | hin_positive;
+  mh = (mh << 1) | hin_negative;
   block.pv = mh | ~(xv | ph);
   block.mv = ph & xv;
   return hout;
@@ -91,18 +87,38 @@ std::size_t bit_parallel_distance(std::u32string_view pattern, std::u32string_vi
   const std::size_t no_match_row = alphabet.size();
   const Word last_bit = Word{1} << ((m - 1) % 64);
 
+  auto match_masks = [&](char32_t point) {
+    int symbol = alphabet.index(point);
+    return &peq[(symbol < 0 ? no_match_row : static_cast<std::size_t>(symbol)) * block_count];
+  };
+  auto out_bit = [&](std::size_t b) { return b + 1 == block_count ? last_bit : kHighBit; };
+
+  // Two text characters per pass, staggered by one block: (column j, block b) and
+  // (column j+1, block b-1) do not depend on each other, so the CPU overlaps their dependency
+  // chains. Column j+1 reaches block b-1 only after column j has left it.
   std::vector<Block> blocks(block_count);
   std::size_t score = m;
-  for (char32_t point : text) {
-    int symbol = alphabet.index(point);
-    const Word* eq =
-        &peq[(symbol < 0 ? no_match_row : static_cast<std::size_t>(symbol)) * block_count];
-    int carry = 1;  // the top row D[0][j] = j grows by 1 per column
-    for (std::size_t b = 0; b + 1 < block_count; ++b) {
-      carry = advance_block(blocks[b], eq[b], carry, kHighBit);
+  std::size_t j = 0;
+  for (; j + 1 < text.size(); j += 2) {
+    const Word* eq0 = match_masks(text[j]);
+    const Word* eq1 = match_masks(text[j + 1]);
+    int carry0 = advance_block(blocks[0], eq0[0], 1, out_bit(0));  // top row: D[0][j] = j
+    int carry1 = 1;
+    for (std::size_t b = 1; b < block_count; ++b) {
+      carry0 = advance_block(blocks[b], eq0[b], carry0, out_bit(b));
+      carry1 = advance_block(blocks[b - 1], eq1[b - 1], carry1, kHighBit);
     }
-    carry = advance_block(blocks[block_count - 1], eq[block_count - 1], carry, last_bit);
-    score += carry;  // wraps correctly for carry == -1: score never drops below 0
+    carry1 = advance_block(blocks[block_count - 1], eq1[block_count - 1], carry1, last_bit);
+    score += carry0;  // size_t wrap-around makes -1 work: the score never drops below 0
+    score += carry1;
+  }
+  if (j < text.size()) {  // odd length: the last column alone
+    const Word* eq = match_masks(text[j]);
+    int carry = 1;
+    for (std::size_t b = 0; b < block_count; ++b) {
+      carry = advance_block(blocks[b], eq[b], carry, out_bit(b));
+    }
+    score += carry;
   }
   return score;
 }
