@@ -66,6 +66,11 @@ LossOutput listwise_loss(const ListwiseInputs& in, const LossConfig& config,
   validate_loss_config(config);
   check_policy(in, 2);
   check_same_lists(in.rewards, in.policy_logps, "rewards");
+  // A NaN reward would silently drop its answer from every pair. Checked where it costs no
+  // device sync (rewards usually come from JSON and live on the CPU).
+  PERPO_CHECK_INPUT(!in.rewards.device().is_cpu() || torch::isfinite(in.rewards).all().item<bool>(),
+                    "loss input 'rewards' holds NaN or infinite values; every answer needs a ",
+                    "finite reward");
   auto scores = implicit_scores(in, config);                                     // (B, N)
   auto rewards = in.rewards.detach().to(scores.device(), scores.scalar_type());  // (B, N)
   auto weights = pair_weights(rewards, scores);                                  // (B, N, N)

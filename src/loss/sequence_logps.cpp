@@ -27,10 +27,13 @@ at::Tensor safe_targets(const at::Tensor& targets, std::int64_t vocab) {
   return torch::where((ids >= 0) & (ids < vocab), ids, torch::zeros_like(ids));
 }
 
-/// log p(target) for one chunk of logits (C, V) -> (C,), in the compute dtype.
-at::Tensor chunk_logps(const at::Tensor& logits, const at::Tensor& ids) {
+/// log p(target) for one chunk of logits (C, V) -> (C,), in the compute dtype; `log_norm` (C,)
+/// receives logsumexp(logits) when given.
+at::Tensor chunk_logps(const at::Tensor& logits, const at::Tensor& ids,
+                       at::Tensor* log_norm_out = nullptr) {
   auto log_norm = logits.logsumexp(-1);                            // (C,)
   auto picked = logits.gather(-1, ids.unsqueeze(-1)).squeeze(-1);  // (C,)
+  if (log_norm_out != nullptr) *log_norm_out = log_norm;
   return picked - log_norm;
 }
 
@@ -40,25 +43,30 @@ class TokenLogpsFromHidden : public torch::autograd::Function<TokenLogpsFromHidd
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& hidden,
                             const at::Tensor& weight, const at::Tensor& ids,
                             std::int64_t chunk_rows) {
-    ctx->save_for_backward({hidden, weight, ids});
-    ctx->saved_data["chunk_rows"] = chunk_rows;
     const auto rows = hidden.size(0);
     const auto dtype = compute_dtype(hidden.scalar_type());
-    auto out = torch::empty({rows}, hidden.options().dtype(dtype));  // (M,)
+    auto out = torch::empty({rows}, hidden.options().dtype(dtype));       // (M,)
+    auto log_norm = torch::empty({rows}, hidden.options().dtype(dtype));  // (M,)
     for (std::int64_t start = 0; start < rows; start += chunk_rows) {
       const auto end = std::min(rows, start + chunk_rows);
       auto logits = hidden.slice(0, start, end).matmul(weight.t()).to(dtype);  // (C, V)
-      out.slice(0, start, end).copy_(chunk_logps(logits, ids.slice(0, start, end)));
+      at::Tensor chunk_norm;
+      out.slice(0, start, end).copy_(chunk_logps(logits, ids.slice(0, start, end), &chunk_norm));
+      log_norm.slice(0, start, end).copy_(chunk_norm);
     }
+    // Backward needs only the inputs and logsumexp per row (M,), never the logits.
+    ctx->save_for_backward({hidden, weight, ids, log_norm});
+    ctx->saved_data["chunk_rows"] = chunk_rows;
     return out;
   }
 
   // d log p(target) / d logits = onehot(target) - softmax(logits).
   static variable_list backward(AutogradContext* ctx, variable_list grad_outputs) {
     auto saved = ctx->get_saved_variables();
-    const auto& hidden = saved[0];  // (M, H)
-    const auto& weight = saved[1];  // (V, H)
-    const auto& ids = saved[2];     // (M,)
+    const auto& hidden = saved[0];    // (M, H)
+    const auto& weight = saved[1];    // (V, H)
+    const auto& ids = saved[2];       // (M,)
+    const auto& log_norm = saved[3];  // (M,) logsumexp of each row's logits
     const auto chunk_rows = ctx->saved_data["chunk_rows"].toInt();
     const auto dtype = compute_dtype(hidden.scalar_type());
     auto grad_out = grad_outputs[0].to(dtype);  // (M,)
@@ -76,7 +84,9 @@ class TokenLogpsFromHidden : public torch::autograd::Function<TokenLogpsFromHidd
       auto chunk_hidden = hidden.slice(0, start, end);          // (C, H)
       auto logits = chunk_hidden.matmul(weight.t()).to(dtype);  // (C, V)
       auto g = grad_out.slice(0, start, end).unsqueeze(-1);     // (C, 1)
-      auto grad_logits = logits.softmax(-1).mul_(-g);           // (C, V)
+      // softmax = exp(logits - logsumexp), in place: one (C, V) buffer per chunk.
+      auto grad_logits =
+          logits.sub_(log_norm.slice(0, start, end).unsqueeze(-1)).exp_().mul_(-g);  // (C, V)
       grad_logits.scatter_add_(-1, ids.slice(0, start, end).unsqueeze(-1), g);
       if (want_hidden) {
         grad_hidden.slice(0, start, end)

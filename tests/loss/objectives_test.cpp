@@ -243,6 +243,8 @@ TEST(Objectives, BadSettingsAreInputErrorsWithHints) {
   LossConfig needs_ref = config_for("perpo", 0.1);
   needs_ref.reference_free = false;
   expect_input_error(needs_ref, "reference_free=true");
+  ListwiseInputs nan_reward = scores_only({0, 1}, {0, std::nan("")}, 2);
+  EXPECT_THROW(perpo_loss(nan_reward, config_for("perpo", 0.1)), Error);
   ListwiseInputs single = scores_only({0, 1}, {0, 1}, 1);  // N = 1: no pairs possible
   EXPECT_THROW(perpo_loss(single, config_for("perpo", 0.1)), Error);
 }

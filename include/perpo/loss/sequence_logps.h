@@ -16,7 +16,11 @@
 //   auto tokens = perpo::token_logps_from_hidden(hidden, lm_head_weight, targets, 1024);
 //
 // computes the same (B, T) log-probs 1024 rows at a time, forward AND backward (the backward
-// recomputes each chunk's logits), so at most (chunk, V) logits exist at once.
+// recomputes each chunk's logits), so at most (chunk, V) logits exist at once. The price is one
+// extra (chunk, H) x (H, V) matmul per chunk in backward: bench_loss_logps measured +2% time at
+// chunk 256 and +22% at chunk 64 against the plain path (M = 512, H = 512, V = 32000, 1 thread),
+// with peak memory +208 / +131 MiB against +330 MiB. Rows outside the answers cost the same
+// as answer rows: gather the answer positions first (index_select) when the prompt is long.
 #pragma once
 
 #include <ATen/core/Tensor.h>
