@@ -7,6 +7,7 @@
 //   "[0.61, 0.1, 0.77, 0.54]"                  normalised (LLaVA-1.5 RefCOCO style), any decimals
 //   "The glass is at [0.61,0.10 ,0.77, 0.54]."  surrounding text and odd spacing are fine
 //   "[243, 40, 308, 216]"                      pixels: needs the image size (BoxParseOptions)
+//   "(0.61, 0.10, 0.77, 0.54)"                 four values in parentheses, like the brackets
 //   "(0.61,0.10),(0.77,0.54)" / "(243,40),(308,216)"   corner pairs, normalised or pixels
 //   "<|box_start|>(610,100),(770,540)<|box_end|>"     Qwen-style, integers on a 0-1000 scale
 //   "<box>(610,100),(770,540)</box>"                   Qwen-VL-style, same scale
@@ -14,6 +15,9 @@
 // Rule for the plain forms: a box whose four values all lie in [0, 1] is normalised; otherwise it
 // is in pixels if the image size is known, else it is reported out of range. Corners given in the
 // wrong order (x1 > x2 or y1 > y2) are swapped. Problems are reported, never thrown: see BoxNote.
+// Values are separated by commas and/or spaces; exponents, nan and inf are read (and reported).
+// An answer may hold several boxes: parse_boxes returns them all in order, select_box picks the
+// first (default), the last, or the best against the ground truth.
 //
 // Canonical text form (prompts, SFT targets): four values with exactly two decimals,
 // "[0.61, 0.10, 0.77, 0.54]" (format_box). The parser reads the authors' "[0.61, 0.1, ...]" too.

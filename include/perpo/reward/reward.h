@@ -2,7 +2,7 @@
 //
 //   const perpo::RewardSpec& spec = perpo::find_reward("iou");
 //   perpo::RewardResult r = spec.score("[0.61, 0.17, 0.77, 0.53]", "[0.61, 0.1, 0.77, 0.54]", {});
-//   // r.score ~ 0.81, r.note == "ok"
+//   // r.score = 9/11 ~ 0.82, r.note == "ok"
 //
 // Every score lies in [0, 1] (higher is better) and comes with a short note that says why it is
 // what it is; `perpo score` and the samplers count the notes. Notes:
