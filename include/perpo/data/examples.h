@@ -1,0 +1,63 @@
+// From records to token ids (and pixels): what collation (collate.h) stacks into tensors.
+// No LibTorch here.
+//
+//   perpo::ChatTemplate chat(tokenizer, config.tokenizer);
+//   perpo::ExampleEncoder encoder(chat, config.data, model_config.image_tokens());  // 576
+//   perpo::ListExample example = encoder.encode_list(list);
+//   perpo::PixelValues pixels = perpo::load_pixels(list.record, config.image);
+#pragma once
+
+#include <cstddef>
+#include <vector>
+
+#include "perpo/config/config.h"
+#include "perpo/data/records.h"
+#include "perpo/image/image.h"
+#include "perpo/tokenizer/chat_template.h"
+
+namespace perpo {
+
+/// One SFT example: the prompt (template, image tokens) and the ground-truth answer.
+struct SftExample {
+  std::vector<int> prompt_ids;  // BOS, template, image placeholder x image_tokens
+  std::vector<int> answer_ids;  // ground truth + EOS (cut to data.max_answer_tokens)
+  RecordSource source;
+};
+
+/// One preference list: a prompt shared by N answers.
+struct ListExample {
+  std::vector<int> prompt_ids;               // the shared prefix
+  std::vector<std::vector<int>> answer_ids;  // N answers, each + EOS (cut to max_answer_tokens)
+  std::vector<double> rewards;               // N
+  std::vector<double> ref_logps;             // N, or empty when the list has none
+  RecordSource source;
+};
+
+class ExampleEncoder {
+ public:
+  /// `image_tokens`: copies of the image placeholder in each prompt (ModelConfig::image_tokens(),
+  /// 576 for LLaVA-1.5-336; 1 for a model that expands the placeholder itself).
+  /// Keeps a reference to `chat`, which must outlive the encoder.
+  ExampleEncoder(const ChatTemplate& chat, const DataConfig& config, int image_tokens);
+
+  /// Throws perpo::Error (input) naming the record's file and line when the prompt has more than
+  /// data.max_prompt_tokens ids. Longer answers are cut and counted (truncated_answers()).
+  SftExample encode_sft(const DatasetRecord& record);
+  ListExample encode_list(const PreferenceList& list);
+
+  std::size_t truncated_answers() const { return truncated_answers_; }
+
+ private:
+  std::vector<int> encode_prompt(const DatasetRecord& record) const;
+  std::vector<int> encode_answer(const std::string& answer);
+
+  const ChatTemplate& chat_;
+  DataConfig config_;
+  int image_tokens_;
+  std::size_t truncated_answers_ = 0;
+};
+
+/// The record's image, decoded and preprocessed; errors name the record's file and line.
+PixelValues load_pixels(const DatasetRecord& record, const ImageConfig& config);
+
+}  // namespace perpo

@@ -1,0 +1,60 @@
+// Records perpo reads and writes (interfaces.md): dataset records (input of sample, eval, SFT)
+// and preference lists (output of sample, input of train). Plain C++, no LibTorch.
+//
+//   dataset record:  {"id": "refcoco-val-17", "task": "grounding", "image": "images/17.jpg",
+//                     "prompt": "Please provide the bounding box ...", "ground_truth": "[0.61,
+//                     ...]"}
+//   preference list: a dataset record plus
+//                    {"answers": ["[0.61, ...]", "[0.1, ...]"], "rewards": [0.8, 0.0],
+//                     "ref_logps": [-3.21, -9.7]}            (ref_logps may be absent)
+//
+// Fields perpo does not know (e.g. "reward_notes") are kept in `extra` and written back unchanged.
+#pragma once
+
+#include <cstddef>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace perpo {
+
+/// Where a record came from, for error messages: "lists.jsonl:12".
+struct RecordSource {
+  std::filesystem::path file;
+  std::size_t line = 0;  // 1-based; 0 = not from a file
+
+  std::string to_string() const;
+};
+
+struct DatasetRecord {
+  std::string id;                    // e.g. "refcoco-val-17"; default "<file stem>-<line>"
+  std::string task;                  // grounding | ocr | ..., picks reward and metric; may be ""
+  std::string image;                 // as written in the file, e.g. "images/000000580344.jpg"
+  std::filesystem::path image_path;  // `image` resolved against the file's folder
+  std::string prompt;                // the user's instruction, without chat template
+  std::string ground_truth;          // e.g. "[0.61, 0.1, 0.77, 0.54]"; may be "" in a list
+  nlohmann::json extra = nlohmann::json::object();  // unknown fields, kept for writing back
+  RecordSource source;
+};
+
+struct PreferenceList {
+  DatasetRecord record;
+  std::vector<std::string> answers;  // N >= 2 sampled answers, in no particular order
+  std::vector<double> rewards;       // N rewards (empty only before `perpo score`)
+  std::vector<double> ref_logps;     // N summed reference log-probs; empty = not computed yet
+
+  std::size_t size() const { return answers.size(); }
+  bool has_rewards() const { return !rewards.empty(); }
+  bool has_ref_logps() const { return !ref_logps.empty(); }
+};
+
+/// JSON of a record: its known fields, then `extra`. `image` is written as it was read.
+nlohmann::json to_json(const DatasetRecord& record);
+nlohmann::json to_json(const PreferenceList& list);
+
+/// Checks N >= 2 and that rewards / ref_logps (when present) have N entries. Throws perpo::Error
+/// (input) naming `list.record.source` and saying which counts differ.
+void validate_list(const PreferenceList& list, bool require_rewards = true);
+
+}  // namespace perpo

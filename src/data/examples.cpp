@@ -1,0 +1,60 @@
+// Records -> token ids and pixels (see examples.h).
+#include "perpo/data/examples.h"
+
+#include "perpo/core/error.h"
+
+namespace perpo {
+
+ExampleEncoder::ExampleEncoder(const ChatTemplate& chat, const DataConfig& config, int image_tokens)
+    : chat_(chat), config_(config), image_tokens_(image_tokens) {
+  PERPO_CHECK(image_tokens >= 1, "image_tokens must be >= 1, got ", image_tokens);
+}
+
+std::vector<int> ExampleEncoder::encode_prompt(const DatasetRecord& record) const {
+  std::vector<int> ids = chat_.encode_prompt(record.prompt, !record.image.empty(), image_tokens_);
+  if (config_.max_prompt_tokens > 0 && static_cast<int>(ids.size()) > config_.max_prompt_tokens) {
+    throw input_error(record.source.to_string(), ": the prompt has ", ids.size(),
+                      " tokens (image tokens included), more than data.max_prompt_tokens = ",
+                      config_.max_prompt_tokens)
+        .hint("shorten the prompt or raise data.max_prompt_tokens");
+  }
+  return ids;
+}
+
+std::vector<int> ExampleEncoder::encode_answer(const std::string& answer) {
+  bool truncated = false;
+  std::vector<int> ids = chat_.encode_answer(answer, config_.max_answer_tokens, &truncated);
+  if (truncated) ++truncated_answers_;
+  return ids;
+}
+
+SftExample ExampleEncoder::encode_sft(const DatasetRecord& record) {
+  SftExample example;
+  example.prompt_ids = encode_prompt(record);
+  example.answer_ids = encode_answer(record.ground_truth);
+  example.source = record.source;
+  return example;
+}
+
+ListExample ExampleEncoder::encode_list(const PreferenceList& list) {
+  validate_list(list, /*require_rewards=*/true);
+  ListExample example;
+  example.prompt_ids = encode_prompt(list.record);
+  for (const std::string& answer : list.answers) {
+    example.answer_ids.push_back(encode_answer(answer));
+  }
+  example.rewards = list.rewards;
+  example.ref_logps = list.ref_logps;
+  example.source = list.record.source;
+  return example;
+}
+
+PixelValues load_pixels(const DatasetRecord& record, const ImageConfig& config) {
+  try {
+    return preprocess_image(load_image(record.image_path), config);
+  } catch (const Error& e) {
+    throw Error(e.kind(), record.source.to_string() + ": " + e.message()).hint(e.hint_text());
+  }
+}
+
+}  // namespace perpo

@@ -1,0 +1,142 @@
+// Records to JSON, list validation, and the typed field access the readers share.
+#include "perpo/data/records.h"
+
+#include <cmath>
+
+#include "json_fields.h"
+#include "perpo/core/error.h"
+
+namespace perpo {
+
+std::string RecordSource::to_string() const {
+  if (line == 0) return file.string();
+  return file.string() + ":" + std::to_string(line);
+}
+
+nlohmann::json to_json(const DatasetRecord& record) {
+  nlohmann::json json = nlohmann::json::object();
+  json["id"] = record.id;
+  json["task"] = record.task;
+  json["image"] = record.image;
+  json["prompt"] = record.prompt;
+  json["ground_truth"] = record.ground_truth;
+  for (const auto& [key, value] : record.extra.items()) {
+    if (!json.contains(key)) json[key] = value;
+  }
+  return json;
+}
+
+nlohmann::json to_json(const PreferenceList& list) {
+  nlohmann::json json = to_json(list.record);
+  json["answers"] = list.answers;
+  if (list.has_rewards()) json["rewards"] = list.rewards;
+  if (list.has_ref_logps()) json["ref_logps"] = list.ref_logps;
+  return json;
+}
+
+void validate_list(const PreferenceList& list, bool require_rewards) {
+  const std::string where = list.record.source.to_string();
+  const std::size_t n = list.answers.size();
+  if (n < 2) {
+    throw input_error(where, ": a preference list needs at least 2 answers, got ", n)
+        .hint("sample more answers per prompt (sampling.num_answers >= 2)");
+  }
+  if (require_rewards && list.rewards.empty()) {
+    throw input_error(where, ": field \"rewards\" is missing")
+        .hint("score the answers first: perpo score --reward NAME --input ... --output ...");
+  }
+  if (!list.rewards.empty() && list.rewards.size() != n) {
+    throw input_error(where, ": field \"rewards\" has ", list.rewards.size(),
+                      " entries but \"answers\" has ", n)
+        .hint("answers, rewards and ref_logps need one entry per answer");
+  }
+  if (!list.ref_logps.empty() && list.ref_logps.size() != n) {
+    throw input_error(where, ": field \"ref_logps\" has ", list.ref_logps.size(),
+                      " entries but \"answers\" has ", n)
+        .hint("drop ref_logps to have them recomputed (perpo logps)");
+  }
+}
+
+namespace data_detail {
+
+std::string describe_type(const nlohmann::json& value) {
+  switch (value.type()) {
+    case nlohmann::json::value_t::null:
+      return "null";
+    case nlohmann::json::value_t::boolean:
+      return "a boolean";
+    case nlohmann::json::value_t::string:
+      return "a string";
+    case nlohmann::json::value_t::array:
+      return "an array";
+    case nlohmann::json::value_t::object:
+      return "an object";
+    default:
+      return "a number";
+  }
+}
+
+const nlohmann::json* field(const nlohmann::json& object, std::string_view key,
+                            const RecordSource& source, bool required) {
+  const auto it = object.find(key);
+  if (it == object.end() || it->is_null()) {
+    if (required) throw input_error(source.to_string(), ": field \"", key, "\" is missing");
+    return nullptr;
+  }
+  return &*it;
+}
+
+std::string string_field(const nlohmann::json& object, std::string_view key,
+                         const RecordSource& source, bool required, std::string fallback,
+                         bool allow_number) {
+  const nlohmann::json* value = field(object, key, source, required);
+  if (!value) return fallback;
+  if (value->is_string()) return value->get<std::string>();
+  if (allow_number && value->is_number_integer()) return std::to_string(value->get<long long>());
+  throw input_error(source.to_string(), ": field \"", key, "\" must be a string, got ",
+                    describe_type(*value));
+}
+
+std::vector<std::string> strings_field(const nlohmann::json& object, std::string_view key,
+                                       const RecordSource& source, bool required) {
+  const nlohmann::json* value = field(object, key, source, required);
+  if (!value) return {};
+  if (!value->is_array()) {
+    throw input_error(source.to_string(), ": field \"", key, "\" must be an array of strings, got ",
+                      describe_type(*value));
+  }
+  std::vector<std::string> strings;
+  for (std::size_t i = 0; i < value->size(); ++i) {
+    const nlohmann::json& item = (*value)[i];
+    if (!item.is_string()) {
+      throw input_error(source.to_string(), ": field \"", key, "\" must be an array of strings, ",
+                        "but entry ", i, " is ", describe_type(item));
+    }
+    strings.push_back(item.get<std::string>());
+  }
+  return strings;
+}
+
+std::vector<double> numbers_field(const nlohmann::json& object, std::string_view key,
+                                  const RecordSource& source, bool required) {
+  const nlohmann::json* value = field(object, key, source, required);
+  if (!value) return {};
+  if (!value->is_array()) {
+    throw input_error(source.to_string(), ": field \"", key, "\" must be an array of numbers, got ",
+                      describe_type(*value));
+  }
+  std::vector<double> numbers;
+  for (std::size_t i = 0; i < value->size(); ++i) {
+    const nlohmann::json& item = (*value)[i];
+    if (!item.is_number() || !std::isfinite(item.get<double>())) {
+      throw input_error(source.to_string(), ": field \"", key, "\" must be an array of finite ",
+                        "numbers, but entry ", i, " is ",
+                        item.is_number() ? "not finite" : describe_type(item));
+    }
+    numbers.push_back(item.get<double>());
+  }
+  return numbers;
+}
+
+}  // namespace data_detail
+}  // namespace perpo
