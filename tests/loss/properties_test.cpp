@@ -1,9 +1,11 @@
-// Properties of every objective on random inputs: an independent loop implementation of PerPO and
-// LiPO-lambda (plain doubles, no tensors), N = 2 equivalences, permutation invariance, gradients
-// against finite differences, and finite results for huge log-ratios.
+// Properties of every objective on random inputs: independent loop implementations of PerPO,
+// LiPO-lambda, ranking and DPO (plain doubles over std::vector, no tensors), N = 2 equivalences,
+// permutation invariance, gradients against finite differences, and finite results for huge
+// log-ratios.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <vector>
@@ -116,7 +118,30 @@ double lipo_reference(const RandomLists& d, const LossConfig& c) {
   return total / d.policy.size();
 }
 
-TEST(LossProperties, PerpoAndLipoMatchLoopImplementations) {
+/// Unweighted all-pairs ranking (every better pair 1 / #pairs) and DPO on best vs worst (spread
+/// evenly over tied best and tied worst answers), with loops.
+double ranking_reference(const RandomLists& d, const LossConfig& c, bool best_vs_worst) {
+  double total = 0;
+  for (size_t b = 0; b < d.policy.size(); ++b) {
+    const auto& r = d.rewards[b];
+    const double best = *std::max_element(r.begin(), r.end());
+    const double worst = *std::min_element(r.begin(), r.end());
+    auto counts = [&](size_t i, size_t j) {
+      return r[i] > r[j] && (!best_vs_worst || (r[i] == best && r[j] == worst));
+    };
+    double pairs = 0, list = 0;
+    for (size_t i = 0; i < r.size(); ++i)
+      for (size_t j = 0; j < r.size(); ++j)
+        if (counts(i, j)) {
+          pairs += 1;
+          list += softplus_ref(-c.beta * (score_ref(d, b, i, c) - score_ref(d, b, j, c)));
+        }
+    if (pairs > 0) total += list / pairs;
+  }
+  return total / d.policy.size();
+}
+
+TEST(LossProperties, ObjectivesMatchLoopImplementations) {
   unsigned seed = 100;
   for (int answers : {2, 3, 5, 20}) {
     for (double gamma : {0.0, 0.5, 2.0}) {
@@ -134,6 +159,10 @@ TEST(LossProperties, PerpoAndLipoMatchLoopImplementations) {
               << "N=" << answers << " gamma=" << gamma << " ln=" << length_normalize;
           EXPECT_NEAR(lipo, lipo_reference(data, c), 1e-9)
               << "N=" << answers << " gamma=" << gamma << " ln=" << length_normalize;
+          EXPECT_NEAR(ranking_loss(to_inputs(data), c).loss.item<double>(),
+                      ranking_reference(data, c, false), 1e-9);
+          EXPECT_NEAR(dpo_loss(to_inputs(data), c).loss.item<double>(),
+                      ranking_reference(data, c, true), 1e-9);
         }
       }
     }
