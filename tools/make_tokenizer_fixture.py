@@ -169,6 +169,24 @@ def main():
     expansion_cases.append({"template": template, "prompt": prompt, "image_tokens": 4,
                             "ids": ids})
 
+  # Non-legacy splitting: LlamaTokenizer(legacy=False), as llava-hf's tokenizer config asks for
+  # (no "▁" after <image>, like its fast tokenizer).
+  modern = LlamaTokenizer(vocab_file=model_path, legacy=False, add_bos_token=True,
+                          add_eos_token=False)
+  modern.add_tokens([AddedToken("<image>", special=True, normalized=False)])
+  modern.add_special_tokens({"pad_token": "<pad>"})
+  nonlegacy_texts = [t for t in texts if t] + ["<image>\nleading image", "<s>starts special"]
+  nonlegacy_texts += [c["prompt_text"] for c in chat_cases]
+  nonlegacy_cases = []
+  for text in nonlegacy_texts:
+    ids = modern(text, add_special_tokens=False).input_ids
+    nonlegacy_cases.append({"text": text, "ids": ids})
+  for case in chat_cases:  # the answer split holds in this mode too
+    prompt_ids = modern(case["prompt_text"]).input_ids
+    full_ids = modern(case["prompt_text"] + " " + case["answer"] + "</s>").input_ids
+    assert full_ids[:len(prompt_ids)] == prompt_ids
+    assert full_ids[len(prompt_ids):] == case["answer_ids"], case["answer"]
+
   decode_cases = [{"ids": case["ids"], "text": sp.decode(case["ids"])}
                   for case in encode_cases if "<" not in case["text"]]
   expected = {
@@ -179,7 +197,7 @@ def main():
       "pieces": {p: sp.piece_to_id(p) for p in ["<unk>", "<s>", "</s>", "<0x0A>", "▁", "▁the"]
                  if sp.piece_to_id(p) != sp.unk_id() or p == "<unk>"},
       "encode": encode_cases, "chat": chat_cases, "expansion": expansion_cases,
-      "decode": decode_cases,
+      "decode": decode_cases, "nonlegacy_encode": nonlegacy_cases,
   }
   with open(os.path.join(OUT, "expected.json"), "w", encoding="utf-8") as f:
     text = json.dumps(expected, ensure_ascii=False, indent=1)

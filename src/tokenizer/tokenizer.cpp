@@ -5,6 +5,7 @@
 #include <sentencepiece_processor.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -15,6 +16,8 @@ namespace perpo {
 struct Tokenizer::Impl {
   std::filesystem::path path;
   sentencepiece::SentencePieceProcessor processor;
+  // Non-legacy mode: the same model with its dummy prefix switched off.
+  std::unique_ptr<sentencepiece::SentencePieceProcessor> no_prefix;
   std::vector<AddedToken> added;  // sorted by id
   // Texts split out of the input before SentencePiece sees it: added tokens and the control
   // pieces <s>, </s>, <unk> (transformers treats those as special tokens too).
@@ -42,7 +45,7 @@ struct Tokenizer::Impl {
   void encode_piece(std::string_view text, std::vector<int>& out) const {
     if (text.empty()) return;
     std::vector<int> ids;
-    const auto status = processor.Encode(text, &ids);
+    const auto status = (no_prefix ? *no_prefix : processor).Encode(text, &ids);
     PERPO_CHECK(status.ok(), "SentencePiece failed to encode text with ", path.string(), ": ",
                 status.ToString());
     out.insert(out.end(), ids.begin(), ids.end());
@@ -51,13 +54,95 @@ struct Tokenizer::Impl {
 
 namespace {
 
+// --- A minimal protobuf walk: switch NormalizerSpec.add_dummy_prefix off in a serialized
+// ModelProto (ModelProto field 3 = normalizer_spec; NormalizerSpec field 3 = add_dummy_prefix).
+// Debian installs no sentencepiece_model.pb.h, so the message is edited as bytes.
+
+std::uint64_t read_varint(std::string_view bytes, std::size_t& at) {
+  std::uint64_t value = 0;
+  for (int shift = 0; at < bytes.size() && shift < 64; shift += 7) {
+    const auto byte = static_cast<unsigned char>(bytes[at++]);
+    value |= static_cast<std::uint64_t>(byte & 0x7f) << shift;
+    if (!(byte & 0x80)) return value;
+  }
+  throw runtime_error("malformed SentencePiece model (bad varint)");
+}
+
+void write_varint(std::uint64_t value, std::string& out) {
+  while (value >= 0x80) {
+    out += static_cast<char>((value & 0x7f) | 0x80);
+    value >>= 7;
+  }
+  out += static_cast<char>(value);
+}
+
+// Splits a message into (field number, raw bytes of the whole field incl. tag, payload).
+struct ProtoField {
+  std::uint64_t number;
+  std::string_view raw;
+  std::string_view payload;  // length-delimited fields only
+};
+
+std::vector<ProtoField> proto_fields(std::string_view bytes) {
+  std::vector<ProtoField> fields;
+  std::size_t at = 0;
+  while (at < bytes.size()) {
+    const std::size_t start = at;
+    const std::uint64_t tag = read_varint(bytes, at);
+    std::string_view payload;
+    switch (tag & 7) {
+      case 0:
+        read_varint(bytes, at);
+        break;
+      case 1:
+        at += 8;
+        break;
+      case 5:
+        at += 4;
+        break;
+      case 2: {
+        const std::uint64_t length = read_varint(bytes, at);
+        PERPO_CHECK(at + length <= bytes.size(), "malformed SentencePiece model (bad length)");
+        payload = bytes.substr(at, length);
+        at += length;
+        break;
+      }
+      default:
+        throw runtime_error("malformed SentencePiece model (wire type ", tag & 7, ")");
+    }
+    PERPO_CHECK(at <= bytes.size(), "malformed SentencePiece model (truncated)");
+    fields.push_back({tag >> 3, bytes.substr(start, at - start), payload});
+  }
+  return fields;
+}
+
+std::string without_dummy_prefix(std::string_view model) {
+  std::string out;
+  std::string normalizer;
+  for (const ProtoField& field : proto_fields(model)) {
+    if (field.number != 3) {
+      out += field.raw;
+      continue;
+    }
+    for (const ProtoField& inner : proto_fields(field.payload)) {
+      if (inner.number != 3) normalizer += inner.raw;
+    }
+  }
+  normalizer += std::string("\x18\x00", 2);  // field 3, varint: add_dummy_prefix = false
+  out += '\x1a';                             // field 3, length-delimited: normalizer_spec
+  write_varint(normalizer.size(), out);
+  out += normalizer;
+  return out;
+}
+
 std::vector<AddedToken> default_added_tokens(int sp_size) {
   return {{"<image>", sp_size}, {"<pad>", sp_size + 1}};
 }
 
 }  // namespace
 
-Tokenizer::Tokenizer(const std::filesystem::path& model_path, std::vector<AddedToken> added_tokens)
+Tokenizer::Tokenizer(const std::filesystem::path& model_path, std::vector<AddedToken> added_tokens,
+                     bool legacy)
     : impl_(std::make_unique<Impl>()) {
   impl_->path = model_path;
   if (!std::filesystem::is_regular_file(model_path)) {
@@ -68,6 +153,13 @@ Tokenizer::Tokenizer(const std::filesystem::path& model_path, std::vector<AddedT
   if (!status.ok()) {
     throw input_error("cannot load tokenizer model ", model_path.string(), ": ", status.ToString())
         .hint("tokenizer.path must be a SentencePiece model (tokenizer.model), not tokenizer.json");
+  }
+  if (!legacy) {
+    impl_->no_prefix = std::make_unique<sentencepiece::SentencePieceProcessor>();
+    const auto no_prefix_status = impl_->no_prefix->LoadFromSerializedProto(
+        without_dummy_prefix(impl_->processor.serialized_model_proto()));
+    PERPO_CHECK(no_prefix_status.ok(), "cannot switch off the dummy prefix of ",
+                model_path.string(), ": ", no_prefix_status.ToString());
   }
   const int sp_size = impl_->sp_size();
   if (added_tokens.empty()) added_tokens = default_added_tokens(sp_size);
@@ -95,7 +187,7 @@ Tokenizer::Tokenizer(Tokenizer&&) noexcept = default;
 Tokenizer& Tokenizer::operator=(Tokenizer&&) noexcept = default;
 
 Tokenizer Tokenizer::from_config(const TokenizerConfig& config,
-                                 const std::filesystem::path& model_dir) {
+                                 const std::filesystem::path& model_dir, bool legacy) {
   std::filesystem::path path = config.path;
   if (path.empty()) {
     PERPO_CHECK_INPUT(!model_dir.empty(),
@@ -110,7 +202,7 @@ Tokenizer Tokenizer::from_config(const TokenizerConfig& config,
     if (probe.Load(path.string()).ok())
       added = read_added_tokens(config_json, probe.GetPieceSize());
   }
-  Tokenizer tokenizer(path, added);
+  Tokenizer tokenizer(path, added, legacy);
   if (!tokenizer.added_token_id(config.image_token)) {
     throw input_error("tokenizer ", path.string(), " has no added token '", config.image_token, "'")
         .hint("set tokenizer.image_token to the image placeholder of this tokenizer");
@@ -121,6 +213,22 @@ Tokenizer Tokenizer::from_config(const TokenizerConfig& config,
 std::vector<int> Tokenizer::encode(std::string_view text, bool add_bos, bool add_eos) const {
   std::vector<int> ids;
   if (add_bos) ids.push_back(bos_id());
+  // Non-legacy (transformers' legacy=False): "▁" is prepended to the whole text once and no
+  // piece gets a dummy prefix of its own.
+  std::string prefixed;
+  if (impl_->no_prefix && !text.empty()) {
+    prefixed = "\xe2\x96\x81";  // ▁
+    for (std::size_t at = 0; at < text.size();) {
+      if (text.compare(at, 3, "\xe2\x96\x81") == 0) {  // a literal ▁ in the text is a space
+        prefixed += ' ';
+        at += 3;
+      } else {
+        prefixed += text[at++];
+      }
+    }
+    text = prefixed;
+  }
+  const std::size_t first_token = ids.size();
   std::size_t from = 0;
   while (from < text.size()) {
     std::size_t length = 0;
@@ -133,6 +241,15 @@ std::vector<int> Tokenizer::encode(std::string_view text, bool add_bos, bool add
     impl_->encode_piece(text.substr(from, at - from), ids);
     ids.push_back(id);
     from = at + length;
+  }
+  // transformers drops the prepended "▁" when the text starts with a special token.
+  if (impl_->no_prefix && ids.size() >= first_token + 2) {
+    std::size_t length = 0;
+    int id = -1;
+    if (impl_->find_split(text, 3, &length, &id) == 3 &&
+        impl_->processor.IdToPiece(ids[first_token]) == "\xe2\x96\x81") {
+      ids.erase(ids.begin() + static_cast<std::ptrdiff_t>(first_token));
+    }
   }
   if (add_eos) ids.push_back(eos_id());
   return ids;
@@ -206,6 +323,7 @@ bool Tokenizer::is_special(int id) const {
 }
 
 const std::filesystem::path& Tokenizer::model_path() const { return impl_->path; }
+bool Tokenizer::legacy() const { return impl_->no_prefix == nullptr; }
 
 std::vector<AddedToken> read_added_tokens(const std::filesystem::path& tokenizer_config_json,
                                           int first_id) {

@@ -68,6 +68,24 @@ TEST(Tokenizer, EncodeMatchesPython) {
   }
 }
 
+TEST(Tokenizer, NonLegacyEncodeMatchesPython) {
+  // LlamaTokenizer(legacy=False): no dummy prefix after special tokens (llava-hf's processor).
+  const Tokenizer modern(fixture_dir() / "tiny.model", {}, /*legacy=*/false);
+  EXPECT_FALSE(modern.legacy());
+  EXPECT_TRUE(tiny().legacy());
+  for (const auto& item : expected()["nonlegacy_encode"]) {
+    const std::string text = item["text"];
+    EXPECT_EQ(modern.encode(text), item["ids"].get<std::vector<int>>()) << text;
+  }
+  // The answer split of the chat template holds in this mode too.
+  const ChatTemplate chat(modern, TokenizerConfig{});
+  for (const auto& item : expected()["chat"]) {
+    if (item["template"] != "vicuna_v1") continue;
+    EXPECT_EQ(chat.encode_answer(item["answer"].get<std::string>()),
+              item["answer_ids"].get<std::vector<int>>());
+  }
+}
+
 TEST(Tokenizer, DecodeMatchesPython) {
   for (const auto& item : expected()["decode"]) {
     EXPECT_EQ(tiny().decode(item["ids"].get<std::vector<int>>()), item["text"].get<std::string>());

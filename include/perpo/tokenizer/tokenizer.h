@@ -2,11 +2,15 @@
 // tokens" that live after the SentencePiece vocabulary, as Hugging Face's LLaVA tokenizers have
 // them (llava-hf/llava-1.5-7b-hf: `<image>` = 32000, `<pad>` = 32001).
 //
-// Encoding follows transformers' LlamaTokenizer in its legacy mode, which is what LLaVA-1.5 was
-// trained with: added tokens (and the text of the control pieces `<s>`, `</s>`, `<unk>`) are split
-// out of the text first; every piece of text between them is encoded by SentencePiece on its own,
-// with the model's own normalisation (LLaMA: a "▁" dummy prefix per piece).
-//
+// Encoding follows transformers' LlamaTokenizer. Added tokens (and the text of the control pieces
+// `<s>`, `</s>`, `<unk>`) are split out of the text first; the pieces of text between them are
+// encoded by SentencePiece. Two conventions exist for those pieces, picked by `legacy`:
+//   legacy (default): every piece is encoded on its own with the model's "▁" dummy prefix. This
+//     is how LLaVA-1.5 was trained (LLaVA's tokenizer_image_token encodes the chunks around
+//     <image> separately): "<image>\nWhat" -> <image> ▁ <0x0A> ...
+//   non-legacy: only the start of the text gets the "▁"; pieces after a special token get none.
+//     This is transformers' LlamaTokenizer(legacy=False) and LlamaTokenizerFast, hence what
+//     llava-hf's LlavaProcessor produces: "<image>\nWhat" -> <image> <0x0A> ...
 //   perpo::Tokenizer tokenizer("tokenizer.model");                 // <image>, <pad> added
 //   std::vector<int> ids = tokenizer.encode("USER: <image>\nWhat is it?", /*add_bos=*/true);
 //   std::string text = tokenizer.decode(ids);                      // "USER: \nWhat is it?"
@@ -36,9 +40,10 @@ class Tokenizer {
  public:
   /// Loads a SentencePiece model file. `added_tokens` get their given ids; an empty list adds
   /// `<image>` and `<pad>` right after the SentencePiece vocabulary (the llava-hf layout).
+  /// `legacy` picks the splitting convention (file comment).
   /// Throws perpo::Error (input) naming the file when it is missing or not a SentencePiece model.
   explicit Tokenizer(const std::filesystem::path& model_path,
-                     std::vector<AddedToken> added_tokens = {});
+                     std::vector<AddedToken> added_tokens = {}, bool legacy = true);
   ~Tokenizer();
   Tokenizer(Tokenizer&&) noexcept;
   Tokenizer& operator=(Tokenizer&&) noexcept;
@@ -47,7 +52,7 @@ class Tokenizer {
   /// empty. Added tokens come from `<model_dir>/tokenizer_config.json` ("added_tokens_decoder")
   /// when that file exists, else the llava-hf default; `config.image_token` must be among them.
   static Tokenizer from_config(const TokenizerConfig& config,
-                               const std::filesystem::path& model_dir = {});
+                               const std::filesystem::path& model_dir = {}, bool legacy = true);
 
   /// Token ids of `text` (see the file comment for the splitting rules).
   std::vector<int> encode(std::string_view text, bool add_bos = false, bool add_eos = false) const;
@@ -74,6 +79,7 @@ class Tokenizer {
   bool is_special(int id) const;
 
   const std::filesystem::path& model_path() const;
+  bool legacy() const;
 
  private:
   struct Impl;
