@@ -2,11 +2,13 @@
 // This executable links LibTorch and SentencePiece together: that it starts and tokenizes like
 // Python (Pipeline.* below) is the check that the two do not clash in one process.
 #include <gtest/gtest.h>
+#include <link.h>
 #include <torch/torch.h>
 
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <numeric>
 
 #include "perpo/core/error.h"
 #include "perpo/data/collate.h"
@@ -138,6 +140,38 @@ TEST(Pipeline, ListRecordToTensorsMatchesPythonIds) {
   EXPECT_EQ(batch.answer_ids.size(0), 2);
   EXPECT_EQ(batch.answer_mask.sum().item<std::int64_t>(),
             static_cast<std::int64_t>(example.answer_ids[0].size() + example.answer_ids[1].size()));
+}
+
+// Names of the shared libraries loaded into this process.
+std::vector<std::string> loaded_libraries() {
+  std::vector<std::string> names;
+  dl_iterate_phdr(
+      [](dl_phdr_info* info, size_t, void* out) {
+        static_cast<std::vector<std::string>*>(out)->push_back(info->dlpi_name ? info->dlpi_name
+                                                                               : "");
+        return 0;
+      },
+      &names);
+  return names;
+}
+
+TEST(Pipeline, SentencePieceAndLibTorchShareTheProcess) {
+  // architecture.md: a LibTorch linked with the system libprotobuf crashes beside Debian's
+  // libsentencepiece. This process holds both; it got here, so it started. Now both work.
+  bool has_sentencepiece = false, has_torch = false;
+  for (const std::string& name : loaded_libraries()) {
+    has_sentencepiece = has_sentencepiece || name.find("libsentencepiece") != std::string::npos;
+    has_torch = has_torch || name.find("libtorch_cpu") != std::string::npos;
+  }
+  EXPECT_TRUE(has_sentencepiece);
+  EXPECT_TRUE(has_torch);
+  const Tokenizer tokenizer(fixtures() / "tokenizer" / "tiny.model");
+  const auto& item = expected_ids()["encode"][1];  // "glass behind burger"
+  const std::vector<int> ids = tokenizer.encode(item["text"].get<std::string>());
+  EXPECT_EQ(ids, item["ids"].get<std::vector<int>>());
+  const at::Tensor tensor = torch::tensor(std::vector<std::int64_t>(ids.begin(), ids.end()));
+  EXPECT_EQ(tensor.sum().item<std::int64_t>(),
+            std::accumulate(ids.begin(), ids.end(), std::int64_t{0}));
 }
 
 TEST(Pipeline, SftFromDatasetRecordsAndLimits) {
