@@ -12,7 +12,8 @@
 //
 // The prompt ids start with BOS (tokenizer.add_bos); the answer ids end with EOS. Tokenizing the
 // whole conversation as one string gives exactly prompt_ids + answer_ids (the answer's leading
-// space is SentencePiece's dummy prefix), which the fixture test checks against transformers.
+// space is SentencePiece's dummy prefix), in both tokenizer modes (legacy or not); the fixture
+// test checks this against transformers.
 //
 // Image tokens: the placeholder (tokenizer.image_token, `<image>`) becomes `image_tokens` copies
 // of its id, as transformers' LlavaProcessor expands it (576 for LLaVA-1.5-336). The model puts
