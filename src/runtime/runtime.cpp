@@ -7,6 +7,7 @@
 #include <torch/version.h>
 
 #include <cstdlib>
+#include <sstream>
 
 #include "perpo/core/error.h"
 
@@ -58,11 +59,15 @@ int set_threads(int threads) {
 }
 
 std::string runtime_summary() {
-  std::string cuda = torch::cuda::is_available()
-                         ? "yes (" + std::to_string(torch::cuda::device_count()) + " device(s))"
-                         : "no";
-  return std::string("LibTorch ") + TORCH_VERSION + ", CUDA: " + cuda +
-         ", threads: " + std::to_string(at::get_num_threads());
+  std::ostringstream out;
+  out << "LibTorch " << TORCH_VERSION << ", CUDA: ";
+  if (torch::cuda::is_available()) {
+    out << "yes (" << torch::cuda::device_count() << " device(s))";
+  } else {
+    out << "no";
+  }
+  out << ", threads: " << at::get_num_threads();
+  return out.str();
 }
 
 }  // namespace perpo

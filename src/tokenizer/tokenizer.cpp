@@ -187,7 +187,7 @@ Tokenizer::Tokenizer(Tokenizer&&) noexcept = default;
 Tokenizer& Tokenizer::operator=(Tokenizer&&) noexcept = default;
 
 Tokenizer Tokenizer::from_config(const TokenizerConfig& config,
-                                 const std::filesystem::path& model_dir, bool legacy) {
+                                 const std::filesystem::path& model_dir) {
   std::filesystem::path path = config.path;
   if (path.empty()) {
     PERPO_CHECK_INPUT(!model_dir.empty(),
@@ -202,7 +202,7 @@ Tokenizer Tokenizer::from_config(const TokenizerConfig& config,
     if (probe.Load(path.string()).ok())
       added = read_added_tokens(config_json, probe.GetPieceSize());
   }
-  Tokenizer tokenizer(path, added, legacy);
+  Tokenizer tokenizer(path, added, config.legacy);
   if (!tokenizer.added_token_id(config.image_token)) {
     throw input_error("tokenizer ", path.string(), " has no added token '", config.image_token, "'")
         .hint("set tokenizer.image_token to the image placeholder of this tokenizer");

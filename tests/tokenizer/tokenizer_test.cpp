@@ -146,6 +146,9 @@ TEST(Tokenizer, FromConfigReadsAddedTokensOfACheckpoint) {
   EXPECT_EQ(tokenizer.added_token_id("<img>"), 402);
   EXPECT_EQ(tokenizer.pad_id(), 403);
   EXPECT_EQ(tokenizer.vocab_size(), 404);
+  EXPECT_TRUE(tokenizer.legacy());
+  config.legacy = false;  // tokenizer.legacy picks the splitting convention
+  EXPECT_FALSE(Tokenizer::from_config(config, dir).legacy());
   config.image_token = "<image>";  // not in this tokenizer
   EXPECT_THROW(Tokenizer::from_config(config, dir), Error);
 }

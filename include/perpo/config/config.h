@@ -128,6 +128,7 @@ struct TokenizerConfig {
   std::string chat_template = "vicuna_v1";  // vicuna_v1 (LLaVA-1.5) | plain
   std::string image_token = "<image>";      // placeholder replaced by the image features
   bool add_bos = true;                      // prepend BOS to every prompt
+  bool legacy = true;  // SentencePiece splitting around added tokens: true = as LLaVA-1.5 trained
 
   template <typename V>
   void visit(V& v) {
@@ -136,6 +137,9 @@ struct TokenizerConfig {
              "prompt template: vicuna_v1 (LLaVA-1.5) or plain");
     v.field("image_token", image_token, "image placeholder in prompts, e.g. <image>");
     v.field("add_bos", add_bos, "prepend the BOS token");
+    v.field("legacy", legacy,
+            "true: '▁' after <image> as LLaVA-1.5 was trained; false: as transformers' "
+            "LlamaTokenizer(legacy=False) / the fast tokenizer");
   }
 };
 

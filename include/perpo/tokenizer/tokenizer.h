@@ -52,7 +52,7 @@ class Tokenizer {
   /// empty. Added tokens come from `<model_dir>/tokenizer_config.json` ("added_tokens_decoder")
   /// when that file exists, else the llava-hf default; `config.image_token` must be among them.
   static Tokenizer from_config(const TokenizerConfig& config,
-                               const std::filesystem::path& model_dir = {}, bool legacy = true);
+                               const std::filesystem::path& model_dir = {});
 
   /// Token ids of `text` (see the file comment for the splitting rules).
   std::vector<int> encode(std::string_view text, bool add_bos = false, bool add_eos = false) const;
