@@ -1,0 +1,69 @@
+// Hugging Face LLaVA checkpoints in and out of a perpo model.
+//
+//   perpo::ModelConfig config = perpo::load_model_config(dir);   // model_config.h
+//   perpo::LlavaModel model(config);                             // canonical parameter names
+//   perpo::LoadReport report = perpo::load_weights(*model, dir);  // strict
+//   ...
+//   perpo::export_checkpoint(*model, config, "out/", {.tokenizer_dir = dir});
+//
+// Loading is strict: every parameter of the model (adapters lora_A / lora_B aside) must come from
+// the checkpoint with the same shape, and every tensor of the checkpoint must land in a parameter.
+// The only tensors skipped are counted in the report: HF buffers (rotary inv_freq, position_ids),
+// parts of the CLIP tower LLaVA never uses when the model leaves them out (post_layernorm, the
+// encoder layers after vision_feature_layer), and an lm_head.weight equal to embed_tokens when the
+// model ties them.
+#pragma once
+
+#include <torch/nn/module.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "perpo/model/model_config.h"
+#include "perpo/model/safetensors.h"
+
+namespace perpo {
+
+struct LoadReport {
+  std::string layout;                // "old" | "new": the checkpoint's key layout
+  int loaded = 0;                    // parameters set
+  std::int64_t loaded_elements = 0;  // their total size
+  std::vector<std::string> skipped;  // checkpoint keys deliberately not loaded (see above)
+  std::size_t files = 0;             // safetensors files read
+};
+
+/// Loads the weights of the checkpoint folder `dir` into `model` (names: model_config.h),
+/// converting each tensor to its parameter's dtype and device. Throws perpo::Error (input) naming
+/// the tensor on a missing, unexpected or mis-shaped tensor (with both shapes). When `config` is
+/// given, its key_layout is set to the layout found.
+LoadReport load_weights(torch::nn::Module& model, const std::filesystem::path& dir,
+                        ModelConfig* config = nullptr);
+
+/// Same, from tensors already keyed by HF names (tests, in-memory conversion).
+LoadReport load_weights_from(torch::nn::Module& model, const SafetensorsCheckpoint& checkpoint,
+                             ModelConfig* config = nullptr);
+
+/// The model's weights under canonical names, for export: LoRA layers contribute their merged
+/// weight (W + scale B A), adapter tensors are left out. Tensors are detached (not copied when no
+/// merge is needed).
+NamedTensors canonical_state(torch::nn::Module& model);
+
+struct ExportOptions {
+  std::string layout = "new";           // HF key layout: "new" (transformers >= 4.52) | "old"
+  std::filesystem::path tokenizer_dir;  // copy tokenizer / processor files from here, if set
+  std::uint64_t max_shard_bytes = 5'000'000'000;  // larger exports are sharded (index.json)
+  bool to_bfloat16 = false;  // store weights as BF16 (else the parameters' dtypes)
+};
+
+/// Writes `model` as a Hugging Face LLaVA checkpoint folder `out_dir`: safetensors (merged LoRA,
+/// HF names) + config.json (+ tokenizer files). The folder is built next to `out_dir` and renamed
+/// into place, so `out_dir` is either complete or absent; an existing `out_dir` is replaced.
+void export_checkpoint(torch::nn::Module& model, const ModelConfig& config,
+                       const std::filesystem::path& out_dir, const ExportOptions& options = {});
+
+/// The tokenizer and processor files export copies when present.
+const std::vector<std::string>& tokenizer_file_names();
+
+}  // namespace perpo

@@ -1,0 +1,332 @@
+// ModelConfig <-> a Hugging Face LLaVA config.json.
+//
+// transformers fills every field a config.json leaves out from the sub-config classes' defaults,
+// and real checkpoints rely on it (llava-hf/llava-1.5-7b-hf's text_config lists little beyond
+// vocab_size, rms_norm_eps and max_position_embeddings). The tables of defaults below are
+// transformers' own:
+//   vision_config absent:  LlavaConfig's CLIP ViT-L/14-336 (1024 wide, 24 layers, 16 heads, 336 px,
+//   14 px) vision_config fields:  CLIPVisionConfig (768, 3072, 12 layers, 12 heads, 224 px, 32 px,
+//   quick_gelu) text_config fields:    LlamaConfig (vocab 32000, 4096, 11008, 32 layers, 32 heads,
+//   rms 1e-6, ...)
+// tie_word_embeddings: transformers (4.57) ties lm_head when text_config.tie_word_embeddings is
+// true (LlamaConfig default false); the top-level key is used only when text_config has none.
+// rope_scaling: "linear" and "dynamic" (type or rope_type + factor) are read; llama3/yarn/longrope
+// need more parameters than ModelConfig holds and are refused.
+#include <nlohmann/json.hpp>
+
+#include "perpo/config/config.h"
+#include "perpo/core/atomic_file.h"
+#include "perpo/core/error.h"
+#include "perpo/model/model_config.h"
+
+namespace perpo {
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+// Typed access to one JSON object; errors name the source file and the dotted field.
+class FieldReader {
+ public:
+  FieldReader(const json& object, std::string source, std::string prefix)
+      : object_(object), source_(std::move(source)), prefix_(std::move(prefix)) {}
+
+  bool has(const char* key) const {
+    auto it = object_.find(key);
+    return it != object_.end() && !it->is_null();
+  }
+  const json* find(const char* key) const {
+    auto it = object_.find(key);
+    return it == object_.end() || it->is_null() ? nullptr : &*it;
+  }
+
+  int get_int(const char* key, int fallback) const {
+    const json* value = find(key);
+    if (value == nullptr) return fallback;
+    if (!value->is_number_integer()) throw wrong_type(key, "an integer", *value);
+    return value->get<int>();
+  }
+  std::int64_t get_int64(const char* key, std::int64_t fallback) const {
+    const json* value = find(key);
+    if (value == nullptr) return fallback;
+    if (!value->is_number_integer()) throw wrong_type(key, "an integer", *value);
+    return value->get<std::int64_t>();
+  }
+  double get_double(const char* key, double fallback) const {
+    const json* value = find(key);
+    if (value == nullptr) return fallback;
+    if (!value->is_number()) throw wrong_type(key, "a number", *value);
+    return value->get<double>();
+  }
+  bool get_bool(const char* key, bool fallback) const {
+    const json* value = find(key);
+    if (value == nullptr) return fallback;
+    if (!value->is_boolean()) throw wrong_type(key, "true or false", *value);
+    return value->get<bool>();
+  }
+  std::string get_string(const char* key, const std::string& fallback) const {
+    const json* value = find(key);
+    if (value == nullptr) return fallback;
+    if (!value->is_string()) throw wrong_type(key, "a string", *value);
+    return value->get<std::string>();
+  }
+  /// A token id that may be given as a list (e.g. eos_token_id: [2, 32000]): the first one.
+  int get_token_id(const char* key, int fallback) const {
+    const json* value = find(key);
+    if (value != nullptr && value->is_array() && !value->empty() &&
+        (*value)[0].is_number_integer()) {
+      return (*value)[0].get<int>();
+    }
+    return get_int(key, fallback);
+  }
+  FieldReader child(const char* key) const {
+    const json* value = find(key);
+    if (value != nullptr && !value->is_object()) throw wrong_type(key, "an object", *value);
+    static const json empty = json::object();
+    return FieldReader(value == nullptr ? empty : *value, source_, prefix_ + key + ".");
+  }
+
+  Error error(const char* key, const std::string& what) const {
+    return input_error(source_, ": ", prefix_, key, " ", what);
+  }
+
+ private:
+  Error wrong_type(const char* key, const char* expected, const json& value) const {
+    return input_error(source_, ": ", prefix_, key, " must be ", expected, ", got ", value.dump())
+        .hint("fix the value in config.json");
+  }
+
+  const json& object_;
+  std::string source_;
+  std::string prefix_;
+};
+
+VisionConfig read_vision(const FieldReader& top) {
+  VisionConfig v;
+  if (!top.has("vision_config"))
+    return v;  // LlavaConfig's default: CLIP ViT-L/14-336 (the struct's)
+  FieldReader f = top.child("vision_config");
+  std::string type = f.get_string("model_type", "clip_vision_model");
+  if (type != "clip_vision_model") {
+    throw f.error("model_type",
+                  "is '" + type + "'; perpo's vision tower is CLIP (clip_vision_model)");
+  }
+  // CLIPVisionConfig defaults.
+  v.hidden_size = f.get_int("hidden_size", 768);
+  v.intermediate_size = f.get_int("intermediate_size", 3072);
+  v.num_hidden_layers = f.get_int("num_hidden_layers", 12);
+  v.num_attention_heads = f.get_int("num_attention_heads", 12);
+  v.num_channels = f.get_int("num_channels", 3);
+  v.image_size = f.get_int("image_size", 224);
+  v.patch_size = f.get_int("patch_size", 32);
+  v.layer_norm_eps = f.get_double("layer_norm_eps", 1e-5);
+  v.hidden_act = f.get_string("hidden_act", "quick_gelu");
+  if (v.hidden_act != "quick_gelu" && v.hidden_act != "gelu") {
+    throw f.error("hidden_act", "is '" + v.hidden_act + "'; perpo supports quick_gelu and gelu");
+  }
+  if (v.patch_size <= 0 || v.image_size % v.patch_size != 0) {
+    throw f.error("patch_size", "must divide image_size (" + std::to_string(v.image_size) +
+                                    "), got " + std::to_string(v.patch_size));
+  }
+  return v;
+}
+
+TextConfig read_text(const FieldReader& top) {
+  FieldReader f = top.child("text_config");
+  std::string type = f.get_string("model_type", "llama");
+  if (type != "llama") {
+    throw f.error("model_type", "is '" + type + "'; perpo's language model is LLaMA (llama)");
+  }
+  TextConfig t;  // LlamaConfig defaults below
+  t.vocab_size = f.get_int("vocab_size", 32000);
+  t.hidden_size = f.get_int("hidden_size", 4096);
+  t.intermediate_size = f.get_int("intermediate_size", 11008);
+  t.num_hidden_layers = f.get_int("num_hidden_layers", 32);
+  t.num_attention_heads = f.get_int("num_attention_heads", 32);
+  t.num_key_value_heads = f.get_int("num_key_value_heads", t.num_attention_heads);
+  t.head_dim = f.get_int("head_dim", 0);
+  t.rms_norm_eps = f.get_double("rms_norm_eps", 1e-6);
+  t.rope_theta = f.get_double("rope_theta", 10000.0);
+  t.max_position_embeddings = f.get_int("max_position_embeddings", 2048);
+  t.hidden_act = f.get_string("hidden_act", "silu");
+  t.attention_bias = f.get_bool("attention_bias", false);
+  t.mlp_bias = f.get_bool("mlp_bias", false);
+  t.pad_token_id = f.get_token_id("pad_token_id", -1);
+  t.bos_token_id = f.get_token_id("bos_token_id", 1);
+  t.eos_token_id = f.get_token_id("eos_token_id", 2);
+  if (t.hidden_act != "silu")
+    throw f.error("hidden_act", "is '" + t.hidden_act + "'; perpo supports silu");
+  if (t.num_attention_heads <= 0 || t.num_key_value_heads <= 0 ||
+      t.num_attention_heads % t.num_key_value_heads != 0) {
+    throw f.error("num_key_value_heads", "(" + std::to_string(t.num_key_value_heads) +
+                                             ") must divide num_attention_heads (" +
+                                             std::to_string(t.num_attention_heads) + ")");
+  }
+  if (t.head_dim == 0 && t.hidden_size % t.num_attention_heads != 0) {
+    throw f.error("hidden_size", "must be divisible by num_attention_heads");
+  }
+  if (f.has("rope_scaling")) {
+    FieldReader scaling = f.child("rope_scaling");
+    std::string kind = scaling.get_string("rope_type", scaling.get_string("type", "default"));
+    if (kind == "linear" || kind == "dynamic") {
+      t.rope_scaling_type = kind;
+      t.rope_scaling_factor = scaling.get_double("factor", 1.0);
+      if (!scaling.has("factor"))
+        throw scaling.error("factor", "is missing (needed by '" + kind + "' scaling)");
+    } else if (kind != "default") {
+      throw scaling.error("rope_type", "is '" + kind + "'; perpo supports linear and dynamic");
+    }
+  }
+  return t;
+}
+
+}  // namespace
+
+ModelConfig parse_model_config(const std::string& json_text, const std::string& source) {
+  json root;
+  try {
+    root = json::parse(json_text);
+  } catch (const json::parse_error& e) {
+    throw input_error(source, " is not valid JSON (", e.what(), ")");
+  }
+  if (!root.is_object()) throw input_error(source, " does not hold a JSON object");
+  FieldReader top(root, source, "");
+  if (!top.has("model_type")) {
+    throw top.error("model_type", "is missing")
+        .hint("a LLaVA checkpoint's config.json has \"model_type\": \"llava\"");
+  }
+  std::string type = top.get_string("model_type", "");
+  if (type != "llava") {
+    throw top
+        .error("model_type",
+               "is '" + type + "': unknown architecture; perpo loads LLaVA (llava) checkpoints")
+        .hint("llava-hf/llava-1.5-7b-hf is an example of a supported checkpoint");
+  }
+  ModelConfig config;
+  config.vision = read_vision(top);
+  config.text = read_text(top);
+  config.projector_hidden_act = top.get_string("projector_hidden_act", "gelu");
+  if (const json* layer = top.find("vision_feature_layer"); layer != nullptr && layer->is_array()) {
+    throw top.error("vision_feature_layer", "lists several layers; perpo takes features from one");
+  }
+  config.vision_feature_layer = top.get_int("vision_feature_layer", -2);
+  int layers = config.vision.num_hidden_layers;
+  if (config.vision_feature_layer < -(layers + 1) || config.vision_feature_layer > layers) {
+    throw top.error("vision_feature_layer", "(" + std::to_string(config.vision_feature_layer) +
+                                                ") is out of range for a vision tower of " +
+                                                std::to_string(layers) + " layers");
+  }
+  config.vision_feature_select_strategy =
+      top.get_string("vision_feature_select_strategy", "default");
+  if (config.vision_feature_select_strategy != "default" &&
+      config.vision_feature_select_strategy != "full") {
+    throw top.error(
+        "vision_feature_select_strategy",
+        "must be 'default' or 'full', got '" + config.vision_feature_select_strategy + "'");
+  }
+  config.image_token_index =
+      top.get_int64("image_token_index", top.get_int64("image_token_id", 32000));
+  FieldReader text = top.child("text_config");
+  config.tie_word_embeddings =
+      text.get_bool("tie_word_embeddings", top.get_bool("tie_word_embeddings", false));
+  config.multimodal_projector_bias = top.get_bool("multimodal_projector_bias", true);
+  if (config.projector_hidden_act != "gelu") {
+    throw top.error("projector_hidden_act",
+                    "is '" + config.projector_hidden_act + "'; perpo supports gelu");
+  }
+  return config;
+}
+
+ModelConfig load_model_config(const fs::path& dir) {
+  fs::path path = dir / "config.json";
+  if (!fs::exists(path)) {
+    throw input_error(path.string(), " does not exist")
+        .hint("model.path must be a Hugging Face checkpoint folder with config.json");
+  }
+  return parse_model_config(read_file(path), path.string());
+}
+
+ModelConfig tiny_model_config(const TinyModelConfig& tiny, int vocab_size,
+                              std::int64_t image_token_id) {
+  PERPO_CHECK_INPUT(vocab_size > 0, "the tiny model needs a vocabulary, got vocab_size ",
+                    vocab_size);
+  PERPO_CHECK_INPUT(tiny.image_size % tiny.patch_size == 0, "model.tiny.patch_size (",
+                    tiny.patch_size, ") must divide model.tiny.image_size (", tiny.image_size, ")");
+  PERPO_CHECK_INPUT(tiny.heads % tiny.kv_heads == 0, "model.tiny.kv_heads (", tiny.kv_heads,
+                    ") must divide model.tiny.heads (", tiny.heads, ")");
+  PERPO_CHECK_INPUT(tiny.hidden % tiny.heads == 0 && tiny.vision_hidden % tiny.vision_heads == 0,
+                    "model.tiny.hidden and vision_hidden must be divisible by their head counts");
+  PERPO_CHECK_INPUT(image_token_id >= 0 && image_token_id < vocab_size, "the image token id ",
+                    image_token_id, " is outside the vocabulary of ", vocab_size);
+  ModelConfig config;
+  config.vision.hidden_size = tiny.vision_hidden;
+  config.vision.intermediate_size = 4 * tiny.vision_hidden;
+  config.vision.num_hidden_layers = tiny.vision_layers;
+  config.vision.num_attention_heads = tiny.vision_heads;
+  config.vision.image_size = tiny.image_size;
+  config.vision.patch_size = tiny.patch_size;
+  config.text.vocab_size = vocab_size;
+  config.text.hidden_size = tiny.hidden;
+  config.text.intermediate_size = tiny.intermediate;
+  config.text.num_hidden_layers = tiny.layers;
+  config.text.num_attention_heads = tiny.heads;
+  config.text.num_key_value_heads = tiny.kv_heads;
+  config.text.max_position_embeddings = 2048;
+  config.image_token_index = image_token_id;
+  // vision_feature_layer -2 as LLaVA-1.5: the second-to-last hidden state (with one vision layer,
+  // the embeddings' output).
+  return config;
+}
+
+std::string model_config_json(const ModelConfig& c) {
+  json vision = {{"model_type", "clip_vision_model"},
+                 {"hidden_size", c.vision.hidden_size},
+                 {"intermediate_size", c.vision.intermediate_size},
+                 {"num_hidden_layers", c.vision.num_hidden_layers},
+                 {"num_attention_heads", c.vision.num_attention_heads},
+                 {"num_channels", c.vision.num_channels},
+                 {"image_size", c.vision.image_size},
+                 {"patch_size", c.vision.patch_size},
+                 {"layer_norm_eps", c.vision.layer_norm_eps},
+                 {"hidden_act", c.vision.hidden_act}};
+  const TextConfig& t = c.text;
+  json text = {{"model_type", "llama"},
+               {"vocab_size", t.vocab_size},
+               {"hidden_size", t.hidden_size},
+               {"intermediate_size", t.intermediate_size},
+               {"num_hidden_layers", t.num_hidden_layers},
+               {"num_attention_heads", t.num_attention_heads},
+               {"num_key_value_heads", t.num_key_value_heads},
+               {"head_dim", t.effective_head_dim()},
+               {"rms_norm_eps", t.rms_norm_eps},
+               {"rope_theta", t.rope_theta},
+               {"max_position_embeddings", t.max_position_embeddings},
+               {"hidden_act", t.hidden_act},
+               {"attention_bias", t.attention_bias},
+               {"mlp_bias", t.mlp_bias},
+               {"bos_token_id", t.bos_token_id},
+               {"eos_token_id", t.eos_token_id},
+               {"tie_word_embeddings", c.tie_word_embeddings}};
+  text["pad_token_id"] = t.pad_token_id >= 0 ? json(t.pad_token_id) : json(nullptr);
+  text["rope_scaling"] = t.rope_scaling_type.empty() ? json(nullptr)
+                                                     : json{{"rope_type", t.rope_scaling_type},
+                                                            {"factor", t.rope_scaling_factor}};
+  json root = {{"architectures", {"LlavaForConditionalGeneration"}},
+               {"model_type", "llava"},
+               {"image_token_index", c.image_token_index},
+               {"projector_hidden_act", c.projector_hidden_act},
+               {"vision_feature_layer", c.vision_feature_layer},
+               {"vision_feature_select_strategy", c.vision_feature_select_strategy},
+               {"image_seq_length", c.image_tokens()},
+               {"multimodal_projector_bias", c.multimodal_projector_bias},
+               {"tie_word_embeddings", c.tie_word_embeddings},
+               {"text_config", text},
+               {"vision_config", vision}};
+  return root.dump(2) + "\n";
+}
+
+void save_model_config(const ModelConfig& config, const fs::path& path) {
+  write_file_atomic(path, model_config_json(config));
+}
+
+}  // namespace perpo

@@ -1,0 +1,387 @@
+#include "perpo/model/safetensors.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <bit>
+#include <cerrno>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+#include "perpo/core/atomic_file.h"
+#include "perpo/core/error.h"
+
+namespace perpo {
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+static_assert(std::endian::native == std::endian::little,
+              "safetensors data is little-endian; perpo reads it in place");
+
+namespace {
+
+// safetensors dtype names and the LibTorch types they map to.
+const std::vector<std::pair<std::string, c10::ScalarType>>& dtype_table() {
+  static const std::vector<std::pair<std::string, c10::ScalarType>> table = {
+      {"F64", c10::ScalarType::Double}, {"F32", c10::ScalarType::Float},
+      {"F16", c10::ScalarType::Half},   {"BF16", c10::ScalarType::BFloat16},
+      {"I64", c10::ScalarType::Long},   {"I32", c10::ScalarType::Int},
+      {"I16", c10::ScalarType::Short},  {"I8", c10::ScalarType::Char},
+      {"U8", c10::ScalarType::Byte},    {"BOOL", c10::ScalarType::Bool},
+  };
+  return table;
+}
+
+constexpr std::uint64_t kMaxHeaderBytes = 100'000'000;  // the limit of the reference reader
+
+std::string shape_text(const std::vector<std::int64_t>& shape) {
+  std::ostringstream out;
+  out << "[";
+  for (std::size_t i = 0; i < shape.size(); ++i) out << (i ? ", " : "") << shape[i];
+  out << "]";
+  return out.str();
+}
+
+// Parses one header entry; every failure names the file and the tensor.
+SafetensorsEntry parse_entry(const fs::path& path, const std::string& name, const json& value,
+                             std::uint64_t data_size) {
+  auto fail = [&](const std::string& what) {
+    return input_error(path.string(), ": tensor '", name, "': ", what)
+        .hint("the file is corrupt or was not written as safetensors");
+  };
+  if (!value.is_object()) throw fail("header entry is not a JSON object");
+  SafetensorsEntry entry;
+  entry.name = name;
+  auto dtype = value.find("dtype");
+  if (dtype == value.end() || !dtype->is_string()) throw fail("missing or non-string \"dtype\"");
+  entry.dtype = safetensors_dtype_from_name(dtype->get<std::string>());
+  auto shape = value.find("shape");
+  if (shape == value.end() || !shape->is_array()) throw fail("missing or non-array \"shape\"");
+  std::uint64_t numel = 1;
+  for (const json& dim : *shape) {
+    if (!dim.is_number_unsigned()) throw fail("\"shape\" holds a negative or non-integer size");
+    entry.shape.push_back(dim.get<std::int64_t>());
+    numel *= dim.get<std::uint64_t>();
+  }
+  auto offsets = value.find("data_offsets");
+  if (offsets == value.end() || !offsets->is_array() || offsets->size() != 2 ||
+      !(*offsets)[0].is_number_unsigned() || !(*offsets)[1].is_number_unsigned()) {
+    throw fail("\"data_offsets\" must be two non-negative integers");
+  }
+  entry.begin = (*offsets)[0].get<std::uint64_t>();
+  entry.end = (*offsets)[1].get<std::uint64_t>();
+  if (entry.end < entry.begin) throw fail("data_offsets end before they begin");
+  if (entry.end > data_size) {
+    throw input_error(path.string(), ": tensor '", name, "': data_offsets [", entry.begin, ", ",
+                      entry.end, ") run past the end of the data section (", data_size,
+                      " bytes); the file is truncated")
+        .hint("download or export the checkpoint again");
+  }
+  std::uint64_t expected = numel * c10::elementSize(entry.dtype);
+  if (entry.end - entry.begin != expected) {
+    throw fail("shape " + shape_text(entry.shape) + " of " + dtype->get<std::string>() + " needs " +
+               std::to_string(expected) + " bytes but data_offsets span " +
+               std::to_string(entry.end - entry.begin));
+  }
+  return entry;
+}
+
+}  // namespace
+
+c10::ScalarType safetensors_dtype_from_name(const std::string& name) {
+  for (const auto& [text, dtype] : dtype_table()) {
+    if (text == name) return dtype;
+  }
+  std::string known;
+  for (const auto& entry : dtype_table()) known += (known.empty() ? "" : ", ") + entry.first;
+  throw input_error("unsupported safetensors dtype '", name, "'").hint("perpo reads " + known);
+}
+
+std::string safetensors_dtype_name(c10::ScalarType dtype) {
+  for (const auto& [text, type] : dtype_table()) {
+    if (type == dtype) return text;
+  }
+  throw runtime_error("dtype ", c10::toString(dtype), " cannot be stored in safetensors by perpo");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading
+
+struct MappedFile {
+  void* base = nullptr;
+  std::uint64_t size = 0;
+  ~MappedFile() {
+    if (base != nullptr) ::munmap(base, size);
+  }
+};
+
+SafetensorsFile::SafetensorsFile(const fs::path& path) : path_(path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    throw input_error("cannot open ", path.string(), ": ", std::strerror(errno));
+  }
+  struct stat info {};
+  if (::fstat(fd, &info) != 0) {
+    int saved = errno;
+    ::close(fd);
+    throw input_error("cannot stat ", path.string(), ": ", std::strerror(saved));
+  }
+  auto size = static_cast<std::uint64_t>(info.st_size);
+  if (size < 8) {
+    ::close(fd);
+    throw input_error(path.string(), " is truncated: ", size,
+                      " bytes, too short for the 8-byte header length of a safetensors file");
+  }
+  mapping_ = std::make_shared<MappedFile>();
+  // Private and writable: copy-on-write pages, so tensors may be modified without touching the
+  // file.
+  void* base = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+  int saved = errno;
+  ::close(fd);
+  if (base == MAP_FAILED)
+    throw runtime_error("cannot memory-map ", path.string(), ": ", std::strerror(saved));
+  mapping_->base = base;
+  mapping_->size = size;
+
+  const auto* bytes = static_cast<const unsigned char*>(base);
+  std::uint64_t header_size = 0;
+  std::memcpy(&header_size, bytes, 8);  // little-endian u64
+  if (header_size > kMaxHeaderBytes) {
+    throw input_error(path.string(), ": the header claims ", header_size,
+                      " bytes; this is not a safetensors file");
+  }
+  if (8 + header_size > size) {
+    throw input_error(path.string(), " is truncated: the header needs ", header_size,
+                      " bytes but only ", size - 8, " follow the length field");
+  }
+  json header;
+  try {
+    header = json::parse(bytes + 8, bytes + 8 + header_size);
+  } catch (const json::parse_error& e) {
+    throw input_error(path.string(), ": the header is not valid JSON (", e.what(), ")");
+  }
+  if (!header.is_object()) throw input_error(path.string(), ": the header is not a JSON object");
+  data_start_ = 8 + header_size;
+  std::uint64_t data_size = size - data_start_;
+
+  for (auto it = header.begin(); it != header.end(); ++it) {
+    if (it.key() == "__metadata__") {
+      if (!it.value().is_object())
+        throw input_error(path.string(), ": \"__metadata__\" is not an object");
+      for (auto m = it.value().begin(); m != it.value().end(); ++m) {
+        if (m.value().is_string()) metadata_[m.key()] = m.value().get<std::string>();
+      }
+      continue;
+    }
+    entries_[it.key()] = parse_entry(path, it.key(), it.value(), data_size);
+    names_.push_back(it.key());
+  }
+  std::sort(names_.begin(), names_.end(), [&](const std::string& a, const std::string& b) {
+    return entries_.at(a).begin < entries_.at(b).begin;
+  });
+}
+
+std::uint64_t SafetensorsFile::file_size() const { return mapping_->size; }
+
+const SafetensorsEntry& SafetensorsFile::entry(const std::string& name) const {
+  auto it = entries_.find(name);
+  if (it == entries_.end()) throw input_error(path_.string(), " has no tensor '", name, "'");
+  return it->second;
+}
+
+torch::Tensor SafetensorsFile::tensor(const std::string& name) const {
+  const SafetensorsEntry& e = entry(name);
+  auto options = torch::TensorOptions().dtype(e.dtype).device(torch::kCPU);
+  char* data = static_cast<char*>(mapping_->base) + data_start_ + e.begin;
+  std::size_t element = c10::elementSize(e.dtype);
+  if (reinterpret_cast<std::uintptr_t>(data) % element != 0) {
+    // Misaligned for its element type (possible when a writer did not pad the header): copy.
+    torch::Tensor copy = torch::empty(e.shape, options);
+    std::memcpy(copy.data_ptr(), data, e.end - e.begin);
+    return copy;
+  }
+  std::shared_ptr<MappedFile> keep_alive = mapping_;
+  return torch::from_blob(
+      data, e.shape, [keep_alive](void*) {}, options);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checkpoint folders
+
+SafetensorsCheckpoint::SafetensorsCheckpoint(const fs::path& dir) : dir_(dir) {
+  if (!fs::is_directory(dir)) {
+    throw input_error("checkpoint folder ", dir.string(), " does not exist")
+        .hint("model.path must be a Hugging Face checkpoint folder (config.json + *.safetensors)");
+  }
+  std::vector<fs::path> files;
+  std::map<std::string, std::string> index;  // tensor -> shard file name, from index.json
+  fs::path index_path = dir / "model.safetensors.index.json";
+  if (fs::exists(index_path)) {
+    json parsed;
+    try {
+      parsed = json::parse(read_file(index_path));
+    } catch (const json::parse_error& e) {
+      throw input_error(index_path.string(), " is not valid JSON (", e.what(), ")");
+    }
+    auto map = parsed.find("weight_map");
+    if (map == parsed.end() || !map->is_object()) {
+      throw input_error(index_path.string(), " has no \"weight_map\" object");
+    }
+    std::set<std::string> shards;
+    for (auto it = map->begin(); it != map->end(); ++it) {
+      if (!it.value().is_string()) {
+        throw input_error(index_path.string(), ": weight_map entry '", it.key(),
+                          "' is not a file name");
+      }
+      index[it.key()] = it.value().get<std::string>();
+      shards.insert(it.value().get<std::string>());
+    }
+    for (const std::string& shard : shards) {
+      if (!fs::exists(dir / shard)) {
+        throw input_error(index_path.string(), " names shard ", shard, " but ",
+                          (dir / shard).string(), " does not exist")
+            .hint("the checkpoint download is incomplete");
+      }
+      files.push_back(dir / shard);
+    }
+  } else if (fs::exists(dir / "model.safetensors")) {
+    files.push_back(dir / "model.safetensors");
+  } else {
+    for (const auto& item : fs::directory_iterator(dir)) {
+      if (item.path().extension() == ".safetensors") files.push_back(item.path());
+    }
+    std::sort(files.begin(), files.end());
+  }
+  if (files.empty()) {
+    throw input_error("checkpoint folder ", dir.string(), " holds no *.safetensors file")
+        .hint(
+            "perpo reads safetensors only; convert .bin checkpoints with transformers' "
+            "save_pretrained");
+  }
+  for (const fs::path& file : files) {
+    files_.push_back(std::make_unique<SafetensorsFile>(file));
+    for (const std::string& name : files_.back()->names()) {
+      auto [it, inserted] = owner_.emplace(name, files_.size() - 1);
+      if (!inserted) {
+        throw input_error("tensor '", name, "' appears in both ",
+                          files_[it->second]->path().string(), " and ", file.string());
+      }
+    }
+  }
+  for (const auto& [name, shard] : index) {
+    auto it = owner_.find(name);
+    if (it == owner_.end() || files_[it->second]->path().filename() != shard) {
+      throw input_error(index_path.string(), " puts tensor '", name, "' in ", shard,
+                        " but that shard does not hold it")
+          .hint("the checkpoint download is incomplete or mixes two versions");
+    }
+  }
+}
+
+std::vector<std::string> SafetensorsCheckpoint::names() const {
+  std::vector<std::string> out;
+  out.reserve(owner_.size());
+  for (const auto& item : owner_) out.push_back(item.first);
+  return out;
+}
+
+const SafetensorsFile& SafetensorsCheckpoint::owner(const std::string& name) const {
+  auto it = owner_.find(name);
+  if (it == owner_.end())
+    throw input_error("checkpoint ", dir_.string(), " has no tensor '", name, "'");
+  return *files_[it->second];
+}
+
+const SafetensorsEntry& SafetensorsCheckpoint::entry(const std::string& name) const {
+  return owner(name).entry(name);
+}
+torch::Tensor SafetensorsCheckpoint::tensor(const std::string& name) const {
+  return owner(name).tensor(name);
+}
+const fs::path& SafetensorsCheckpoint::file_of(const std::string& name) const {
+  return owner(name).path();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writing
+
+void write_safetensors(const fs::path& path, const NamedTensors& tensors,
+                       const std::map<std::string, std::string>& metadata) {
+  std::vector<std::pair<std::string, torch::Tensor>> order;
+  std::set<std::string> seen;
+  for (const auto& [name, tensor] : tensors) {
+    PERPO_CHECK(tensor.defined(), "cannot write undefined tensor '", name, "' to ", path.string());
+    PERPO_CHECK(seen.insert(name).second, "tensor '", name, "' given twice for ", path.string());
+    order.emplace_back(name, tensor.detach().to(torch::kCPU).contiguous());
+  }
+  // Largest elements first keeps every tensor aligned to its element size without padding.
+  std::stable_sort(order.begin(), order.end(), [](const auto& a, const auto& b) {
+    std::size_t ea = a.second.element_size(), eb = b.second.element_size();
+    return ea != eb ? ea > eb : a.first < b.first;
+  });
+  nlohmann::ordered_json header = nlohmann::ordered_json::object();
+  if (!metadata.empty()) header["__metadata__"] = metadata;
+  std::uint64_t offset = 0;
+  for (const auto& [name, tensor] : order) {
+    std::uint64_t bytes = tensor.numel() * tensor.element_size();
+    header[name] = {{"dtype", safetensors_dtype_name(tensor.scalar_type())},
+                    {"shape", tensor.sizes().vec()},
+                    {"data_offsets", {offset, offset + bytes}}};
+    offset += bytes;
+  }
+  std::string text = header.dump();
+  text.append((8 - text.size() % 8) % 8, ' ');  // data section starts 8-byte aligned
+  std::uint64_t header_size = text.size();
+
+  AtomicFileWriter writer(path);
+  std::ostream& out = writer.stream();
+  out.write(reinterpret_cast<const char*>(&header_size), 8);
+  out.write(text.data(), static_cast<std::streamsize>(text.size()));
+  for (const auto& item : order) {
+    const torch::Tensor& tensor = item.second;
+    out.write(static_cast<const char*>(tensor.data_ptr()),
+              static_cast<std::streamsize>(tensor.numel() * tensor.element_size()));
+  }
+  writer.commit();
+}
+
+std::vector<std::string> write_safetensors_checkpoint(const fs::path& dir,
+                                                      const NamedTensors& tensors,
+                                                      std::uint64_t max_shard_bytes) {
+  std::vector<NamedTensors> shards(1);
+  std::uint64_t total = 0, current = 0;
+  for (const auto& item : tensors) {
+    std::uint64_t bytes = item.second.numel() * item.second.element_size();
+    if (current > 0 && current + bytes > max_shard_bytes) {
+      shards.emplace_back();
+      current = 0;
+    }
+    shards.back().push_back(item);
+    current += bytes;
+    total += bytes;
+  }
+  if (shards.size() == 1) {
+    write_safetensors(dir / "model.safetensors", tensors);
+    return {"model.safetensors"};
+  }
+  std::vector<std::string> written;
+  json weight_map = json::object();
+  char name[64];
+  for (std::size_t i = 0; i < shards.size(); ++i) {
+    std::snprintf(name, sizeof(name), "model-%05zu-of-%05zu.safetensors", i + 1, shards.size());
+    write_safetensors(dir / name, shards[i]);
+    for (const auto& item : shards[i]) weight_map[item.first] = name;
+    written.emplace_back(name);
+  }
+  json index = {{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}};
+  write_file_atomic(dir / "model.safetensors.index.json", index.dump(2) + "\n");
+  written.emplace_back("model.safetensors.index.json");
+  return written;
+}
+
+}  // namespace perpo
