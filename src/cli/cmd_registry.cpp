@@ -5,7 +5,10 @@
 
 namespace perpo::cli {
 
-void register_all(CLI::App& app, CommandRegistry& registry) { register_config(app, registry); }
+void register_all(CLI::App& app, CommandRegistry& registry) {
+  register_config(app, registry);
+  register_score(app, registry);
+}
 
 std::string version_text() { return std::string("perpo 0.1.0\n") + runtime_summary(); }
 
