@@ -1,0 +1,166 @@
+#include "perpo/model/llama.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "perpo/core/error.h"
+#include "perpo/model/activations.h"
+#include "perpo/model/attention.h"
+#include "perpo/model/recompute.h"
+
+namespace perpo {
+
+RmsNormImpl::RmsNormImpl(std::int64_t size, double eps_) : eps(eps_) {
+  weight = register_parameter("weight", torch::ones({size}));
+}
+
+torch::Tensor RmsNormImpl::forward(const torch::Tensor& x) {
+  torch::Tensor x32 = x.to(torch::kFloat);
+  torch::Tensor normed = x32 * torch::rsqrt(x32.pow(2).mean(-1, /*keepdim=*/true) + eps);
+  return weight * normed.to(x.scalar_type());
+}
+
+RotaryEmbedding::RotaryEmbedding(const TextConfig& config) {
+  const std::int64_t dim = config.effective_head_dim();
+  const auto& type = config.rope_scaling_type;
+  if (!(type.empty() || type == "default" || type == "linear")) {
+    throw input_error("text_config.rope_scaling type '", type, "' is not supported")
+        .hint("perpo supports no rope_scaling, 'default' and 'linear'");
+  }
+  // inv_freq[i] = 1 / theta^(2i / D), as transformers (fp32 from int64 arange)
+  torch::Tensor exponents = torch::arange(0, dim, 2, torch::kInt64).to(torch::kFloat) / dim;
+  inv_freq_ = 1.0 / torch::pow(config.rope_theta, exponents);  // (D/2)
+  if (type == "linear") inv_freq_ = inv_freq_ / config.rope_scaling_factor;
+}
+
+std::pair<torch::Tensor, torch::Tensor> RotaryEmbedding::cos_sin(const torch::Tensor& positions,
+                                                                 torch::ScalarType dtype) const {
+  torch::Tensor inv_freq = inv_freq_.to(positions.device());
+  torch::Tensor freqs = positions.to(torch::kFloat).unsqueeze(-1) * inv_freq;  // (B, T, D/2)
+  torch::Tensor angles = torch::cat({freqs, freqs}, -1).unsqueeze(1);          // (B, 1, T, D)
+  return {angles.cos().to(dtype), angles.sin().to(dtype)};
+}
+
+torch::Tensor apply_rotary(const torch::Tensor& x, const torch::Tensor& cos,
+                           const torch::Tensor& sin) {
+  const auto half = x.size(-1) / 2;
+  torch::Tensor rotated = torch::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
+  return x * cos + rotated * sin;  // (B, heads, T, D)
+}
+
+LlamaAttentionImpl::LlamaAttentionImpl(const TextConfig& config)
+    : heads(config.num_attention_heads),
+      kv_heads(config.num_key_value_heads),
+      head_dim(config.effective_head_dim()) {
+  PERPO_CHECK_INPUT(kv_heads > 0 && heads % kv_heads == 0, "text_config: num_attention_heads ",
+                    heads, " is not a multiple of num_key_value_heads ", kv_heads);
+  const auto C = config.hidden_size;
+  const bool bias = config.attention_bias;
+  q_proj = register_module("q_proj", LoraLinear(C, heads * head_dim, bias));
+  k_proj = register_module("k_proj", LoraLinear(C, kv_heads * head_dim, bias));
+  v_proj = register_module("v_proj", LoraLinear(C, kv_heads * head_dim, bias));
+  o_proj = register_module("o_proj", LoraLinear(heads * head_dim, C, bias));
+}
+
+LayerOutput LlamaAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& cos,
+                                        const torch::Tensor& sin, const torch::Tensor& allowed,
+                                        const torch::Tensor& past_k, const torch::Tensor& past_v) {
+  const auto B = x.size(0), T = x.size(1);
+  torch::Tensor q = q_proj(x).view({B, T, heads, head_dim}).transpose(1, 2);     // (B, H, T, D)
+  torch::Tensor k = k_proj(x).view({B, T, kv_heads, head_dim}).transpose(1, 2);  // (B, Hkv, T, D)
+  torch::Tensor v = v_proj(x).view({B, T, kv_heads, head_dim}).transpose(1, 2);  // (B, Hkv, T, D)
+  q = apply_rotary(q, cos, sin);
+  k = apply_rotary(k, cos, sin);
+  const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
+  torch::Tensor out = attend(q, past_k, past_v, k, v, allowed, scale);  // (B, H, T, D)
+  return {o_proj(out.transpose(1, 2).reshape({B, T, heads * head_dim})), k, v};
+}
+
+LlamaMlpImpl::LlamaMlpImpl(const TextConfig& config) : activation(config.hidden_act) {
+  check_activation(activation, "text_config.hidden_act");
+  const auto C = config.hidden_size, M = config.intermediate_size;
+  gate_proj = register_module("gate_proj", LoraLinear(C, M, config.mlp_bias));
+  up_proj = register_module("up_proj", LoraLinear(C, M, config.mlp_bias));
+  down_proj = register_module("down_proj", LoraLinear(M, C, config.mlp_bias));
+}
+
+torch::Tensor LlamaMlpImpl::forward(const torch::Tensor& x) {
+  return down_proj(apply_activation(activation, gate_proj(x)) * up_proj(x));
+}
+
+LlamaDecoderLayerImpl::LlamaDecoderLayerImpl(const TextConfig& config) {
+  self_attn = register_module("self_attn", LlamaAttention(config));
+  mlp = register_module("mlp", LlamaMlp(config));
+  input_layernorm =
+      register_module("input_layernorm", RmsNorm(config.hidden_size, config.rms_norm_eps));
+  post_attention_layernorm =
+      register_module("post_attention_layernorm", RmsNorm(config.hidden_size, config.rms_norm_eps));
+}
+
+LayerOutput LlamaDecoderLayerImpl::forward(const torch::Tensor& hidden, const torch::Tensor& cos,
+                                           const torch::Tensor& sin, const torch::Tensor& allowed,
+                                           const torch::Tensor& past_k,
+                                           const torch::Tensor& past_v) {
+  LayerOutput attn = self_attn(input_layernorm(hidden), cos, sin, allowed, past_k, past_v);
+  torch::Tensor h = hidden + attn.hidden;  // (B, T, C)
+  return {h + mlp(post_attention_layernorm(h)), attn.key, attn.value};
+}
+
+LlamaModelImpl::LlamaModelImpl(const TextConfig& config_) : config(config_), rotary_(config_) {
+  embed_tokens =
+      register_module("embed_tokens", torch::nn::Embedding(config.vocab_size, config.hidden_size));
+  layers = register_module("layers", torch::nn::ModuleList());
+  for (int i = 0; i < config.num_hidden_layers; ++i) {
+    typed_layers.push_back(LlamaDecoderLayer(config));
+    layers->push_back(typed_layers.back());
+  }
+  norm = register_module("norm", RmsNorm(config.hidden_size, config.rms_norm_eps));
+}
+
+DecoderOutput LlamaModelImpl::forward(const torch::Tensor& embeds, const torch::Tensor& positions,
+                                      const torch::Tensor& key_mask, const KVCache* past) {
+  PERPO_CHECK(embeds.dim() == 3 && embeds.size(2) == config.hidden_size,
+              "decoder input embeddings must be (B, T, ", config.hidden_size, "), got ",
+              embeds.sizes());
+  const auto T = embeds.size(1);
+  PERPO_CHECK(positions.dim() == 2 && positions.size(1) == T, "decoder positions must be (B or 1, ",
+              T, "), got ", positions.sizes());
+  const bool has_past = past != nullptr && !past->empty();
+  if (has_past) {
+    PERPO_CHECK(past->keys.size() == typed_layers.size(), "KV cache has ", past->keys.size(),
+                " layers, the decoder ", typed_layers.size());
+    PERPO_CHECK(past->batch() == 1 || past->batch() == embeds.size(0), "KV cache batch ",
+                past->batch(), " must be 1 or the input batch ", embeds.size(0));
+  }
+  const std::int64_t past_len = has_past ? past->length() : 0;
+  torch::Tensor allowed = attention_allowed(past_len, T, key_mask, embeds.device());
+  auto [cos, sin] = rotary_.cos_sin(positions, embeds.scalar_type());
+
+  DecoderOutput out;
+  torch::Tensor hidden = embeds;
+  for (std::size_t i = 0; i < typed_layers.size(); ++i) {
+    LlamaDecoderLayer layer = typed_layers[i];
+    torch::Tensor past_k = has_past ? past->keys[i] : torch::Tensor();
+    torch::Tensor past_v = has_past ? past->values[i] : torch::Tensor();
+    LayerOutput result;
+    if (gradient_checkpointing_ && is_training() && torch::GradMode::is_enabled()) {
+      LlamaDecoderLayerImpl* layer_impl = layer.get();
+      auto fn = [layer_impl, cos = cos, sin = sin, allowed](const std::vector<torch::Tensor>& in) {
+        LayerOutput r = layer_impl->forward(in[0], cos, sin, allowed, in[1], in[2]);
+        return std::vector<torch::Tensor>{r.hidden, r.key, r.value};
+      };
+      auto outputs = recompute_in_backward(fn, {hidden, past_k, past_v}, layer->parameters());
+      result = {outputs[0], outputs[1], outputs[2]};
+    } else {
+      result = layer->forward(hidden, cos, sin, allowed, past_k, past_v);
+    }
+    hidden = result.hidden;
+    out.present.keys.push_back(result.key);
+    out.present.values.push_back(result.value);
+  }
+  out.hidden = norm(hidden);  // (B, T, C)
+  return out;
+}
+
+}  // namespace perpo

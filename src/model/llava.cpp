@@ -1,0 +1,176 @@
+#include "perpo/model/llava.h"
+
+#include <torch/torch.h>
+
+#include "perpo/core/error.h"
+#include "perpo/model/activations.h"
+#include "perpo/model/recompute.h"
+
+namespace perpo {
+
+MultiModalProjectorImpl::MultiModalProjectorImpl(const ModelConfig& config)
+    : activation(config.projector_hidden_act) {
+  check_activation(activation, "projector_hidden_act");
+  const bool bias = config.multimodal_projector_bias;
+  linear_1 = register_module("linear_1",
+                             LoraLinear(config.vision.hidden_size, config.text.hidden_size, bias));
+  linear_2 = register_module("linear_2",
+                             LoraLinear(config.text.hidden_size, config.text.hidden_size, bias));
+}
+
+torch::Tensor MultiModalProjectorImpl::forward(const torch::Tensor& features) {
+  return linear_2(apply_activation(activation, linear_1(features)));
+}
+
+LlavaModelImpl::LlavaModelImpl(const ModelConfig& config) : config_(config) {
+  const auto& strategy = config.vision_feature_select_strategy;
+  if (strategy != "default" && strategy != "full") {
+    throw input_error("vision_feature_select_strategy '", strategy, "' is not supported")
+        .hint("use 'default' (drop the CLS token) or 'full'");
+  }
+  vision_tower = register_module("vision_tower", ClipVisionTower(config.vision));
+  multi_modal_projector = register_module("multi_modal_projector", MultiModalProjector(config));
+  language_model = register_module("language_model", LlamaModel(config.text));
+  if (!config.tie_word_embeddings) {
+    lm_head = register_module("lm_head",
+                              LoraLinear(config.text.hidden_size, config.text.vocab_size, false));
+  }
+}
+
+torch::Tensor LlavaModelImpl::image_features(const torch::Tensor& pixel_values) {
+  torch::Tensor hidden = vision_tower->vision_model->hidden_state(
+      pixel_values, config_.vision_feature_layer);  // (I, 1+Np, Cv)
+  if (config_.vision_feature_select_strategy == "default") {
+    hidden = hidden.narrow(1, 1, hidden.size(1) - 1);  // (I, Np, Cv): CLS dropped
+  }
+  return multi_modal_projector(hidden);  // (I, image_tokens, C)
+}
+
+torch::Tensor LlavaModelImpl::embed(const torch::Tensor& ids, const torch::Tensor& pixel_values) {
+  PERPO_CHECK(ids.dim() == 2, "input ids must be (B, S), got ", ids.sizes());
+  torch::Tensor is_image = ids == config_.image_token_index;  // (B, S)
+  // The image token may lie outside the vocabulary: look up id 0 there, it is overwritten below.
+  torch::Tensor embeds = language_model->embed_tokens(ids.masked_fill(is_image, 0));  // (B, S, C)
+  const std::int64_t image_positions = is_image.sum().item<std::int64_t>();
+  if (!pixel_values.defined()) {
+    PERPO_CHECK(image_positions == 0, "the input ids hold ", image_positions,
+                " image tokens but no pixel values were given");
+    return embeds;
+  }
+  torch::Tensor features = image_features(pixel_values).to(embeds.scalar_type());  // (I, Ni, C)
+  PERPO_CHECK(image_positions == features.size(0) * features.size(1), "the input ids hold ",
+              image_positions, " image tokens (id ", config_.image_token_index, ") but ",
+              features.size(0), " image(s) give ", features.size(0) * features.size(1),
+              " features (", features.size(1), " per image)");
+  return embeds.masked_scatter(is_image.unsqueeze(-1).expand_as(embeds), features);  // (B, S, C)
+}
+
+torch::Tensor LlavaModelImpl::lm_logits(const torch::Tensor& hidden) {
+  if (lm_head) return lm_head(hidden);
+  return torch::nn::functional::linear(hidden, language_model->embed_tokens->weight);
+}
+
+torch::Tensor LlavaModelImpl::forward(const torch::Tensor& ids, const torch::Tensor& pixel_values,
+                                      const torch::Tensor& attention_mask,
+                                      const torch::Tensor& positions) {
+  torch::Tensor embeds = embed(ids, pixel_values);  // (B, S, C)
+  torch::Tensor pos =
+      positions.defined()
+          ? positions
+          : torch::arange(ids.size(1), ids.options().dtype(torch::kInt64)).unsqueeze(0);
+  DecoderOutput out = language_model(embeds, pos, attention_mask);
+  return lm_logits(out.hidden);  // (B, S, V)
+}
+
+PrefixState LlavaModelImpl::encode_prefix(const torch::Tensor& prompt_ids,
+                                          const torch::Tensor& pixel_values) {
+  PERPO_CHECK(prompt_ids.dim() == 2 && prompt_ids.size(0) == 1 && prompt_ids.size(1) > 0,
+              "a shared prefix must be (1, P) with P > 0, got ", prompt_ids.sizes());
+  const auto P = prompt_ids.size(1);
+  torch::Tensor embeds = embed(prompt_ids, pixel_values);  // (1, P, C)
+  torch::Tensor positions =
+      torch::arange(P, prompt_ids.options().dtype(torch::kInt64)).unsqueeze(0);
+  DecoderOutput out = language_model(embeds, positions);
+  PrefixState prefix;
+  prefix.kv = std::move(out.present);
+  prefix.last_hidden = out.hidden.select(1, P - 1);  // (1, C)
+  prefix.length = P;
+  return prefix;
+}
+
+namespace {
+void check_answers(const torch::Tensor& answer_ids, const torch::Tensor& answer_mask) {
+  PERPO_CHECK(answer_ids.dim() == 2 && answer_ids.size(1) > 0,
+              "answer ids must be (N, T) with T > 0, got ", answer_ids.sizes());
+  PERPO_CHECK(answer_mask.sizes() == answer_ids.sizes(), "answer mask ", answer_mask.sizes(),
+              " must have the shape of the answer ids ", answer_ids.sizes());
+}
+}  // namespace
+
+torch::Tensor LlavaModelImpl::answer_logps(const PrefixState& prefix,
+                                           const torch::Tensor& answer_ids,
+                                           const torch::Tensor& answer_mask, std::int64_t chunk) {
+  check_answers(answer_ids, answer_mask);
+  PERPO_CHECK(prefix.length > 0 && prefix.kv.batch() == 1,
+              "answer_logps needs a prefix from encode_prefix");
+  const auto N = answer_ids.size(0), T = answer_ids.size(1), P = prefix.length;
+  torch::Tensor real = answer_mask.to(torch::kBool);                      // (N, T)
+  torch::Tensor targets = answer_ids.masked_fill(real.logical_not(), 0);  // (N, T)
+  torch::Tensor embeds = language_model->embed_tokens(targets);           // (N, T, C)
+  torch::Tensor positions =
+      torch::arange(P, P + T, answer_ids.options().dtype(torch::kInt64)).unsqueeze(0);  // (1, T)
+  torch::Tensor key_mask = torch::cat({torch::ones({N, P}, real.options()), real}, 1);  // (N, P+T)
+  DecoderOutput out = language_model(embeds, positions, key_mask, &prefix.kv);          // (N, T, C)
+  // The last prompt token predicts answer token 0; answer token t predicts token t + 1.
+  torch::Tensor first = prefix.last_hidden.unsqueeze(1).expand({N, 1, -1});           // (N, 1, C)
+  torch::Tensor predictors = torch::cat({first, out.hidden.narrow(1, 0, T - 1)}, 1);  // (N, T, C)
+  return chunked_token_logps(predictors, targets, real, chunk);
+}
+
+torch::Tensor LlavaModelImpl::answer_logps_repeated(const torch::Tensor& prompt_ids,
+                                                    const torch::Tensor& pixel_values,
+                                                    const torch::Tensor& answer_ids,
+                                                    const torch::Tensor& answer_mask,
+                                                    std::int64_t chunk) {
+  check_answers(answer_ids, answer_mask);
+  PERPO_CHECK(prompt_ids.dim() == 2 && prompt_ids.size(0) == 1, "prompt ids must be (1, P), got ",
+              prompt_ids.sizes());
+  const auto N = answer_ids.size(0), T = answer_ids.size(1), P = prompt_ids.size(1);
+  torch::Tensor real = answer_mask.to(torch::kBool);                        // (N, T)
+  torch::Tensor targets = answer_ids.masked_fill(real.logical_not(), 0);    // (N, T)
+  torch::Tensor ids = torch::cat({prompt_ids.expand({N, P}), targets}, 1);  // (N, P+T)
+  torch::Tensor pixels =
+      pixel_values.defined() ? pixel_values.expand({N, -1, -1, -1}).contiguous() : torch::Tensor();
+  torch::Tensor key_mask = torch::cat({torch::ones({N, P}, real.options()), real}, 1);  // (N, P+T)
+  torch::Tensor positions =
+      torch::arange(P + T, ids.options().dtype(torch::kInt64)).unsqueeze(0);    // (1, P+T)
+  DecoderOutput out = language_model(embed(ids, pixels), positions, key_mask);  // (N, P+T, C)
+  torch::Tensor predictors = out.hidden.narrow(1, P - 1, T);                    // (N, T, C)
+  return chunked_token_logps(predictors, targets, real, chunk);
+}
+
+torch::Tensor LlavaModelImpl::chunked_token_logps(const torch::Tensor& hidden,
+                                                  const torch::Tensor& targets,
+                                                  const torch::Tensor& mask, std::int64_t chunk) {
+  PERPO_CHECK(chunk > 0, "log-prob chunk must be > 0, got ", chunk);
+  const auto T = hidden.size(1);
+  std::vector<torch::Tensor> head_params =
+      lm_head ? lm_head->parameters()
+              : std::vector<torch::Tensor>{language_model->embed_tokens->weight};
+  std::vector<torch::Tensor> pieces;
+  for (std::int64_t start = 0; start < T; start += chunk) {
+    const auto len = std::min(chunk, T - start);
+    torch::Tensor chunk_targets = targets.narrow(1, start, len);  // (N, c)
+    torch::Tensor chunk_mask = mask.narrow(1, start, len);        // (N, c)
+    auto fn = [this, chunk_targets, chunk_mask](const std::vector<torch::Tensor>& in) {
+      torch::Tensor logps =
+          torch::log_softmax(lm_logits(in[0]).to(torch::kFloat), -1);  // (N, c, V)
+      torch::Tensor picked = logps.gather(-1, chunk_targets.unsqueeze(-1)).squeeze(-1);  // (N, c)
+      return std::vector<torch::Tensor>{picked.masked_fill(chunk_mask.logical_not(), 0.0)};
+    };
+    pieces.push_back(recompute_in_backward(fn, {hidden.narrow(1, start, len)}, head_params)[0]);
+  }
+  return torch::cat(pieces, 1);  // (N, T)
+}
+
+}  // namespace perpo

@@ -1,0 +1,131 @@
+#!/usr/bin/env python3
+"""Builds tiny random LLaVA checkpoints with transformers and records the logits it computes.
+
+    .venv/bin/python tools/make_model_fixtures.py   # writes tests/fixtures/model/<name>/
+
+Each fixture folder (all fp32, a few tens of KB each) holds:
+  config.json         transformers' LlavaConfig of the tiny model
+  model.safetensors   the weights, in the "old" (language_model.model.*, vision_tower.*) or the
+                      "new" (model.language_model.*, model.vision_tower.*) key layout
+  inputs.safetensors  input_ids (B, S) int64 with image_tokens() copies of the image token per
+                      image (as LlavaProcessor expands them), pixel_values (B, 3, H, W) and the
+                      expected logits (B, S, V) of LlavaForConditionalGeneration (eager attention)
+
+Fixtures:
+  tiny_old_untied_gqa   old key layout, separate lm_head, 4 query heads on 2 key/value heads,
+                        quick_gelu CLIP, vision_feature_layer -2, "default" strategy (CLS dropped)
+  tiny_new_tied         new key layout, tie_word_embeddings, plain multi-head attention, gelu CLIP,
+                        vision_feature_layer -1, "full" strategy (CLS kept), rope_theta 500000,
+                        linear rope scaling (factor 2)
+Weights are drawn larger than transformers' init (std 0.02 would make every logit ~0 and the
+parity test unable to fail).
+"""
+import json
+import os
+
+import torch
+from safetensors.torch import save_file
+from transformers import (CLIPVisionConfig, LlamaConfig, LlavaConfig,
+                          LlavaForConditionalGeneration)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT = os.path.join(ROOT, "tests", "fixtures", "model")
+
+VOCAB = 96
+IMAGE_TOKEN = 95
+
+
+def make_config(tied, kv_heads, vision_act, feature_layer, strategy, rope_theta, rope_scaling):
+    vision = CLIPVisionConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                              num_attention_heads=2, image_size=32, patch_size=8,
+                              projection_dim=16, hidden_act=vision_act)
+    text = LlamaConfig(vocab_size=VOCAB, hidden_size=32, intermediate_size=64,
+                       num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=kv_heads,
+                       rms_norm_eps=1e-6, rope_theta=rope_theta, rope_scaling=rope_scaling,
+                       tie_word_embeddings=tied, pad_token_id=0)
+    patches = (32 // 8) ** 2
+    image_tokens = patches + (1 if strategy == "full" else 0)
+    config = LlavaConfig(vision_config=vision, text_config=text, image_token_index=IMAGE_TOKEN,
+                         vision_feature_layer=feature_layer,
+                         vision_feature_select_strategy=strategy, tie_word_embeddings=tied,
+                         image_seq_length=image_tokens)
+    return config, image_tokens
+
+
+def randomize(model, generator):
+    """Weights of order one so the logits spread out (and differences would show)."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" in name and name.endswith("weight"):
+                p.copy_(1.0 + 0.2 * torch.randn(p.shape, generator=generator))
+            elif name.endswith("bias"):
+                p.copy_(0.2 * torch.randn(p.shape, generator=generator))
+            elif "embed" in name:
+                p.copy_(torch.randn(p.shape, generator=generator))
+            else:
+                fan_in = p.shape[-1] if p.dim() == 2 else p[0].numel()
+                p.copy_(torch.randn(p.shape, generator=generator) * 1.5 / fan_in ** 0.5)
+
+
+def old_layout(key):
+    """transformers >= 4.52 names -> the names llava-hf checkpoints were written with."""
+    if key.startswith("model.language_model."):
+        return "language_model.model." + key[len("model.language_model."):]
+    if key == "lm_head.weight":
+        return "language_model.lm_head.weight"
+    if key.startswith("model."):
+        return key[len("model."):]
+    return key
+
+
+def make_inputs(image_tokens, generator):
+    """Two prompts: text, image tokens, text (different lengths of text around the image)."""
+    rows = []
+    for before, after in ((3, 6), (5, 4)):
+        text_a = torch.randint(1, IMAGE_TOKEN, (before,), generator=generator)
+        text_b = torch.randint(1, IMAGE_TOKEN, (after,), generator=generator)
+        rows.append(torch.cat([text_a, torch.full((image_tokens,), IMAGE_TOKEN), text_b]))
+    input_ids = torch.stack(rows).to(torch.int64)  # (2, S)
+    pixel_values = torch.randn((2, 3, 32, 32), generator=generator)
+    return input_ids, pixel_values
+
+
+def build(name, layout, seed, **kwargs):
+    generator = torch.Generator().manual_seed(seed)
+    config, image_tokens = make_config(**kwargs)
+    config._attn_implementation = "eager"
+    model = LlavaForConditionalGeneration(config).eval()
+    randomize(model, generator)
+    input_ids, pixel_values = make_inputs(image_tokens, generator)
+    with torch.no_grad():
+        logits = model(input_ids=input_ids, pixel_values=pixel_values).logits.float()
+
+    folder = os.path.join(OUT, name)
+    os.makedirs(folder, exist_ok=True)
+    config_dict = config.to_dict()
+    config_dict.pop("_attn_implementation_autoset", None)
+    config_dict["architectures"] = ["LlavaForConditionalGeneration"]
+    with open(os.path.join(folder, "config.json"), "w") as f:
+        json.dump(config_dict, f, indent=2, sort_keys=True)
+    state = {}
+    for key, value in model.state_dict().items():
+        if kwargs["tied"] and key == "lm_head.weight":
+            continue  # tied checkpoints store only embed_tokens
+        state[old_layout(key) if layout == "old" else key] = value.contiguous()
+    save_file(state, os.path.join(folder, "model.safetensors"), metadata={"format": "pt"})
+    save_file({"input_ids": input_ids, "pixel_values": pixel_values, "logits": logits},
+              os.path.join(folder, "inputs.safetensors"))
+    print(f"{name}: {len(state)} tensors, logits {tuple(logits.shape)}, "
+          f"logit std {logits.std().item():.3f}")
+
+
+def main():
+    build("tiny_old_untied_gqa", "old", seed=1, tied=False, kv_heads=2, vision_act="quick_gelu",
+          feature_layer=-2, strategy="default", rope_theta=10000.0, rope_scaling=None)
+    build("tiny_new_tied", "new", seed=2, tied=True, kv_heads=4, vision_act="gelu",
+          feature_layer=-1, strategy="full", rope_theta=500000.0,
+          rope_scaling={"type": "linear", "factor": 2.0})
+
+
+if __name__ == "__main__":
+    main()
