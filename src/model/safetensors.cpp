@@ -317,7 +317,7 @@ void write_safetensors(const fs::path& path, const NamedTensors& tensors,
   for (const auto& [name, tensor] : tensors) {
     PERPO_CHECK(tensor.defined(), "cannot write undefined tensor '", name, "' to ", path.string());
     PERPO_CHECK(seen.insert(name).second, "tensor '", name, "' given twice for ", path.string());
-    order.emplace_back(name, tensor.detach().to(torch::kCPU).contiguous());
+    order.emplace_back(name, tensor.detach());  // moved to the CPU one at a time, below
   }
   // Largest elements first keeps every tensor aligned to its element size without padding.
   std::stable_sort(order.begin(), order.end(), [](const auto& a, const auto& b) {
@@ -343,7 +343,7 @@ void write_safetensors(const fs::path& path, const NamedTensors& tensors,
   out.write(reinterpret_cast<const char*>(&header_size), 8);
   out.write(text.data(), static_cast<std::streamsize>(text.size()));
   for (const auto& item : order) {
-    const torch::Tensor& tensor = item.second;
+    torch::Tensor tensor = item.second.to(torch::kCPU).contiguous();
     out.write(static_cast<const char*>(tensor.data_ptr()),
               static_cast<std::streamsize>(tensor.numel() * tensor.element_size()));
   }
