@@ -56,9 +56,17 @@ int main(int argc, char** argv) {
   torch::Tensor answers = torch::randint(1, 999, {N, T}, torch::kInt64);
   torch::Tensor mask = torch::ones({N, T}, torch::kInt64);
 
+  double prefix_s = 0, answers_s = 0, backward_s = 0;  // phases of the shared path, summed
   auto run_shared = [&] {
+    auto start = std::chrono::steady_clock::now();
     perpo::PrefixState prefix = model->encode_prefix(prompt, pixels);
-    model->answer_logps(prefix, answers, mask).sum().backward();
+    prefix_s += seconds_since(start);
+    start = std::chrono::steady_clock::now();
+    torch::Tensor logps = model->answer_logps(prefix, answers, mask);
+    answers_s += seconds_since(start);
+    start = std::chrono::steady_clock::now();
+    logps.sum().backward();
+    backward_s += seconds_since(start);
   };
   auto run_repeated = [&] {
     model->answer_logps_repeated(prompt, pixels, answers, mask).sum().backward();
@@ -83,6 +91,9 @@ int main(int argc, char** argv) {
       static_cast<long long>(P), static_cast<long long>(N), static_cast<long long>(T),
       torch::get_num_threads(), iterations);
   const double shared = measure("prefix-sharing", run_shared);
+  std::printf(
+      "  shared phases per list: prefix forward %.3f s, answers forward %.3f s, backward %.3f s\n",
+      prefix_s / (iterations + 1), answers_s / (iterations + 1), backward_s / (iterations + 1));
   const double repeated = measure("repeated-prefix", run_repeated);
   std::printf("speed-up (repeated / shared time): %.2fx\n", repeated / shared);
   return 0;
