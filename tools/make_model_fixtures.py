@@ -3,7 +3,7 @@
 
     .venv/bin/python tools/make_model_fixtures.py   # writes tests/fixtures/model/<name>/
 
-Each fixture folder (all fp32, a few tens of KB each) holds:
+Each fixture folder (all fp32, about 200 KB; 400 KB for both) holds:
   config.json         transformers' LlavaConfig of the tiny model
   model.safetensors   the weights, in the "old" (language_model.model.*, vision_tower.*) or the
                       "new" (model.language_model.*, model.vision_tower.*) key layout
