@@ -28,5 +28,6 @@ std::string version_text();
 // One per cmd_*.cpp.
 void register_config(CLI::App& app, CommandRegistry& registry);
 void register_score(CLI::App& app, CommandRegistry& registry);
+void register_export(CLI::App& app, CommandRegistry& registry);
 
 }  // namespace perpo::cli

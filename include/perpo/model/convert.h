@@ -1,0 +1,45 @@
+// Checkpoint folder -> Hugging Face LLaVA folder, the work behind `perpo export`.
+//
+//   perpo::ConvertOptions options;
+//   options.layout = "old";                    // HF key layout of the output
+//   perpo::ConvertSummary s = perpo::export_hf_checkpoint("llava-hf/", "out/", options);
+//
+// The input is loaded strictly into a LlavaModel (checkpoint.h), so a checkpoint that loads is one
+// perpo can run, and the output is written by export_checkpoint: merged weights, config.json and
+// the tokenizer / processor files found in the input folder.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace perpo {
+
+struct ConvertOptions {
+  std::string layout = "new";  // HF key layout of the output: "new" | "old"
+  std::string dtype = "fp32";  // stored weight dtype: "fp32" | "bf16"
+};
+
+struct ConvertSummary {
+  std::string input_layout;                  // "old" | "new": the layout found in the input
+  std::string output_layout;                 // the layout written
+  std::string dtype;                         // "fp32" | "bf16"
+  int tensors = 0;                           // tensors written across all safetensors files
+  std::uint64_t weight_bytes = 0;            // total size of the safetensors files
+  std::vector<std::string> files;            // file names written in the output folder, sorted
+  std::vector<std::string> tokenizer_files;  // of which copied from the input folder
+
+  /// Several lines for people: layout, tensors, bytes, files.
+  std::string to_text() const;
+};
+
+/// Loads the Hugging Face LLaVA checkpoint folder `in_dir` (config.json + safetensors) strictly and
+/// writes it to `out_dir` in the Hugging Face layout `options.layout`, replacing `out_dir`
+/// atomically. Throws perpo::Error (input) naming the path when `in_dir` is not a checkpoint
+/// folder, when `out_dir` is `in_dir`, or on a bad layout / dtype name.
+ConvertSummary export_hf_checkpoint(const std::filesystem::path& in_dir,
+                                    const std::filesystem::path& out_dir,
+                                    const ConvertOptions& options = {});
+
+}  // namespace perpo

@@ -1,0 +1,46 @@
+// perpo export --checkpoint C --output DIR: writes a checkpoint as a Hugging Face LLaVA folder.
+// The work is perpo::export_hf_checkpoint (model/convert.h); this file only maps flags onto it.
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "commands.h"
+#include "perpo/model/convert.h"
+
+namespace perpo::cli {
+
+void register_export(CLI::App& app, CommandRegistry& registry) {
+  auto* command = app.add_subcommand(
+      "export",
+      "Write a checkpoint as a Hugging Face LLaVA folder: weights (LoRA merged) as safetensors,\n"
+      "config.json, and the tokenizer / processor files found beside the weights. The checkpoint\n"
+      "is loaded strictly first. C: a Hugging Face LLaVA folder (config.json + safetensors);\n"
+      "perpo training checkpoints once `perpo train` lands. DIR is replaced atomically.");
+  struct Options {
+    std::string checkpoint;
+    std::string output;
+    ConvertOptions convert;
+  };
+  auto options = std::make_shared<Options>();
+  command
+      ->add_option("--checkpoint", options->checkpoint,
+                   "C: a Hugging Face LLaVA folder (config.json + safetensors)")
+      ->required();
+  command->add_option("--output,-o", options->output, "DIR: the folder to write")->required();
+  command
+      ->add_option("--layout", options->convert.layout,
+                   "HF key layout: new (transformers >= 4.52) | old")
+      ->capture_default_str();
+  command->add_option("--dtype", options->convert.dtype, "stored weights: fp32 | bf16")
+      ->capture_default_str();
+
+  registry.add(command, [options] {
+    ConvertSummary summary =
+        export_hf_checkpoint(options->checkpoint, options->output, options->convert);
+    std::fputs(summary.to_text().c_str(), stdout);
+    std::printf("wrote %s\n", options->output.c_str());
+    return 0;
+  });
+}
+
+}  // namespace perpo::cli

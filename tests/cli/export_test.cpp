@@ -1,0 +1,132 @@
+// perpo export end to end: a transformers fixture exported in the other key layout by the perpo
+// executable reloads (C++ loader) with the logits transformers computed; bad paths exit 2.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <torch/torch.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+
+#include "perpo/model/checkpoint.h"
+#include "perpo/model/llava.h"
+#include "perpo/model/model_config.h"
+#include "perpo/model/safetensors.h"
+#include "test_paths.h"
+
+namespace {
+namespace fs = std::filesystem;
+
+struct Result {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr together
+};
+
+Result run_perpo(const std::string& args) {
+  std::string command = std::string(perpo::test::kPerpoExe) + " " + args + " 2>&1";
+  Result result;
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (!pipe) return result;
+  std::array<char, 4096> buffer{};
+  while (std::fgets(buffer.data(), buffer.size(), pipe)) result.output += buffer.data();
+  int status = ::pclose(pipe);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
+
+fs::path fixture_dir(const std::string& name) {
+  return fs::path(perpo::test::kTestsDir) / "fixtures" / "model" / name;
+}
+
+struct ExportCase {
+  std::string fixture;
+  std::string layout;  // the fixture's own layout is the other one
+};
+
+class CliExport : public ::testing::TestWithParam<ExportCase> {};
+
+TEST_P(CliExport, OtherLayoutReloadsWithTransformersLogits) {
+  const ExportCase& c = GetParam();
+  fs::path out = fs::path(perpo::test::kScratchDir) / "cli_export" / c.fixture;
+  fs::remove_all(out);
+  Result r = run_perpo("export --checkpoint " + fixture_dir(c.fixture).string() + " --output " +
+                       out.string() + " --layout " + c.layout);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("-> " + c.layout), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("tensors: "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("wrote " + out.string()), std::string::npos) << r.output;
+  EXPECT_TRUE(fs::exists(out / "config.json"));
+  EXPECT_TRUE(fs::exists(out / "model.safetensors"));
+
+  perpo::ModelConfig config = perpo::load_model_config(out);
+  perpo::LlavaModel model(config);
+  perpo::load_weights(*model, out, &config);  // strict: every tensor lands in a parameter
+  model->eval();
+  EXPECT_EQ(config.key_layout, c.layout);
+
+  perpo::SafetensorsFile inputs(fixture_dir(c.fixture) / "inputs.safetensors");
+  torch::NoGradGuard no_grad;
+  torch::Tensor logits =
+      model->forward(inputs.tensor("input_ids"), inputs.tensor("pixel_values"));  // (B, S, V)
+  torch::Tensor expected = inputs.tensor("logits");                               // (B, S, V)
+  ASSERT_EQ(logits.sizes(), expected.sizes());
+  ASSERT_GT(expected.std().item<double>(), 0.5);  // spread out: a wrong weight would show
+  EXPECT_LT((logits - expected).abs().max().item<double>(), 1e-4);
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, CliExport,
+                         ::testing::Values(ExportCase{"tiny_old_untied_gqa", "new"},
+                                           ExportCase{"tiny_new_tied", "old"}),
+                         [](const auto& info) { return info.param.fixture; });
+
+TEST(CliExportFiles, TokenizerFilesBesideTheWeightsAreCopied) {
+  fs::path source = fs::path(perpo::test::kScratchDir) / "cli_export" / "with_tokenizer";
+  fs::path out = fs::path(perpo::test::kScratchDir) / "cli_export" / "with_tokenizer_out";
+  fs::remove_all(source);
+  fs::create_directories(source);
+  for (const char* name : {"config.json", "model.safetensors"}) {
+    fs::copy_file(fixture_dir("tiny_new_tied") / name, source / name);
+  }
+  const std::string tokenizer_config = "{\"model_max_length\": 4096}\n";
+  {
+    std::ofstream(source / "tokenizer_config.json") << tokenizer_config;
+    std::ofstream(source / "notes.txt") << "not a tokenizer file\n";
+  }
+  Result r = run_perpo("export --checkpoint " + source.string() + " --output " + out.string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("tokenizer files copied: 1"), std::string::npos) << r.output;
+  std::ifstream copied(out / "tokenizer_config.json");
+  std::string text((std::istreambuf_iterator<char>(copied)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(text, tokenizer_config);
+  EXPECT_FALSE(fs::exists(out / "notes.txt"));
+}
+
+TEST(CliExportErrors, MissingCheckpointExitsTwoNamingIt) {
+  fs::path out = fs::path(perpo::test::kScratchDir) / "cli_export" / "never_written";
+  Result r = run_perpo("export --checkpoint /no/such/llava --output " + out.string());
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("perpo: error: "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("/no/such/llava"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(out));
+}
+
+TEST(CliExportErrors, OutputOntoItsInputIsRefused) {
+  std::string dir = fixture_dir("tiny_new_tied").string();
+  Result r = run_perpo("export --checkpoint " + dir + " --output " + dir);
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("is the checkpoint folder itself"), std::string::npos) << r.output;
+  EXPECT_TRUE(fs::exists(fs::path(dir) / "inputs.safetensors"));
+}
+
+TEST(CliExportErrors, UnknownLayoutExitsTwo) {
+  fs::path out = fs::path(perpo::test::kScratchDir) / "cli_export" / "bad_layout";
+  Result r = run_perpo("export --checkpoint " + fixture_dir("tiny_new_tied").string() +
+                       " --output " + out.string() + " --layout newest");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("'newest'"), std::string::npos) << r.output;
+}
+
+}  // namespace
