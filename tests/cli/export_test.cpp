@@ -15,27 +15,13 @@
 #include "perpo/model/llava.h"
 #include "perpo/model/model_config.h"
 #include "perpo/model/safetensors.h"
+#include "run_perpo.h"
 #include "test_paths.h"
 
 namespace {
 namespace fs = std::filesystem;
-
-struct Result {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr together
-};
-
-Result run_perpo(const std::string& args) {
-  std::string command = std::string(perpo::test::kPerpoExe) + " " + args + " 2>&1";
-  Result result;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (!pipe) return result;
-  std::array<char, 4096> buffer{};
-  while (std::fgets(buffer.data(), buffer.size(), pipe)) result.output += buffer.data();
-  int status = ::pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
-}
+using perpo::test::PerpoRun;
+using perpo::test::run_perpo;
 
 fs::path fixture_dir(const std::string& name) {
   return fs::path(perpo::test::kTestsDir) / "fixtures" / "model" / name;
@@ -52,8 +38,8 @@ TEST_P(CliExport, OtherLayoutReloadsWithTransformersLogits) {
   const ExportCase& c = GetParam();
   fs::path out = fs::path(perpo::test::kScratchDir) / "cli_export" / c.fixture;
   fs::remove_all(out);
-  Result r = run_perpo("export --checkpoint " + fixture_dir(c.fixture).string() + " --output " +
-                       out.string() + " --layout " + c.layout);
+  PerpoRun r = run_perpo("export --checkpoint " + fixture_dir(c.fixture).string() + " --output " +
+                         out.string() + " --layout " + c.layout);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("-> " + c.layout), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("tensors: "), std::string::npos) << r.output;
@@ -95,7 +81,7 @@ TEST(CliExportFiles, TokenizerFilesBesideTheWeightsAreCopied) {
     std::ofstream(source / "tokenizer_config.json") << tokenizer_config;
     std::ofstream(source / "notes.txt") << "not a tokenizer file\n";
   }
-  Result r = run_perpo("export --checkpoint " + source.string() + " --output " + out.string());
+  PerpoRun r = run_perpo("export --checkpoint " + source.string() + " --output " + out.string());
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("tokenizer files copied: 1"), std::string::npos) << r.output;
   std::ifstream copied(out / "tokenizer_config.json");
@@ -106,7 +92,7 @@ TEST(CliExportFiles, TokenizerFilesBesideTheWeightsAreCopied) {
 
 TEST(CliExportErrors, MissingCheckpointExitsTwoNamingIt) {
   fs::path out = fs::path(perpo::test::kScratchDir) / "cli_export" / "never_written";
-  Result r = run_perpo("export --checkpoint /no/such/llava --output " + out.string());
+  PerpoRun r = run_perpo("export --checkpoint /no/such/llava --output " + out.string());
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("perpo: error: "), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("/no/such/llava"), std::string::npos) << r.output;
@@ -115,7 +101,7 @@ TEST(CliExportErrors, MissingCheckpointExitsTwoNamingIt) {
 
 TEST(CliExportErrors, OutputOntoItsInputIsRefused) {
   std::string dir = fixture_dir("tiny_new_tied").string();
-  Result r = run_perpo("export --checkpoint " + dir + " --output " + dir);
+  PerpoRun r = run_perpo("export --checkpoint " + dir + " --output " + dir);
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("is the checkpoint folder itself"), std::string::npos) << r.output;
   EXPECT_TRUE(fs::exists(fs::path(dir) / "inputs.safetensors"));
@@ -123,8 +109,8 @@ TEST(CliExportErrors, OutputOntoItsInputIsRefused) {
 
 TEST(CliExportErrors, UnknownLayoutExitsTwo) {
   fs::path out = fs::path(perpo::test::kScratchDir) / "cli_export" / "bad_layout";
-  Result r = run_perpo("export --checkpoint " + fixture_dir("tiny_new_tied").string() +
-                       " --output " + out.string() + " --layout newest");
+  PerpoRun r = run_perpo("export --checkpoint " + fixture_dir("tiny_new_tied").string() +
+                         " --output " + out.string() + " --layout newest");
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("'newest'"), std::string::npos) << r.output;
 }

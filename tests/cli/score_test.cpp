@@ -9,27 +9,16 @@
 #include <sstream>
 #include <string>
 
+#include "run_perpo.h"
 #include "test_paths.h"
 
 namespace {
 
 namespace fs = std::filesystem;
+using perpo::test::PerpoRun;
 
-struct ScoreRun {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr together
-};
-
-ScoreRun run_perpo_score(const std::string& args) {
-  std::string command = std::string(perpo::test::kPerpoExe) + " score " + args + " 2>&1";
-  ScoreRun result;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (!pipe) return result;
-  std::array<char, 4096> buffer{};
-  while (std::fgets(buffer.data(), buffer.size(), pipe)) result.output += buffer.data();
-  int status = ::pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
+PerpoRun run_perpo_score(const std::string& args) {
+  return perpo::test::run_perpo("score " + args);
 }
 
 fs::path scratch_file(const std::string& name, const std::string& content) {
@@ -46,7 +35,7 @@ TEST(CliScore, ScoresListsAndPrintsASummary) {
       "\n");
   fs::path output = input.parent_path() / "scored.jsonl";
   fs::remove(output);
-  ScoreRun r =
+  PerpoRun r =
       run_perpo_score("--reward iou --input " + input.string() + " --output " + output.string());
   ASSERT_EQ(r.exit_code, 0) << r.output;
   // Rewards 1 and 0 (no box): mean 0.5.
@@ -64,7 +53,7 @@ TEST(CliScore, ScoresListsAndPrintsASummary) {
 TEST(CliScore, BadInputExitsWithTwo) {
   fs::path input = scratch_file("bad.jsonl", "{\"answers\": [\"a\"]}\n");
   fs::path output = input.parent_path() / "bad_out.jsonl";
-  ScoreRun r = run_perpo_score("--reward exact_match --input " + input.string() + " --output " +
+  PerpoRun r = run_perpo_score("--reward exact_match --input " + input.string() + " --output " +
                                output.string());
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("bad.jsonl:1: record has no usable 'ground_truth'"), std::string::npos)
