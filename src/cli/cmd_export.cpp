@@ -11,9 +11,10 @@ namespace perpo::cli {
 
 void register_export(CLI::App& app, CommandRegistry& registry) {
   auto* command = app.add_subcommand(
-      "export",
-      "Write a checkpoint as a Hugging Face LLaVA folder: weights (LoRA merged) as safetensors,\n"
-      "config.json, and the tokenizer / processor files found beside the weights. The checkpoint\n"
+      "export", "Write a checkpoint as a Hugging Face LLaVA folder (weights, config, tokenizer)");
+  command->footer(
+      "Weights (LoRA merged) as safetensors, config.json, and the tokenizer / processor files "
+      "found beside the weights. The checkpoint\n"
       "is loaded strictly first. C: a Hugging Face LLaVA folder (config.json + safetensors);\n"
       "perpo training checkpoints once `perpo train` lands. DIR is replaced atomically.");
   struct Options {

@@ -15,8 +15,8 @@ namespace perpo::cli {
 
 void register_score(CLI::App& app, CommandRegistry& registry) {
   auto* score = app.add_subcommand(
-      "score",
-      "Score the answers of each list record against its ground truth with a named reward.\n"
+      "score", "Score every answer of every list against its ground truth with a named reward");
+  score->footer(
       "Input: JSONL records with 'answers' (list of strings) and 'ground_truth' (optional\n"
       "'image_width'/'image_height' for pixel boxes), or the authors' JSON list whose items have\n"
       "'answers_gen' and 'answer' (detected by a leading '['). Output: JSONL, each record as read\n"
