@@ -14,6 +14,7 @@
 #include "perpo/model/lora.h"
 #include "perpo/model/safetensors.h"
 #include "test_paths.h"
+#include "test_util.h"
 
 namespace perpo {
 namespace {
@@ -22,23 +23,8 @@ using test::make_mini_llava;
 using test::MiniLlavaSpec;
 using ::testing::HasSubstr;
 
-fs::path scratch(const std::string& name) {
-  fs::path dir = fs::path(test::kScratchDir) / "model_io" / name;
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
-
-template <typename F>
-std::string error_of(F&& body) {
-  try {
-    body();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a perpo::Error";
-  return "";
-}
+fs::path scratch(const std::string& name) { return test::fresh_scratch_dir("model_io", name); }
+using test::error_of;
 
 // Writes `model`'s weights as an HF checkpoint (model.safetensors only) in `layout`.
 void write_hf(torch::nn::Module& model, const fs::path& dir, HfLayout layout,

@@ -11,6 +11,7 @@
 #include "perpo/core/error.h"
 #include "perpo/model/safetensors.h"
 #include "test_paths.h"
+#include "test_util.h"
 
 namespace perpo {
 namespace {
@@ -21,24 +22,8 @@ fs::path fixture(const std::string& name) {
   return fs::path(test::kTestsDir) / "fixtures" / "model_io" / name;
 }
 
-fs::path scratch(const std::string& name) {
-  fs::path dir = fs::path(test::kScratchDir) / "model_io" / name;
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
-
-// Runs `body`, expects a perpo::Error and returns its message.
-template <typename F>
-std::string error_of(F&& body) {
-  try {
-    body();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a perpo::Error";
-  return "";
-}
+fs::path scratch(const std::string& name) { return test::fresh_scratch_dir("model_io", name); }
+using test::error_of;
 
 TEST(Safetensors, ReadsEveryDtypeWrittenByPython) {
   SafetensorsFile file(fixture("dtypes.safetensors"));
