@@ -15,7 +15,7 @@ APT_PACKAGES=(
   build-essential cmake ninja-build ccache git pkg-config python3-venv
   libsentencepiece-dev nlohmann-json3-dev libspdlog-dev libcli11-dev libyaml-cpp-dev
   libstb-dev libutf8proc-dev libgtest-dev libgmock-dev libbenchmark-dev
-  fonts-dejavu-core clang-format
+  fonts-dejavu-core gnuplot-nox clang-format
 )
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -1,8 +1,14 @@
 // Synthetic datasets on disk (see synth.h).
 #include "perpo/data/synth.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
+#include <fstream>
 #include <memory>
 #include <sstream>
 
@@ -19,6 +25,42 @@
 namespace perpo {
 
 namespace fs = std::filesystem;
+
+namespace {
+
+// Complete or absent (temporary file + rename), without an fsync per image: one
+// sync_file_system() covers them all before records.jsonl, written last, makes the set usable.
+void write_image(const fs::path& path, const std::string& bytes) {
+  fs::path temp = path;
+  temp += ".tmp-" + std::to_string(::getpid());
+  {
+    std::ofstream out(temp, std::ios::binary | std::ios::trunc);
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    out.close();
+    if (!out) {
+      std::error_code ec;
+      fs::remove(temp, ec);
+      throw runtime_error("cannot write ", temp.string());
+    }
+  }
+  std::error_code ec;
+  fs::rename(temp, path, ec);
+  if (ec) {
+    fs::remove(temp, ec);
+    throw runtime_error("cannot rename ", temp.string(), " to ", path.string());
+  }
+}
+
+void sync_file_system(const fs::path& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  PERPO_CHECK(fd >= 0, "cannot open ", dir.string(), ": ", std::strerror(errno));
+  const int rc = ::syncfs(fd);
+  const int saved = errno;
+  ::close(fd);
+  PERPO_CHECK(rc == 0, "cannot sync ", dir.string(), ": ", std::strerror(saved));
+}
+
+}  // namespace
 
 const std::vector<std::string>& synth_task_names() {
   static const std::vector<std::string> names = {"grounding", "ocr"};
@@ -38,6 +80,21 @@ void validate_synth_options(const SynthOptions& options) {
                     "synthetic image size must be in [16, 1024] pixels, got ", options.image_size);
   PERPO_CHECK_INPUT(options.noise >= 0 && options.noise <= 64,
                     "synthetic pixel noise must be in [0, 64] levels, got ", options.noise);
+}
+
+nlohmann::json synth_options_json(const SynthOptions& options) {
+  nlohmann::json json;
+  json["generator"] = "perpo data synth";
+  json["task"] = options.task;
+  json["count"] = options.count;
+  json["seed"] = options.seed;
+  json["first_index"] = options.first_index;
+  json["image_size"] = options.image_size;
+  json["noise"] = options.noise;
+  json["font"] = options.task == "ocr"
+                     ? (options.font.empty() ? default_font_path() : options.font).string()
+                     : "";
+  return json;
 }
 
 DatasetRecord make_synth_record(const SynthOptions& options, std::uint64_t index, const Font* font,
@@ -107,14 +164,14 @@ SynthSummary write_synth_dataset(const fs::path& out_dir, const SynthOptions& op
     const DatasetRecord record =
         make_synth_record(options, options.first_index + i, font.get(), &image);
     const std::string png = encode_png(image);
-    // Each image is complete or absent (temporary file + rename); records.jsonl, written last,
-    // is what makes the set usable.
-    write_file_atomic(out_dir / record.image, png);
+    write_image(out_dir / record.image, png);
     summary.image_bytes += png.size();
     lines << to_json(record).dump() << '\n';
     progress.advance();
   }
   progress.finish();
+  sync_file_system(out_dir);  // every image is on disk before records.jsonl names it
+  write_file_atomic(out_dir / "synth.json", synth_options_json(options).dump(2) + "\n");
   write_file_atomic(summary.records_file, lines.str());
   summary.records = static_cast<std::size_t>(options.count);
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -45,7 +45,7 @@ TEST(SynthDataset, SameSeedGivesByteIdenticalFiles) {
     write_synth_dataset(b, options_for(task, 12, 9));
     write_synth_dataset(c, options_for(task, 12, 10));
     const auto files_a = files_of(a), files_b = files_of(b), files_c = files_of(c);
-    EXPECT_EQ(files_a.size(), 13u);  // records.jsonl + 12 images
+    EXPECT_EQ(files_a.size(), 14u);  // records.jsonl, synth.json, 12 images
     EXPECT_EQ(files_a, files_b) << task;
     EXPECT_NE(files_a.at("records.jsonl"), files_c.at("records.jsonl")) << task;
     EXPECT_NE(files_a.at("images/" + task + "-000003.png"),
@@ -80,6 +80,10 @@ TEST(SynthDataset, ReadBackByTheDatasetReader) {
     EXPECT_EQ(image.height, 48);
   }
   EXPECT_EQ(records[0].id, "grounding-000000");
+  const auto provenance = nlohmann::json::parse(read_file(dir / "g" / "synth.json"));
+  EXPECT_EQ(provenance, synth_options_json(options_for("grounding", 20, 1)));
+  EXPECT_EQ(provenance["seed"], 1);
+  EXPECT_EQ(provenance["count"], 20);
   const auto lines = read_dataset(ocr.records_file, read);
   ASSERT_EQ(lines.size(), 20u);
   for (const DatasetRecord& r : lines) {

@@ -18,11 +18,13 @@
 // Deterministic: record i depends only on (seed, task, i) (synth_random.h), and the files are
 // byte-identical for the same options. Use `first_index` to draw a disjoint range for an eval set
 // under the same seed. The output folder must be new or empty (or `force`); perpo never deletes
-// anything in it, it only writes records.jsonl (atomically, last) and images/<id>.png.
+// anything in it, it only writes images/<id>.png, synth.json (the options) and records.jsonl
+// (atomically, last).
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -55,6 +57,10 @@ void validate_synth_options(const SynthOptions& options);
 /// The record's `image` is "images/<id>.png" and `image_path` is empty.
 DatasetRecord make_synth_record(const SynthOptions& options, std::uint64_t index, const Font* font,
                                 RgbImage* image);
+
+/// The options as JSON, written to <out>/synth.json beside the records (provenance; the demo
+/// reuses a folder whose synth.json equals what it would write).
+nlohmann::json synth_options_json(const SynthOptions& options);
 
 struct SynthSummary {
   std::filesystem::path records_file;  // <out>/records.jsonl

@@ -1,0 +1,36 @@
+// configs/demo.yaml agrees with the synthetic data and the tokenizer trainer it is made for.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "perpo/config/config_io.h"
+#include "perpo/data/synth.h"
+#include "perpo/tokenizer/trainer.h"
+#include "test_paths.h"
+
+namespace perpo {
+namespace {
+
+namespace fs = std::filesystem;
+
+TEST(DemoConfig, ImageSizesAgreeWithTheSyntheticData) {
+  const Config config =
+      load_config(fs::path(test::kTestsDir).parent_path() / "configs" / "demo.yaml");
+  const TinyModelConfig& tiny = config.model.tiny;
+  EXPECT_TRUE(config.model.path.empty());  // the built-in tiny model
+  EXPECT_EQ(config.image.size, tiny.image_size);
+  EXPECT_EQ(SynthOptions{}.image_size, tiny.image_size);  // perpo data synth's default
+  EXPECT_EQ(tiny.image_size % tiny.patch_size, 0);
+  EXPECT_EQ((tiny.image_size / tiny.patch_size) * (tiny.image_size / tiny.patch_size), 36);
+  EXPECT_EQ(tiny.hidden, 64);
+  EXPECT_EQ(tiny.vision_hidden, 64);
+  // A box answer is 17 pieces + </s> with the trainer's fixed pieces: it must fit.
+  EXPECT_GE(config.sampling.max_new_tokens, 18);
+  EXPECT_GE(config.eval.max_new_tokens, 18);
+  EXPECT_EQ(config.data.synthetic.tasks, (std::vector<std::string>{"grounding", "ocr"}));
+  EXPECT_EQ(config.tokenizer.chat_template, "plain");
+  EXPECT_GE(TokenizerTrainOptions{}.vocab_size, 64);
+}
+
+}  // namespace
+}  // namespace perpo
