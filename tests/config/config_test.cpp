@@ -147,6 +147,31 @@ TEST(Config, BadYamlAndNonMappingFilesAreInputErrors) {
   EXPECT_NE(text.find("'loss' is a section"), std::string::npos) << text;
 }
 
+TEST(Config, DuplicateKeysAreErrorsNamingBothLines) {
+  auto path = write_temp("duplicate.yaml", "optim:\n  lr: 1.0e-5\n\n  lr: 2.0e-5\n");
+  std::string text = input_error_text([&] { load_config(path); });
+  EXPECT_NE(text.find("duplicate.yaml:4: duplicate key 'optim.lr' (first set on line 2)"),
+            std::string::npos)
+      << text;
+  // A duplicated section too.
+  path = write_temp("duplicate-section.yaml",
+                    "loss:\n  beta: 0.1\noptim:\n  lr: 1.0\nloss:\n  beta: 0.2\n");
+  text = input_error_text([&] { load_config(path); });
+  EXPECT_NE(text.find("duplicate-section.yaml:5: duplicate key 'loss'"), std::string::npos) << text;
+}
+
+TEST(Config, ASecondDocumentIsAnErrorNamingItsLine) {
+  auto path = write_temp("two-docs.yaml", "loss:\n  beta: 0.1\n---\nloss:\n  beta: 0.2\n");
+  std::string text = input_error_text([&] { load_config(path); });
+  EXPECT_NE(text.find("two-docs.yaml:3: a second YAML document"), std::string::npos) << text;
+  // A leading "---" starts the first (and only) document: fine.
+  path = write_temp("one-doc.yaml", "# comment\n---\nloss:\n  beta: 0.25\n");
+  EXPECT_DOUBLE_EQ(load_config(path).loss.beta, 0.25);
+  path = write_temp("two-markers.yaml", "---\nloss:\n  beta: 0.1\n--- # again\n");
+  text = input_error_text([&] { load_config(path); });
+  EXPECT_NE(text.find("two-markers.yaml:4: a second YAML document"), std::string::npos) << text;
+}
+
 TEST(Config, ValidationNamesKeyAndHowToFixIt) {
   struct Case {
     std::string override_text;

@@ -8,6 +8,15 @@
 //   perpo::AtomicFileWriter out("run/predictions.jsonl");   // streaming form
 //   out.stream() << line << '\n';
 //   out.commit();            // without commit() the target is left untouched
+//
+// The temporary file is named ".<name>.perpo-tmp-<pid>-<k>" beside the target. It is removed when
+// the writer is destroyed without commit(), and when SIGINT / SIGTERM end perpo (signals.h). A
+// temporary file left by a killed perpo (SIGKILL, power loss) is removed by the next writer of the
+// same target once its process is gone, with a warning naming it.
+//
+// Targets that are not regular files (output_paths.h): a symlink is followed (the file it points
+// to is replaced, the link is kept); a FIFO or character device (/dev/null, /dev/stdout) is written
+// in place, never replaced; a folder, block device or socket is refused (perpo::Error, input).
 #pragma once
 
 #include <filesystem>
@@ -29,14 +38,21 @@ class AtomicFileWriter {
   void commit();
 
   const std::filesystem::path& target() const { return target_; }
+  /// The temporary file; empty when the target is written in place (FIFO, device).
   const std::filesystem::path& temp_path() const { return temp_; }
+  bool in_place() const { return temp_.empty(); }
 
  private:
-  std::filesystem::path target_;
+  std::filesystem::path target_;    // as given
+  std::filesystem::path write_to_;  // the target with symlinks followed
   std::filesystem::path temp_;
   std::ofstream out_;
   bool committed_ = false;
 };
+
+/// Removes temporary files of `target` left by perpo processes that no longer run; returns how
+/// many were removed (each is logged as a warning).
+int remove_stale_temp_files(const std::filesystem::path& target);
 
 /// Writes `content` to `path` atomically (see above). Creates missing parent folders.
 void write_file_atomic(const std::filesystem::path& path, std::string_view content);
