@@ -40,6 +40,30 @@ fs::path follow_symlinks(const fs::path& path) {
   return current;
 }
 
+/// /dev/stdout, /dev/fd/N, /proc/self/fd/N: names of files opened by someone else (the shell).
+bool is_special_path(const fs::path& path) {
+  const std::string text = fs::absolute(path).lexically_normal().string();
+  return text.rfind("/dev/", 0) == 0 || text.rfind("/proc/", 0) == 0;
+}
+
+/// N when `path` names an inherited descriptor: /dev/stdout (1), /dev/stderr (2), /dev/fd/N,
+/// /proc/self/fd/N; else -1.
+int descriptor_of(const fs::path& path) {
+  const std::string text = path.lexically_normal().string();
+  if (text == "/dev/stdout") return 1;
+  if (text == "/dev/stderr") return 2;
+  for (const std::string prefix : {"/dev/fd/", "/proc/self/fd/"}) {
+    if (text.rfind(prefix, 0) != 0 || text.size() == prefix.size()) continue;
+    int fd = 0;
+    for (std::size_t i = prefix.size(); i < text.size(); ++i) {
+      if (text[i] < '0' || text[i] > '9' || fd > 100000) return -1;
+      fd = fd * 10 + (text[i] - '0');
+    }
+    return fd;
+  }
+  return -1;
+}
+
 /// The pid in a temp file name "<prefix><pid>-<k>", or 0.
 pid_t pid_after(const std::string& name, const std::string& prefix) {
   if (name.rfind(prefix, 0) != 0) return 0;
@@ -89,13 +113,19 @@ void fsync_path(const fs::path& path) {
   }
 }
 
-AtomicFileWriter::AtomicFileWriter(fs::path target)
-    : target_(std::move(target)), write_to_(follow_symlinks(target_)) {
+AtomicFileWriter::AtomicFileWriter(fs::path target) : target_(std::move(target)) {
   std::error_code error;
-  const fs::file_type type = fs::status(write_to_, error).type();
-  if (type == fs::file_type::fifo || type == fs::file_type::character) {
-    // Never replaced by a regular file: written in place (a pipe, /dev/null, a terminal).
-    out_.open(write_to_, std::ios::binary);
+  // The kernel follows the links here, also /proc's (/dev/stdout -> /proc/self/fd/1 -> a pipe).
+  const fs::file_type type = fs::status(target_, error).type();
+  if (const int fd = descriptor_of(target_); fd >= 0 && type != fs::file_type::not_found) {
+    fd_ = fd;
+    return;
+  }
+  if (type == fs::file_type::fifo || type == fs::file_type::character ||
+      (type == fs::file_type::regular && is_special_path(target_))) {
+    // Never replaced by a regular file: written in place (a pipe, /dev/null, a terminal, the
+    // file a shell redirected /dev/stdout to), appending so nothing written before is cut.
+    out_.open(target_, std::ios::binary | std::ios::app);
     if (!out_) throw runtime_error("cannot write ", target_.string(), ": ", std::strerror(errno));
     return;
   }
@@ -105,6 +135,7 @@ AtomicFileWriter::AtomicFileWriter(fs::path target)
                       " (perpo writes regular files, FIFOs and character devices only)")
         .hint("choose another output path");
   }
+  write_to_ = follow_symlinks(target_);
   fs::path parent = write_to_.parent_path();
   if (!parent.empty()) {
     fs::create_directories(parent, error);
@@ -133,6 +164,11 @@ AtomicFileWriter::~AtomicFileWriter() {
 
 void AtomicFileWriter::commit() {
   PERPO_CHECK(!committed_, "AtomicFileWriter::commit called twice for ", target_.string());
+  if (fd_ >= 0) {
+    write_to_descriptor();
+    committed_ = true;
+    return;
+  }
   out_.flush();
   if (!out_) throw runtime_error("writing ", target_.string(), " failed (disk full?)");
   out_.close();
@@ -151,6 +187,19 @@ void AtomicFileWriter::commit() {
   unregister_temp_path(temp_);
   fs::path parent = write_to_.parent_path();
   fsync_path(parent.empty() ? fs::path(".") : parent);
+}
+
+void AtomicFileWriter::write_to_descriptor() {
+  const std::string bytes = buffer_.str();
+  std::size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t wrote = ::write(fd_, bytes.data() + done, bytes.size() - done);
+    if (wrote < 0 && errno == EINTR) continue;
+    if (wrote <= 0) {
+      throw runtime_error("writing ", target_.string(), " failed: ", std::strerror(errno));
+    }
+    done += static_cast<std::size_t>(wrote);
+  }
 }
 
 void write_file_atomic(const fs::path& path, std::string_view content) {

@@ -1,5 +1,6 @@
 #include "perpo/core/atomic_file.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -124,6 +125,24 @@ TEST(AtomicFile, FifoIsWrittenInPlaceNotReplaced) {
   ASSERT_EQ(::waitpid(child, &status, 0), child);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
   EXPECT_TRUE(fs::is_fifo(fifo));
+}
+
+TEST(AtomicFile, DevStdoutRedirectedToAFileIsAppendedNotReplaced) {
+  // `perpo score --output /dev/stdout > log` must not replace (or cut) the file the shell opened.
+  fs::path log = fresh_dir("dev_stdout") / "log.txt";
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(fd, 1);
+    ::write(1, "before\n", 7);
+    write_file_atomic("/dev/stdout", "record\n");
+    ::write(1, "after\n", 6);
+    ::_exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  EXPECT_EQ(read_file(log), "before\nrecord\nafter\n");
 }
 
 TEST(AtomicFile, DevNullStaysADevice) {

@@ -16,11 +16,15 @@
 //
 // Targets that are not regular files (output_paths.h): a symlink is followed (the file it points
 // to is replaced, the link is kept); a FIFO or character device (/dev/null, /dev/stdout) is written
-// in place, never replaced; a folder, block device or socket is refused (perpo::Error, input).
+// in place (appending), never replaced, and so is a file named under /dev or /proc; /dev/stdout,
+// /dev/stderr, /dev/fd/N and /proc/self/fd/N are written through descriptor N itself on commit(),
+// so `perpo ... --output /dev/stdout > log` appends where the shell's output stands; a folder,
+// block device or socket is refused (perpo::Error, input).
 #pragma once
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <string>
 #include <string_view>
 
@@ -33,7 +37,7 @@ class AtomicFileWriter {
   AtomicFileWriter(const AtomicFileWriter&) = delete;
   AtomicFileWriter& operator=(const AtomicFileWriter&) = delete;
 
-  std::ostream& stream() { return out_; }
+  std::ostream& stream() { return fd_ >= 0 ? static_cast<std::ostream&>(buffer_) : out_; }
   /// Flushes, fsyncs, renames over the target, fsyncs the folder. Throws perpo::Error on failure.
   void commit();
 
@@ -43,10 +47,14 @@ class AtomicFileWriter {
   bool in_place() const { return temp_.empty(); }
 
  private:
+  void write_to_descriptor();
+
   std::filesystem::path target_;    // as given
   std::filesystem::path write_to_;  // the target with symlinks followed
   std::filesystem::path temp_;
   std::ofstream out_;
+  std::ostringstream buffer_;  // what goes to an inherited descriptor (fd_) on commit()
+  int fd_ = -1;                // /dev/stdout, /dev/fd/N: written through descriptor N itself
   bool committed_ = false;
 };
 
