@@ -102,7 +102,7 @@ std::vector<PreferenceList> read_authors_lists(const fs::path& path, const ReadO
   nlohmann::json json;
   try {
     json = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error; out_of_range: 1e400
     throw input_error(path.string(), ": not valid JSON (", e.what(), ")")
         .hint("the authors' format is one JSON list; use --input-format perpo for JSONL");
   }

@@ -137,7 +137,7 @@ std::vector<Record> read_jsonl(const fs::path& path, const ReadOptions& options,
       nlohmann::json json;
       try {
         json = nlohmann::json::parse(line);
-      } catch (const nlohmann::json::parse_error& e) {
+      } catch (const nlohmann::json::exception& e) {  // parse_error; out_of_range: 1e400
         throw input_error(source.to_string(), ": not valid JSON (", e.what(), ")")
             .hint("each line must hold one complete JSON object");
       }
