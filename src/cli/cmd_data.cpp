@@ -21,8 +21,9 @@ void register_data(CLI::App& app, CommandRegistry& registry) {
       "triangle\", \"the largest shape\"), unambiguous by construction; ground truth\n"
       "\"[x1, y1, x2, y2]\" normalised, two decimals. ocr: one or two words in DejaVu Sans; the\n"
       "ground truth is the text. The same --seed gives byte-identical files; --first-index draws\n"
-      "a disjoint range of the same seed (e.g. an eval set). DIR must be new or empty unless\n"
-      "--force (nothing in it is deleted; files of the same name are replaced).");
+      "a disjoint range of the same seed (e.g. an eval set). DIR must be new, empty or written\n"
+      "by perpo before, unless --force (nothing in it is deleted; files of the same name are\n"
+      "replaced). DIR/synth.json records the options.");
   auto options = std::make_shared<SynthOptions>();
   auto out = std::make_shared<std::string>();
   synth->add_option("--task,-t", options->task, "grounding | ocr")
@@ -41,7 +42,8 @@ void register_data(CLI::App& app, CommandRegistry& registry) {
       ->capture_default_str();
   synth->add_option("--font", options->font,
                     "TrueType font for ocr (default: DejaVu Sans of fonts-dejavu-core)");
-  synth->add_flag("--force", options->force, "write into a non-empty folder");
+  synth->add_flag("--force", options->force,
+                  "write into a folder that holds files perpo did not write");
 
   registry.add(synth, [options, out] {
     const SynthSummary summary = write_synth_dataset(*out, *options);

@@ -14,6 +14,7 @@
 
 #include "perpo/core/atomic_file.h"
 #include "perpo/core/error.h"
+#include "perpo/core/output_paths.h"
 #include "perpo/core/progress.h"
 #include "perpo/core/strings.h"
 #include "perpo/data/synth_font.h"
@@ -130,22 +131,6 @@ DatasetRecord make_synth_record(const SynthOptions& options, std::uint64_t index
   return record;
 }
 
-void prepare_synth_output_dir(const fs::path& out_dir, bool force) {
-  std::error_code ec;
-  if (fs::exists(out_dir, ec)) {
-    PERPO_CHECK_INPUT(fs::is_directory(out_dir, ec), "output ", out_dir.string(),
-                      " exists and is not a folder");
-    if (!force && !fs::is_empty(out_dir, ec)) {
-      throw input_error("output folder ", out_dir.string(), " is not empty")
-          .hint(
-              "choose a new folder, or pass --force to write into it (files of the same name "
-              "are replaced, nothing else is touched)");
-    }
-  }
-  fs::create_directories(out_dir / "images", ec);
-  PERPO_CHECK(!ec, "cannot create ", (out_dir / "images").string(), ": ", ec.message());
-}
-
 SynthSummary write_synth_dataset(const fs::path& out_dir, const SynthOptions& options) {
   validate_synth_options(options);
   const auto start = std::chrono::steady_clock::now();
@@ -153,7 +138,13 @@ SynthSummary write_synth_dataset(const fs::path& out_dir, const SynthOptions& op
   if (options.task == "ocr") {
     font = std::make_unique<Font>(options.font.empty() ? default_font_path() : options.font);
   }
-  prepare_synth_output_dir(out_dir, options.force);
+  // The output-path rules: new, empty or perpo's own folder (or --force); never over an input.
+  OutputPolicy policy{{}, options.force};
+  if (font) policy.inputs.push_back(font->path());
+  prepare_output_dir(out_dir, policy);
+  std::error_code ec;
+  fs::create_directories(out_dir / "images", ec);
+  PERPO_CHECK(!ec, "cannot create ", (out_dir / "images").string(), ": ", ec.message());
 
   SynthSummary summary;
   summary.records_file = out_dir / "records.jsonl";

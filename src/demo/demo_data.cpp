@@ -96,9 +96,8 @@ DemoData prepare_demo_data(const fs::path& dir, const DemoDataPlan& plan) {
         set.reused = true;
         PERPO_LOG_INFO("[data] ", task, "-", split.name, ": ", split.count, " records (reused)");
       } else {
-        // A folder of ours (it has a synth.json) is rewritten; anything else is refused by
-        // write_synth_dataset unless empty.
-        options.force = !stamp.is_null();
+        // A folder perpo wrote (its marker) is written again; anything else in the way is
+        // refused by the output-path rules.
         const SynthSummary done = write_synth_dataset(folder, options);
         PERPO_LOG_INFO("[data] ", task, "-", split.name, ": ", done.records, " records written in ",
                        done.seconds, " s");

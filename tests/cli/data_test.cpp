@@ -54,7 +54,7 @@ TEST(CliData, RefusesANonEmptyFolderAndBadOptions) {
   std::ofstream(dir / "keep.txt") << "user data";
   auto r = run_perpo("data synth --task ocr --n 2 --out " + dir.string());
   EXPECT_EQ(r.exit_code, 2) << r.output;
-  EXPECT_NE(r.output.find("is not empty"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("perpo did not write"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("--force"), std::string::npos) << r.output;
   r = run_perpo("data synth --task ocr --n 2 --force --out " + dir.string());
   EXPECT_EQ(r.exit_code, 0) << r.output;

@@ -45,7 +45,7 @@ TEST(SynthDataset, SameSeedGivesByteIdenticalFiles) {
     write_synth_dataset(b, options_for(task, 12, 9));
     write_synth_dataset(c, options_for(task, 12, 10));
     const auto files_a = files_of(a), files_b = files_of(b), files_c = files_of(c);
-    EXPECT_EQ(files_a.size(), 14u);  // records.jsonl, synth.json, 12 images
+    EXPECT_EQ(files_a.size(), 15u);  // records.jsonl, synth.json, marker, 12 images
     EXPECT_EQ(files_a, files_b) << task;
     EXPECT_NE(files_a.at("records.jsonl"), files_c.at("records.jsonl")) << task;
     EXPECT_NE(files_a.at("images/" + task + "-000003.png"),
@@ -113,9 +113,14 @@ TEST(SynthDataset, RefusesANonEmptyFolderUnlessForcedAndDeletesNothing) {
   write_file_atomic(dir / "notes.txt", "mine");
   const std::string error =
       test::error_of([&] { write_synth_dataset(dir, options_for("ocr", 2, 1)); });
-  EXPECT_NE(error.find("is not empty"), std::string::npos) << error;
+  EXPECT_NE(error.find("perpo did not write"), std::string::npos) << error;
   EXPECT_NE(error.find("--force"), std::string::npos) << error;
   EXPECT_FALSE(fs::exists(dir / "records.jsonl"));
+  // A folder perpo wrote is written again without --force.
+  const fs::path own = test::fresh_scratch_dir("synth", "own");
+  write_synth_dataset(own / "set", options_for("ocr", 2, 1));
+  write_synth_dataset(own / "set", options_for("ocr", 3, 1));
+  EXPECT_EQ(read_dataset(own / "set" / "records.jsonl", ReadOptions{}).size(), 3u);
   SynthOptions forced = options_for("ocr", 2, 1);
   forced.force = true;
   write_synth_dataset(dir, forced);

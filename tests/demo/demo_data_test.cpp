@@ -84,7 +84,7 @@ TEST(DemoData, AForeignFolderInTheWayIsRefused) {
   fs::create_directories(dir / "grounding-sft");
   write_file_atomic(dir / "grounding-sft" / "mine.txt", "user data");
   const std::string error = test::error_of([&] { prepare_demo_data(dir, small_plan()); });
-  EXPECT_NE(error.find("is not empty"), std::string::npos) << error;
+  EXPECT_NE(error.find("perpo did not write"), std::string::npos) << error;
   EXPECT_EQ(read_file(dir / "grounding-sft" / "mine.txt"), "user data");
 }
 

@@ -17,8 +17,9 @@
 //
 // Deterministic: record i depends only on (seed, task, i) (synth_random.h), and the files are
 // byte-identical for the same options. Use `first_index` to draw a disjoint range for an eval set
-// under the same seed. The output folder must be new or empty (or `force`); perpo never deletes
-// anything in it, it only writes images/<id>.png, synth.json (the options) and records.jsonl
+// under the same seed. The output folder follows core/output_paths.h: new, empty or written by
+// perpo before (its marker file), else refused unless `force`; perpo never deletes anything in
+// it, it only writes images/<id>.png, synth.json (the options), the marker and records.jsonl
 // (atomically, last).
 #pragma once
 
@@ -43,8 +44,8 @@ struct SynthOptions {
   int image_size = 48;             // image side in pixels, e.g. 48
   double noise = 3.0;              // pixel noise amplitude (8-bit levels); 0 = none
   std::filesystem::path font;      // OCR font; empty = DejaVu Sans (fonts-dejavu-core)
-  bool force = false;              // write into a non-empty folder (files of the same name
-                                   // are replaced; nothing else is touched)
+  bool force = false;              // write into a folder perpo did not write (files of the
+                                   // same name are replaced; nothing else is touched)
 };
 
 /// The built-in synthetic tasks: "grounding", "ocr".
@@ -71,9 +72,5 @@ struct SynthSummary {
 
 /// Writes `options.count` records and their PNG images into `out_dir` (see the file comment).
 SynthSummary write_synth_dataset(const std::filesystem::path& out_dir, const SynthOptions& options);
-
-/// Refuses an output folder that exists and holds anything, unless `force` (exit code 2, with a
-/// hint). Creates it when missing.
-void prepare_synth_output_dir(const std::filesystem::path& out_dir, bool force);
 
 }  // namespace perpo

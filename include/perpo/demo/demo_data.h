@@ -11,8 +11,8 @@
 // stage 2 needs fresh labelled prompts ("pref"); validation picks settings, test reports them.
 //
 // Re-running reuses what is there: a split folder whose synth.json equals the options it would be
-// written with is kept as it is; one with other options is written again (it is perpo's own, it
-// has a synth.json); a folder without synth.json that holds anything is refused, never touched.
+// written with is kept as it is; one with other options is written again when perpo wrote it
+// (core/output_paths.h marker); any other folder in the way that holds files is refused.
 // The tokenizer is trained on the texts of the "sft" splits (prompts as the plain chat template
 // shows them, and answers) and kept when tokenizer.json (its inputs' digest) matches.
 #pragma once
