@@ -153,7 +153,7 @@ nlohmann::json parse_json_text(std::string_view text, const std::string& where,
   }
   try {
     return nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error; out_of_range: 1e400
     throw input_error(where, ": not valid JSON (", e.what(), ")").hint(hint);
   }
 }

@@ -198,6 +198,16 @@ TEST(Config, ValidationNamesKeyAndHowToFixIt) {
         << test_case.override_text << " -> " << text;
     EXPECT_NE(text.find("hint:"), std::string::npos) << text;
   }
+  // Two keys together: a system prompt that the plain template would silently drop.
+  Config plain;
+  apply_override(plain, "tokenizer.chat_template=plain");
+  apply_override(plain, "tokenizer.system_prompt=Be brief.");
+  EXPECT_NE(input_error_text([&] {
+              validate(plain);
+            }).find("'tokenizer.system_prompt' is set but the plain template has no system prompt"),
+            std::string::npos);
+  apply_override(plain, "tokenizer.chat_template=vicuna_v1");
+  EXPECT_NO_THROW(validate(plain));
 }
 
 TEST(Config, DumpRoundTripsExactly) {
