@@ -17,8 +17,8 @@ namespace {
 
 /// `code`, or 1 when what was printed could not be written (`perpo --version > /dev/full`).
 int finish(int code) {
-  std::cout.flush();
   errno = 0;
+  std::cout.flush();
   const bool failed = std::fflush(stdout) != 0 || std::ferror(stdout) || !std::cout;
   if (failed) {
     const int saved = errno;
