@@ -5,6 +5,7 @@
 #include <string>
 
 #include "commands.h"
+#include "perpo/core/output_paths.h"
 #include "perpo/model/convert.h"
 
 namespace perpo::cli {
@@ -16,11 +17,15 @@ void register_export(CLI::App& app, CommandRegistry& registry) {
       "Weights (LoRA merged) as safetensors, config.json, and the tokenizer / processor files "
       "found beside the weights. The checkpoint\n"
       "is loaded strictly first. C: a Hugging Face LLaVA folder (config.json + safetensors);\n"
-      "perpo training checkpoints once `perpo train` lands. DIR is replaced atomically.");
+      "perpo training checkpoints once `perpo train` lands. DIR must be new, empty, or an earlier\n"
+      "perpo output (it holds a .perpo-output marker); it is then replaced atomically. Any other\n"
+      "folder is refused unless --force (which replaces it, removing what it held). DIR may never\n"
+      "be C, inside C or above C.");
   struct Options {
     std::string checkpoint;
     std::string output;
     ConvertOptions convert;
+    bool force = false;
   };
   auto options = std::make_shared<Options>();
   command
@@ -34,10 +39,15 @@ void register_export(CLI::App& app, CommandRegistry& registry) {
       ->capture_default_str();
   command->add_option("--dtype", options->convert.dtype, "stored weights: fp32 | bf16")
       ->capture_default_str();
+  command->add_flag("--force", options->force,
+                    "replace DIR even when it holds files perpo did not write");
 
   registry.add(command, [options] {
+    // Checked before the model is loaded; the folder itself is swapped in by the export.
+    check_output_dir(options->output, {{options->checkpoint}, options->force});
     ConvertSummary summary =
         export_hf_checkpoint(options->checkpoint, options->output, options->convert);
+    write_output_marker(options->output);
     std::fputs(summary.to_text().c_str(), stdout);
     std::printf("wrote %s\n", options->output.c_str());
     return 0;

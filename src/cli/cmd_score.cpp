@@ -1,5 +1,6 @@
 // perpo score --reward NAME --input L.jsonl --output O.jsonl: scores the answers of list records.
-// The work is perpo::score_list_file (reward/score_file.h); this file only maps flags onto it.
+// The work is perpo::score_list_file (data/score_lists.h); this file only maps flags onto it.
+#include <cmath>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -8,8 +9,8 @@
 #include "perpo/config/config_io.h"
 #include "perpo/core/error.h"
 #include "perpo/core/strings.h"
+#include "perpo/data/score_lists.h"
 #include "perpo/reward/reward_config.h"
-#include "perpo/reward/score_file.h"
 
 namespace perpo::cli {
 
@@ -17,11 +18,15 @@ void register_score(CLI::App& app, CommandRegistry& registry) {
   auto* score = app.add_subcommand(
       "score", "Score every answer of every list against its ground truth with a named reward");
   score->footer(
-      "Input: JSONL records with 'answers' (list of strings) and 'ground_truth' (optional\n"
-      "'image_width'/'image_height' for pixel boxes), or the authors' JSON list whose items have\n"
-      "'answers_gen' and 'answer' (detected by a leading '['). Output: JSONL, each record as read\n"
-      "plus 'rewards' and 'reward_notes' (ok, no_box, malformed_box, empty_answer, ...), written\n"
-      "atomically. Prints the mean reward, a histogram and the notes counted.");
+      "Input: preference lists, JSONL records with 'answers' (N >= 2 strings) and 'ground_truth'\n"
+      "(optional 'image_width'/'image_height' in pixels for pixel boxes), or the authors' JSON "
+      "list\n"
+      "(items with 'answers_gen' and 'answer'), detected by a leading '['. The input is read "
+      "once,\n"
+      "so a pipe works: --input <(zcat lists.jsonl.gz). Output: perpo's JSONL lists, each with\n"
+      "'rewards' and 'reward_notes' (ok, no_box, malformed_box, empty_answer, ...), written\n"
+      "atomically; it may not be the input; a FIFO or device (/dev/stdout) is written in place.\n"
+      "Prints the mean reward, a histogram and the notes counted.");
   struct Options {
     std::string reward;
     std::string input;
@@ -52,16 +57,25 @@ void register_score(CLI::App& app, CommandRegistry& registry) {
   score->add_flag("--normalize-whitespace", options->normalize_whitespace,
                   "collapse runs of whitespace before comparing text");
   score->add_flag("--lowercase", options->lowercase, "compare text case-insensitively");
-  score->add_option(
+  auto* width = score->add_option(
       "--image-width", options->image_width,
       "image width in pixels, to normalise pixel boxes (records may carry their own)");
-  score->add_option("--image-height", options->image_height, "image height in pixels");
+  auto* height =
+      score->add_option("--image-height", options->image_height, "image height in pixels");
   score->add_option("--config,-c", options->config, "YAML config whose `reward` section to use")
       ->check(CLI::ExistingFile);
   score->add_option("overrides", options->overrides,
                     "key=value config overrides, e.g. reward.lowercase=true");
 
-  registry.add(score, [options] {
+  registry.add(score, [options, width, height] {
+    for (auto [option, value] :
+         {std::pair{width, options->image_width}, std::pair{height, options->image_height}}) {
+      if (option->count() > 0 && !(std::isfinite(value) && value > 0)) {
+        throw input_error(option->get_name(), " must be a positive number of pixels, got ",
+                          option->as<std::string>())
+            .hint("e.g. " + option->get_name() + " 640");
+      }
+    }
     ScoreFileOptions score_options;
     RewardConfig reward_config;
     if (!options->config.empty() || !options->overrides.empty()) {

@@ -2,14 +2,46 @@
 // commands.h; main only parses, dispatches and maps errors to exit codes (interfaces.md).
 #include <CLI/CLI.hpp>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <exception>
+#include <iostream>
 
 #include "commands.h"
 #include "perpo/core/error.h"
 #include "perpo/core/log.h"
+#include "perpo/core/signals.h"
+
+namespace {
+
+/// `code`, or 1 when what was printed could not be written (`perpo --version > /dev/full`).
+int finish(int code) {
+  errno = 0;
+  std::cout.flush();
+  const bool failed = std::fflush(stdout) != 0 || std::ferror(stdout) || !std::cout;
+  if (failed) {
+    const int saved = errno;
+    std::fprintf(stderr, "perpo: error: cannot write to standard output: %s\n",
+                 saved ? std::strerror(saved) : "write error");
+    return code == 0 ? 1 : code;
+  }
+  return code;
+}
+
+int run(int argc, char** argv);
+
+}  // namespace
 
 int main(int argc, char** argv) {
+  // Ctrl-C / SIGTERM remove temporary files and end perpo; long loops switch to a stop flag.
+  perpo::install_signal_handlers(perpo::StopMode::kExit);
+  return finish(run(argc, argv));
+}
+
+namespace {
+
+int run(int argc, char** argv) {
   CLI::App app{"perpo: Perceptual Preference Optimization for multimodal LLMs (C++ / LibTorch)"};
   app.require_subcommand(0, 1);
   bool show_version = false;
@@ -47,3 +79,5 @@ int main(int argc, char** argv) {
     return 1;
   }
 }
+
+}  // namespace

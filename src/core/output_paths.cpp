@@ -107,28 +107,34 @@ void write_output_marker(const fs::path& dir) {
                     "folder that holds this file.\n");
 }
 
-void prepare_output_dir(const fs::path& dir, const OutputPolicy& policy) {
+void check_output_dir(const fs::path& dir, const OutputPolicy& policy) {
   PERPO_CHECK_INPUT(!dir.empty(), "the output folder path is empty");
   check_output_not_overlapping(dir, policy.inputs, "output folder");
   std::error_code error;
   const fs::file_status status = fs::status(dir, error);  // follows a symlink to a folder
   if (status.type() == fs::file_type::not_found) {
     check_parent_can_hold(dir, "output folder");
+  } else if (status.type() != fs::file_type::directory) {
+    throw input_error("output folder ", dir.string(), " exists and is ", describe(status.type()),
+                      ", not a folder")
+        .hint("choose another output path; perpo does not replace it");
+  } else if (!has_output_marker(dir) && !fs::is_empty(dir, error) && !policy.force) {
+    throw input_error("output folder ", dir.string(),
+                      " already holds files that perpo did not write")
+        .hint("choose a new or empty folder, or pass --force to write into this one anyway");
+  }
+}
+
+void prepare_output_dir(const fs::path& dir, const OutputPolicy& policy) {
+  check_output_dir(dir, policy);
+  std::error_code error;
+  if (!fs::exists(dir, error)) {
     fs::create_directories(dir, error);
     if (error) {
       throw runtime_error("cannot create the output folder ", dir.string(), ": ", error.message())
           .hint("check that its parent is writable");
     }
-  } else if (status.type() != fs::file_type::directory) {
-    throw input_error("output folder ", dir.string(), " exists and is ", describe(status.type()),
-                      ", not a folder")
-        .hint("choose another output path; perpo does not replace it");
   } else if (!has_output_marker(dir) && !fs::is_empty(dir, error)) {
-    if (!policy.force) {
-      throw input_error("output folder ", dir.string(),
-                        " already holds files that perpo did not write")
-          .hint("choose a new or empty folder, or pass --force to write into this one anyway");
-    }
     PERPO_LOG_WARN("--force: writing into ", dir.string(),
                    ", which holds files perpo did not write");
   }

@@ -10,6 +10,7 @@
 #include "perpo/core/atomic_file.h"
 #include "perpo/core/error.h"
 #include "perpo/core/log.h"
+#include "perpo/core/signals.h"
 #include "perpo/core/strings.h"
 #include "perpo/model/hf_names.h"
 #include "perpo/model/lora_linear.h"
@@ -219,6 +220,7 @@ void export_checkpoint(torch::nn::Module& model, const ModelConfig& config, cons
   fs::path staging = parent / stem;
   fs::remove_all(staging);
   fs::create_directories(staging);
+  TempPathGuard staging_guard(staging);  // removed if SIGINT / SIGTERM end perpo meanwhile
   try {
     write_safetensors_checkpoint(staging, tensors, options.max_shard_bytes);
     save_model_config(saved, staging / "config.json");

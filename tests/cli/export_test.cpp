@@ -103,7 +103,7 @@ TEST(CliExportErrors, OutputOntoItsInputIsRefused) {
   std::string dir = fixture_dir("tiny_new_tied").string();
   PerpoRun r = run_perpo("export --checkpoint " + dir + " --output " + dir);
   EXPECT_EQ(r.exit_code, 2) << r.output;
-  EXPECT_NE(r.output.find("is the checkpoint folder itself"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("is the input"), std::string::npos) << r.output;
   EXPECT_TRUE(fs::exists(fs::path(dir) / "inputs.safetensors"));
 }
 
@@ -113,6 +113,88 @@ TEST(CliExportErrors, UnknownLayoutExitsTwo) {
                          " --output " + out.string() + " --layout newest");
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("'newest'"), std::string::npos) << r.output;
+}
+
+// A copy of a fixture checkpoint in a scratch folder of its own: <root>/models/ckpt.
+fs::path scratch_checkpoint(const std::string& name) {
+  fs::path root = fs::path(perpo::test::kScratchDir) / "cli_export_rules" / name;
+  fs::remove_all(root);
+  fs::create_directories(root / "models" / "ckpt");
+  for (const char* file : {"config.json", "model.safetensors"}) {
+    fs::copy_file(fixture_dir("tiny_new_tied") / file, root / "models" / "ckpt" / file);
+  }
+  return root;
+}
+
+std::string text_of(const fs::path& path) {
+  std::ifstream in(path);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+TEST(CliExportRules, AFolderOfUserFilesIsRefusedUnlessForced) {
+  // Before: export removed whatever DIR held.
+  fs::path root = scratch_checkpoint("user_folder");
+  fs::path checkpoint = root / "models" / "ckpt";
+  fs::create_directories(root / "mine");
+  std::ofstream(root / "mine" / "thesis.tex") << "years of work";
+  PerpoRun r = run_perpo("export --checkpoint " + checkpoint.string() + " --output " +
+                         (root / "mine").string());
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("already holds files that perpo did not write"), std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("--force"), std::string::npos) << r.output;
+  EXPECT_EQ(text_of(root / "mine" / "thesis.tex"), "years of work");
+  // --force replaces it, as the help says.
+  r = run_perpo("export --force --checkpoint " + checkpoint.string() + " --output " +
+                (root / "mine").string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(fs::exists(root / "mine" / "config.json"));
+  EXPECT_TRUE(fs::exists(root / "mine" / ".perpo-output"));
+}
+
+TEST(CliExportRules, AnEarlierExportIsReplacedWithoutForce) {
+  fs::path root = scratch_checkpoint("again");
+  fs::path checkpoint = root / "models" / "ckpt";
+  const std::string args =
+      "export --checkpoint " + checkpoint.string() + " --output " + (root / "out").string();
+  ASSERT_EQ(run_perpo(args).exit_code, 0);
+  ASSERT_TRUE(fs::exists(root / "out" / ".perpo-output"));
+  PerpoRun r = run_perpo(args + " --layout old");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("-> old"), std::string::npos) << r.output;
+}
+
+TEST(CliExportRules, ARegularFileDotAndParentsOfTheCheckpointAreRefused) {
+  // Before: a file was replaced by a folder; "." or a parent of the checkpoint deleted the
+  // checkpoint itself (exit 0).
+  fs::path root = scratch_checkpoint("parents");
+  fs::path checkpoint = root / "models" / "ckpt";
+  std::ofstream(root / "notes.txt") << "keep me";
+  struct Case {
+    std::string output;
+    std::string expected;
+  };
+  for (const Case& c : std::vector<Case>{
+           {(root / "notes.txt").string(), "is a regular file, not a folder"},
+           {(root / "models").string(), "above the input"},
+           {root.string(), "above the input"},
+           {".", "above the input"},
+           {(checkpoint / "export").string(), "inside the input folder"},
+       }) {
+    for (const char* force : {"", " --force"}) {
+      PerpoRun r =
+          c.output == "."
+              ? run_perpo("export --checkpoint models/ckpt --output ." + std::string(force),
+                          root.string())
+              : run_perpo("export --checkpoint " + checkpoint.string() + " --output " + c.output +
+                          force);
+      EXPECT_EQ(r.exit_code, 2) << c.output << force << ": " << r.output;
+      EXPECT_NE(r.output.find(c.expected), std::string::npos) << c.output << ": " << r.output;
+    }
+  }
+  EXPECT_EQ(text_of(root / "notes.txt"), "keep me");
+  EXPECT_TRUE(fs::exists(checkpoint / "model.safetensors"));
+  EXPECT_FALSE(fs::exists(checkpoint / "export"));
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 // `perpo score` end to end: runs the executable on a small list file (interfaces.md).
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
 #include <cstdio>
@@ -11,6 +13,7 @@
 
 #include "run_perpo.h"
 #include "test_paths.h"
+#include "test_util.h"
 
 namespace {
 
@@ -56,12 +59,105 @@ TEST(CliScore, BadInputExitsWithTwo) {
   PerpoRun r = run_perpo_score("--reward exact_match --input " + input.string() + " --output " +
                                output.string());
   EXPECT_EQ(r.exit_code, 2) << r.output;
-  EXPECT_NE(r.output.find("bad.jsonl:1: record has no usable 'ground_truth'"), std::string::npos)
+  EXPECT_NE(r.output.find("bad.jsonl:1: a preference list needs at least 2 answers"),
+            std::string::npos)
       << r.output;
 
   r = run_perpo_score("--reward iuo --input " + input.string() + " --output " + output.string());
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("did you mean 'iou'"), std::string::npos) << r.output;
+}
+
+const std::string kTwoLists =
+    R"({"ground_truth": "[0.1, 0.2, 0.3, 0.4]", "answers": ["[0.1, 0.2, 0.3, 0.4]", "no"]})"
+    "\n"
+    R"({"ground_truth": "[0.1, 0.2, 0.3, 0.4]", "answers": ["none", "[0.1, 0.2, 0.3, 0.4]"]})"
+    "\n";
+
+TEST(CliScore, OutputSymlinkIsFollowedNotReplaced) {
+  // Before: the temp-file-and-rename write replaced the link with a regular file.
+  fs::path dir = perpo::test::fresh_scratch_dir("cli_score", "symlink");
+  std::ofstream(dir / "in.jsonl") << kTwoLists;
+  std::ofstream(dir / "real.jsonl") << "old";
+  fs::create_symlink("real.jsonl", dir / "link.jsonl");
+  PerpoRun r = run_perpo_score("--reward iou --input " + (dir / "in.jsonl").string() +
+                               " --output " + (dir / "link.jsonl").string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(fs::is_symlink(dir / "link.jsonl"));
+  std::stringstream written;
+  written << std::ifstream(dir / "real.jsonl").rdbuf();
+  EXPECT_NE(written.str().find("\"rewards\":[1.0,0.0]"), std::string::npos) << written.str();
+}
+
+TEST(CliScore, OutputDevNullStaysADevice) {
+  fs::path dir = perpo::test::fresh_scratch_dir("cli_score", "dev_null");
+  std::ofstream(dir / "in.jsonl") << kTwoLists;
+  PerpoRun r = run_perpo_score("--reward iou --input " + (dir / "in.jsonl").string() +
+                               " --output /dev/null");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(fs::is_character_file("/dev/null"));
+  EXPECT_NE(r.output.find("scored 4 answers in 2 records"), std::string::npos) << r.output;
+}
+
+TEST(CliScore, OutputDevStdoutGoesToThePipe) {
+  fs::path dir = perpo::test::fresh_scratch_dir("cli_score", "dev_stdout");
+  std::ofstream(dir / "in.jsonl") << kTwoLists;
+  PerpoRun r = run_perpo_score("--reward iou --input " + (dir / "in.jsonl").string() +
+                               " --output /dev/stdout");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("\"rewards\":[0.0,1.0]"), std::string::npos) << r.output;
+}
+
+// Runs `perpo score` with `fifo_input` fed by a child process writing `text`.
+PerpoRun score_from_fifo(const fs::path& fifo_input, const std::string& text,
+                         const std::string& args) {
+  pid_t child = ::fork();
+  if (child == 0) {
+    std::ofstream(fifo_input) << text;
+    ::_exit(0);
+  }
+  PerpoRun r = run_perpo_score(args);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  return r;
+}
+
+TEST(CliScore, FifoInputWithFormatDetectionScoresEveryRecord) {
+  // Before: detection consumed the first bytes of the pipe, and 0 or 1 of 2 records were scored.
+  fs::path dir = perpo::test::fresh_scratch_dir("cli_score", "fifo_in");
+  ASSERT_EQ(::mkfifo((dir / "in.pipe").c_str(), 0644), 0);
+  PerpoRun r = score_from_fifo(dir / "in.pipe", kTwoLists,
+                               "--reward iou --input " + (dir / "in.pipe").string() + " --output " +
+                                   (dir / "out.jsonl").string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("scored 4 answers in 2 records"), std::string::npos) << r.output;
+}
+
+TEST(CliScore, FifoOutputIsWrittenInPlace) {
+  // Before: the FIFO was replaced by a regular file.
+  fs::path dir = perpo::test::fresh_scratch_dir("cli_score", "fifo_out");
+  std::ofstream(dir / "in.jsonl") << kTwoLists;
+  ASSERT_EQ(::mkfifo((dir / "out.pipe").c_str(), 0644), 0);
+  int pipe_fds[2];
+  ASSERT_EQ(::pipe(pipe_fds), 0);
+  pid_t reader = ::fork();
+  if (reader == 0) {  // reads the FIFO and reports how many lines came through
+    std::ifstream in(dir / "out.pipe");
+    int lines = 0;
+    for (std::string line; std::getline(in, line);) ++lines;
+    char count = static_cast<char>(lines);
+    ::write(pipe_fds[1], &count, 1);
+    ::_exit(0);
+  }
+  PerpoRun r = run_perpo_score("--reward iou --input " + (dir / "in.jsonl").string() +
+                               " --output " + (dir / "out.pipe").string());
+  char lines = 0;
+  ASSERT_EQ(::read(pipe_fds[0], &lines, 1), 1);
+  int status = 0;
+  ::waitpid(reader, &status, 0);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(lines, 2);
+  EXPECT_TRUE(fs::is_fifo(dir / "out.pipe"));
 }
 
 }  // namespace

@@ -17,8 +17,13 @@ struct PerpoRun {
 };
 
 /// `perpo <args>` through the shell; args are pasted as they are (quote paths with spaces).
-inline PerpoRun run_perpo(const std::string& args) {
+/// With `cwd`, perpo runs in that folder; with `stdout_to`, its standard output goes to that file
+/// (e.g. "/dev/full") and `output` holds stderr only.
+inline PerpoRun run_perpo(const std::string& args, const std::string& cwd = "",
+                          const std::string& stdout_to = "") {
   std::string command = std::string(kPerpoExe) + " " + args + " 2>&1";
+  if (!stdout_to.empty()) command += " >'" + stdout_to + "'";
+  if (!cwd.empty()) command = "cd '" + cwd + "' && " + command;
   PerpoRun result;
   FILE* pipe = ::popen(command.c_str(), "r");
   if (!pipe) return result;

@@ -47,6 +47,10 @@ inline constexpr const char* kOutputMarkerName = ".perpo-output";
 /// created.
 void prepare_output_dir(const std::filesystem::path& dir, const OutputPolicy& policy);
 
+/// The checks of prepare_output_dir alone: creates and writes nothing (for commands that check
+/// their outputs before a long computation and create them at the end).
+void check_output_dir(const std::filesystem::path& dir, const OutputPolicy& policy);
+
 /// Checks an output file (rules above); writes nothing. Throws perpo::Error (input, exit 2).
 void check_output_file(const std::filesystem::path& file, const OutputPolicy& policy);
 

@@ -1,15 +1,20 @@
-// The work behind `perpo score`: score every answer of every list record in a file with a named
-// reward, write the records back with `rewards` and `reward_notes` added, and summarise.
+// The work behind `perpo score`: score every answer of every preference list in a file with a
+// named reward, write the lists back with `rewards` and `reward_notes`, and summarise.
 //
-// Input formats (interfaces.md):
-//   ours     JSONL, one record per line: {"answers": [...], "ground_truth": "...", ...}
-//            optional "image_width" / "image_height" (pixels) let pixel boxes be normalised
-//   authors  one JSON list (the released code's format) whose items have "answers_gen" (the
-//            sampled answers) and "answer" (the ground truth)
-//   auto     authors when the file's first non-blank character is '[', else ours
-// The output is always JSONL: each input record / item, unchanged, plus
-//   "rewards": [0.81, 0.0, ...], "reward_notes": ["ok", "no_box", ...]   (one per answer).
-// The output file is written atomically: complete or untouched.
+// Input: read by data's list readers (jsonl.h), so `score` accepts exactly what the other
+// commands accept, minus what scoring does not need (images are not opened; "image" and "prompt"
+// may be absent; "rewards" are replaced):
+//   ours     JSONL preference lists: {"answers": [...], "ground_truth": "...", ...}; optional
+//            "image_width" / "image_height" (pixels, > 0) let pixel boxes be normalised
+//   authors  the authors' JSON list (answers_gen, answer, iou_scores, ...)
+//   auto     authors when the input's first non-blank character is '[', else ours
+// Each list needs N >= 2 answers and a ground truth; ref_logps (if any) must have N entries.
+// The input is read once, so a pipe works (`--input <(zcat lists.jsonl.gz)`).
+// Output: perpo's JSONL list format (records.h) whatever the input format, so every perpo reader
+// accepts it: each list with "rewards": [0.81, 0.0, ...] and "reward_notes": ["ok", "no_box",
+// ...] (one per answer). Relative image paths are rewritten against the output's folder. The
+// output follows the output-path rules (core/output_paths.h): never an input, written atomically
+// (complete or untouched), FIFOs and devices written in place.
 //
 //   perpo::ScoreSummary summary = perpo::score_list_file("lists.jsonl", "scored.jsonl", {"iou"});
 //   std::cout << summary.to_text();
@@ -28,7 +33,7 @@ namespace perpo {
 
 enum class ListInputFormat { kAuto, kOurs, kAuthors };
 
-/// "auto" | "ours" | "authors"; throws perpo::Error (input) otherwise.
+/// "auto" | "ours" (or "perpo") | "authors"; throws perpo::Error (input) otherwise.
 ListInputFormat parse_list_input_format(std::string_view name);
 
 /// Counts over all scored answers.
@@ -53,7 +58,8 @@ struct ScoreFileOptions {
 };
 
 /// Scores `input` into `output` (see above). Throws perpo::Error (input) naming the file and the
-/// line (or list item) for unreadable files, invalid JSON, or records without answers / truth.
+/// line for unreadable files, invalid JSON, bad lists, a bad image size, or an output the rules
+/// refuse; nothing is written then.
 ScoreSummary score_list_file(const std::filesystem::path& input,
                              const std::filesystem::path& output, const ScoreFileOptions& options);
 
