@@ -114,6 +114,12 @@ LoadReport load_weights_from(torch::nn::Module& model, const SafetensorsCheckpoi
       continue;
     }
     const SafetensorsEntry& entry = checkpoint.entry(key);
+    if (param->second.is_floating_point() && !c10::isFloatingType(entry.dtype)) {
+      throw input_error("tensor '", key, "' in ", checkpoint.file_of(key).string(), " holds ",
+                        safetensors_dtype_name(entry.dtype), " values but the model's parameter '",
+                        *canonical, "' is floating point; integers are not converted to weights")
+          .hint("the checkpoint is corrupt or not a LLaVA weight file");
+    }
     if (c10::IntArrayRef(entry.shape) != param->second.sizes()) {
       throw input_error("tensor '", key, "' in ", checkpoint.file_of(key).string(), " has shape ",
                         shape_text(entry.shape), " but the model's parameter '", *canonical,

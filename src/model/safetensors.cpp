@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <bit>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -62,11 +63,18 @@ SafetensorsEntry parse_entry(const fs::path& path, const std::string& name, cons
   entry.dtype = safetensors_dtype_from_name(dtype->get<std::string>());
   auto shape = value.find("shape");
   if (shape == value.end() || !shape->is_array()) throw fail("missing or non-array \"shape\"");
-  std::uint64_t numel = 1;
+  // numel * element size, checked: a wrapped-around product could match small data_offsets.
+  std::uint64_t bytes = c10::elementSize(entry.dtype);
+  bool too_large = false;
   for (const json& dim : *shape) {
     if (!dim.is_number_unsigned()) throw fail("\"shape\" holds a negative or non-integer size");
-    entry.shape.push_back(dim.get<std::int64_t>());
-    numel *= dim.get<std::uint64_t>();
+    const auto size = dim.get<std::uint64_t>();
+    too_large = too_large || size > static_cast<std::uint64_t>(INT64_MAX) ||
+                __builtin_mul_overflow(bytes, size, &bytes);
+    entry.shape.push_back(static_cast<std::int64_t>(size));
+  }
+  if (too_large || bytes > static_cast<std::uint64_t>(INT64_MAX)) {
+    throw fail("shape " + shape_text(entry.shape) + " is too large (its byte count overflows)");
   }
   auto offsets = value.find("data_offsets");
   if (offsets == value.end() || !offsets->is_array() || offsets->size() != 2 ||
@@ -82,13 +90,42 @@ SafetensorsEntry parse_entry(const fs::path& path, const std::string& name, cons
                       " bytes); the file is truncated")
         .hint("download or export the checkpoint again");
   }
-  std::uint64_t expected = numel * c10::elementSize(entry.dtype);
+  const std::uint64_t expected = bytes;
   if (entry.end - entry.begin != expected) {
     throw fail("shape " + shape_text(entry.shape) + " of " + dtype->get<std::string>() + " needs " +
                std::to_string(expected) + " bytes but data_offsets span " +
                std::to_string(entry.end - entry.begin));
   }
   return entry;
+}
+
+// The reference reader's rule: sorted by offset, the tensors tile the data section exactly, with
+// no overlap, no gap and nothing after the last one.
+void check_layout(const fs::path& path, const std::vector<std::string>& names,
+                  const std::map<std::string, SafetensorsEntry>& entries, std::uint64_t data_size) {
+  std::uint64_t expected_begin = 0;
+  std::string previous;
+  for (const std::string& name : names) {
+    const SafetensorsEntry& e = entries.at(name);
+    if (e.begin < expected_begin) {
+      throw input_error(path.string(), ": tensor '", name, "': data_offsets [", e.begin, ", ",
+                        e.end, ") overlaps tensor '", previous, "' (which ends at ", expected_begin,
+                        ")")
+          .hint("the file is corrupt or was not written as safetensors");
+    }
+    if (e.begin > expected_begin) {
+      throw input_error(path.string(), ": tensor '", name, "': data_offsets [", e.begin, ", ",
+                        e.end, ") leave a gap of ", e.begin - expected_begin, " bytes before it")
+          .hint("the file is corrupt or was not written as safetensors");
+    }
+    expected_begin = e.end;
+    previous = name;
+  }
+  if (expected_begin != data_size) {
+    throw input_error(path.string(), ": ", data_size - expected_begin,
+                      " bytes after the last tensor's data; a safetensors file ends with it")
+        .hint("the file is corrupt, or two files were joined");
+  }
 }
 
 }  // namespace
@@ -160,10 +197,23 @@ SafetensorsFile::SafetensorsFile(const fs::path& path) : path_(path) {
                       " bytes but only ", size - 8, " follow the length field");
   }
   json header;
+  std::set<std::string> top_keys;
+  std::string duplicate;  // a name given twice: JSON parsers would keep only the last
+  auto note_keys = [&](int depth, json::parse_event_t event, json& parsed) {
+    if (event == json::parse_event_t::key && depth == 1 &&
+        !top_keys.insert(parsed.get<std::string>()).second && duplicate.empty()) {
+      duplicate = parsed.get<std::string>();
+    }
+    return true;
+  };
   try {
-    header = json::parse(bytes + 8, bytes + 8 + header_size);
+    header = json::parse(bytes + 8, bytes + 8 + header_size, note_keys);
   } catch (const json::parse_error& e) {
     throw input_error(path.string(), ": the header is not valid JSON (", e.what(), ")");
+  }
+  if (!duplicate.empty()) {
+    throw input_error(path.string(), ": tensor '", duplicate, "' appears twice in the header")
+        .hint("the file is corrupt or was not written as safetensors");
   }
   if (!header.is_object()) throw input_error(path.string(), ": the header is not a JSON object");
   data_start_ = 8 + header_size;
@@ -182,8 +232,10 @@ SafetensorsFile::SafetensorsFile(const fs::path& path) : path_(path) {
     names_.push_back(it.key());
   }
   std::sort(names_.begin(), names_.end(), [&](const std::string& a, const std::string& b) {
-    return entries_.at(a).begin < entries_.at(b).begin;
+    const SafetensorsEntry &ea = entries_.at(a), &eb = entries_.at(b);
+    return ea.begin != eb.begin ? ea.begin < eb.begin : ea.end < eb.end;
   });
+  check_layout(path, names_, entries_, data_size);
 }
 
 std::uint64_t SafetensorsFile::file_size() const { return mapping_->size; }
@@ -242,6 +294,13 @@ SafetensorsCheckpoint::SafetensorsCheckpoint(const fs::path& dir) : dir_(dir) {
       shards.insert(it.value().get<std::string>());
     }
     for (const std::string& shard : shards) {
+      const fs::path shard_path(shard);
+      if (shard.empty() || shard_path.is_absolute() || shard_path.has_parent_path() ||
+          shard == "." || shard == "..") {
+        throw input_error(index_path.string(), " names shard '", shard,
+                          "', a path outside the checkpoint folder")
+            .hint("weight_map values must be file names in the folder of the index");
+      }
       if (!fs::exists(dir / shard)) {
         throw input_error(index_path.string(), " names shard ", shard, " but ",
                           (dir / shard).string(), " does not exist")
