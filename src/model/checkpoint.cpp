@@ -146,7 +146,8 @@ LoadReport load_weights_from(torch::nn::Module& model, const SafetensorsCheckpoi
                       "-layout keys: '", canonical_to_hf(missing.front(), layout), "'")
         .hint(missing.front() == "lm_head.weight"
                   ? "the checkpoint ties lm_head to embed_tokens: set "
-                    "tie_word_embeddings to true"
+                    "tie_word_embeddings to true in config.json's text_config (transformers "
+                    "ignores the top-level key)"
                   : "the checkpoint is incomplete or of another model");
   }
 
