@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <bit>
 #include <cerrno>
-#include <cstdint>
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -16,6 +15,7 @@
 
 #include "perpo/core/atomic_file.h"
 #include "perpo/core/error.h"
+#include "perpo/model/safetensors_header.h"
 
 namespace perpo {
 namespace fs = std::filesystem;
@@ -36,96 +36,6 @@ const std::vector<std::pair<std::string, c10::ScalarType>>& dtype_table() {
       {"U8", c10::ScalarType::Byte},    {"BOOL", c10::ScalarType::Bool},
   };
   return table;
-}
-
-constexpr std::uint64_t kMaxHeaderBytes = 100'000'000;  // the limit of the reference reader
-
-std::string shape_text(const std::vector<std::int64_t>& shape) {
-  std::ostringstream out;
-  out << "[";
-  for (std::size_t i = 0; i < shape.size(); ++i) out << (i ? ", " : "") << shape[i];
-  out << "]";
-  return out.str();
-}
-
-// Parses one header entry; every failure names the file and the tensor.
-SafetensorsEntry parse_entry(const fs::path& path, const std::string& name, const json& value,
-                             std::uint64_t data_size) {
-  auto fail = [&](const std::string& what) {
-    return input_error(path.string(), ": tensor '", name, "': ", what)
-        .hint("the file is corrupt or was not written as safetensors");
-  };
-  if (!value.is_object()) throw fail("header entry is not a JSON object");
-  SafetensorsEntry entry;
-  entry.name = name;
-  auto dtype = value.find("dtype");
-  if (dtype == value.end() || !dtype->is_string()) throw fail("missing or non-string \"dtype\"");
-  entry.dtype = safetensors_dtype_from_name(dtype->get<std::string>());
-  auto shape = value.find("shape");
-  if (shape == value.end() || !shape->is_array()) throw fail("missing or non-array \"shape\"");
-  // numel * element size, checked: a wrapped-around product could match small data_offsets.
-  std::uint64_t bytes = c10::elementSize(entry.dtype);
-  bool too_large = false;
-  for (const json& dim : *shape) {
-    if (!dim.is_number_unsigned()) throw fail("\"shape\" holds a negative or non-integer size");
-    const auto size = dim.get<std::uint64_t>();
-    too_large = too_large || size > static_cast<std::uint64_t>(INT64_MAX) ||
-                __builtin_mul_overflow(bytes, size, &bytes);
-    entry.shape.push_back(static_cast<std::int64_t>(size));
-  }
-  if (too_large || bytes > static_cast<std::uint64_t>(INT64_MAX)) {
-    throw fail("shape " + shape_text(entry.shape) + " is too large (its byte count overflows)");
-  }
-  auto offsets = value.find("data_offsets");
-  if (offsets == value.end() || !offsets->is_array() || offsets->size() != 2 ||
-      !(*offsets)[0].is_number_unsigned() || !(*offsets)[1].is_number_unsigned()) {
-    throw fail("\"data_offsets\" must be two non-negative integers");
-  }
-  entry.begin = (*offsets)[0].get<std::uint64_t>();
-  entry.end = (*offsets)[1].get<std::uint64_t>();
-  if (entry.end < entry.begin) throw fail("data_offsets end before they begin");
-  if (entry.end > data_size) {
-    throw input_error(path.string(), ": tensor '", name, "': data_offsets [", entry.begin, ", ",
-                      entry.end, ") run past the end of the data section (", data_size,
-                      " bytes); the file is truncated")
-        .hint("download or export the checkpoint again");
-  }
-  const std::uint64_t expected = bytes;
-  if (entry.end - entry.begin != expected) {
-    throw fail("shape " + shape_text(entry.shape) + " of " + dtype->get<std::string>() + " needs " +
-               std::to_string(expected) + " bytes but data_offsets span " +
-               std::to_string(entry.end - entry.begin));
-  }
-  return entry;
-}
-
-// The reference reader's rule: sorted by offset, the tensors tile the data section exactly, with
-// no overlap, no gap and nothing after the last one.
-void check_layout(const fs::path& path, const std::vector<std::string>& names,
-                  const std::map<std::string, SafetensorsEntry>& entries, std::uint64_t data_size) {
-  std::uint64_t expected_begin = 0;
-  std::string previous;
-  for (const std::string& name : names) {
-    const SafetensorsEntry& e = entries.at(name);
-    if (e.begin < expected_begin) {
-      throw input_error(path.string(), ": tensor '", name, "': data_offsets [", e.begin, ", ",
-                        e.end, ") overlaps tensor '", previous, "' (which ends at ", expected_begin,
-                        ")")
-          .hint("the file is corrupt or was not written as safetensors");
-    }
-    if (e.begin > expected_begin) {
-      throw input_error(path.string(), ": tensor '", name, "': data_offsets [", e.begin, ", ",
-                        e.end, ") leave a gap of ", e.begin - expected_begin, " bytes before it")
-          .hint("the file is corrupt or was not written as safetensors");
-    }
-    expected_begin = e.end;
-    previous = name;
-  }
-  if (expected_begin != data_size) {
-    throw input_error(path.string(), ": ", data_size - expected_begin,
-                      " bytes after the last tensor's data; a safetensors file ends with it")
-        .hint("the file is corrupt, or two files were joined");
-  }
 }
 
 }  // namespace
@@ -185,57 +95,20 @@ SafetensorsFile::SafetensorsFile(const fs::path& path) : path_(path) {
   mapping_->base = base;
   mapping_->size = size;
 
-  const auto* bytes = static_cast<const unsigned char*>(base);
-  std::uint64_t header_size = 0;
-  std::memcpy(&header_size, bytes, 8);  // little-endian u64
-  if (header_size > kMaxHeaderBytes) {
-    throw input_error(path.string(), ": the header claims ", header_size,
-                      " bytes; this is not a safetensors file");
+  SafetensorsHeader header =
+      parse_safetensors_header(static_cast<const unsigned char*>(base), size, path.string());
+  data_start_ = header.data_start;
+  metadata_ = std::move(header.metadata);
+  for (SafetensorsHeaderEntry& parsed : header.entries) {  // in data order
+    SafetensorsEntry entry;
+    entry.name = parsed.name;
+    entry.dtype = safetensors_dtype_from_name(parsed.dtype);
+    entry.shape = std::move(parsed.shape);
+    entry.begin = parsed.begin;
+    entry.end = parsed.end;
+    names_.push_back(parsed.name);
+    entries_[parsed.name] = std::move(entry);
   }
-  if (8 + header_size > size) {
-    throw input_error(path.string(), " is truncated: the header needs ", header_size,
-                      " bytes but only ", size - 8, " follow the length field");
-  }
-  json header;
-  std::set<std::string> top_keys;
-  std::string duplicate;  // a name given twice: JSON parsers would keep only the last
-  auto note_keys = [&](int depth, json::parse_event_t event, json& parsed) {
-    if (event == json::parse_event_t::key && depth == 1 &&
-        !top_keys.insert(parsed.get<std::string>()).second && duplicate.empty()) {
-      duplicate = parsed.get<std::string>();
-    }
-    return true;
-  };
-  try {
-    header = json::parse(bytes + 8, bytes + 8 + header_size, note_keys);
-  } catch (const json::parse_error& e) {
-    throw input_error(path.string(), ": the header is not valid JSON (", e.what(), ")");
-  }
-  if (!duplicate.empty()) {
-    throw input_error(path.string(), ": tensor '", duplicate, "' appears twice in the header")
-        .hint("the file is corrupt or was not written as safetensors");
-  }
-  if (!header.is_object()) throw input_error(path.string(), ": the header is not a JSON object");
-  data_start_ = 8 + header_size;
-  std::uint64_t data_size = size - data_start_;
-
-  for (auto it = header.begin(); it != header.end(); ++it) {
-    if (it.key() == "__metadata__") {
-      if (!it.value().is_object())
-        throw input_error(path.string(), ": \"__metadata__\" is not an object");
-      for (auto m = it.value().begin(); m != it.value().end(); ++m) {
-        if (m.value().is_string()) metadata_[m.key()] = m.value().get<std::string>();
-      }
-      continue;
-    }
-    entries_[it.key()] = parse_entry(path, it.key(), it.value(), data_size);
-    names_.push_back(it.key());
-  }
-  std::sort(names_.begin(), names_.end(), [&](const std::string& a, const std::string& b) {
-    const SafetensorsEntry &ea = entries_.at(a), &eb = entries_.at(b);
-    return ea.begin != eb.begin ? ea.begin < eb.begin : ea.end < eb.end;
-  });
-  check_layout(path, names_, entries_, data_size);
 }
 
 std::uint64_t SafetensorsFile::file_size() const { return mapping_->size; }
@@ -277,7 +150,7 @@ SafetensorsCheckpoint::SafetensorsCheckpoint(const fs::path& dir) : dir_(dir) {
     json parsed;
     try {
       parsed = json::parse(read_file(index_path));
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {  // parse_error, or out_of_range for 1e400
       throw input_error(index_path.string(), " is not valid JSON (", e.what(), ")");
     }
     auto map = parsed.find("weight_map");
