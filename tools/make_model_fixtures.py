@@ -3,13 +3,25 @@
 
     .venv/bin/python tools/make_model_fixtures.py   # writes tests/fixtures/model/<name>/
 
-Each fixture folder (all fp32, about 200 KB; 400 KB for both) holds:
+Each fixture folder (all fp32, about 250 KB; 500 KB for both) holds:
   config.json         transformers' LlavaConfig of the tiny model
   model.safetensors   the weights, in the "old" (language_model.model.*, vision_tower.*) or the
                       "new" (model.language_model.*, model.vision_tower.*) key layout
   inputs.safetensors  input_ids (B, S) int64 with image_tokens() copies of the image token per
                       image (as LlavaProcessor expands them), pixel_values (B, 3, H, W) and the
                       expected logits (B, S, V) of LlavaForConditionalGeneration (eager attention)
+  padded.safetensors  the settings users run:
+                      - right_ids / right_mask / right_logits: the batch with row 1 cut short by 4
+                        tokens and right-padded with pad_token_id (training batches);
+                      - left_ids / left_mask / left_positions / left_logits: the same row
+                        left-padded, with position_ids = cumsum(mask) - 1 (generation batches);
+                        logits are compared at real tokens only;
+                      - answer_ids / answer_mask (N, T): 3 answers of lengths 5, 3, 4 to prompt 0,
+                        right-padded, one holding pad_token_id as a real token; answer_logps (N, T)
+                        = log p(answer token | prompt, earlier answer tokens), 0 on padding;
+                      - grad.<perpo name>: the gradient of answer_logps.sum() with respect to a few
+                        parameters (embeddings, a decoder attention and MLP weight, the final norm,
+                        the projector, a CLIP weight, lm_head when untied), fp32.
 
 Fixtures:
   tiny_old_untied_gqa   old key layout, separate lm_head, 4 query heads on 2 key/value heads,
@@ -90,6 +102,71 @@ def make_inputs(image_tokens, generator):
     return input_ids, pixel_values
 
 
+# perpo's canonical parameter names -> transformers' (4.57) module names.
+GRAD_PARAMS = [
+    "language_model.embed_tokens.weight",
+    "language_model.layers.0.self_attn.q_proj.weight",
+    "language_model.layers.1.mlp.down_proj.weight",
+    "language_model.norm.weight",
+    "multi_modal_projector.linear_1.weight",
+    "vision_tower.vision_model.encoder.layers.0.self_attn.v_proj.weight",
+]
+
+
+def hf_param_name(canonical):
+    return canonical if canonical == "lm_head.weight" else "model." + canonical
+
+
+def padded_batches(model, input_ids, pixel_values, pad_id):
+    """Right- and left-padded versions of the batch (row 1 four tokens shorter) and their logits."""
+    S = input_ids.shape[1]
+    short = input_ids[1, : S - 4]
+    right_ids = input_ids.clone()
+    right_ids[1] = torch.cat([short, torch.full((4,), pad_id)])
+    right_mask = torch.ones_like(input_ids)
+    right_mask[1, S - 4:] = 0
+    left_ids = input_ids.clone()
+    left_ids[1] = torch.cat([torch.full((4,), pad_id), short])
+    left_mask = torch.ones_like(input_ids)
+    left_mask[1, :4] = 0
+    left_positions = (left_mask.cumsum(-1) - 1).clamp(min=0)
+    with torch.no_grad():
+        right_logits = model(input_ids=right_ids, pixel_values=pixel_values,
+                             attention_mask=right_mask).logits.float()
+        left_logits = model(input_ids=left_ids, pixel_values=pixel_values, attention_mask=left_mask,
+                            position_ids=left_positions).logits.float()
+    return {"right_ids": right_ids, "right_mask": right_mask, "right_logits": right_logits,
+            "left_ids": left_ids, "left_mask": left_mask, "left_positions": left_positions,
+            "left_logits": left_logits}
+
+
+def answer_gradients(model, input_ids, pixel_values, pad_id, tied, generator):
+    """Log-probs of 3 right-padded answers to prompt 0 and the gradients of their sum."""
+    lengths = [5, 3, 4]
+    T = max(lengths)
+    answers = torch.randint(1, IMAGE_TOKEN, (len(lengths), T), generator=generator)
+    answers[0, 2] = pad_id  # the pad id as a real token: its embedding row takes no gradient
+    mask = torch.zeros_like(answers)
+    for row, length in enumerate(lengths):
+        mask[row, :length] = 1
+    answers = answers.masked_fill(mask == 0, pad_id)
+    N, P = len(lengths), input_ids.shape[1]
+    prompt = input_ids[:1].expand(N, P)
+    ids = torch.cat([prompt, answers], 1)  # (N, P + T)
+    attention = torch.cat([torch.ones(N, P, dtype=torch.int64), mask], 1)
+    pixels = pixel_values[:1].expand(N, -1, -1, -1)
+    model.zero_grad(set_to_none=True)
+    logits = model(input_ids=ids, pixel_values=pixels, attention_mask=attention).logits.float()
+    logps = torch.log_softmax(logits[:, P - 1: P + T - 1], -1)  # (N, T, V)
+    answer_logps = logps.gather(-1, answers.unsqueeze(-1)).squeeze(-1) * mask  # (N, T)
+    answer_logps.sum().backward()
+    params = dict(model.named_parameters())
+    out = {"answer_ids": answers, "answer_mask": mask, "answer_logps": answer_logps.detach()}
+    for canonical in GRAD_PARAMS + ([] if tied else ["lm_head.weight"]):
+        out["grad." + canonical] = params[hf_param_name(canonical)].grad.detach().clone()
+    return out
+
+
 def build(name, layout, seed, **kwargs):
     generator = torch.Generator().manual_seed(seed)
     config, image_tokens = make_config(**kwargs)
@@ -115,6 +192,12 @@ def build(name, layout, seed, **kwargs):
     save_file(state, os.path.join(folder, "model.safetensors"), metadata={"format": "pt"})
     save_file({"input_ids": input_ids, "pixel_values": pixel_values, "logits": logits},
               os.path.join(folder, "inputs.safetensors"))
+    pad_id = config.text_config.pad_token_id
+    padded = padded_batches(model, input_ids, pixel_values, pad_id)
+    padded.update(answer_gradients(model, input_ids, pixel_values, pad_id, kwargs["tied"],
+                                   generator))
+    save_file({k: v.contiguous() for k, v in padded.items()},
+              os.path.join(folder, "padded.safetensors"))
     print(f"{name}: {len(state)} tensors, logits {tuple(logits.shape)}, "
           f"logit std {logits.std().item():.3f}")
 

@@ -14,7 +14,7 @@ import pathlib
 
 import torch
 from safetensors.torch import save_file
-from transformers import LlavaConfig
+from transformers import LlavaConfig, LlavaForConditionalGeneration
 
 OUT = pathlib.Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "model_io"
 
@@ -80,7 +80,16 @@ def resolved(raw):
         "image_token_index": config.image_token_index,
         "tie_word_embeddings": t.tie_word_embeddings,
         "multimodal_projector_bias": config.multimodal_projector_bias,
+        "parameters": parameter_count(config),
     }
+
+
+def parameter_count(config):
+    """Elements of all parameters of LlavaForConditionalGeneration(config), built on the meta
+    device (no memory); a tied lm_head counts once."""
+    with torch.device("meta"):
+        model = LlavaForConditionalGeneration(config)
+    return sum(p.numel() for p in model.parameters())
 
 
 CONFIGS = {

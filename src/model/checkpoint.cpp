@@ -115,6 +115,12 @@ LoadReport load_weights_from(torch::nn::Module& model, const SafetensorsCheckpoi
       continue;
     }
     const SafetensorsEntry& entry = checkpoint.entry(key);
+    if (param->second.is_floating_point() && !c10::isFloatingType(entry.dtype)) {
+      throw input_error("tensor '", key, "' in ", checkpoint.file_of(key).string(), " holds ",
+                        safetensors_dtype_name(entry.dtype), " values but the model's parameter '",
+                        *canonical, "' is floating point; integers are not converted to weights")
+          .hint("the checkpoint is corrupt or not a LLaVA weight file");
+    }
     if (c10::IntArrayRef(entry.shape) != param->second.sizes()) {
       throw input_error("tensor '", key, "' in ", checkpoint.file_of(key).string(), " has shape ",
                         shape_text(entry.shape), " but the model's parameter '", *canonical,
@@ -141,7 +147,8 @@ LoadReport load_weights_from(torch::nn::Module& model, const SafetensorsCheckpoi
                       "-layout keys: '", canonical_to_hf(missing.front(), layout), "'")
         .hint(missing.front() == "lm_head.weight"
                   ? "the checkpoint ties lm_head to embed_tokens: set "
-                    "tie_word_embeddings to true"
+                    "tie_word_embeddings to true in config.json's text_config (transformers "
+                    "ignores the top-level key)"
                   : "the checkpoint is incomplete or of another model");
   }
 

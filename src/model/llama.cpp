@@ -26,7 +26,8 @@ RotaryEmbedding::RotaryEmbedding(const TextConfig& config) {
   const auto& type = config.rope_scaling_type;
   if (!(type.empty() || type == "default" || type == "linear")) {
     throw input_error("text_config.rope_scaling type '", type, "' is not supported")
-        .hint("perpo supports no rope_scaling, 'default' and 'linear'");
+        .hint(
+            "perpo supports no rope_scaling, 'default' and 'linear' (config.json refuses others)");
   }
   // inv_freq[i] = 1 / theta^(2i / D), as transformers (fp32 from int64 arange)
   torch::Tensor exponents = torch::arange(0, dim, 2, torch::kInt64).to(torch::kFloat) / dim;
@@ -126,8 +127,15 @@ LayerOutput LlamaDecoderLayerImpl::forward_with(const torch::Tensor& hidden,
 }
 
 LlamaModelImpl::LlamaModelImpl(const TextConfig& config_) : config(config_), rotary_(config_) {
-  embed_tokens =
-      register_module("embed_tokens", torch::nn::Embedding(config.vocab_size, config.hidden_size));
+  // As transformers' LlamaModel: padding_idx = pad_token_id, so the pad row takes no gradient
+  // from the lookup (a tied lm_head still updates it).
+  torch::nn::EmbeddingOptions embed_options(config.vocab_size, config.hidden_size);
+  if (config.pad_token_id >= 0) {
+    PERPO_CHECK_INPUT(config.pad_token_id < config.vocab_size, "text_config.pad_token_id ",
+                      config.pad_token_id, " is outside the vocabulary of ", config.vocab_size);
+    embed_options.padding_idx(config.pad_token_id);
+  }
+  embed_tokens = register_module("embed_tokens", torch::nn::Embedding(embed_options));
   layers = register_module("layers", torch::nn::ModuleList());
   for (int i = 0; i < config.num_hidden_layers; ++i) {
     typed_layers.push_back(LlamaDecoderLayer(config));

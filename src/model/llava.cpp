@@ -4,6 +4,7 @@
 
 #include "perpo/core/error.h"
 #include "perpo/model/activations.h"
+#include "perpo/model/model_size.h"
 #include "perpo/model/recompute.h"
 
 namespace perpo {
@@ -23,6 +24,7 @@ torch::Tensor MultiModalProjectorImpl::forward(const torch::Tensor& features) {
 }
 
 LlavaModelImpl::LlavaModelImpl(const ModelConfig& config) : config_(config) {
+  check_model_fits_memory(config);  // before the first tensor: absurd sizes fail here
   const auto& strategy = config.vision_feature_select_strategy;
   if (strategy != "default" && strategy != "full") {
     throw input_error("vision_feature_select_strategy '", strategy, "' is not supported")
@@ -104,6 +106,18 @@ void check_answers(const torch::Tensor& answer_ids, const torch::Tensor& answer_
               "answer ids must be (N, T) with T > 0, got ", answer_ids.sizes());
   PERPO_CHECK(answer_mask.sizes() == answer_ids.sizes(), "answer mask ", answer_mask.sizes(),
               " must have the shape of the answer ids ", answer_ids.sizes());
+  // Right padding: each row is ones then zeros. Positions continue from the prefix and padding is
+  // only masked as keys, so a left-padded or holed row would give its tokens wrong positions.
+  torch::Tensor mask = answer_mask.to(torch::kCPU);
+  PERPO_CHECK(((mask == 0) | (mask == 1)).all().item<bool>(), "answer mask values must be 0 or 1");
+  const auto T = mask.size(1);
+  torch::Tensor rises = mask.narrow(1, 1, T - 1) > mask.narrow(1, 0, T - 1);  // (N, T-1)
+  torch::Tensor bad_rows = rises.any(1).nonzero();
+  if (bad_rows.numel() > 0) {
+    throw runtime_error("answer mask row ", bad_rows[0][0].item<std::int64_t>(),
+                        " is not right-padded (a real token follows padding)")
+        .hint("answers must be padded on the right: ones, then zeros");
+  }
 }
 }  // namespace
 

@@ -9,9 +9,16 @@
 //   quick_gelu) text_config fields:    LlamaConfig (vocab 32000, 4096, 11008, 32 layers, 32 heads,
 //   rms 1e-6, ...)
 // tie_word_embeddings: transformers (4.57) ties lm_head when text_config.tie_word_embeddings is
-// true (LlamaConfig default false); the top-level key is used only when text_config has none.
-// rope_scaling: "linear" and "dynamic" (type or rope_type + factor) are read; llama3/yarn/longrope
-// need more parameters than ModelConfig holds and are refused.
+// true (LlamaConfig default false), through config.get_text_config(decoder=True); the top-level
+// key is never read, so perpo ignores it too.
+// rope_scaling: "linear" (type or rope_type + factor) is read; "dynamic" (NTK scaling recomputed
+// from the longest sequence seen) and llama3/yarn/longrope are refused here, naming the key.
+// pad_token_id: the embedding row that takes no gradient (nn.Embedding's padding_idx); a negative
+// id counts from the end of the vocabulary, as padding_idx does.
+// Sizes are checked here: every size a positive integer within kMaxSize (layers within kMaxLayers),
+// so no product of them overflows; model_size.h then weighs the whole model against memory.
+#include <cmath>
+#include <limits>
 #include <nlohmann/json.hpp>
 
 #include "perpo/config/config.h"
@@ -24,6 +31,10 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 
 namespace {
+
+constexpr int kMaxSize = 1 << 24;    // widths, vocabulary, heads: 16,777,216
+constexpr int kMaxLayers = 1 << 12;  // 4096 layers (the largest public models have ~130)
+constexpr int kMaxImageSize = 1 << 14;
 
 // Typed access to one JSON object; errors name the source file and the dotted field.
 class FieldReader {
@@ -44,7 +55,34 @@ class FieldReader {
     const json* value = find(key);
     if (value == nullptr) return fallback;
     if (!value->is_number_integer()) throw wrong_type(key, "an integer", *value);
+    const bool fits = value->is_number_unsigned()
+                          ? value->get<std::uint64_t>() <= std::numeric_limits<int>::max()
+                          : value->get<std::int64_t>() >= std::numeric_limits<int>::min() &&
+                                value->get<std::int64_t>() <= std::numeric_limits<int>::max();
+    if (!fits) throw wrong_type(key, "an integer of 32 bits", *value);
     return value->get<int>();
+  }
+  /// A size: an integer from 1 to `max` (checked before anything is allocated from it).
+  int get_size(const char* key, int fallback, int max) const {
+    const json* value = find(key);
+    if (value == nullptr) return fallback;
+    const bool in_range = value->is_number_unsigned()
+                              ? value->get<std::uint64_t>() >= 1 &&
+                                    value->get<std::uint64_t>() <= static_cast<std::uint64_t>(max)
+                              : value->is_number_integer() && value->get<std::int64_t>() >= 1 &&
+                                    value->get<std::int64_t>() <= max;
+    if (!in_range) {
+      throw wrong_type(key, ("an integer from 1 to " + std::to_string(max)).c_str(), *value);
+    }
+    return value->get<int>();
+  }
+  /// A number > 0 and finite (epsilons, rope theta, scaling factors).
+  double get_positive(const char* key, double fallback) const {
+    double number = get_double(key, fallback);
+    if (!(number > 0.0) || !std::isfinite(number)) {
+      throw wrong_type(key, "a positive number", *find(key));
+    }
+    return number;
   }
   std::int64_t get_int64(const char* key, std::int64_t fallback) const {
     const json* value = find(key);
@@ -73,9 +111,9 @@ class FieldReader {
   /// A token id that may be given as a list (e.g. eos_token_id: [2, 32000]): the first one.
   int get_token_id(const char* key, int fallback) const {
     const json* value = find(key);
-    if (value != nullptr && value->is_array() && !value->empty() &&
-        (*value)[0].is_number_integer()) {
-      return (*value)[0].get<int>();
+    if (value != nullptr && value->is_array() && !value->empty()) {
+      json first = {{key, (*value)[0]}};
+      return FieldReader(first, source_, prefix_).get_int(key, fallback);
     }
     return get_int(key, fallback);
   }
@@ -112,19 +150,24 @@ VisionConfig read_vision(const FieldReader& top) {
                   "is '" + type + "'; perpo's vision tower is CLIP (clip_vision_model)");
   }
   // CLIPVisionConfig defaults.
-  v.hidden_size = f.get_int("hidden_size", 768);
-  v.intermediate_size = f.get_int("intermediate_size", 3072);
-  v.num_hidden_layers = f.get_int("num_hidden_layers", 12);
-  v.num_attention_heads = f.get_int("num_attention_heads", 12);
-  v.num_channels = f.get_int("num_channels", 3);
-  v.image_size = f.get_int("image_size", 224);
-  v.patch_size = f.get_int("patch_size", 32);
-  v.layer_norm_eps = f.get_double("layer_norm_eps", 1e-5);
+  v.hidden_size = f.get_size("hidden_size", 768, kMaxSize);
+  v.intermediate_size = f.get_size("intermediate_size", 3072, kMaxSize);
+  v.num_hidden_layers = f.get_size("num_hidden_layers", 12, kMaxLayers);
+  v.num_attention_heads = f.get_size("num_attention_heads", 12, kMaxSize);
+  v.num_channels = f.get_size("num_channels", 3, 64);
+  v.image_size = f.get_size("image_size", 224, kMaxImageSize);
+  v.patch_size = f.get_size("patch_size", 32, kMaxImageSize);
+  v.layer_norm_eps = f.get_positive("layer_norm_eps", 1e-5);
   v.hidden_act = f.get_string("hidden_act", "quick_gelu");
   if (v.hidden_act != "quick_gelu" && v.hidden_act != "gelu") {
     throw f.error("hidden_act", "is '" + v.hidden_act + "'; perpo supports quick_gelu and gelu");
   }
-  if (v.patch_size <= 0 || v.image_size % v.patch_size != 0) {
+  if (v.hidden_size % v.num_attention_heads != 0) {
+    throw f.error("hidden_size", "(" + std::to_string(v.hidden_size) +
+                                     ") must be divisible by num_attention_heads (" +
+                                     std::to_string(v.num_attention_heads) + ")");
+  }
+  if (v.image_size % v.patch_size != 0) {
     throw f.error("patch_size", "must divide image_size (" + std::to_string(v.image_size) +
                                     "), got " + std::to_string(v.patch_size));
   }
@@ -138,26 +181,33 @@ TextConfig read_text(const FieldReader& top) {
     throw f.error("model_type", "is '" + type + "'; perpo's language model is LLaMA (llama)");
   }
   TextConfig t;  // LlamaConfig defaults below
-  t.vocab_size = f.get_int("vocab_size", 32000);
-  t.hidden_size = f.get_int("hidden_size", 4096);
-  t.intermediate_size = f.get_int("intermediate_size", 11008);
-  t.num_hidden_layers = f.get_int("num_hidden_layers", 32);
-  t.num_attention_heads = f.get_int("num_attention_heads", 32);
-  t.num_key_value_heads = f.get_int("num_key_value_heads", t.num_attention_heads);
-  t.head_dim = f.get_int("head_dim", 0);
-  t.rms_norm_eps = f.get_double("rms_norm_eps", 1e-6);
-  t.rope_theta = f.get_double("rope_theta", 10000.0);
-  t.max_position_embeddings = f.get_int("max_position_embeddings", 2048);
+  t.vocab_size = f.get_size("vocab_size", 32000, kMaxSize);
+  t.hidden_size = f.get_size("hidden_size", 4096, kMaxSize);
+  t.intermediate_size = f.get_size("intermediate_size", 11008, kMaxSize);
+  t.num_hidden_layers = f.get_size("num_hidden_layers", 32, kMaxLayers);
+  t.num_attention_heads = f.get_size("num_attention_heads", 32, kMaxSize);
+  t.num_key_value_heads = f.get_size("num_key_value_heads", t.num_attention_heads, kMaxSize);
+  t.head_dim = f.has("head_dim") ? f.get_size("head_dim", 0, kMaxSize) : 0;
+  t.rms_norm_eps = f.get_positive("rms_norm_eps", 1e-6);
+  t.rope_theta = f.get_positive("rope_theta", 10000.0);
+  t.max_position_embeddings =
+      f.get_size("max_position_embeddings", 2048, std::numeric_limits<int>::max());
   t.hidden_act = f.get_string("hidden_act", "silu");
   t.attention_bias = f.get_bool("attention_bias", false);
   t.mlp_bias = f.get_bool("mlp_bias", false);
   t.pad_token_id = f.get_token_id("pad_token_id", -1);
   t.bos_token_id = f.get_token_id("bos_token_id", 1);
   t.eos_token_id = f.get_token_id("eos_token_id", 2);
+  if (t.pad_token_id < -t.vocab_size || t.pad_token_id >= t.vocab_size) {
+    throw f
+        .error("pad_token_id", "(" + std::to_string(t.pad_token_id) +
+                                   ") is outside the vocabulary of " + std::to_string(t.vocab_size))
+        .hint("set text_config.pad_token_id to a token id below vocab_size, or null");
+  }
+  if (t.pad_token_id < 0 && f.has("pad_token_id")) t.pad_token_id += t.vocab_size;
   if (t.hidden_act != "silu")
     throw f.error("hidden_act", "is '" + t.hidden_act + "'; perpo supports silu");
-  if (t.num_attention_heads <= 0 || t.num_key_value_heads <= 0 ||
-      t.num_attention_heads % t.num_key_value_heads != 0) {
+  if (t.num_attention_heads % t.num_key_value_heads != 0) {
     throw f.error("num_key_value_heads", "(" + std::to_string(t.num_key_value_heads) +
                                              ") must divide num_attention_heads (" +
                                              std::to_string(t.num_attention_heads) + ")");
@@ -167,14 +217,19 @@ TextConfig read_text(const FieldReader& top) {
   }
   if (f.has("rope_scaling")) {
     FieldReader scaling = f.child("rope_scaling");
-    std::string kind = scaling.get_string("rope_type", scaling.get_string("type", "default"));
-    if (kind == "linear" || kind == "dynamic") {
-      t.rope_scaling_type = kind;
-      t.rope_scaling_factor = scaling.get_double("factor", 1.0);
+    const char* kind_key = scaling.has("rope_type") ? "rope_type" : "type";
+    std::string kind = scaling.get_string(kind_key, "default");
+    if (kind == "linear") {
       if (!scaling.has("factor"))
         throw scaling.error("factor", "is missing (needed by '" + kind + "' scaling)");
+      t.rope_scaling_type = kind;
+      t.rope_scaling_factor = scaling.get_positive("factor", 1.0);
     } else if (kind != "default") {
-      throw scaling.error("rope_type", "is '" + kind + "'; perpo supports linear and dynamic");
+      throw scaling.error(kind_key, "is '" + kind + "'; perpo supports 'linear' rope scaling only")
+          .hint(kind == "dynamic"
+                    ? "dynamic NTK scaling is not implemented; remove rope_scaling to run the "
+                      "model unscaled within max_position_embeddings"
+                    : "remove rope_scaling or convert the checkpoint to linear scaling");
     }
   }
   return t;
@@ -226,9 +281,8 @@ ModelConfig parse_model_config(const std::string& json_text, const std::string& 
   }
   config.image_token_index =
       top.get_int64("image_token_index", top.get_int64("image_token_id", 32000));
-  FieldReader text = top.child("text_config");
-  config.tie_word_embeddings =
-      text.get_bool("tie_word_embeddings", top.get_bool("tie_word_embeddings", false));
+  top.get_bool("tie_word_embeddings", false);  // type-checked, but transformers never reads it
+  config.tie_word_embeddings = top.child("text_config").get_bool("tie_word_embeddings", false);
   config.multimodal_projector_bias = top.get_bool("multimodal_projector_bias", true);
   if (config.projector_hidden_act != "gelu") {
     throw top.error("projector_hidden_act",

@@ -1,6 +1,11 @@
 #include "perpo/model/recompute.h"
 
+#include <ATen/Context.h>
 #include <torch/torch.h>
+
+#include <algorithm>
+#include <mutex>
+#include <utility>
 
 #include "perpo/core/error.h"
 
@@ -10,9 +15,55 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
+/// The states of the default random generators that `fn` may draw from: the CPU one and one per
+/// accelerator device that holds an input (as torch.utils.checkpoint's preserve_rng_state).
+struct RngStates {
+  std::vector<std::pair<c10::Device, torch::Tensor>> states;
+
+  static RngStates capture(const std::vector<torch::Tensor>& inputs) {
+    std::vector<c10::Device> devices{c10::Device(c10::kCPU)};
+    for (const auto& x : inputs) {
+      if (x.defined() && std::find(devices.begin(), devices.end(), x.device()) == devices.end())
+        devices.push_back(x.device());
+    }
+    RngStates captured;
+    for (const c10::Device& device : devices) {
+      at::Generator generator = at::globalContext().defaultGenerator(device);
+      std::lock_guard<std::mutex> lock(generator.mutex());
+      captured.states.emplace_back(device, generator.get_state());
+    }
+    return captured;
+  }
+
+  void restore() const {
+    for (const auto& [device, state] : states) {
+      at::Generator generator = at::globalContext().defaultGenerator(device);
+      std::lock_guard<std::mutex> lock(generator.mutex());
+      generator.set_state(state);
+    }
+  }
+};
+
+/// Sets the generators to `replayed` for its lifetime, then puts back the states it found, so the
+/// recomputation neither sees fresh random numbers nor disturbs the caller's random stream.
+class RngReplay {
+ public:
+  RngReplay(const RngStates& replayed, const std::vector<torch::Tensor>& inputs)
+      : saved_(RngStates::capture(inputs)) {
+    replayed.restore();
+  }
+  ~RngReplay() { saved_.restore(); }
+  RngReplay(const RngReplay&) = delete;
+  RngReplay& operator=(const RngReplay&) = delete;
+
+ private:
+  RngStates saved_;
+};
+
 /// Holds the function across forward and backward (AutogradContext stores only IValues).
 struct FnHolder : torch::CustomClassHolder {
   TensorListFn fn;
+  RngStates rng;                      // the generators' states when the forward ran fn
   std::vector<bool> input_defined;    // which of fn's inputs were defined
   std::size_t num_inputs = 0;         // leading tensors of the list that are fn's inputs
   std::vector<torch::Tensor> params;  // the rest of the list
@@ -33,6 +84,7 @@ struct RecomputeFunction : torch::autograd::Function<RecomputeFunction> {
     variable_list inputs_only(tensors.begin(), tensors.begin() + holder->num_inputs);
     ctx->save_for_backward(inputs_only);
     ctx->saved_data["fn"] = c10::IValue::make_capsule(holder);
+    holder->rng = RngStates::capture(inputs_only);
     std::vector<torch::Tensor> outputs = holder->fn(rebuild_inputs(*holder, inputs_only));
     return outputs;
   }
@@ -46,6 +98,8 @@ struct RecomputeFunction : torch::autograd::Function<RecomputeFunction> {
     for (const auto& x : saved) detached.push_back(x.detach().requires_grad_(x.requires_grad()));
     variable_list outputs;
     {
+      // Same random numbers as the forward (dropout masks), the caller's stream left untouched.
+      RngReplay replay(holder->rng, detached);
       torch::AutoGradMode enable_grad(true);
       outputs = holder->fn(rebuild_inputs(*holder, detached));
     }

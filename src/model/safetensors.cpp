@@ -167,6 +167,13 @@ SafetensorsCheckpoint::SafetensorsCheckpoint(const fs::path& dir) : dir_(dir) {
       shards.insert(it.value().get<std::string>());
     }
     for (const std::string& shard : shards) {
+      const fs::path shard_path(shard);
+      if (shard.empty() || shard_path.is_absolute() || shard_path.has_parent_path() ||
+          shard == "." || shard == "..") {
+        throw input_error(index_path.string(), " names shard '", shard,
+                          "', a path outside the checkpoint folder")
+            .hint("weight_map values must be file names in the folder of the index");
+      }
       if (!fs::exists(dir / shard)) {
         throw input_error(index_path.string(), " names shard ", shard, " but ",
                           (dir / shard).string(), " does not exist")

@@ -2,8 +2,10 @@
 #include "perpo/model/safetensors_header.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 #include <utility>
 
@@ -55,11 +57,18 @@ SafetensorsHeaderEntry parse_entry(const std::string& source, const std::string&
   }
   auto shape = value.find("shape");
   if (shape == value.end() || !shape->is_array()) throw fail("missing or non-array \"shape\"");
-  std::uint64_t numel = 1;
+  // numel * element size, checked: a wrapped-around product could match small data_offsets.
+  std::uint64_t bytes = entry.element_size;
+  bool too_large = false;
   for (const json& dim : *shape) {
     if (!dim.is_number_unsigned()) throw fail("\"shape\" holds a negative or non-integer size");
-    entry.shape.push_back(dim.get<std::int64_t>());
-    numel *= dim.get<std::uint64_t>();
+    const auto size = dim.get<std::uint64_t>();
+    too_large = too_large || size > static_cast<std::uint64_t>(INT64_MAX) ||
+                __builtin_mul_overflow(bytes, size, &bytes);
+    entry.shape.push_back(static_cast<std::int64_t>(size));
+  }
+  if (too_large || bytes > static_cast<std::uint64_t>(INT64_MAX)) {
+    throw fail("shape " + shape_text(entry.shape) + " is too large (its byte count overflows)");
   }
   auto offsets = value.find("data_offsets");
   if (offsets == value.end() || !offsets->is_array() || offsets->size() != 2 ||
@@ -75,13 +84,40 @@ SafetensorsHeaderEntry parse_entry(const std::string& source, const std::string&
                       " bytes); the file is truncated")
         .hint("download or export the checkpoint again");
   }
-  std::uint64_t expected = numel * entry.element_size;
+  const std::uint64_t expected = bytes;
   if (entry.end - entry.begin != expected) {
     throw fail("shape " + shape_text(entry.shape) + " of " + entry.dtype + " needs " +
                std::to_string(expected) + " bytes but data_offsets span " +
                std::to_string(entry.end - entry.begin));
   }
   return entry;
+}
+
+// The reference reader's rule: in data order, the tensors tile the data section exactly, with no
+// overlap, no gap and nothing after the last one.
+void check_layout(const std::string& source, const std::vector<SafetensorsHeaderEntry>& entries,
+                  std::uint64_t data_size) {
+  std::uint64_t expected_begin = 0;
+  std::string previous;
+  for (const SafetensorsHeaderEntry& e : entries) {
+    if (e.begin < expected_begin) {
+      throw input_error(source, ": tensor '", e.name, "': data_offsets [", e.begin, ", ", e.end,
+                        ") overlaps tensor '", previous, "' (which ends at ", expected_begin, ")")
+          .hint("the file is corrupt or was not written as safetensors");
+    }
+    if (e.begin > expected_begin) {
+      throw input_error(source, ": tensor '", e.name, "': data_offsets [", e.begin, ", ", e.end,
+                        ") leave a gap of ", e.begin - expected_begin, " bytes before it")
+          .hint("the file is corrupt or was not written as safetensors");
+    }
+    expected_begin = e.end;
+    previous = e.name;
+  }
+  if (expected_begin != data_size) {
+    throw input_error(source, ": ", data_size - expected_begin,
+                      " bytes after the last tensor's data; a safetensors file ends with it")
+        .hint("the file is corrupt, or two files were joined");
+  }
 }
 
 }  // namespace
@@ -110,10 +146,23 @@ SafetensorsHeader parse_safetensors_header(const unsigned char* bytes, std::uint
                       size - 8, " follow the length field");
   }
   json parsed;
+  std::set<std::string> top_keys;
+  std::string duplicate;  // a name given twice: JSON parsers would keep only the last
+  auto note_keys = [&](int depth, json::parse_event_t event, json& value) {
+    if (event == json::parse_event_t::key && depth == 1 &&
+        !top_keys.insert(value.get<std::string>()).second && duplicate.empty()) {
+      duplicate = value.get<std::string>();
+    }
+    return true;
+  };
   try {
-    parsed = json::parse(bytes + 8, bytes + 8 + header_size);
+    parsed = json::parse(bytes + 8, bytes + 8 + header_size, note_keys);
   } catch (const json::exception& e) {  // parse_error, or out_of_range for 1e400
     throw input_error(source, ": the header is not valid JSON (", e.what(), ")");
+  }
+  if (!duplicate.empty()) {
+    throw input_error(source, ": tensor '", duplicate, "' appears twice in the header")
+        .hint("the file is corrupt or was not written as safetensors");
   }
   if (!parsed.is_object()) throw input_error(source, ": the header is not a JSON object");
 
@@ -132,8 +181,9 @@ SafetensorsHeader parse_safetensors_header(const unsigned char* bytes, std::uint
   }
   std::stable_sort(header.entries.begin(), header.entries.end(),
                    [](const SafetensorsHeaderEntry& a, const SafetensorsHeaderEntry& b) {
-                     return a.begin < b.begin;
+                     return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
                    });
+  check_layout(source, header.entries, data_size);
   return header;
 }
 

@@ -10,6 +10,7 @@
 #include "perpo/core/atomic_file.h"
 #include "perpo/core/error.h"
 #include "perpo/model/model_config.h"
+#include "perpo/model/model_size.h"
 #include "test_paths.h"
 
 namespace perpo {
@@ -60,7 +61,8 @@ json flatten(const ModelConfig& c) {
           {"vision_feature_select_strategy", c.vision_feature_select_strategy},
           {"image_token_index", c.image_token_index},
           {"tie_word_embeddings", c.tie_word_embeddings},
-          {"multimodal_projector_bias", c.multimodal_projector_bias}};
+          {"multimodal_projector_bias", c.multimodal_projector_bias},
+          {"parameters", model_size(c).parameters}};
 }
 
 class ConfigMatchesTransformers : public ::testing::TestWithParam<std::string> {};
@@ -103,9 +105,9 @@ TEST(ModelConfigJson, MissingModelTypeNamesTheField) {
 }
 
 TEST(ModelConfigJson, IllTypedFieldsAreNamedWithTheirPath) {
-  EXPECT_THAT(
-      parse_error(R"({"model_type": "llava", "text_config": {"hidden_size": "4096"}})"),
-      HasSubstr("ckpt/config.json: text_config.hidden_size must be an integer, got \"4096\""));
+  EXPECT_THAT(parse_error(R"({"model_type": "llava", "text_config": {"hidden_size": "4096"}})"),
+              HasSubstr("ckpt/config.json: text_config.hidden_size must be an integer from 1 to "
+                        "16777216, got \"4096\""));
   EXPECT_THAT(
       parse_error(R"({"model_type": "llava", "vision_config": {"layer_norm_eps": "small"}})"),
       HasSubstr("vision_config.layer_norm_eps must be a number"));
@@ -134,14 +136,48 @@ TEST(ModelConfigJson, UnknownArchitecturesAreRefused) {
               HasSubstr("ckpt/config.json is not valid JSON"));
 }
 
-TEST(ModelConfigJson, TieWordEmbeddingsPrefersTextConfig) {
-  // transformers 4.57 reads text_config's value; the top-level key only when text_config has none.
+TEST(ModelConfigJson, TieWordEmbeddingsComesFromTextConfigOnly) {
+  // transformers 4.57 ties lm_head by config.get_text_config(decoder=True).tie_word_embeddings,
+  // i.e. text_config's value (LlamaConfig default false); the top-level key is never read
+  // (checked with LlavaForConditionalGeneration: top-level true, text_config silent -> untied).
   EXPECT_FALSE(parse_model_config(R"({"model_type": "llava", "tie_word_embeddings": true,
       "text_config": {"tie_word_embeddings": false}})",
                                   "c")
                    .tie_word_embeddings);
-  EXPECT_TRUE(parse_model_config(R"({"model_type": "llava", "tie_word_embeddings": true})", "c")
+  EXPECT_FALSE(parse_model_config(R"({"model_type": "llava", "tie_word_embeddings": true})", "c")
+                   .tie_word_embeddings);
+  EXPECT_TRUE(parse_model_config(R"({"model_type": "llava", "tie_word_embeddings": false,
+      "text_config": {"tie_word_embeddings": true}})",
+                                 "c")
                   .tie_word_embeddings);
+}
+
+TEST(ModelConfigJson, DynamicRopeScalingIsRefusedAtParsing) {
+  // Refused while reading config.json, naming the file and the key (not later by the model).
+  for (const char* key : {"rope_type", "type"}) {
+    std::string text =
+        std::string(R"({"model_type": "llava", "text_config": {"rope_scaling": {")") + key +
+        R"(": "dynamic", "factor": 2.0}}})";
+    std::string message = parse_error(text);
+    EXPECT_THAT(message, HasSubstr("ckpt/config.json: text_config.rope_scaling." +
+                                   std::string(key) + " is 'dynamic'"));
+  }
+}
+
+TEST(ModelConfigJson, PadTokenIdIsARowOfTheVocabulary) {
+  auto with_pad = [](const std::string& pad) {
+    return R"({"model_type": "llava", "text_config": {"vocab_size": 100, "pad_token_id": )" + pad +
+           "}}";
+  };
+  EXPECT_EQ(parse_model_config(with_pad("7"), "c").text.pad_token_id, 7);
+  EXPECT_EQ(parse_model_config(with_pad("null"), "c").text.pad_token_id, -1);  // none
+  // A negative id counts from the end, as torch.nn.Embedding's padding_idx (transformers passes
+  // pad_token_id straight to it): -1 is row 99.
+  EXPECT_EQ(parse_model_config(with_pad("-1"), "c").text.pad_token_id, 99);
+  EXPECT_THAT(parse_error(with_pad("100")),
+              HasSubstr("ckpt/config.json: text_config.pad_token_id (100) is outside the "
+                        "vocabulary of 100"));
+  EXPECT_THAT(parse_error(with_pad("-101")), HasSubstr("text_config.pad_token_id (-101)"));
 }
 
 TEST(ModelConfigJson, SavedConfigParsesBackToTheSameModel) {

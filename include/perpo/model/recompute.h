@@ -10,9 +10,11 @@
 // to those inputs and to `params` (the tensors `fn` reads from its captured module). The params are
 // inputs of the autograd node, so their gradients accumulate into .grad the usual way.
 //
-// `fn` must be deterministic: RNG-using ops (dropout in training mode) would differ in the
-// recomputation. Everything `fn` reads that is not in `inputs` or `params` must not need a
-// gradient.
+// Random numbers are replayed: the forward records the states of the default generators (CPU, and
+// the device of every input, e.g. CUDA), and the recomputation runs from those states and then
+// restores the ones it found, as torch.utils.checkpoint's preserve_rng_state. So `fn` may use
+// dropout: it sees the same masks twice. Everything else `fn` reads must be the same in backward
+// as in forward, and what is not in `inputs` or `params` must not need a gradient.
 #pragma once
 
 #include <torch/types.h>

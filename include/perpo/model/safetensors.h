@@ -14,8 +14,10 @@
 // Reading maps the file privately (copy-on-write): tensors are views of the mapping, created with
 // torch::from_blob; each keeps the mapping alive through a shared_ptr, so they stay valid after the
 // SafetensorsFile is gone, and writing into them never touches the file. A tensor whose offset is
-// not aligned to its element size is copied instead. Truncated files, bad headers and offsets out
-// of range throw perpo::Error naming the file and the tensor.
+// not aligned to its element size is copied instead. Truncated files, bad headers, offsets out of
+// range, shapes whose byte count overflows, duplicate names, tensors that overlap or leave gaps and
+// bytes after the last tensor throw perpo::Error naming the file and the tensor, when the file is
+// opened. A shard index may name only files in its own folder.
 #pragma once
 
 #include <c10/core/ScalarType.h>

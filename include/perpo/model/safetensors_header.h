@@ -41,7 +41,9 @@ std::size_t safetensors_element_size(std::string_view dtype);
 
 /// Parses and checks the header of a safetensors file of `size` bytes starting at `bytes`.
 /// Throws perpo::Error (input) naming `source` (and the tensor) for a truncated file, a header that
-/// is not a JSON object, an unknown dtype, a bad shape or offsets that do not fit the data section.
+/// is not a JSON object, a name given twice, an unknown dtype, a bad shape (or one whose byte count
+/// overflows), or offsets that do not tile the data section exactly (overlaps, gaps, bytes after
+/// the last tensor).
 SafetensorsHeader parse_safetensors_header(const unsigned char* bytes, std::uint64_t size,
                                            const std::string& source);
 

@@ -1,5 +1,5 @@
 // Collation into padded tensors (see collate.h for the shapes).
-#include "perpo/data/collate.h"
+#include "perpo/batch/collate.h"
 
 #include <torch/types.h>
 

@@ -11,7 +11,7 @@
 #include <numeric>
 
 #include "perpo/core/error.h"
-#include "perpo/data/collate.h"
+#include "perpo/batch/collate.h"
 #include "perpo/data/examples.h"
 #include "perpo/data/jsonl.h"
 #include "test_paths.h"
