@@ -4,6 +4,7 @@
 //    "answer": "[0.1, 0.2, 0.5, 0.9]", "answers_gen": ["[...]", ...], "iou_scores": [0.8, ...]}
 // Items are reported by the line they start on ("authors.json:12: ...").
 #include <cctype>
+#include <set>
 #include <string_view>
 
 #include "json_fields.h"
@@ -58,6 +59,13 @@ std::vector<std::size_t> top_level_item_lines(std::string_view text) {
   return lines;
 }
 
+// The fields of a perpo preference list (records.h): the importer fills them itself.
+bool is_perpo_field(const std::string& key) {
+  static const std::set<std::string> names = {"id",           "task",    "image",   "prompt",
+                                              "ground_truth", "answers", "rewards", "ref_logps"};
+  return names.count(key) > 0;
+}
+
 std::string strip_image_placeholder(std::string question) {
   for (std::string_view placeholder : {"<image>\n", "<image>"}) {
     if (question.rfind(placeholder, 0) == 0) return question.substr(placeholder.size());
@@ -89,6 +97,16 @@ PreferenceList parse_item(const nlohmann::json& item, const RecordSource& source
   for (const auto& [key, value] : item.items()) {
     if (key != "image_id" && key != "image_path" && key != "question" && key != "answer" &&
         key != "answers_gen" && key != "iou_scores") {
+      // Written back as perpo JSONL, a field named like one of perpo's own would be lost or
+      // would replace the imported value (found by fuzz/authors_json.cpp).
+      if (is_perpo_field(key)) {
+        throw input_error(source.to_string(), ": field \"", key,
+                          "\" is not part of the authors' format and clashes with perpo's own \"",
+                          key, "\"")
+            .hint(
+                "rename or remove it; perpo fills its fields from the authors' ones (question -> "
+                "prompt, answer -> ground_truth, answers_gen -> answers, ...)");
+      }
       record.extra[key] = value;
     }
   }
