@@ -78,6 +78,12 @@ void validate(const Config& c) {
   require(c.data.synthetic.eval_records > 0, "data.synthetic.eval_records",
           c.data.synthetic.eval_records, "must be > 0", "e.g. 64");
 
+  // tokenizer
+  require(c.tokenizer.chat_template != "plain" || c.tokenizer.system_prompt.empty(),
+          "tokenizer.system_prompt", "\"" + c.tokenizer.system_prompt + "\"",
+          "is set but the plain template has no system prompt",
+          "use tokenizer.chat_template=vicuna_v1, or leave tokenizer.system_prompt empty");
+
   // image
   require(c.image.size > 0, "image.size", c.image.size, "must be > 0", "e.g. image.size=336");
   require(c.image.mean.size() == 3, "image.mean", c.image.mean.size(),
@@ -140,6 +146,11 @@ void validate(const Config& c) {
   require(o.max_grad_norm >= 0, "optim.max_grad_norm", o.max_grad_norm, "must be >= 0",
           "0 turns clipping off; the authors use 1.0");
 
+  require(o.vision_lr >= 0 && std::isfinite(o.vision_lr), "optim.vision_lr", o.vision_lr,
+          "must be >= 0", "0 = the same as optim.lr");
+  require(o.projector_lr >= 0 && std::isfinite(o.projector_lr), "optim.projector_lr",
+          o.projector_lr, "must be >= 0", "0 = the same as optim.lr");
+
   // train
   const auto& tr = c.train;
   require(tr.epochs >= 1, "train.epochs", tr.epochs, "must be >= 1", "e.g. 1");
@@ -154,6 +165,10 @@ void validate(const Config& c) {
           "e.g. 2");
   require(tr.online_resample_every >= 0, "train.online_resample_every", tr.online_resample_every,
           "must be >= 0", "0 = offline training on fixed lists");
+
+  require(tr.eval_every >= 0, "train.eval_every", tr.eval_every, "must be >= 0", "0 = off");
+  require(tr.max_nonfinite_steps >= 1, "train.max_nonfinite_steps", tr.max_nonfinite_steps,
+          "must be >= 1", "e.g. 5");
 
   // eval
   require(c.eval.max_new_tokens >= 1, "eval.max_new_tokens", c.eval.max_new_tokens, "must be >= 1",

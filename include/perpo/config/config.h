@@ -129,6 +129,7 @@ struct TokenizerConfig {
   std::string image_token = "<image>";      // placeholder replaced by the image features
   bool add_bos = true;                      // prepend BOS to every prompt
   bool legacy = true;  // SentencePiece splitting around added tokens: true = as LLaVA-1.5 trained
+  std::string system_prompt;  // "" = the template's own (vicuna_v1: LLaVA-1.5's conv_vicuna_v1)
 
   template <typename V>
   void visit(V& v) {
@@ -140,6 +141,9 @@ struct TokenizerConfig {
     v.field("legacy", legacy,
             "true: '▁' after <image> as LLaVA-1.5 was trained; false: as transformers' "
             "LlamaTokenizer(legacy=False) / the fast tokenizer");
+    v.field("system_prompt", system_prompt,
+            "system prompt of vicuna_v1; empty = LLaVA-1.5's own (\"A chat between a curious "
+            "user and an artificial intelligence assistant. ...\"); plain has none");
   }
 };
 
@@ -216,6 +220,9 @@ struct LossConfig {
   bool reference_free = false;    // drop the reference log-probs
   double nll_weight = 0.0;        // weight of an added SFT term, e.g. 0 (off)
 
+  // Where reference log-probs come from: auto | precompute | live (see visit()).
+  std::string reference = "auto";
+
   template <typename V>
   void visit(V& v) {
     v.choice("name", name, {"perpo", "dpo", "lipo", "ranking", "sft"}, "training objective");
@@ -224,6 +231,10 @@ struct LossConfig {
     v.field("length_normalize", length_normalize, "average token log-probs instead of summing");
     v.field("reference_free", reference_free, "ignore reference log-probs");
     v.field("nll_weight", nll_weight, "weight of an added SFT (NLL) term; 0 = off");
+    v.choice("reference", reference, {"auto", "precompute", "live"},
+             "reference log-probs: auto = the lists' ref_logps, else computed once with the "
+             "initial weights and cached in the run folder; precompute = always that pre-pass; "
+             "live = a frozen copy of the initial model scores every step (twice the memory)");
   }
 };
 
@@ -238,6 +249,12 @@ struct OptimConfig {
   double min_lr_ratio = 0.0;        // final lr = lr * min_lr_ratio, e.g. 0
   double max_grad_norm = 1.0;       // clip the global gradient norm; 0 = off
 
+  // Parameter groups: the vision tower and the projector may take their own lr / decay.
+  double vision_lr = 0.0;                // 0 = optim.lr, e.g. 2e-6
+  double projector_lr = 0.0;             // 0 = optim.lr, e.g. 2e-5
+  double vision_weight_decay = -1.0;     // < 0 = optim.weight_decay
+  double projector_weight_decay = -1.0;  // < 0 = optim.weight_decay
+
   template <typename V>
   void visit(V& v) {
     v.field("lr", lr, "peak learning rate, e.g. 5e-6");
@@ -249,6 +266,12 @@ struct OptimConfig {
     v.field("warmup_steps", warmup_steps, "linear warmup steps, e.g. 0");
     v.field("min_lr_ratio", min_lr_ratio, "final lr as a fraction of lr, e.g. 0");
     v.field("max_grad_norm", max_grad_norm, "clip the global gradient norm; 0 = off");
+    v.field("vision_lr", vision_lr, "peak lr of the vision tower; 0 = optim.lr");
+    v.field("projector_lr", projector_lr, "peak lr of the projector; 0 = optim.lr");
+    v.field("vision_weight_decay", vision_weight_decay,
+            "weight decay of the vision tower; negative = optim.weight_decay");
+    v.field("projector_weight_decay", projector_weight_decay,
+            "weight decay of the projector; negative = optim.weight_decay");
   }
 };
 
@@ -261,6 +284,8 @@ struct TrainConfig {
   int checkpoint_every = 0;       // steps between checkpoints; 0 = only at the end
   int keep_checkpoints = 2;       // newest checkpoints kept, e.g. 2
   int online_resample_every = 0;  // online mode: re-sample lists every K steps; 0 = offline
+  int eval_every = 0;             // steps between evaluations on data.eval; 0 = off
+  int max_nonfinite_steps = 5;    // stop after this many non-finite steps in a row, e.g. 5
 
   template <typename V>
   void visit(V& v) {
@@ -273,6 +298,9 @@ struct TrainConfig {
     v.field("keep_checkpoints", keep_checkpoints, "newest checkpoints kept on disk, e.g. 2");
     v.field("online_resample_every", online_resample_every,
             "online mode: re-sample lists from the policy every K steps; 0 = offline");
+    v.field("eval_every", eval_every, "steps between evaluations on data.eval; 0 = off");
+    v.field("max_nonfinite_steps", max_nonfinite_steps,
+            "non-finite loss/gradient steps are skipped; stop after this many in a row, e.g. 5");
   }
 };
 
@@ -310,6 +338,7 @@ struct RunConfig {
   std::string dtype = "fp32";      // fp32 | bf16 | fp16
   int threads = 0;                 // CPU threads for LibTorch; 0 = LibTorch's default
   std::string log_level = "info";  // trace | debug | info | warn | error
+  bool tensorboard = false;        // also write TensorBoard event files, e.g. true
 
   template <typename V>
   void visit(V& v) {
@@ -319,6 +348,8 @@ struct RunConfig {
     v.choice("dtype", dtype, {"fp32", "bf16", "fp16"}, "compute dtype: fp32 (CPU) or bf16 (CUDA)");
     v.field("threads", threads, "LibTorch CPU threads; 0 = LibTorch's default");
     v.choice("log_level", log_level, {"trace", "debug", "info", "warn", "error"}, "log verbosity");
+    v.field("tensorboard", tensorboard,
+            "also write TensorBoard event files into run.dir/tensorboard");
   }
 };
 

@@ -1,0 +1,67 @@
+// What a run reports per logged step: metrics.jsonl (one JSON object per line), TensorBoard
+// scalars (run.tensorboard), and the progress line.
+//
+//   perpo::MetricsLog log(run_dir, config.run.tensorboard, /*resume_after_step=*/-1);
+//   log.write(metrics);                          // {"step": 3, "loss": 0.41, ...}
+//   log.write_extra(3, {{"eval/acc@0.5", 0.62}}); // eval lines
+//
+// Data-parallel seam: metrics are averaged over ranks before write() (one all-reduce of the
+// numbers in StepMetrics), and only rank 0 holds a MetricsLog.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "perpo/train/tensorboard.h"
+
+namespace perpo {
+
+struct StepMetrics {
+  std::int64_t step = 0;
+  double loss = 0;           // what was backpropagated (objective + nll term), mean over lists
+  double objective = 0;      // the listwise (or sft) objective alone
+  double nll = 0;            // the added SFT term (loss.nll_weight > 0), else 0
+  double lr = 0;             // decoder group's learning rate of this step
+  double grad_norm = 0;      // global norm before clipping
+  double pair_accuracy = 0;  // share of better pairs the policy ranks right (s_i > s_j)
+  double mean_margin = 0;    // mean s_i - s_j over those pairs
+  double lists_per_s = 0;
+  double tokens_per_s = 0;  // prefix + answer tokens processed per second
+  double peak_memory_mb = 0;
+  std::int64_t lists = 0;                 // lists (records) in the step
+  std::int64_t lists_without_signal = 0;  // lists whose rewards were all equal
+  bool skipped = false;                   // non-finite loss or gradient: no update
+};
+
+class MetricsLog {
+ public:
+  /// Opens <run_dir>/metrics.jsonl for appending. `resume_after_step` >= 0 first drops the lines
+  /// of later steps (written after the checkpoint a resumed run starts from).
+  MetricsLog(const std::filesystem::path& run_dir, bool tensorboard,
+             std::int64_t resume_after_step = -1);
+
+  void write(const StepMetrics& metrics);
+  void write_extra(std::int64_t step, const std::map<std::string, double>& values);
+
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  void append(const std::string& line);
+
+  std::filesystem::path path_;
+  std::ofstream out_;
+  std::unique_ptr<TensorBoardWriter> tensorboard_;
+};
+
+/// Peak resident memory of this process in MiB (getrusage); the device's peak on CUDA would come
+/// from the caching allocator.
+double peak_memory_mb();
+
+/// "step 12/300 loss 0.412 acc 0.75 3.1 lists/s" for the progress bar's note.
+std::string progress_note(const StepMetrics& metrics);
+
+}  // namespace perpo

@@ -1,0 +1,85 @@
+// AdamW over parameter groups (vision tower, projector, decoder/LoRA), with fp32 master weights
+// for parameters stored in a lower precision, global-norm gradient clipping, and its whole state
+// as named tensors for checkpoints.
+//
+//   perpo::AdamW optim(model->named_parameters(), config.optim);   // trainable ones only
+//   loss.backward();
+//   double norm = perpo::clip_grad_norm(optim.params(), config.optim.max_grad_norm);
+//   optim.set_lr_multiplier(perpo::lr_multiplier(step, total, config.optim));
+//   optim.step();
+//   optim.zero_grad();
+//
+// Update (PyTorch's AdamW, t = 1, 2, ...; g in fp32):
+//   p <- p * (1 - lr * wd);  m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2
+//   p <- p - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+// Mixed precision (run.dtype bf16): a trained parameter stored in bf16 gets an fp32 master copy;
+// the update runs on the master and is rounded into the parameter, so small updates accumulate
+// instead of vanishing in bf16 rounding. Frozen parameters are not seen here at all.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <torch/ordered_dict.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "perpo/config/config.h"
+#include "perpo/model/safetensors.h"
+
+namespace perpo {
+
+/// The group of a canonical parameter name: "vision" (vision_tower.*), "projector"
+/// (multi_modal_projector.*), or "decoder" (language_model.*, lm_head.*, adapters).
+std::string parameter_group_of(const std::string& name);
+
+struct ParamGroup {
+  std::string name;         // vision | projector | decoder
+  double lr = 0;            // peak learning rate
+  double weight_decay = 0;  // decoupled decay
+  std::vector<std::string> names;
+  std::vector<at::Tensor> params;
+  std::vector<at::Tensor> master;      // fp32 copies (undefined when the parameter is fp32)
+  std::vector<at::Tensor> exp_avg;     // fp32, like the master
+  std::vector<at::Tensor> exp_avg_sq;  // fp32
+};
+
+class AdamW {
+ public:
+  /// Takes every parameter with requires_grad; throws perpo::Error (input) when there is none.
+  AdamW(const torch::OrderedDict<std::string, at::Tensor>& named_params, const OptimConfig& config);
+
+  /// Sets each group's current lr to its peak lr times `multiplier`.
+  void set_lr_multiplier(double multiplier);
+  /// One AdamW update of every parameter that has a gradient.
+  void step();
+  void zero_grad();
+
+  /// Every trained parameter, group by group.
+  std::vector<at::Tensor> params() const;
+  const std::vector<ParamGroup>& groups() const { return groups_; }
+  /// Current lr of a group ("decoder" if present, else the first) for logging.
+  double current_lr(const std::string& group = "decoder") const;
+  std::int64_t steps() const { return steps_; }
+
+  /// "optim.<param>.exp_avg", ".exp_avg_sq", ".master" tensors, and the step count in
+  /// "optim.__steps__" (int64, shape (1)).
+  NamedTensors state() const;
+  /// Restores state(); throws perpo::Error naming the first missing or mis-shaped tensor.
+  void load_state(const NamedTensors& state);
+
+ private:
+  std::vector<ParamGroup> groups_;
+  std::vector<double> current_lr_;
+  OptimConfig config_;
+  std::int64_t steps_ = 0;
+};
+
+/// Global L2 norm of the gradients of `params` (those that have one), in fp64 on the host.
+double grad_norm(const std::vector<at::Tensor>& params);
+
+/// Scales the gradients so their global norm is at most `max_norm` (0 = no clipping) and returns
+/// the norm before clipping. A non-finite norm leaves the gradients as they are.
+double clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm);
+
+}  // namespace perpo

@@ -1,0 +1,85 @@
+// The training loop behind `perpo train`: one engine for loss.name sft | perpo | dpo | lipo |
+// ranking.
+//
+//   perpo::TrainSummary s = perpo::run_training(config, {.resume = false}, hooks);
+//
+// Per optimizer step: train.grad_accum micro-batches of train.lists_per_step lists. Each list runs
+// its prefix (image + prompt) once and its N answers on the prefix keys/values (score_list), its
+// objective is computed on its own (so lists of different N mix freely) and backpropagated at
+// once, scaled by 1 / (lists_per_step * grad_accum): the step's gradient is that of the mean over
+// its lists, and no list's graph outlives its backward. Then: gradient reduction (data-parallel
+// seam), global-norm clipping, the lr of the schedule, AdamW. A non-finite loss or gradient skips
+// the update (logged; train.max_nonfinite_steps in a row stop the run with an error).
+//
+// Run folder (run.dir): config.yaml, log.txt, metrics.jsonl, tensorboard/ (run.tensorboard),
+// reference_logps.json (pre-pass cache), checkpoints/step-N/ (run_checkpoint.h).
+//
+// Data-parallel seams (c10d, not wired yet): data order in DataOrder::take(count, rank, world);
+// gradient reduction in hooks.reduce_gradients (an all-reduce average of every trained gradient,
+// called once per step before clipping); metrics in the StepMetrics of each step (to be averaged
+// over ranks before MetricsLog::write); checkpoints written by rank 0 only (save_run_checkpoint).
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "perpo/config/config.h"
+#include "perpo/data/records.h"
+#include "perpo/train/metrics.h"
+#include "perpo/train/model_setup.h"
+#include "perpo/train/run_checkpoint.h"
+
+namespace perpo {
+
+struct TrainOptions {
+  bool resume = false;  // continue from the newest checkpoint in run.dir/checkpoints
+};
+
+/// Seams to code outside this module; every one is optional.
+struct TrainerHooks {
+  /// Polled after every step: true finishes the step, saves a checkpoint and returns
+  /// (SIGINT/SIGTERM through core/signals.h's stop_requested()).
+  std::function<bool()> stop_requested;
+  /// Online mode (train.online_resample_every = K): every K steps, the lists to train on next,
+  /// sampled from the current policy (generate module). Lists without ref_logps are scored with
+  /// the reference (live model, or the pre-pass rules).
+  std::function<std::vector<PreferenceList>(TrainModel& policy, std::int64_t step)> resample;
+  /// Periodic evaluation (train.eval_every) on data.eval (eval module): metric name -> value,
+  /// written to metrics.jsonl as "eval/<name>".
+  std::function<std::map<std::string, double>(TrainModel& policy, std::int64_t step)> evaluate;
+  /// Data-parallel: average the gradients of `params` over ranks (c10d all-reduce).
+  std::function<void(const std::vector<at::Tensor>& params)> reduce_gradients;
+  /// Called with each StepMetrics after the step (tests, custom loggers).
+  std::function<void(const StepMetrics&)> on_step;
+  /// Fault injection between the files of a checkpoint (tests).
+  CheckpointFault checkpoint_fault;
+};
+
+struct TrainSummary {
+  std::int64_t first_step = 0;  // steps already done when this call started (resume)
+  std::int64_t steps = 0;       // steps done at the end
+  std::int64_t total_steps = 0;
+  bool stopped = false;  // ended by stop_requested before total_steps
+  std::filesystem::path last_checkpoint;
+  std::int64_t skipped_steps = 0;  // non-finite steps skipped in this call
+  std::size_t truncated_answers = 0;
+  std::string reference_source;  // lists | cache | computed | live | none
+  double last_loss = 0;
+};
+
+/// Runs (or resumes) the training run described by `config`. Throws perpo::Error: input errors
+/// for bad config / data / a refused resume, runtime errors otherwise.
+TrainSummary run_training(const Config& config, const TrainOptions& options = {},
+                          const TrainerHooks& hooks = {});
+
+/// Optimizer steps of a run over `items` lists (or records): train.max_steps when set, else
+/// epochs * ceil(items / (lists_per_step * grad_accum)).
+std::int64_t total_train_steps(const Config& config, std::size_t items);
+
+}  // namespace perpo

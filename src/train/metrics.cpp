@@ -1,0 +1,100 @@
+// metrics.jsonl, TensorBoard scalars, progress note (metrics.h).
+#include "perpo/train/metrics.h"
+
+#include <sys/resource.h>
+
+#include <cmath>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <vector>
+
+#include "perpo/core/atomic_file.h"
+#include "perpo/core/error.h"
+
+namespace perpo {
+namespace fs = std::filesystem;
+
+MetricsLog::MetricsLog(const fs::path& run_dir, bool tensorboard, std::int64_t resume_after_step)
+    : path_(run_dir / "metrics.jsonl") {
+  fs::create_directories(run_dir);
+  if (resume_after_step >= 0 && fs::exists(path_)) {
+    std::istringstream in(read_file(path_));
+    std::string kept, line;
+    while (std::getline(in, line)) {
+      if (line.empty()) continue;
+      auto json = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+      if (json.is_object() && json.value("step", std::int64_t{0}) > resume_after_step) continue;
+      kept += line + "\n";
+    }
+    write_file_atomic(path_, kept);
+  }
+  out_.open(path_, std::ios::app);
+  PERPO_CHECK(out_.good(), "cannot open ", path_.string(), " for writing");
+  if (tensorboard) tensorboard_ = std::make_unique<TensorBoardWriter>(run_dir / "tensorboard");
+}
+
+void MetricsLog::append(const std::string& line) {
+  out_ << line << '\n';
+  out_.flush();
+  PERPO_CHECK(out_.good(), "writing ", path_.string(), " failed (disk full?)");
+}
+
+void MetricsLog::write(const StepMetrics& m) {
+  nlohmann::json line = {{"step", m.step},
+                         {"loss", m.loss},
+                         {"objective", m.objective},
+                         {"lr", m.lr},
+                         {"grad_norm", m.grad_norm},
+                         {"pair_accuracy", m.pair_accuracy},
+                         {"mean_margin", m.mean_margin},
+                         {"lists_per_s", m.lists_per_s},
+                         {"tokens_per_s", m.tokens_per_s},
+                         {"peak_memory_mb", m.peak_memory_mb},
+                         {"lists", m.lists},
+                         {"lists_without_signal", m.lists_without_signal}};
+  if (m.nll != 0) line["nll"] = m.nll;
+  if (m.skipped) line["skipped"] = "non-finite loss or gradient";
+  // Non-finite numbers are not JSON: write them as null (the "skipped" field says why).
+  for (auto it = line.begin(); it != line.end(); ++it) {
+    if (it->is_number_float() && !std::isfinite(it->get<double>())) *it = nullptr;
+  }
+  append(line.dump());
+  if (tensorboard_) {
+    for (const char* key : {"loss", "objective", "lr", "grad_norm", "pair_accuracy", "mean_margin",
+                            "lists_per_s", "tokens_per_s", "peak_memory_mb"}) {
+      if (line[key].is_number()) {
+        tensorboard_->add_scalar(std::string("train/") + key, m.step,
+                                 static_cast<float>(line[key].get<double>()));
+      }
+    }
+    tensorboard_->flush();
+  }
+}
+
+void MetricsLog::write_extra(std::int64_t step, const std::map<std::string, double>& values) {
+  nlohmann::json line = {{"step", step}};
+  for (const auto& [key, value] : values) line[key] = value;
+  append(line.dump());
+  if (tensorboard_) {
+    for (const auto& [key, value] : values) {
+      tensorboard_->add_scalar(key, step, static_cast<float>(value));
+    }
+    tensorboard_->flush();
+  }
+}
+
+double peak_memory_mb() {
+  rusage usage{};
+  ::getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB on Linux
+}
+
+std::string progress_note(const StepMetrics& m) {
+  char text[160];
+  std::snprintf(text, sizeof(text), "loss %.4f  acc %.2f  %.2f lists/s%s", m.loss, m.pair_accuracy,
+                m.lists_per_s, m.skipped ? "  (skipped: non-finite)" : "");
+  return text;
+}
+
+}  // namespace perpo

@@ -1,0 +1,135 @@
+// Reference log-probs: lists, cached pre-pass, or live (reference.h).
+#include "perpo/train/reference.h"
+
+#include <torch/torch.h>
+
+#include <nlohmann/json.hpp>
+
+#include "perpo/config/config_io.h"
+#include "perpo/core/atomic_file.h"
+#include "perpo/core/error.h"
+#include "perpo/core/log.h"
+#include "perpo/core/progress.h"
+#include "perpo/loss/objectives.h"
+#include "perpo/runtime/runtime.h"
+
+namespace perpo {
+namespace fs = std::filesystem;
+
+namespace {
+
+// FNV-1a over what determines the values: the model's identity and every list's token ids.
+std::string cache_key(const TrainData& data, const Config& config) {
+  std::uint64_t h = 1469598103934665603ULL;
+  auto mix = [&h](const void* bytes, std::size_t size) {
+    const auto* p = static_cast<const unsigned char*>(bytes);
+    for (std::size_t i = 0; i < size; ++i) h = (h ^ p[i]) * 1099511628211ULL;
+  };
+  Config model_only;  // the settings that decide the initial weights and the scores
+  model_only.model = config.model;
+  model_only.tokenizer = config.tokenizer;
+  model_only.image = config.image;
+  model_only.run.seed = config.run.seed;
+  model_only.run.dtype = config.run.dtype;
+  std::string identity = dump_config(model_only);
+  mix(identity.data(), identity.size());
+  for (const TrainExample& example : data.examples) {
+    mix(example.list.prompt_ids.data(), example.list.prompt_ids.size() * sizeof(int));
+    for (const auto& answer : example.list.answer_ids) {
+      mix(answer.data(), answer.size() * sizeof(int));
+    }
+    mix(example.record.image_path.string().data(), example.record.image_path.string().size());
+  }
+  char text[17];
+  std::snprintf(text, sizeof(text), "%016llx", static_cast<unsigned long long>(h));
+  return text;
+}
+
+bool read_cache(const fs::path& path, const std::string& key, TrainData& data) {
+  if (!fs::exists(path)) return false;
+  nlohmann::json cache;
+  try {
+    cache = nlohmann::json::parse(read_file(path));
+  } catch (const nlohmann::json::exception& e) {
+    throw input_error("reference cache ", path.string(), " is not valid JSON: ", e.what())
+        .hint("delete it; it is recomputed from the initial weights on a fresh run");
+  }
+  if (cache.value("key", "") != key) return false;
+  const auto& values = cache.at("ref_logps");
+  PERPO_CHECK(values.size() == data.examples.size(), path.string(), " holds ", values.size(),
+              " lists, the data ", data.examples.size());
+  for (std::size_t i = 0; i < data.examples.size(); ++i) {
+    data.examples[i].list.ref_logps = values[i].get<std::vector<double>>();
+  }
+  return true;
+}
+
+}  // namespace
+
+fs::path reference_cache_path(const fs::path& run_dir) { return run_dir / "reference_logps.json"; }
+
+std::vector<double> reference_logps(LlavaModelImpl& model, const TrainExample& example,
+                                    const Config& config) {
+  torch::NoGradGuard no_grad;
+  const bool was_training = model.is_training();
+  model.eval();
+  const auto param = model.parameters().front();
+  ListTensors tensors = list_tensors(example, config, param.device(), param.scalar_type(), 0);
+  tensors.has_target = false;  // only the N answers
+  tensors.answer_ids = tensors.answer_ids.narrow(0, 0, tensors.answers);
+  tensors.answer_mask = tensors.answer_mask.narrow(0, 0, tensors.answers);
+  at::Tensor values = score_list(model, tensors).answers.to(torch::kFloat64).cpu();  // (N)
+  if (was_training) model.train();
+  return std::vector<double>(values.data_ptr<double>(), values.data_ptr<double>() + values.numel());
+}
+
+ReferencePlan prepare_reference(TrainData& data, TrainModel& model, const Config& config,
+                                const fs::path& run_dir, bool resuming) {
+  ReferencePlan plan;
+  plan.cache = reference_cache_path(run_dir);
+  if (!loss_needs_reference(config.loss)) {
+    plan.source = "none";
+    return plan;
+  }
+  if (config.loss.reference == "live") {
+    plan.source = "live";
+    return plan;
+  }
+  bool all_present = true;
+  for (const auto& example : data.examples) all_present &= !example.list.ref_logps.empty();
+  if (all_present && config.loss.reference == "auto") {
+    plan.source = "lists";
+    return plan;
+  }
+  const std::string key = cache_key(data, config);
+  if (read_cache(plan.cache, key, data)) {
+    plan.source = "cache";
+    return plan;
+  }
+  if (resuming) {
+    throw input_error("the run's reference log-probs cache ", plan.cache.string(),
+                      " is missing or was made for other lists or another model")
+        .hint(
+            "the pre-pass needs the initial weights: start the run afresh, or give lists "
+            "that carry ref_logps");
+  }
+  PERPO_LOG_INFO("reference log-probs: computing them for ", data.examples.size(),
+                 " lists with the initial weights (cached in ", plan.cache.string(), ")");
+  Progress bar(static_cast<std::int64_t>(data.examples.size()), "reference", "lists");
+  nlohmann::json values = nlohmann::json::array();
+  for (TrainExample& example : data.examples) {
+    if (config.loss.reference == "precompute" || example.list.ref_logps.empty()) {
+      example.list.ref_logps = reference_logps(*model.model, example, config);
+      ++plan.computed;
+    }
+    values.push_back(example.list.ref_logps);
+    bar.advance();
+  }
+  bar.finish();
+  nlohmann::json cache = {{"key", key}, {"lists", data.examples.size()}, {"ref_logps", values}};
+  write_file_atomic(plan.cache, cache.dump());
+  plan.source = "computed";
+  return plan;
+}
+
+}  // namespace perpo

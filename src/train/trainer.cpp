@@ -1,0 +1,368 @@
+// The training loop (trainer.h): setup, steps, logging, checkpoints, resume.
+#include "perpo/train/trainer.h"
+
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cmath>
+#include <map>
+#include <optional>
+
+#include "perpo/config/config_io.h"
+#include "perpo/core/atomic_file.h"
+#include "perpo/core/error.h"
+#include "perpo/core/log.h"
+#include "perpo/core/progress.h"
+#include "perpo/core/strings.h"
+#include "perpo/loss/objectives.h"
+#include "perpo/model/lora.h"
+#include "perpo/runtime/runtime.h"
+#include "perpo/train/data_order.h"
+#include "perpo/train/optimizer.h"
+#include "perpo/train/reference.h"
+#include "perpo/train/resume.h"
+#include "perpo/train/schedule.h"
+#include "perpo/train/train_data.h"
+
+namespace perpo {
+namespace fs = std::filesystem;
+
+std::int64_t total_train_steps(const Config& config, std::size_t items) {
+  if (config.train.max_steps > 0) return config.train.max_steps;
+  const auto per_step =
+      static_cast<std::int64_t>(config.train.lists_per_step) * config.train.grad_accum;
+  const auto per_epoch = (static_cast<std::int64_t>(items) + per_step - 1) / per_step;
+  return per_epoch * config.train.epochs;
+}
+
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+class Trainer {
+ public:
+  Trainer(const Config& config, const TrainOptions& options, const TrainerHooks& hooks)
+      : config_(config), options_(options), hooks_(hooks), run_dir_(config.run.dir) {}
+
+  TrainSummary run();
+
+ private:
+  void prepare_run_dir();
+  void restore(const CheckpointContent& content);
+  StepMetrics step();
+  void score_and_backward(const TrainExample& example, double scale, StepMetrics& m,
+                          double& pair_count, std::int64_t& tokens);
+  fs::path save_checkpoint();
+  void maybe_resample();
+
+  Config config_;
+  TrainOptions options_;
+  TrainerHooks hooks_;
+  fs::path run_dir_;
+  fs::path checkpoint_root_;
+  TrainModel model_;
+  std::optional<TrainModel> live_reference_;
+  TrainData data_;
+  std::unique_ptr<AdamW> optim_;
+  std::unique_ptr<DataOrder> order_;
+  std::int64_t step_ = 0;
+  std::int64_t total_ = 0;
+  std::int64_t nonfinite_in_row_ = 0;
+  std::int64_t skipped_ = 0;
+  int pad_id_ = 0;
+  c10::Device device_{c10::kCPU};
+  c10::ScalarType dtype_ = c10::kFloat;
+};
+
+void Trainer::prepare_run_dir() {
+  // SEAM: harden-io's prepare_output_dir(run_dir_, {inputs, force}) (core/output_paths.h) will
+  // create / reuse / refuse the folder here and write perpo's marker file.
+  checkpoint_root_ = run_dir_ / "checkpoints";
+  fs::create_directories(run_dir_);
+  const auto latest = latest_run_checkpoint(checkpoint_root_);
+  if (!options_.resume && latest) {
+    throw input_error("run.dir ", run_dir_.string(), " already holds checkpoints (newest ",
+                      latest->filename().string(), ")")
+        .hint("pass --resume to continue that run, or choose another run.dir");
+  }
+  if (options_.resume && !latest) {
+    throw input_error("--resume: no checkpoint in ", checkpoint_root_.string())
+        .hint("start the run without --resume");
+  }
+  const int removed = remove_partial_checkpoints(checkpoint_root_);
+  if (removed > 0) PERPO_LOG_WARN("removed ", removed, " partial checkpoint folder(s)");
+  write_file_atomic(run_dir_ / "config.yaml", dump_config(config_));
+}
+
+void Trainer::restore(const CheckpointContent& content) {
+  torch::NoGradGuard no_grad;
+  std::map<std::string, at::Tensor> weights(content.weights.begin(), content.weights.end());
+  for (auto& item : model_.model->named_parameters()) {
+    auto it = weights.find(item.key());
+    if (it == weights.end()) {
+      if (item.value().requires_grad()) {
+        throw input_error("checkpoint has no weights for trained parameter '", item.key(), "'");
+      }
+      continue;
+    }
+    PERPO_CHECK_INPUT(it->second.sizes() == item.value().sizes(), "checkpoint tensor '", item.key(),
+                      "' has shape ", it->second.sizes(), ", the model needs ",
+                      item.value().sizes());
+    item.value().copy_(it->second);
+  }
+  NamedTensors rng, optim;
+  for (const auto& entry : content.optimizer) {
+    (starts_with(entry.first, "rng.") ? rng : optim).push_back(entry);
+  }
+  optim_->load_state(optim);
+  step_ = content.step;
+  const auto& state = content.state;
+  order_->seek(
+      {state.at("data_epoch").get<std::int64_t>(), state.at("data_cursor").get<std::int64_t>()});
+  nonfinite_in_row_ = state.value("nonfinite_in_row", std::int64_t{0});
+  restore_rng_states(rng, state.value("host_rng", std::string()));
+}
+
+fs::path Trainer::save_checkpoint() {
+  CheckpointContent content;
+  content.step = step_;
+  const bool everything = config_.model.path.empty();  // tiny model: base weights live nowhere
+  for (const auto& item : model_.model->named_parameters()) {
+    if (everything || item.value().requires_grad()) {
+      content.weights.emplace_back(item.key(), item.value().detach());
+    }
+  }
+  content.optimizer = optim_->state();
+  RngStates rng = capture_rng_states(device_.is_cuda());
+  content.optimizer.insert(content.optimizer.end(), rng.tensors.begin(), rng.tensors.end());
+  content.config_yaml = dump_config(config_);
+  content.state = {{"data_epoch", order_->position().epoch},
+                   {"data_cursor", order_->position().cursor},
+                   {"nonfinite_in_row", nonfinite_in_row_},
+                   {"total_steps", total_},
+                   {"host_rng", rng.host},
+                   {"weights", everything ? "all" : "trained"}};
+  fs::path dir = save_run_checkpoint(checkpoint_root_, content, config_.train.keep_checkpoints,
+                                     hooks_.checkpoint_fault);
+  PERPO_LOG_INFO("saved checkpoint ", dir.string());
+  return dir;
+}
+
+void Trainer::score_and_backward(const TrainExample& example, double scale, StepMetrics& m,
+                                 double& pair_count, std::int64_t& tokens) {
+  ListTensors t = list_tensors(example, config_, device_, dtype_, pad_id_);
+  ListLogps logps = score_list(*model_.model, t);
+  ListwiseInputs in;
+  in.policy_logps = logps.answers.unsqueeze(0);  // (1, N)
+  in.answer_tokens = logps.tokens.unsqueeze(0);  // (1, N)
+  if (t.rewards.defined()) in.rewards = t.rewards.unsqueeze(0);
+  if (loss_needs_reference(config_.loss)) {
+    at::Tensor ref = t.ref_logps;
+    if (live_reference_) {
+      ref =
+          torch::tensor(reference_logps(*live_reference_->model, example, config_), torch::kFloat64)
+              .to(torch::kFloat32)
+              .to(device_);
+    }
+    PERPO_CHECK(ref.defined(), example.list.source.to_string(), ": no reference log-probs");
+    in.ref_logps = ref.unsqueeze(0);  // (1, N)
+  }
+  if (logps.target_nll.defined()) in.nll = logps.target_nll.unsqueeze(0);  // (1)
+  LossOutput out = compute_loss(in, config_.loss);
+  (out.loss * scale).backward();
+  m.loss += out.loss.item<double>();
+  m.objective += out.objective.item<double>();
+  if (out.nll_term.defined()) m.nll += out.nll_term.item<double>();
+  if (t.rewards.defined()) {
+    auto values = out.metrics.to_map();
+    const double pairs = values["pairs"];
+    pair_count += pairs;
+    m.pair_accuracy += values["pair_accuracy"] * pairs;
+    m.mean_margin += values["mean_margin"] * pairs;
+    m.lists_without_signal += static_cast<std::int64_t>(values["lists_without_signal"]);
+  }
+  tokens += t.tokens;
+  ++m.lists;
+}
+
+StepMetrics Trainer::step() {
+  const auto start = std::chrono::steady_clock::now();
+  StepMetrics m;
+  m.step = step_ + 1;
+  const auto& tr = config_.train;
+  const double scale = 1.0 / (static_cast<double>(tr.lists_per_step) * tr.grad_accum);
+  double pair_count = 0;
+  std::int64_t tokens = 0;
+  for (int micro = 0; micro < tr.grad_accum; ++micro) {
+    for (std::size_t index : order_->take(tr.lists_per_step)) {
+      score_and_backward(data_.examples[index], scale, m, pair_count, tokens);
+    }
+  }
+  const double lists = static_cast<double>(m.lists);
+  m.loss /= lists;
+  m.objective /= lists;
+  m.nll /= lists;
+  if (pair_count > 0) {
+    m.pair_accuracy /= pair_count;
+    m.mean_margin /= pair_count;
+  }
+  const std::vector<at::Tensor> params = optim_->params();
+  if (hooks_.reduce_gradients) hooks_.reduce_gradients(params);
+  m.grad_norm = clip_grad_norm(params, config_.optim.max_grad_norm);
+  optim_->set_lr_multiplier(lr_multiplier(step_, total_, config_.optim));
+  m.lr = optim_->current_lr();
+  if (!std::isfinite(m.loss) || !std::isfinite(m.grad_norm)) {
+    m.skipped = true;
+    ++skipped_;
+    ++nonfinite_in_row_;
+  } else {
+    optim_->step();
+    nonfinite_in_row_ = 0;
+  }
+  optim_->zero_grad();
+  ++step_;
+  const double elapsed = seconds_since(start);
+  m.lists_per_s = lists / elapsed;
+  m.tokens_per_s = static_cast<double>(tokens) / elapsed;
+  m.peak_memory_mb = peak_memory_mb();
+  return m;
+}
+
+void Trainer::maybe_resample() {
+  const int every = config_.train.online_resample_every;
+  if (every <= 0 || step_ == 0 || step_ % every != 0) return;
+  if (!hooks_.resample) {
+    throw input_error("train.online_resample_every is ", every,
+                      " but this build has no sampler wired to the trainer")
+        .hint("set train.online_resample_every=0 (offline training on data.train)");
+  }
+  std::vector<PreferenceList> lists = hooks_.resample(model_, step_);
+  TrainData fresh = encode_lists(lists, config_, model_);
+  for (TrainExample& example : fresh.examples) {
+    if (!example.list.ref_logps.empty() || !loss_needs_reference(config_.loss)) continue;
+    if (!live_reference_) {
+      throw input_error(example.list.source.to_string(), ": a re-sampled list has no ref_logps")
+          .hint("online mode needs loss.reference=live or a sampler that fills ref_logps");
+    }
+    example.list.ref_logps = reference_logps(*live_reference_->model, example, config_);
+  }
+  data_ = std::move(fresh);
+  order_ = std::make_unique<DataOrder>(data_.examples.size(), config_.run.seed + step_,
+                                       config_.data.shuffle);
+  PERPO_LOG_INFO("online mode: step ", step_, ": ", data_.summary(config_));
+}
+
+TrainSummary Trainer::run() {
+  prepare_run_dir();
+  add_log_file(run_dir_ / "log.txt");
+  set_threads(config_.run.threads);
+  std::optional<CheckpointContent> resume_from;
+  if (options_.resume) {
+    const fs::path latest = *latest_run_checkpoint(checkpoint_root_);
+    resume_from = load_run_checkpoint(latest);
+    Config saved = config_;
+    merge_yaml(saved, resume_from->config_yaml, (latest / "config.yaml").string());
+    auto diffs = resume_config_differences(saved, config_);
+    if (!diffs.empty()) {
+      throw input_error("--resume refused: ", latest.string(),
+                        " was written with a different config: ", join(diffs, "; "))
+          .hint("resume with the run's own config (" + (latest / "config.yaml").string() +
+                "), or start a new run.dir");
+    }
+  }
+  device_ = parse_device(config_.run.device);
+  dtype_ = parse_dtype(config_.run.dtype);
+  model_ = load_train_model(config_);
+  pad_id_ = std::max(model_.tokenizer->pad_id(), 0);
+  data_ = load_train_data(config_, model_);
+  PERPO_LOG_INFO("training data: ", data_.summary(config_));
+  if (data_.truncated_answers > 0) {
+    PERPO_LOG_WARN(data_.truncated_answers, " answers were longer than data.max_answer_tokens = ",
+                   config_.data.max_answer_tokens, " and were truncated");
+  }
+  ReferencePlan reference = prepare_reference(data_, model_, config_, run_dir_, options_.resume);
+  if (reference.source == "live") {
+    live_reference_ = load_train_model(config_);  // the initial weights, frozen
+    for (auto& p : live_reference_->model->parameters()) p.set_requires_grad(false);
+    live_reference_->model->eval();
+  }
+  optim_ = std::make_unique<AdamW>(model_.model->named_parameters(), config_.optim);
+  order_ =
+      std::make_unique<DataOrder>(data_.examples.size(), config_.run.seed, config_.data.shuffle);
+  total_ = total_train_steps(config_, data_.examples.size());
+  seed_all(config_.run.seed + 1);  // the training stream (dropout) starts from a known state
+  if (resume_from) restore(*resume_from);
+  resume_from.reset();
+
+  TrainSummary summary;
+  summary.first_step = step_;
+  summary.total_steps = total_;
+  summary.truncated_answers = data_.truncated_answers;
+  summary.reference_source = reference.source;
+  MetricsLog metrics(run_dir_, config_.run.tensorboard, options_.resume ? step_ : -1);
+  auto counts = count_parameters(*model_.model);
+  PERPO_LOG_INFO("training ", counts.trainable, " of ", counts.total, " parameters; loss ",
+                 config_.loss.name, "; reference log-probs: ", reference.source, "; steps ", step_,
+                 " -> ", total_);
+  model_.model->train();
+  Progress bar(total_, "train", "steps");
+  bar.advance(step_);
+  std::int64_t saved_at = options_.resume ? step_ : -1;
+  while (step_ < total_) {
+    maybe_resample();
+    StepMetrics m = step();
+    summary.last_loss = m.loss;
+    if (m.skipped) {
+      PERPO_LOG_WARN("step ", m.step, ": non-finite loss (", m.loss, ") or gradient norm (",
+                     m.grad_norm, "): update skipped");
+    }
+    if (m.skipped || m.step % config_.train.log_every == 0 || m.step == total_) {
+      metrics.write(m);
+    }
+    if (hooks_.on_step) hooks_.on_step(m);
+    bar.set_note(progress_note(m));
+    bar.advance();
+    if (nonfinite_in_row_ >= config_.train.max_nonfinite_steps) {
+      throw runtime_error("stopping at step ", m.step, ": ", nonfinite_in_row_,
+                          " steps in a row had a non-finite loss or gradient")
+          .hint(
+              "lower optim.lr, check the lists' ref_logps, or raise "
+              "train.max_nonfinite_steps");
+    }
+    const int every = config_.train.checkpoint_every;
+    if (every > 0 && step_ % every == 0) {
+      summary.last_checkpoint = save_checkpoint();
+      saved_at = step_;
+    }
+    const int eval_every = config_.train.eval_every;
+    if (eval_every > 0 && step_ % eval_every == 0 && hooks_.evaluate) {
+      std::map<std::string, double> values;
+      for (const auto& [name, value] : hooks_.evaluate(model_, step_))
+        values["eval/" + name] = value;
+      metrics.write_extra(step_, values);
+      model_.model->train();
+    }
+    if (step_ < total_ && hooks_.stop_requested && hooks_.stop_requested()) {
+      summary.stopped = true;
+      PERPO_LOG_INFO("stop requested: finished step ", step_, ", saving");
+      break;
+    }
+  }
+  bar.finish();
+  if (saved_at != step_) summary.last_checkpoint = save_checkpoint();
+  summary.steps = step_;
+  summary.skipped_steps = skipped_;
+  return summary;
+}
+
+}  // namespace
+
+TrainSummary run_training(const Config& config, const TrainOptions& options,
+                          const TrainerHooks& hooks) {
+  Trainer trainer(config, options, hooks);
+  return trainer.run();
+}
+
+}  // namespace perpo
