@@ -9,6 +9,7 @@ void register_all(CLI::App& app, CommandRegistry& registry) {
   register_config(app, registry);
   register_score(app, registry);
   register_export(app, registry);
+  register_train(app, registry);
 }
 
 std::string version_text() { return std::string("perpo 0.1.0\n") + runtime_summary(); }
