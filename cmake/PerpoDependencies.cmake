@@ -1,29 +1,32 @@
 # Finds the dependencies listed in ../shared/docs/environment.md. tools/setup.sh installs them.
 
 # LibTorch: yours through PERPO_LIBTORCH / Torch_DIR / CMAKE_PREFIX_PATH, else the project's .venv.
-if(DEFINED ENV{PERPO_LIBTORCH} AND NOT Torch_DIR)
-  set(_perpo_libtorch "$ENV{PERPO_LIBTORCH}")
-  if(EXISTS "${_perpo_libtorch}/share/cmake/Torch")
-    set(Torch_DIR "${_perpo_libtorch}/share/cmake/Torch")
-  else()
-    set(Torch_DIR "${_perpo_libtorch}")
-  endif()
-endif()
-if(NOT Torch_DIR)
-  foreach(_python "${PROJECT_SOURCE_DIR}/.venv/bin/python" python3)
-    execute_process(
-      COMMAND ${_python} -c "import torch; print(torch.utils.cmake_prefix_path)"
-      OUTPUT_VARIABLE _torch_prefix OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET
-      RESULT_VARIABLE _torch_rc)
-    if(_torch_rc EQUAL 0 AND _torch_prefix)
-      list(APPEND CMAKE_PREFIX_PATH "${_torch_prefix}")
-      break()
+# Not looked for with -DPERPO_WITH_TORCH=OFF (the modules without LibTorch only).
+if(PERPO_WITH_TORCH)
+  if(DEFINED ENV{PERPO_LIBTORCH} AND NOT Torch_DIR)
+    set(_perpo_libtorch "$ENV{PERPO_LIBTORCH}")
+    if(EXISTS "${_perpo_libtorch}/share/cmake/Torch")
+      set(Torch_DIR "${_perpo_libtorch}/share/cmake/Torch")
+    else()
+      set(Torch_DIR "${_perpo_libtorch}")
     endif()
-  endforeach()
+  endif()
+  if(NOT Torch_DIR)
+    foreach(_python "${PROJECT_SOURCE_DIR}/.venv/bin/python" python3)
+      execute_process(
+        COMMAND ${_python} -c "import torch; print(torch.utils.cmake_prefix_path)"
+        OUTPUT_VARIABLE _torch_prefix OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET
+        RESULT_VARIABLE _torch_rc)
+      if(_torch_rc EQUAL 0 AND _torch_prefix)
+        list(APPEND CMAKE_PREFIX_PATH "${_torch_prefix}")
+        break()
+      endif()
+    endforeach()
+  endif()
+  # TorchConfig.cmake warns about kineto/CUDA pieces it does not find; they do not matter here.
+  find_package(Torch REQUIRED)
+  message(STATUS "perpo: LibTorch ${Torch_VERSION} from ${Torch_DIR}")
 endif()
-# TorchConfig.cmake warns about kineto/CUDA pieces it does not find; they do not matter here.
-find_package(Torch REQUIRED)
-message(STATUS "perpo: LibTorch ${Torch_VERSION} from ${Torch_DIR}")
 
 find_package(nlohmann_json 3.10 REQUIRED)
 find_package(spdlog REQUIRED)

@@ -24,7 +24,7 @@ function(perpo_target_defaults target with_torch)
 endfunction()
 
 # One object of LibTorch headers, compiled once; every torch target reuses it.
-if(PERPO_USE_PCH)
+if(PERPO_USE_PCH AND PERPO_WITH_TORCH)
   add_library(perpo_torch_pch STATIC ${PROJECT_SOURCE_DIR}/cmake/pch_anchor.cpp)
   target_link_libraries(perpo_torch_pch PRIVATE torch)
   target_compile_options(perpo_torch_pch PRIVATE -Wall -Wextra -Wno-unused-parameter)
@@ -32,6 +32,9 @@ if(PERPO_USE_PCH)
 endif()
 
 function(perpo_module name torch)
+  if(torch AND NOT PERPO_WITH_TORCH)
+    return()  # -DPERPO_WITH_TORCH=OFF: only the modules without LibTorch
+  endif()
   file(GLOB sources CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/src/${name}/*.cpp)
   set(target perpo_${name})
   set(deps "")
@@ -60,6 +63,9 @@ endfunction()
 
 # perpo_module_link(NAME LIBS...): extra libraries a module needs (works before it has sources).
 function(perpo_module_link name)
+  if(NOT TARGET perpo_${name})
+    return()  # a LibTorch module left out by -DPERPO_WITH_TORCH=OFF
+  endif()
   get_target_property(type perpo_${name} TYPE)
   if(type STREQUAL "INTERFACE_LIBRARY")
     target_link_libraries(perpo_${name} INTERFACE ${ARGN})

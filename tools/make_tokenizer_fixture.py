@@ -10,7 +10,15 @@ Outputs (committed, a few tens of KB):
                  `<image>` (id = sp vocab) and `<pad>` (id = sp vocab + 1) added like llava-hf does;
                  chat-template cases (vicuna_v1, plain) with prompt/answer splits; and image-token
                  expansion as transformers' LlavaProcessor does it.
+
+The vicuna_v1 cases come from LLaVA's own code (pip llava-torch==1.2.2.post1, installed with
+--no-deps by `tools/setup.sh --fixtures`): the prompt text from `conv_templates["vicuna_v1"]`
+(the template the PerPO authors trained with, `--version v1`), the prompt ids from
+`llava.mm_utils.tokenizer_image_token`, and the answer mask from LLaVA's training
+`preprocess_v1` (run from its source; llava.train cannot be imported beside a current
+transformers), so perpo's template is checked against LLaVA-1.5's, not against itself.
 """
+import ast
 import io
 import json
 import os
@@ -23,8 +31,11 @@ import sentencepiece as spm
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "tests", "fixtures", "tokenizer")
 
-SYSTEM = ("A chat between a curious human and an artificial intelligence assistant. "
-          "The assistant gives helpful, detailed, and polite answers to the human's questions.")
+from llava.conversation import conv_templates  # noqa: E402  (LLaVA's own templates)
+from llava import mm_utils as llava_mm_utils  # noqa: E402
+
+SYSTEM = conv_templates["vicuna_v1"].system  # LLaVA-1.5's conv_vicuna_v1
+OTHER_SYSTEM = conv_templates["llava_v1"].system  # a user's tokenizer.system_prompt, for a case
 GROUNDING_Q = ("Please provide the bounding box coordinate of the region this sentence "
                "describes: ")
 OCR_Q = "Please read the text in this image."
@@ -68,9 +79,35 @@ def train_model():
   return model.getvalue()
 
 
-def vicuna_prompt(prompt, has_image):
-  image = "<image>\n" if has_image else ""
-  return f"{SYSTEM} USER: {image}{prompt} ASSISTANT:"
+def vicuna_conversation(prompt, answer, has_image, system=SYSTEM):
+  """LLaVA's conv_vicuna_v1 prompt (answer None: the open assistant turn, as at inference)."""
+  conv = conv_templates["vicuna_v1"].copy()
+  conv.system = system
+  conv.append_message(conv.roles[0], ("<image>\n" if has_image else "") + prompt)
+  conv.append_message(conv.roles[1], answer)
+  return conv.get_prompt()
+
+
+def vicuna_prompt(prompt, has_image, system=SYSTEM):
+  return vicuna_conversation(prompt, None, has_image, system)
+
+
+def llava_preprocess_v1():
+  """LLaVA's training preprocess_v1, executed from its source file (see the module docstring)."""
+  import llava.constants
+  import torch
+  import transformers
+  from llava import conversation as conversation_lib
+  path = os.path.join(os.path.dirname(llava_mm_utils.__file__), "train", "train.py")
+  tree = ast.parse(open(path, encoding="utf-8").read())
+  node = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "preprocess_v1")
+  namespace = {"conversation_lib": conversation_lib, "torch": torch, "transformers": transformers,
+               "tokenizer_image_token": llava_mm_utils.tokenizer_image_token,
+               "IGNORE_INDEX": llava.constants.IGNORE_INDEX, "Dict": dict,
+               "IS_TOKENIZER_GREATER_THAN_0_14": True}
+  exec(compile(ast.Module(body=[node], type_ignores=[]), path, "exec"), namespace)
+  assert conversation_lib.default_conversation.system == SYSTEM
+  return namespace["preprocess_v1"]
 
 
 def plain_prompt(prompt, has_image):
@@ -140,6 +177,12 @@ def main():
       ("plain", True, GROUNDING_Q + "dog left", "[0.0, 0.5, 0.25, 1.0]"),
       ("plain", False, "Say hi", "hi there"),
   ]
+  preprocess_v1 = llava_preprocess_v1()
+
+  def llava_image_token_ids(text):
+    ids = llava_mm_utils.tokenizer_image_token(text, tok)
+    return [image_id if i == llava_mm_utils.IMAGE_TOKEN_INDEX else i for i in ids]
+
   chat_cases = []
   for template, has_image, prompt, answer in prompts:
     prompt_text = (vicuna_prompt if template == "vicuna_v1" else plain_prompt)(prompt, has_image)
@@ -147,9 +190,32 @@ def main():
     full_ids = tok(prompt_text + " " + answer + "</s>").input_ids
     assert full_ids[:len(prompt_ids)] == prompt_ids, prompt_text
     assert prompt_ids == llava_chunks(prompt_text)
-    chat_cases.append({"template": template, "has_image": has_image, "prompt": prompt,
-                       "answer": answer, "prompt_text": prompt_text, "prompt_ids": prompt_ids,
-                       "answer_ids": full_ids[len(prompt_ids):]})
+    case = {"template": template, "has_image": has_image, "prompt": prompt, "answer": answer,
+            "prompt_text": prompt_text, "prompt_ids": prompt_ids,
+            "answer_ids": full_ids[len(prompt_ids):]}
+    if template == "vicuna_v1":
+      # LLaVA-1.5 itself: the ids it feeds at inference, and the targets it trained on.
+      assert llava_image_token_ids(prompt_text) == prompt_ids, prompt_text
+      conversation = vicuna_conversation(prompt, answer, has_image)
+      assert conversation == prompt_text + " " + answer + "</s>", conversation
+      sources = [[{"from": "human", "value": ("<image>\n" if has_image else "") + prompt},
+                  {"from": "gpt", "value": answer}]]
+      out = preprocess_v1(sources, tok, has_image=has_image)
+      train_ids = [image_id if i == llava_mm_utils.IMAGE_TOKEN_INDEX else i
+                   for i in out["input_ids"][0].tolist()]
+      labels = out["labels"][0].tolist()
+      assert train_ids == full_ids, (train_ids, full_ids)
+      case["llava_train_ids"] = train_ids
+      case["llava_answer_mask"] = [int(label != -100) for label in labels]
+      assert case["llava_answer_mask"] == [0] * len(prompt_ids) + [1] * len(case["answer_ids"])
+    chat_cases.append(case)
+  # A user's own system prompt (tokenizer.system_prompt), here LLaVA's llava_v1 text.
+  other_text = vicuna_prompt(GROUNDING_Q + "cat on table", True, OTHER_SYSTEM)
+  chat_cases.append({"template": "vicuna_v1", "has_image": True, "system_prompt": OTHER_SYSTEM,
+                     "prompt": GROUNDING_Q + "cat on table", "answer": "[0.1, 0.2, 0.3, 0.4]",
+                     "prompt_text": other_text, "prompt_ids": llava_image_token_ids(other_text),
+                     "answer_ids": tok(other_text + " [0.1, 0.2, 0.3, 0.4]</s>").input_ids[
+                         len(llava_image_token_ids(other_text)):]})
 
   # Image-token expansion as transformers' LlavaProcessor does it: 28x28 pixels, 14-pixel patches
   # -> 2 * 2 = 4 image tokens ("default" strategy drops the CLS token).
@@ -176,12 +242,12 @@ def main():
   modern.add_tokens([AddedToken("<image>", special=True, normalized=False)])
   modern.add_special_tokens({"pad_token": "<pad>"})
   nonlegacy_texts = [t for t in texts if t] + ["<image>\nleading image", "<s>starts special"]
-  nonlegacy_texts += [c["prompt_text"] for c in chat_cases]
+  nonlegacy_texts += [c["prompt_text"] for c in chat_cases[:len(prompts)]]
   nonlegacy_cases = []
   for text in nonlegacy_texts:
     ids = modern(text, add_special_tokens=False).input_ids
     nonlegacy_cases.append({"text": text, "ids": ids})
-  for case in chat_cases:  # the answer split holds in this mode too
+  for case in chat_cases[:len(prompts)]:  # the answer split holds in this mode too
     prompt_ids = modern(case["prompt_text"]).input_ids
     full_ids = modern(case["prompt_text"] + " " + case["answer"] + "</s>").input_ids
     assert full_ids[:len(prompt_ids)] == prompt_ids

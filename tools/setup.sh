@@ -11,6 +11,9 @@ set -euo pipefail
 
 TORCH_VERSION="2.13.0"
 FIXTURE_PIP_PACKAGES=(numpy "transformers>=4.45,<5" safetensors sentencepiece protobuf pillow)
+# LLaVA's own code, the reference for prompt fidelity (conv templates, tokenizer_image_token,
+# preprocess_v1); --no-deps: its pinned torch/transformers are not wanted, only these modules.
+FIXTURE_NODEPS_PACKAGES=("llava-torch==1.2.2.post1")
 APT_PACKAGES=(
   build-essential cmake ninja-build ccache git pkg-config python3-venv
   libsentencepiece-dev nlohmann-json3-dev libspdlog-dev libcli11-dev libyaml-cpp-dev
@@ -75,5 +78,6 @@ if [ "$want_fixtures" -eq 1 ]; then
   [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
   say "installing fixture tools: ${FIXTURE_PIP_PACKAGES[*]}"
   "$venv/bin/pip" install -q --disable-pip-version-check "${FIXTURE_PIP_PACKAGES[@]}"
+  "$venv/bin/pip" install -q --disable-pip-version-check --no-deps "${FIXTURE_NODEPS_PACKAGES[@]}"
 fi
 say "done"

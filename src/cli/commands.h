@@ -30,5 +30,6 @@ void register_config(CLI::App& app, CommandRegistry& registry);
 void register_score(CLI::App& app, CommandRegistry& registry);
 void register_export(CLI::App& app, CommandRegistry& registry);
 void register_train(CLI::App& app, CommandRegistry& registry);
+void register_data(CLI::App& app, CommandRegistry& registry);
 
 }  // namespace perpo::cli

@@ -12,8 +12,8 @@
 #include <set>
 #include <variant>
 
-#include "perpo/core/atomic_file.h"
 #include "perpo/core/error.h"
+#include "perpo/core/input_file.h"
 #include "perpo/core/strings.h"
 
 namespace perpo {
@@ -245,6 +245,7 @@ void merge_node(TableBuilder& table, const YAML::Node& node, const std::string& 
   for (const auto& f : table.fields) fields[f.path] = &f;
   for (const auto& s : table.sections) sections.insert(s.path);
 
+  std::map<std::string, int> seen;  // key -> line it was first set on (0-based; -1 unknown)
   for (const auto& item : node) {
     const YAML::Node& key_node = item.first;
     const YAML::Node& value = item.second;
@@ -253,6 +254,14 @@ void merge_node(TableBuilder& table, const YAML::Node& node, const std::string& 
                         prefix.empty() ? "(top level)" : prefix, "'");
     }
     std::string path = prefix.empty() ? key_node.Scalar() : prefix + "." + key_node.Scalar();
+    // YAML forbids a key twice in one mapping; yaml-cpp would silently keep one of them.
+    if (auto [first, inserted] = seen.emplace(key_node.Scalar(), key_node.Mark().line); !inserted) {
+      throw input_error(where(source, key_node), "duplicate key '", path, "'",
+                        first->second >= 0
+                            ? " (first set on line " + std::to_string(first->second + 1) + ")"
+                            : "")
+          .hint("keep one of the two");
+    }
     if (sections.count(path)) {
       if (value.IsNull()) continue;  // "section:" with nothing under it
       if (!value.IsMap()) {
@@ -338,17 +347,47 @@ std::string value_text(const FieldPtr& ptr) {
       ptr);
 }
 
+// 1-based line of the "---" that starts a second document: the first "---" after content, or the
+// second "---" (0 when none is found, e.g. a second document after "...").
+int second_document_line(const std::string& text) {
+  int line = 0, markers = 0;
+  bool content = false;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    std::size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    std::string_view row(text.data() + start, end - start);
+    ++line;
+    const bool marker = row.rfind("---", 0) == 0 &&
+                        (row.size() == 3 || row[3] == ' ' || row[3] == '\t' || row[3] == '\r');
+    if (marker) {
+      if (content || ++markers == 2) return line;
+    } else if (!trim(row).empty() && row.front() != '#' && row.front() != '%') {
+      content = true;
+    }
+    start = end + 1;
+  }
+  return 0;
+}
+
 std::string leaf(const std::string& path) { return path.substr(path.rfind('.') + 1); }
 
 }  // namespace
 
 void merge_yaml(Config& config, const std::string& yaml_text, const std::string& source) {
-  YAML::Node root;
+  std::vector<YAML::Node> documents;
   try {
-    root = YAML::Load(yaml_text);
+    documents = YAML::LoadAll(yaml_text);
   } catch (const YAML::Exception& e) {
     throw input_error(source, ":", e.mark.line + 1, ": not valid YAML: ", e.msg);
   }
+  if (documents.size() > 1) {
+    int line = second_document_line(yaml_text);
+    throw input_error(source, line > 0 ? ":" + std::to_string(line) : std::string(),
+                      ": a second YAML document starts here; a config file holds one")
+        .hint("remove the '---' line and merge the two parts, or split them into two files");
+  }
+  YAML::Node root = documents.empty() ? YAML::Node() : documents.front();
   if (root.IsNull()) return;  // an empty file sets nothing
   if (!root.IsMap()) {
     throw input_error(source, ": a config file must be a mapping of sections (model:, loss:, ...)");
@@ -406,7 +445,7 @@ void apply_override(Config& config, const std::string& assignment) {
 
 Config load_config(const std::filesystem::path& file, const std::vector<std::string>& overrides) {
   Config config;
-  if (!file.empty()) merge_yaml(config, read_file(file), file.string());
+  if (!file.empty()) merge_yaml(config, read_input_file(file), file.string());
   for (const auto& assignment : overrides) apply_override(config, assignment);
   validate(config);
   return config;

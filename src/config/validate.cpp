@@ -78,6 +78,12 @@ void validate(const Config& c) {
   require(c.data.synthetic.eval_records > 0, "data.synthetic.eval_records",
           c.data.synthetic.eval_records, "must be > 0", "e.g. 64");
 
+  // tokenizer
+  require(c.tokenizer.chat_template != "plain" || c.tokenizer.system_prompt.empty(),
+          "tokenizer.system_prompt", "\"" + c.tokenizer.system_prompt + "\"",
+          "is set but the plain template has no system prompt",
+          "use tokenizer.chat_template=vicuna_v1, or leave tokenizer.system_prompt empty");
+
   // image
   require(c.image.size > 0, "image.size", c.image.size, "must be > 0", "e.g. image.size=336");
   require(c.image.mean.size() == 3, "image.mean", c.image.mean.size(),

@@ -7,8 +7,8 @@
 #include <string_view>
 
 #include "json_fields.h"
-#include "perpo/core/atomic_file.h"
 #include "perpo/core/error.h"
+#include "perpo/core/input_file.h"
 #include "perpo/data/jsonl.h"
 #include "reader_common.h"
 
@@ -77,10 +77,13 @@ PreferenceList parse_item(const nlohmann::json& item, const RecordSource& source
   record.id = string_field(item, "image_id", source, false,
                            source.file.stem().string() + "-" + std::to_string(source.line), true);
   record.task = "grounding";
-  record.image = string_field(item, "image_path", source, true);
-  record.image_path = data_detail::resolve_image(source.file, record.image);
-  record.prompt = strip_image_placeholder(string_field(item, "question", source, true));
-  record.ground_truth = string_field(item, "answer", source, false);
+  record.image = string_field(item, "image_path", source, options.require_prompt);
+  if (!record.image.empty()) {
+    record.image_path = data_detail::resolve_image(source.file, record.image);
+  }
+  record.prompt =
+      strip_image_placeholder(string_field(item, "question", source, options.require_prompt));
+  record.ground_truth = string_field(item, "answer", source, false, "", true);
   list.answers = strings_field(item, "answers_gen", source, true);
   list.rewards = numbers_field(item, "iou_scores", source, options.require_rewards);
   for (const auto& [key, value] : item.items()) {
@@ -98,14 +101,18 @@ PreferenceList parse_item(const nlohmann::json& item, const RecordSource& source
 
 std::vector<PreferenceList> read_authors_lists(const fs::path& path, const ReadOptions& options,
                                                ReadReport* report) {
-  const std::string text = read_file(path);
-  nlohmann::json json;
-  try {
-    json = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::parse_error& e) {
-    throw input_error(path.string(), ": not valid JSON (", e.what(), ")")
-        .hint("the authors' format is one JSON list; use --input-format perpo for JSONL");
-  }
+  return data_detail::read_authors_lists_text(read_input_file(path), path, options, report);
+}
+
+std::vector<PreferenceList> data_detail::read_authors_lists_text(const std::string& text,
+                                                                 const fs::path& path,
+                                                                 const ReadOptions& options,
+                                                                 ReadReport* report) {
+  ReadOptions whole = options;
+  whole.max_json_depth = options.max_json_depth + 1;  // the list around the items
+  const nlohmann::json json = data_detail::parse_json_text(
+      text, path.string(), whole,
+      "the authors' format is one JSON list; use --input-format perpo for JSONL");
   if (!json.is_array()) {
     throw input_error(path.string(), ": the authors' format is a JSON list, got ",
                       data_detail::describe_type(json));

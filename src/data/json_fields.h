@@ -19,7 +19,8 @@ std::string describe_type(const nlohmann::json& value);
 const nlohmann::json* field(const nlohmann::json& object, std::string_view key,
                             const RecordSource& source, bool required);
 
-/// A string field; `fallback` when optional and absent. With `allow_number`, 17 reads as "17".
+/// A string field; `fallback` when optional and absent. With `allow_number`, 17 reads as "17", 2.5
+/// as "2.5".
 std::string string_field(const nlohmann::json& object, std::string_view key,
                          const RecordSource& source, bool required, std::string fallback = "",
                          bool allow_number = false);

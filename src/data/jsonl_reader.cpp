@@ -7,6 +7,7 @@
 
 #include "json_fields.h"
 #include "perpo/core/error.h"
+#include "perpo/core/input_file.h"
 #include "perpo/core/log.h"
 #include "perpo/core/strings.h"
 #include "perpo/data/jsonl.h"
@@ -43,6 +44,10 @@ bool looks_like_image(const unsigned char* head, std::size_t size) {
 
 void check_image(const fs::path& image, const RecordSource& source, ImageCheck check) {
   if (check == ImageCheck::kNone) return;
+  if (image.empty()) {
+    throw input_error(source.to_string(), ": the record has no image")
+        .hint("give \"image\": a path relative to the records file's folder, or absolute");
+  }
   const std::string where = source.to_string();
   std::error_code error;
   if (!fs::exists(image, error)) {
@@ -102,45 +107,82 @@ DatasetRecord parse_record(const nlohmann::json& json, const RecordSource& sourc
   record.id = string_field(json, "id", source, false,
                            source.file.stem().string() + "-" + std::to_string(source.line), true);
   record.task = string_field(json, "task", source, false);
-  record.image = string_field(json, "image", source, true);
-  record.prompt = string_field(json, "prompt", source, true);
-  record.ground_truth =
-      string_field(json, "ground_truth", source, !in_list && options.require_ground_truth);
+  record.image = string_field(json, "image", source, options.require_prompt);
+  record.prompt = string_field(json, "prompt", source, options.require_prompt);
+  // A number is a valid truth for the numeric reward: 42 reads as "42".
+  record.ground_truth = string_field(json, "ground_truth", source,
+                                     !in_list && options.require_ground_truth, "", true);
   for (const auto& [key, value] : json.items()) {
     if (record_keys.count(key) || (in_list && list_keys.count(key))) continue;
     record.extra[key] = value;
   }
-  record.image_path = resolve_image(source.file, record.image);
+  if (!record.image.empty()) record.image_path = resolve_image(source.file, record.image);
   return record;
 }
 
-// Calls `parse(json, source)` for every non-blank line; bad records throw or are skipped.
-template <typename Record, typename Parse>
-std::vector<Record> read_jsonl(const fs::path& path, const ReadOptions& options, ReadReport* report,
-                               Parse parse) {
-  std::ifstream in(path);
-  if (!in) {
-    throw input_error("cannot open ", path.string(),
-                      fs::exists(path) ? " for reading" : ": no such file")
-        .hint("check the data.train / data.eval path");
+bool json_depth_exceeds(std::string_view text, int max_depth) {
+  int depth = 0;
+  bool in_string = false, escaped = false;
+  for (char c : text) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > max_depth) return true;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
   }
+  return false;
+}
+
+nlohmann::json parse_json_text(std::string_view text, const std::string& where,
+                               const ReadOptions& options, const char* hint) {
+  // nlohmann's parser is iterative, but dumping and copying are recursive: a JSON text nested
+  // 100k deep would overflow the stack later, so depth is checked before parsing.
+  if (json_depth_exceeds(text, options.max_json_depth)) {
+    throw input_error(where, ": JSON nested deeper than ", options.max_json_depth, " levels")
+        .hint("records are flat objects; this is not a list record");
+  }
+  try {
+    return nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {  // parse_error; out_of_range: 1e400
+    throw input_error(where, ": not valid JSON (", e.what(), ")").hint(hint);
+  }
+}
+
+// Calls `parse(json, source)` for every non-blank line of `text` (the whole file); bad records
+// throw or are skipped.
+template <typename Record, typename Parse>
+std::vector<Record> read_jsonl_text(const std::string& text, const fs::path& path,
+                                    const ReadOptions& options, ReadReport* report, Parse parse) {
   ReadReport local;
   ReadReport& counts = report ? *report : local;
   std::vector<Record> records;
-  std::string line;
   std::size_t line_number = 0;
-  while (std::getline(in, line)) {
+  for (std::size_t start = 0; start < text.size();) {
+    std::size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    const std::string_view line(text.data() + start, end - start);
+    start = end + 1;
     ++line_number;
     if (trim(line).empty()) continue;
     const RecordSource source{path, line_number};
     try {
-      nlohmann::json json;
-      try {
-        json = nlohmann::json::parse(line);
-      } catch (const nlohmann::json::parse_error& e) {
-        throw input_error(source.to_string(), ": not valid JSON (", e.what(), ")")
-            .hint("each line must hold one complete JSON object");
+      if (line.size() > options.max_line_bytes) {
+        throw input_error(source.to_string(), ": the line has ", line.size(),
+                          " bytes, more than the ", options.max_line_bytes, " a record may have")
+            .hint("is this a JSONL file? each line must hold one record");
       }
+      nlohmann::json json = parse_json_text(line, source.to_string(), options,
+                                            "each line must hold one complete JSON object");
       if (!json.is_object()) {
         throw input_error(source.to_string(), ": a record must be a JSON object, got ",
                           describe_type(json));
@@ -155,24 +197,14 @@ std::vector<Record> read_jsonl(const fs::path& path, const ReadOptions& options,
   return records;
 }
 
-}  // namespace data_detail
-
-std::vector<DatasetRecord> read_dataset(const fs::path& path, const ReadOptions& options,
-                                        ReadReport* report) {
-  return data_detail::read_jsonl<DatasetRecord>(
-      path, options, report, [&](const nlohmann::json& json, const RecordSource& source) {
-        DatasetRecord record = data_detail::parse_record(json, source, options, false);
-        check_image(record.image_path, source, options.image_check);
-        return record;
-      });
-}
-
-std::vector<PreferenceList> read_preference_lists(const fs::path& path, const ReadOptions& options,
-                                                  ReadReport* report) {
-  return data_detail::read_jsonl<PreferenceList>(
-      path, options, report, [&](const nlohmann::json& json, const RecordSource& source) {
+std::vector<PreferenceList> read_preference_lists_text(const std::string& text,
+                                                       const fs::path& path,
+                                                       const ReadOptions& options,
+                                                       ReadReport* report) {
+  return read_jsonl_text<PreferenceList>(
+      text, path, options, report, [&](const nlohmann::json& json, const RecordSource& source) {
         PreferenceList list;
-        list.record = data_detail::parse_record(json, source, options, true);
+        list.record = parse_record(json, source, options, true);
         list.answers = strings_field(json, "answers", source, true);
         list.rewards = numbers_field(json, "rewards", source, options.require_rewards);
         list.ref_logps = numbers_field(json, "ref_logps", source, false);
@@ -182,25 +214,53 @@ std::vector<PreferenceList> read_preference_lists(const fs::path& path, const Re
       });
 }
 
-std::string detect_list_format(const fs::path& path, const std::string& format) {
+}  // namespace data_detail
+
+std::vector<DatasetRecord> read_dataset(const fs::path& path, const ReadOptions& options,
+                                        ReadReport* report) {
+  return data_detail::read_jsonl_text<DatasetRecord>(
+      read_input_file(path), path, options, report,
+      [&](const nlohmann::json& json, const RecordSource& source) {
+        DatasetRecord record = data_detail::parse_record(json, source, options, false);
+        check_image(record.image_path, source, options.image_check);
+        return record;
+      });
+}
+
+std::vector<PreferenceList> read_preference_lists(const fs::path& path, const ReadOptions& options,
+                                                  ReadReport* report) {
+  return data_detail::read_preference_lists_text(read_input_file(path), path, options, report);
+}
+
+std::string detect_list_format_of_text(std::string_view text, const std::string& format) {
   if (format == "perpo" || format == "authors") return format;
   PERPO_CHECK_INPUT(format == "auto", "unknown list format '", format,
                     "' (data.format must be auto, perpo or authors)");
-  std::ifstream in(path);
-  if (!in) throw input_error("cannot open ", path.string()).hint("check the list file's path");
-  char c = 0;
-  while (in.get(c)) {
+  for (char c : text) {
     if (!std::isspace(static_cast<unsigned char>(c))) return c == '[' ? "authors" : "perpo";
   }
   return "perpo";
 }
 
+std::string detect_list_format(const fs::path& path, const std::string& format) {
+  if (format != "auto") return detect_list_format_of_text("", format);
+  std::error_code error;
+  if (fs::exists(path, error) && !fs::is_regular_file(path, error)) {
+    // Peeking would consume a pipe's bytes; read_lists reads it once and detects in memory.
+    throw input_error("cannot detect the format of ", path.string(),
+                      " without reading it: it is not a regular file")
+        .hint("use read_lists, or give the format (perpo or authors)");
+  }
+  return detect_list_format_of_text(read_input_file(path), format);
+}
+
 std::vector<PreferenceList> read_lists(const fs::path& path, const std::string& format,
                                        const ReadOptions& options, ReadReport* report) {
-  if (detect_list_format(path, format) == "authors") {
-    return read_authors_lists(path, options, report);
+  const std::string text = read_input_file(path);  // once: a pipe cannot be read twice
+  if (detect_list_format_of_text(text, format) == "authors") {
+    return data_detail::read_authors_lists_text(text, path, options, report);
   }
-  return read_preference_lists(path, options, report);
+  return data_detail::read_preference_lists_text(text, path, options, report);
 }
 
 }  // namespace perpo

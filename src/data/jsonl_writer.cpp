@@ -17,31 +17,50 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Cuts a partial last line (bytes after the last '\n') off `fd`; returns how many bytes went.
-std::size_t cut_partial_last_line(int fd, const fs::path& path) {
+// True when `bytes` is one whole JSON object (a record that only lacks its newline).
+bool is_complete_record(const std::string& bytes) {
+  const std::size_t first = bytes.find_first_not_of(" \t\r");
+  return first != std::string::npos && bytes[first] == '{' && nlohmann::json::accept(bytes);
+}
+
+// Repairs the end of `fd` so appends start on a fresh line: a last line without its newline is
+// completed with one when it is a whole JSON object, and cut off otherwise (a partial write).
+// Returns how many bytes were cut.
+std::size_t repair_last_line(int fd, const fs::path& path) {
   const off_t size = ::lseek(fd, 0, SEEK_END);
   if (size <= 0) return 0;
   off_t end = size;
+  off_t keep = 0;  // bytes up to and including the last '\n'
   char buffer[4096];
-  while (end > 0) {
+  while (end > 0 && keep == 0) {
     const off_t start =
         end > static_cast<off_t>(sizeof buffer) ? end - static_cast<off_t>(sizeof buffer) : 0;
     const ssize_t got = ::pread(fd, buffer, end - start, start);
     PERPO_CHECK(got == end - start, "cannot read ", path.string(), ": ", std::strerror(errno));
     for (ssize_t i = got - 1; i >= 0; --i) {
       if (buffer[i] == '\n') {
-        const off_t keep = start + i + 1;
-        if (keep == size) return 0;
-        PERPO_CHECK(::ftruncate(fd, keep) == 0, "cannot truncate ", path.string(), ": ",
-                    std::strerror(errno));
-        return static_cast<std::size_t>(size - keep);
+        keep = start + i + 1;
+        break;
       }
     }
     end = start;
   }
-  PERPO_CHECK(::ftruncate(fd, 0) == 0, "cannot truncate ", path.string(), ": ",
+  if (keep == size) return 0;
+  const off_t tail_size = size - keep;
+  if (tail_size <= (off_t{64} << 20)) {
+    std::string tail(static_cast<std::size_t>(tail_size), '\0');
+    const ssize_t got = ::pread(fd, tail.data(), tail.size(), keep);
+    PERPO_CHECK(got == tail_size, "cannot read ", path.string(), ": ", std::strerror(errno));
+    if (is_complete_record(tail)) {
+      PERPO_CHECK(::write(fd, "\n", 1) == 1, "cannot append to ", path.string(), ": ",
+                  std::strerror(errno));
+      PERPO_LOG_INFO(path.string(), " ended in a complete record without a newline; added it");
+      return 0;
+    }
+  }
+  PERPO_CHECK(::ftruncate(fd, keep) == 0, "cannot truncate ", path.string(), ": ",
               std::strerror(errno));
-  return static_cast<std::size_t>(size);  // no newline at all: the whole file was one partial line
+  return static_cast<std::size_t>(tail_size);
 }
 
 }  // namespace
@@ -54,7 +73,7 @@ JsonlWriter::JsonlWriter(const fs::path& path, bool truncate, bool sync_each_lin
   if (fd_ < 0) {
     throw runtime_error("cannot open ", path.string(), " for appending: ", std::strerror(errno));
   }
-  repaired_bytes_ = cut_partial_last_line(fd_, path);
+  repaired_bytes_ = repair_last_line(fd_, path);
   if (repaired_bytes_ > 0) {
     PERPO_LOG_WARN(path.string(), " ended in a partial line (", repaired_bytes_,
                    " bytes, left by an interrupted write); cut it off before appending");

@@ -92,9 +92,11 @@ std::string string_field(const nlohmann::json& object, std::string_view key,
   const nlohmann::json* value = field(object, key, source, required);
   if (!value) return fallback;
   if (value->is_string()) return value->get<std::string>();
-  if (allow_number && value->is_number_integer()) return std::to_string(value->get<long long>());
-  throw input_error(source.to_string(), ": field \"", key, "\" must be a string, got ",
-                    describe_type(*value));
+  if (allow_number && value->is_number() && std::isfinite(value->get<double>())) {
+    return value->dump();  // 17 -> "17", 2.5 -> "2.5"
+  }
+  throw input_error(source.to_string(), ": field \"", key, "\" must be a string",
+                    allow_number ? " or a number" : "", ", got ", describe_type(*value));
 }
 
 std::vector<std::string> strings_field(const nlohmann::json& object, std::string_view key,

@@ -66,6 +66,15 @@ LlamaAttentionImpl::LlamaAttentionImpl(const TextConfig& config)
 LayerOutput LlamaAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& cos,
                                         const torch::Tensor& sin, const torch::Tensor& allowed,
                                         const torch::Tensor& past_k, const torch::Tensor& past_v) {
+  return forward_with(
+      x, cos, sin, 0,
+      [&](std::size_t, const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+          double scale) { return attend(q, past_k, past_v, k, v, allowed, scale); });
+}
+
+LayerOutput LlamaAttentionImpl::forward_with(const torch::Tensor& x, const torch::Tensor& cos,
+                                             const torch::Tensor& sin, std::size_t layer,
+                                             const AttentionCore& core) {
   const auto B = x.size(0), T = x.size(1);
   torch::Tensor q = q_proj(x).view({B, T, heads, head_dim}).transpose(1, 2);     // (B, H, T, D)
   torch::Tensor k = k_proj(x).view({B, T, kv_heads, head_dim}).transpose(1, 2);  // (B, Hkv, T, D)
@@ -73,7 +82,7 @@ LayerOutput LlamaAttentionImpl::forward(const torch::Tensor& x, const torch::Ten
   q = apply_rotary(q, cos, sin);
   k = apply_rotary(k, cos, sin);
   const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
-  torch::Tensor out = attend(q, past_k, past_v, k, v, allowed, scale);  // (B, H, T, D)
+  torch::Tensor out = core(layer, q, k, v, scale);  // (B, H, T, D)
   return {o_proj(out.transpose(1, 2).reshape({B, T, heads * head_dim})), k, v};
 }
 
@@ -102,7 +111,16 @@ LayerOutput LlamaDecoderLayerImpl::forward(const torch::Tensor& hidden, const to
                                            const torch::Tensor& sin, const torch::Tensor& allowed,
                                            const torch::Tensor& past_k,
                                            const torch::Tensor& past_v) {
-  LayerOutput attn = self_attn(input_layernorm(hidden), cos, sin, allowed, past_k, past_v);
+  return forward_with(
+      hidden, cos, sin, 0,
+      [&](std::size_t, const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+          double scale) { return attend(q, past_k, past_v, k, v, allowed, scale); });
+}
+
+LayerOutput LlamaDecoderLayerImpl::forward_with(const torch::Tensor& hidden,
+                                                const torch::Tensor& cos, const torch::Tensor& sin,
+                                                std::size_t layer, const AttentionCore& core) {
+  LayerOutput attn = self_attn->forward_with(input_layernorm(hidden), cos, sin, layer, core);
   torch::Tensor h = hidden + attn.hidden;  // (B, T, C)
   return {h + mlp(post_attention_layernorm(h)), attn.key, attn.value};
 }
@@ -161,6 +179,22 @@ DecoderOutput LlamaModelImpl::forward(const torch::Tensor& embeds, const torch::
   }
   out.hidden = norm(hidden);  // (B, T, C)
   return out;
+}
+
+torch::Tensor LlamaModelImpl::forward_with(const torch::Tensor& embeds,
+                                           const torch::Tensor& positions,
+                                           const AttentionCore& core) {
+  PERPO_CHECK(embeds.dim() == 3 && embeds.size(2) == config.hidden_size,
+              "decoder input embeddings must be (B, T, ", config.hidden_size, "), got ",
+              embeds.sizes());
+  PERPO_CHECK(positions.dim() == 2 && positions.size(1) == embeds.size(1),
+              "decoder positions must be (B or 1, ", embeds.size(1), "), got ", positions.sizes());
+  auto [cos, sin] = rotary_.cos_sin(positions, embeds.scalar_type());
+  torch::Tensor hidden = embeds;  // (B, T, C)
+  for (std::size_t i = 0; i < typed_layers.size(); ++i) {
+    hidden = typed_layers[i]->forward_with(hidden, cos, sin, i, core).hidden;
+  }
+  return norm(hidden);  // (B, T, C)
 }
 
 }  // namespace perpo

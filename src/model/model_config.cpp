@@ -186,7 +186,7 @@ ModelConfig parse_model_config(const std::string& json_text, const std::string& 
   json root;
   try {
     root = json::parse(json_text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for 1e400
     throw input_error(source, " is not valid JSON (", e.what(), ")");
   }
   if (!root.is_object()) throw input_error(source, " does not hold a JSON object");

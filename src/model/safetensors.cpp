@@ -15,6 +15,7 @@
 
 #include "perpo/core/atomic_file.h"
 #include "perpo/core/error.h"
+#include "perpo/model/safetensors_header.h"
 
 namespace perpo {
 namespace fs = std::filesystem;
@@ -35,60 +36,6 @@ const std::vector<std::pair<std::string, c10::ScalarType>>& dtype_table() {
       {"U8", c10::ScalarType::Byte},    {"BOOL", c10::ScalarType::Bool},
   };
   return table;
-}
-
-constexpr std::uint64_t kMaxHeaderBytes = 100'000'000;  // the limit of the reference reader
-
-std::string shape_text(const std::vector<std::int64_t>& shape) {
-  std::ostringstream out;
-  out << "[";
-  for (std::size_t i = 0; i < shape.size(); ++i) out << (i ? ", " : "") << shape[i];
-  out << "]";
-  return out.str();
-}
-
-// Parses one header entry; every failure names the file and the tensor.
-SafetensorsEntry parse_entry(const fs::path& path, const std::string& name, const json& value,
-                             std::uint64_t data_size) {
-  auto fail = [&](const std::string& what) {
-    return input_error(path.string(), ": tensor '", name, "': ", what)
-        .hint("the file is corrupt or was not written as safetensors");
-  };
-  if (!value.is_object()) throw fail("header entry is not a JSON object");
-  SafetensorsEntry entry;
-  entry.name = name;
-  auto dtype = value.find("dtype");
-  if (dtype == value.end() || !dtype->is_string()) throw fail("missing or non-string \"dtype\"");
-  entry.dtype = safetensors_dtype_from_name(dtype->get<std::string>());
-  auto shape = value.find("shape");
-  if (shape == value.end() || !shape->is_array()) throw fail("missing or non-array \"shape\"");
-  std::uint64_t numel = 1;
-  for (const json& dim : *shape) {
-    if (!dim.is_number_unsigned()) throw fail("\"shape\" holds a negative or non-integer size");
-    entry.shape.push_back(dim.get<std::int64_t>());
-    numel *= dim.get<std::uint64_t>();
-  }
-  auto offsets = value.find("data_offsets");
-  if (offsets == value.end() || !offsets->is_array() || offsets->size() != 2 ||
-      !(*offsets)[0].is_number_unsigned() || !(*offsets)[1].is_number_unsigned()) {
-    throw fail("\"data_offsets\" must be two non-negative integers");
-  }
-  entry.begin = (*offsets)[0].get<std::uint64_t>();
-  entry.end = (*offsets)[1].get<std::uint64_t>();
-  if (entry.end < entry.begin) throw fail("data_offsets end before they begin");
-  if (entry.end > data_size) {
-    throw input_error(path.string(), ": tensor '", name, "': data_offsets [", entry.begin, ", ",
-                      entry.end, ") run past the end of the data section (", data_size,
-                      " bytes); the file is truncated")
-        .hint("download or export the checkpoint again");
-  }
-  std::uint64_t expected = numel * c10::elementSize(entry.dtype);
-  if (entry.end - entry.begin != expected) {
-    throw fail("shape " + shape_text(entry.shape) + " of " + dtype->get<std::string>() + " needs " +
-               std::to_string(expected) + " bytes but data_offsets span " +
-               std::to_string(entry.end - entry.begin));
-  }
-  return entry;
 }
 
 }  // namespace
@@ -148,42 +95,20 @@ SafetensorsFile::SafetensorsFile(const fs::path& path) : path_(path) {
   mapping_->base = base;
   mapping_->size = size;
 
-  const auto* bytes = static_cast<const unsigned char*>(base);
-  std::uint64_t header_size = 0;
-  std::memcpy(&header_size, bytes, 8);  // little-endian u64
-  if (header_size > kMaxHeaderBytes) {
-    throw input_error(path.string(), ": the header claims ", header_size,
-                      " bytes; this is not a safetensors file");
+  SafetensorsHeader header =
+      parse_safetensors_header(static_cast<const unsigned char*>(base), size, path.string());
+  data_start_ = header.data_start;
+  metadata_ = std::move(header.metadata);
+  for (SafetensorsHeaderEntry& parsed : header.entries) {  // in data order
+    SafetensorsEntry entry;
+    entry.name = parsed.name;
+    entry.dtype = safetensors_dtype_from_name(parsed.dtype);
+    entry.shape = std::move(parsed.shape);
+    entry.begin = parsed.begin;
+    entry.end = parsed.end;
+    names_.push_back(parsed.name);
+    entries_[parsed.name] = std::move(entry);
   }
-  if (8 + header_size > size) {
-    throw input_error(path.string(), " is truncated: the header needs ", header_size,
-                      " bytes but only ", size - 8, " follow the length field");
-  }
-  json header;
-  try {
-    header = json::parse(bytes + 8, bytes + 8 + header_size);
-  } catch (const json::parse_error& e) {
-    throw input_error(path.string(), ": the header is not valid JSON (", e.what(), ")");
-  }
-  if (!header.is_object()) throw input_error(path.string(), ": the header is not a JSON object");
-  data_start_ = 8 + header_size;
-  std::uint64_t data_size = size - data_start_;
-
-  for (auto it = header.begin(); it != header.end(); ++it) {
-    if (it.key() == "__metadata__") {
-      if (!it.value().is_object())
-        throw input_error(path.string(), ": \"__metadata__\" is not an object");
-      for (auto m = it.value().begin(); m != it.value().end(); ++m) {
-        if (m.value().is_string()) metadata_[m.key()] = m.value().get<std::string>();
-      }
-      continue;
-    }
-    entries_[it.key()] = parse_entry(path, it.key(), it.value(), data_size);
-    names_.push_back(it.key());
-  }
-  std::sort(names_.begin(), names_.end(), [&](const std::string& a, const std::string& b) {
-    return entries_.at(a).begin < entries_.at(b).begin;
-  });
 }
 
 std::uint64_t SafetensorsFile::file_size() const { return mapping_->size; }
@@ -225,7 +150,7 @@ SafetensorsCheckpoint::SafetensorsCheckpoint(const fs::path& dir) : dir_(dir) {
     json parsed;
     try {
       parsed = json::parse(read_file(index_path));
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {  // parse_error, or out_of_range for 1e400
       throw input_error(index_path.string(), " is not valid JSON (", e.what(), ")");
     }
     auto map = parsed.find("weight_map");

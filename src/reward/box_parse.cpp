@@ -162,7 +162,9 @@ BoxCandidate make_candidate(const std::vector<double>& values, BoxFormat format,
   if (box.x1 > box.x2) std::swap(box.x1, box.x2);
   if (box.y1 > box.y2) std::swap(box.y1, box.y2);
   candidate.box = box;
-  candidate.note = (box.width() <= 0 || box.height() <= 0) ? BoxNote::kDegenerate : BoxNote::kOk;
+  // Zero area also when width * height underflows ([0, 0, 1e-200, 1e-200]): such a box would
+  // score IoU 0 against itself (found by fuzz/box_parser.cpp).
+  candidate.note = box.area() > 0 ? BoxNote::kOk : BoxNote::kDegenerate;
   return candidate;
 }
 

@@ -18,6 +18,10 @@ ChatTemplate::ChatTemplate(const Tokenizer& tokenizer, const TokenizerConfig& co
         .hint("set tokenizer.image_token to the image placeholder of this tokenizer");
   }
   image_token_id_ = *image_id;
+  if (config_.chat_template == "vicuna_v1") {
+    system_prompt_ =
+        config_.system_prompt.empty() ? std::string(kVicunaSystemPrompt) : config_.system_prompt;
+  }
 }
 
 std::string ChatTemplate::prompt_text(std::string_view user_prompt, bool has_image) const {
@@ -27,7 +31,7 @@ std::string ChatTemplate::prompt_text(std::string_view user_prompt, bool has_ima
   }
   body += user_prompt;
   if (config_.chat_template == "plain") return body;
-  return std::string(kVicunaSystemPrompt) + " USER: " + body + " ASSISTANT:";
+  return system_prompt_ + " USER: " + body + " ASSISTANT:";
 }
 
 std::vector<int> ChatTemplate::encode_prompt(std::string_view user_prompt, bool has_image,

@@ -147,6 +147,31 @@ TEST(Config, BadYamlAndNonMappingFilesAreInputErrors) {
   EXPECT_NE(text.find("'loss' is a section"), std::string::npos) << text;
 }
 
+TEST(Config, DuplicateKeysAreErrorsNamingBothLines) {
+  auto path = write_temp("duplicate.yaml", "optim:\n  lr: 1.0e-5\n\n  lr: 2.0e-5\n");
+  std::string text = input_error_text([&] { load_config(path); });
+  EXPECT_NE(text.find("duplicate.yaml:4: duplicate key 'optim.lr' (first set on line 2)"),
+            std::string::npos)
+      << text;
+  // A duplicated section too.
+  path = write_temp("duplicate-section.yaml",
+                    "loss:\n  beta: 0.1\noptim:\n  lr: 1.0\nloss:\n  beta: 0.2\n");
+  text = input_error_text([&] { load_config(path); });
+  EXPECT_NE(text.find("duplicate-section.yaml:5: duplicate key 'loss'"), std::string::npos) << text;
+}
+
+TEST(Config, ASecondDocumentIsAnErrorNamingItsLine) {
+  auto path = write_temp("two-docs.yaml", "loss:\n  beta: 0.1\n---\nloss:\n  beta: 0.2\n");
+  std::string text = input_error_text([&] { load_config(path); });
+  EXPECT_NE(text.find("two-docs.yaml:3: a second YAML document"), std::string::npos) << text;
+  // A leading "---" starts the first (and only) document: fine.
+  path = write_temp("one-doc.yaml", "# comment\n---\nloss:\n  beta: 0.25\n");
+  EXPECT_DOUBLE_EQ(load_config(path).loss.beta, 0.25);
+  path = write_temp("two-markers.yaml", "---\nloss:\n  beta: 0.1\n--- # again\n");
+  text = input_error_text([&] { load_config(path); });
+  EXPECT_NE(text.find("two-markers.yaml:4: a second YAML document"), std::string::npos) << text;
+}
+
 TEST(Config, ValidationNamesKeyAndHowToFixIt) {
   struct Case {
     std::string override_text;
@@ -173,6 +198,16 @@ TEST(Config, ValidationNamesKeyAndHowToFixIt) {
         << test_case.override_text << " -> " << text;
     EXPECT_NE(text.find("hint:"), std::string::npos) << text;
   }
+  // Two keys together: a system prompt that the plain template would silently drop.
+  Config plain;
+  apply_override(plain, "tokenizer.chat_template=plain");
+  apply_override(plain, "tokenizer.system_prompt=Be brief.");
+  EXPECT_NE(input_error_text([&] {
+              validate(plain);
+            }).find("'tokenizer.system_prompt' is set but the plain template has no system prompt"),
+            std::string::npos);
+  apply_override(plain, "tokenizer.chat_template=vicuna_v1");
+  EXPECT_NO_THROW(validate(plain));
 }
 
 TEST(Config, DumpRoundTripsExactly) {

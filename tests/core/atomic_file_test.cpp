@@ -1,10 +1,15 @@
 #include "perpo/core/atomic_file.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 
 #include "perpo/core/error.h"
 #include "test_paths.h"
@@ -88,6 +93,107 @@ TEST(AtomicFile, UnwritableFolderFailsClearly) {
   fs::path dir = fresh_dir("unwritable");
   write_file_atomic(dir / "plain", "x");
   EXPECT_THROW(write_file_atomic(dir / "plain" / "child.txt", "y"), Error);
+}
+
+TEST(AtomicFile, SymlinkIsFollowedAndKept) {
+  fs::path dir = fresh_dir("symlink");
+  write_file_atomic(dir / "real.jsonl", "old");
+  fs::create_symlink("real.jsonl", dir / "link.jsonl");
+  write_file_atomic(dir / "link.jsonl", "new");
+  EXPECT_TRUE(fs::is_symlink(dir / "link.jsonl"));  // the link is not replaced by a file
+  EXPECT_EQ(read_file(dir / "real.jsonl"), "new");
+  // A dangling link: its target is created, the link stays.
+  fs::create_symlink("later.jsonl", dir / "dangling.jsonl");
+  write_file_atomic(dir / "dangling.jsonl", "made");
+  EXPECT_TRUE(fs::is_symlink(dir / "dangling.jsonl"));
+  EXPECT_EQ(read_file(dir / "later.jsonl"), "made");
+}
+
+TEST(AtomicFile, FifoIsWrittenInPlaceNotReplaced) {
+  fs::path dir = fresh_dir("fifo");
+  fs::path fifo = dir / "pipe";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0644), 0);
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {  // the reader on the other end
+    std::ifstream in(fifo);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    ::_exit(text == "through the pipe\n" ? 0 : 1);
+  }
+  write_file_atomic(fifo, "through the pipe\n");
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  EXPECT_TRUE(fs::is_fifo(fifo));
+}
+
+TEST(AtomicFile, DevStdoutRedirectedToAFileIsAppendedNotReplaced) {
+  // `perpo score --output /dev/stdout > log` must not replace (or cut) the file the shell opened.
+  fs::path log = fresh_dir("dev_stdout") / "log.txt";
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(fd, 1);
+    ::write(1, "before\n", 7);
+    write_file_atomic("/dev/stdout", "record\n");
+    ::write(1, "after\n", 6);
+    ::_exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  EXPECT_EQ(read_file(log), "before\nrecord\nafter\n");
+}
+
+TEST(AtomicFile, DevNullStaysADevice) {
+  write_file_atomic("/dev/null", "discarded");
+  EXPECT_TRUE(fs::is_character_file("/dev/null"));
+}
+
+TEST(AtomicFile, WriteErrorOnDeviceIsReported) {
+  EXPECT_THROW(write_file_atomic("/dev/full", std::string(1 << 16, 'x')), Error);
+}
+
+TEST(AtomicFile, FolderTargetIsRefusedAsInputError) {
+  fs::path dir = fresh_dir("folder_target");
+  fs::create_directory(dir / "sub");
+  try {
+    write_file_atomic(dir / "sub", "x");
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.exit_code(), 2);
+    EXPECT_NE(std::string(e.what()).find("a folder"), std::string::npos);
+  }
+  EXPECT_TRUE(fs::is_directory(dir / "sub"));
+}
+
+TEST(AtomicFile, StaleTempFilesOfDeadProcessesAreSwept) {
+  fs::path dir = fresh_dir("stale");
+  fs::path file = dir / "scored.jsonl";
+  // A process that has exited: its pid names a temp file nobody will finish.
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) ::_exit(0);
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  const std::string dead = std::to_string(child);
+  write_file_atomic(dir / (".scored.jsonl.perpo-tmp-" + dead + "-0"), "stale");
+  write_file_atomic(dir / (".scored.jsonl.tmp-" + dead + "-3"), "stale, old naming");
+  // A live process's temp file (ours: pid 1 is always alive) and other files stay.
+  write_file_atomic(dir / ".scored.jsonl.perpo-tmp-1-0", "someone else's");
+  write_file_atomic(dir / (".other.jsonl.perpo-tmp-" + dead + "-0"), "another target");
+  write_file_atomic(file, "new");
+  EXPECT_FALSE(fs::exists(dir / (".scored.jsonl.perpo-tmp-" + dead + "-0")));
+  EXPECT_FALSE(fs::exists(dir / (".scored.jsonl.tmp-" + dead + "-3")));
+  EXPECT_TRUE(fs::exists(dir / ".scored.jsonl.perpo-tmp-1-0"));
+  EXPECT_TRUE(fs::exists(dir / (".other.jsonl.perpo-tmp-" + dead + "-0")));
+  EXPECT_EQ(read_file(file), "new");
+}
+
+TEST(AtomicFile, TempFileIsNamedSoUsersCanTellWhatItIs) {
+  fs::path dir = fresh_dir("naming");
+  AtomicFileWriter writer(dir / "out.jsonl");
+  EXPECT_EQ(writer.temp_path().filename().string().rfind(".out.jsonl.perpo-tmp-", 0), 0u);
 }
 
 }  // namespace

@@ -1,6 +1,9 @@
 // Readers and writers of records: every kind of bad record is reported with its file and line
 // (or skipped and counted), the authors' format is imported, writers append whole lines only.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -11,6 +14,7 @@
 #include "perpo/data/jsonl.h"
 #include "perpo/data/jsonl_writer.h"
 #include "test_paths.h"
+#include "test_util.h"
 
 namespace perpo {
 namespace {
@@ -260,6 +264,78 @@ TEST(JsonlWriter, CutsAPartialLastLineBeforeAppending) {
   write_text(file, "partial");  // no newline at all
   EXPECT_EQ(JsonlWriter(file).repaired_bytes(), 7u);
   EXPECT_EQ(fs::file_size(file), 0u);
+}
+
+TEST(JsonlWriter, CompletesALastRecordThatOnlyLacksItsNewline) {
+  // Before: a whole, valid last record without '\n' was cut off as if it were a partial write.
+  const fs::path dir = scratch("writer_complete");
+  const fs::path file = dir / "lists.jsonl";
+  write_text(file, "{\"a\": 1}\n{\"b\": 2}");
+  JsonlWriter out(file);
+  EXPECT_EQ(out.repaired_bytes(), 0u);
+  out.write(nlohmann::json{{"c", 3}});
+  EXPECT_EQ(lines_of(file), (std::vector<std::string>{"{\"a\": 1}", "{\"b\": 2}", "{\"c\":3}"}));
+  write_text(file, "{\"only\": true}  ");
+  EXPECT_EQ(JsonlWriter(file).repaired_bytes(), 0u);
+  EXPECT_EQ(read_file(file), "{\"only\": true}  \n");
+  write_text(file, "{\"a\": 1}\n[1, 2]");  // valid JSON but not a record: cut
+  EXPECT_EQ(JsonlWriter(file).repaired_bytes(), 6u);
+}
+
+TEST(ReadLists, AFifoIsReadOnceWithFormatDetection) {
+  // Before: detection read the first byte(s) of the pipe, and the reader lost them.
+  const fs::path dir = scratch("fifo");
+  const fs::path fifo = dir / "lists.pipe";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0644), 0);
+  const std::string text = read_file(fixtures() / "lists.jsonl");
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    std::ofstream(fifo) << text;
+    ::_exit(0);
+  }
+  ReadOptions options;
+  options.image_check = ImageCheck::kNone;
+  const auto lists = read_lists(fifo, "auto", options);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  EXPECT_EQ(lists.size(), 2u);
+  EXPECT_NE(test::error_of([&] { detect_list_format(fifo, "auto"); }).find("not a regular file"),
+            std::string::npos);
+}
+
+TEST(ReadLists, DevicesAndHugeLinesAreRefused) {
+  EXPECT_NE(test::error_of([] {
+              read_lists("/dev/zero", "auto", ReadOptions{});
+            }).find("it is a character device"),
+            std::string::npos);
+  const fs::path dir = scratch("huge_line");
+  write_text(dir / "lists.jsonl", kGoodList + "\n" + std::string(2000, ' ') + "{}\n");
+  ReadOptions options;
+  options.max_line_bytes = 1000;
+  EXPECT_NE(test::error_of([&] {
+              read_preference_lists(dir / "lists.jsonl", options);
+            }).find("lists.jsonl:2: the line has 2002 bytes, more than the 1000"),
+            std::string::npos);
+}
+
+TEST(ReadLists, NumericGroundTruthAndOptionalPrompt) {
+  const fs::path dir = scratch("numeric");
+  write_text(dir / "lists.jsonl",
+             R"({"answers": ["4", "5"], "ground_truth": 4.5, "rewards": [0, 1]})"
+             "\n");
+  ReadOptions options;
+  options.require_prompt = false;
+  options.image_check = ImageCheck::kNone;
+  const auto lists = read_preference_lists(dir / "lists.jsonl", options);
+  ASSERT_EQ(lists.size(), 1u);
+  EXPECT_EQ(lists[0].record.ground_truth, "4.5");
+  EXPECT_TRUE(lists[0].record.image_path.empty());
+  // By default a list needs its image and prompt.
+  EXPECT_NE(test::error_of([&] {
+              read_preference_lists(dir / "lists.jsonl", ReadOptions{});
+            }).find("field \"image\" is missing"),
+            std::string::npos);
 }
 
 }  // namespace

@@ -145,6 +145,9 @@ TEST(BoxParse, NonFiniteOutOfRangeAndDegenerate) {
   EXPECT_EQ(parse_boxes("[-0.1, 0.1, 0.2, 0.3]", {640, 480})[0].note, BoxNote::kOutOfRange);
   EXPECT_EQ(parse_boxes("[0.1, 0.1, 0.1, 0.3]")[0].note, BoxNote::kDegenerate);  // zero width
   EXPECT_EQ(parse_boxes("[0.1, 0.3, 0.2, 0.3]")[0].note, BoxNote::kDegenerate);  // zero height
+  // Width and height 1e-200 > 0, but their product underflows to 0: IoU with itself would be 0.
+  EXPECT_EQ(parse_boxes("[0, 0, 1e-200, 1e-200]")[0].note, BoxNote::kDegenerate);
+  EXPECT_EQ(parse_boxes("[0, 0, 1e-150, 1e-150]")[0].note, BoxNote::kOk);  // 1e-300 is a double
   EXPECT_STREQ(box_note_name(BoxNote::kDegenerate), "degenerate_box");
   EXPECT_STREQ(box_note_name(BoxNote::kOutOfRange), "out_of_range_box");
 }

@@ -153,10 +153,28 @@ TEST(Tokenizer, FromConfigReadsAddedTokensOfACheckpoint) {
   EXPECT_THROW(Tokenizer::from_config(config, dir), Error);
 }
 
-TEST(ChatTemplate, PromptAndAnswerIdsMatchPython) {
+TEST(ChatTemplate, VicunaSystemPromptIsLlava15s) {
+  // LLaVA-1.5's conv_vicuna_v1 says "user", not llava_v1's "human" (the fixture reads LLaVA's
+  // conv_templates; perpo's constant is checked against it, not the other way round).
+  EXPECT_EQ(std::string(kVicunaSystemPrompt), expected()["system_prompt"].get<std::string>());
+  EXPECT_NE(std::string(kVicunaSystemPrompt).find("a curious user and"), std::string::npos);
+  const ChatTemplate chat(tiny(), TokenizerConfig{});
+  EXPECT_EQ(chat.system_prompt(), kVicunaSystemPrompt);
+  EXPECT_EQ(chat.prompt_text("Q?", true),
+            std::string(kVicunaSystemPrompt) + " USER: <image>\nQ? ASSISTANT:");
+  TokenizerConfig plain;
+  plain.chat_template = "plain";
+  EXPECT_EQ(ChatTemplate(tiny(), plain).system_prompt(), "");
+}
+
+TEST(ChatTemplate, PromptAndAnswerIdsMatchLlava) {
+  // vicuna_v1 cases: prompt ids from LLaVA's tokenizer_image_token, and the answer mask from
+  // LLaVA's training preprocess_v1 (llava_answer_mask), both run by the fixture script.
+  int llava_checked = 0;
   for (const auto& item : expected()["chat"]) {
     TokenizerConfig config;
     config.chat_template = item["template"];
+    config.system_prompt = item.value("system_prompt", "");
     const ChatTemplate chat(tiny(), config);
     const std::string prompt = item["prompt"];
     const std::string answer = item["answer"];
@@ -174,7 +192,14 @@ TEST(ChatTemplate, PromptAndAnswerIdsMatchPython) {
       EXPECT_EQ(tokens.answer_mask[i], i >= prompt_ids.size() ? 1 : 0) << i;
     }
     EXPECT_EQ(tokens.ids.back(), tiny().eos_id());
+    if (item.contains("llava_answer_mask")) {
+      EXPECT_EQ(tokens.ids, item["llava_train_ids"].get<std::vector<int>>()) << prompt;
+      EXPECT_EQ(tokens.answer_mask, item["llava_answer_mask"].get<std::vector<std::uint8_t>>())
+          << prompt;
+      ++llava_checked;
+    }
   }
+  EXPECT_GE(llava_checked, 3);
 }
 
 TEST(ChatTemplate, ImageTokenExpansionMatchesLlavaProcessor) {

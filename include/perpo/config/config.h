@@ -129,6 +129,7 @@ struct TokenizerConfig {
   std::string image_token = "<image>";      // placeholder replaced by the image features
   bool add_bos = true;                      // prepend BOS to every prompt
   bool legacy = true;  // SentencePiece splitting around added tokens: true = as LLaVA-1.5 trained
+  std::string system_prompt;  // "" = the template's own (vicuna_v1: LLaVA-1.5's conv_vicuna_v1)
 
   template <typename V>
   void visit(V& v) {
@@ -140,6 +141,9 @@ struct TokenizerConfig {
     v.field("legacy", legacy,
             "true: '▁' after <image> as LLaVA-1.5 was trained; false: as transformers' "
             "LlamaTokenizer(legacy=False) / the fast tokenizer");
+    v.field("system_prompt", system_prompt,
+            "system prompt of vicuna_v1; empty = LLaVA-1.5's own (\"A chat between a curious "
+            "user and an artificial intelligence assistant. ...\"); plain has none");
   }
 };
 

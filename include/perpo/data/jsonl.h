@@ -5,7 +5,9 @@
 //   auto lists = perpo::read_preference_lists("lists.jsonl", options, &report);
 //   // report.skipped bad records were left out (on_bad_record: skip); each one is logged
 //
-// Bad records: invalid JSON, a missing field, a field of the wrong type, an image that does not
+// Files are read whole and once (core/input_file.h): regular files, FIFOs and pipes; devices and
+// folders are refused. Bad records: invalid JSON, JSON nested deeper than max_json_depth, a line
+// longer than max_line_bytes, a missing field, a field of the wrong type, an image that does not
 // exist or is not an image, answers / rewards / ref_logps of different lengths, fewer than 2
 // answers. With on_bad_record "error" the first one throws perpo::Error (input),
 // "lists.jsonl:7: field \"rewards\" has 3 entries but \"answers\" has 4"; with "skip" it is
@@ -18,6 +20,7 @@
 #include <cstddef>
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "perpo/config/config.h"
@@ -37,6 +40,10 @@ struct ReadOptions {
   ImageCheck image_check = ImageCheck::kSignature;
   bool require_rewards = true;       // lists: rewards must be present
   bool require_ground_truth = true;  // dataset records: ground_truth must be present
+  bool require_prompt = true;        // "image" and "prompt" must be present (scoring needs
+                                     // only "answers" and "ground_truth")
+  std::size_t max_line_bytes = std::size_t{16} << 20;  // a longer JSONL line is a bad record
+  int max_json_depth = 64;  // deeper nesting is a bad record (deep JSON overflows the stack)
 
   static ReadOptions from(const DataConfig& config);
 };
@@ -66,10 +73,14 @@ std::vector<PreferenceList> read_authors_lists(const std::filesystem::path& path
                                                ReadReport* report = nullptr);
 
 /// "perpo" (JSONL) or "authors" (a JSON list): by `format` unless it is "auto", which looks at the
-/// file's first non-blank character ('[' = authors).
+/// file's first non-blank character ('[' = authors). A file that is not a regular file (a pipe)
+/// cannot be looked at without consuming it: with "auto" that is an error (use read_lists).
 std::string detect_list_format(const std::filesystem::path& path, const std::string& format);
+/// The same on a file's text.
+std::string detect_list_format_of_text(std::string_view text, const std::string& format);
 
-/// read_preference_lists or read_authors_lists, as detect_list_format says.
+/// read_preference_lists or read_authors_lists, as detect_list_format says. Reads the file once,
+/// so a pipe works too (`--input <(zcat lists.jsonl.gz)`).
 std::vector<PreferenceList> read_lists(const std::filesystem::path& path, const std::string& format,
                                        const ReadOptions& options, ReadReport* report = nullptr);
 

@@ -6,8 +6,10 @@
 // Each line is serialised first and then handed to the operating system in one write(2) on a file
 // opened with O_APPEND, so a crash of perpo never leaves half a line: a reader sees the line whole
 // or not at all. (A power loss can still cut the last line; with `sync_each_line` every line is
-// fsync'ed too.) When an existing file ends in a partial line (left by an older crash, or by a
-// power loss), opening it cuts that partial line off, with a warning, so appends start clean.
+// fsync'ed too.) When an existing file ends in a line without its newline, opening it repairs the
+// end so appends start clean: a whole JSON object (a record written by another tool, or an editor
+// that drops the final newline) gets its newline; anything else is a partial line left by an
+// older crash or a power loss and is cut off, with a warning.
 #pragma once
 
 #include <cstddef>

@@ -14,6 +14,7 @@
 #include <torch/nn/modules/embedding.h>
 #include <torch/nn/pimpl.h>
 
+#include <functional>
 #include <utility>
 #include <vector>
 
@@ -51,6 +52,13 @@ class RotaryEmbedding {
 torch::Tensor apply_rotary(const torch::Tensor& x, const torch::Tensor& cos,
                            const torch::Tensor& sin);
 
+/// Attention supplied by the caller, for caches the decoder does not manage itself (the
+/// generate module's segmented cache): q (B, H, T, D) and this call's k, v (B, Hkv, T, D), after
+/// rotary, and the softmax scale -> attention output (B, H, T, D). `layer` is the layer's index.
+using AttentionCore =
+    std::function<torch::Tensor(std::size_t layer, const torch::Tensor& q, const torch::Tensor& k,
+                                const torch::Tensor& v, double scale)>;
+
 /// What one decoder layer returns: its output and the keys/values of the tokens it processed.
 struct LayerOutput {
   torch::Tensor hidden;  // (B, T, C)
@@ -66,6 +74,9 @@ class LlamaAttentionImpl : public torch::nn::Module {
   LayerOutput forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
                       const torch::Tensor& allowed, const torch::Tensor& past_k,
                       const torch::Tensor& past_v);
+  /// Same projections and rotary, attention computed by `core` (called with `layer`).
+  LayerOutput forward_with(const torch::Tensor& x, const torch::Tensor& cos,
+                           const torch::Tensor& sin, std::size_t layer, const AttentionCore& core);
 
   LoraLinear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
   std::int64_t heads, kv_heads, head_dim;
@@ -90,6 +101,9 @@ class LlamaDecoderLayerImpl : public torch::nn::Module {
   LayerOutput forward(const torch::Tensor& hidden, const torch::Tensor& cos,
                       const torch::Tensor& sin, const torch::Tensor& allowed,
                       const torch::Tensor& past_k, const torch::Tensor& past_v);
+  /// Same block, attention computed by `core` (LlamaAttentionImpl::forward_with).
+  LayerOutput forward_with(const torch::Tensor& hidden, const torch::Tensor& cos,
+                           const torch::Tensor& sin, std::size_t layer, const AttentionCore& core);
 
   RmsNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
   LlamaAttention self_attn{nullptr};
@@ -112,6 +126,12 @@ class LlamaModelImpl : public torch::nn::Module {
   /// null. Works with autograd (gradients flow into `past`) and under no-grad.
   DecoderOutput forward(const torch::Tensor& embeds, const torch::Tensor& positions,
                         const torch::Tensor& key_mask = {}, const KVCache* past = nullptr);
+
+  /// The decoder with each layer's attention computed by `core` over a cache the caller keeps
+  /// (incremental decoding in the generate module; no gradient checkpointing here).
+  /// embeds (B, T, C), positions (B or 1, T) -> final-normed hidden states (B, T, C).
+  torch::Tensor forward_with(const torch::Tensor& embeds, const torch::Tensor& positions,
+                             const AttentionCore& core);
 
   /// Recompute each layer in backward instead of keeping its activations (training only).
   void set_gradient_checkpointing(bool enabled) { gradient_checkpointing_ = enabled; }

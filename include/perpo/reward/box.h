@@ -46,7 +46,8 @@ enum class BoxNote {
   kMalformed,   // looked like a box but was not: wrong number of values, e.g. "[0.1, 0.2, 0.3]"
   kNonFinite,   // a value was NaN or infinite (or too large for a double)
   kOutOfRange,  // a value lies outside the image (or pixels without a known image size)
-  kDegenerate,  // zero width or zero height
+  kDegenerate,  // zero area: zero width or height, or too small for a double ([0, 0, 1e-200,
+                // 1e-200])
 };
 
 /// Short stable name of a note: "ok", "malformed_box", "non_finite_box", "out_of_range_box",

@@ -1,24 +1,39 @@
 // Chat templates: how a user prompt and an answer become token ids, with the answer kept apart so
 // that only its tokens carry loss / log-probs.
 //
-//   vicuna_v1 (LLaVA-1.5, conv_vicuna_v1):
+//   vicuna_v1 (LLaVA-1.5, `conv_vicuna_v1` in LLaVA's llava/conversation.py; the PerPO authors'
+//   run scripts pass `--version v1`, which selects it):
 //     prompt: "<system> USER: <image>\n<prompt> ASSISTANT:"
 //     answer: " <answer></s>"
-//   plain:
+//   plain (perpo's own; not LLaVA's pretraining layout):
 //     prompt: "<image>\n<prompt>"
 //     answer: " <answer></s>"
-//   <system> = "A chat between a curious human and an artificial intelligence assistant. The
-//   assistant gives helpful, detailed, and polite answers to the human's questions."
+//
+// Where each detail of vicuna_v1 comes from (LLaVA 1.2.2, as the authors trained):
+//   <system>  conv_vicuna_v1.system: "A chat between a curious user and an artificial
+//             intelligence assistant. The assistant gives helpful, detailed, and polite answers to
+//             the user's questions." (kVicunaSystemPrompt; tokenizer.system_prompt replaces it).
+//             Not the "curious human" text of llava_v1 / vicuna_v0.
+//   " USER: " sep_style TWO: system + sep (" ") + role "USER" + ": " + message + sep (" ").
+//   <image>\n LLaVA's training data puts DEFAULT_IMAGE_TOKEN + "\n" before the question
+//             (mm_use_im_start_end false for LLaVA-1.5); a prompt that already holds the
+//             placeholder keeps it where it is.
+//   " ASSISTANT:" the open assistant turn: role + ":" with no trailing space (get_prompt with an
+//             empty message), which is what LLaVA feeds at inference.
+//   " <answer></s>" in training the turn is "ASSISTANT: " + answer + sep2 ("</s>"); preprocess_v1
+//             masks "... ASSISTANT: " minus its trailing "▁", so the loss covers the answer's own
+//             first piece ("▁[" ...) through EOS. The space is SentencePiece's dummy prefix here.
+//   BOS       tokenizer_image_token keeps the BOS of the first chunk only (tokenizer.add_bos).
 //
 // The prompt ids start with BOS (tokenizer.add_bos); the answer ids end with EOS. Tokenizing the
-// whole conversation as one string gives exactly prompt_ids + answer_ids (the answer's leading
-// space is SentencePiece's dummy prefix), in both tokenizer modes (legacy or not); the fixture
-// test checks this against transformers.
+// whole conversation as one string gives exactly prompt_ids + answer_ids, in both tokenizer modes
+// (legacy or not); the fixture (tools/make_tokenizer_fixture.py) checks this, and the prompt and
+// answer mask, against LLaVA's own conv_templates, tokenizer_image_token and preprocess_v1.
 //
 // Image tokens: the placeholder (tokenizer.image_token, `<image>`) becomes `image_tokens` copies
 // of its id, as transformers' LlavaProcessor expands it (576 for LLaVA-1.5-336). The model puts
 // one image feature at each copy. image_tokens = 1 keeps one placeholder for a model that expands
-// it itself. A prompt that already holds the placeholder keeps it where it is.
+// it itself.
 //
 //   perpo::ChatTemplate chat(tokenizer, config.tokenizer);
 //   std::vector<int> prompt_ids = chat.encode_prompt(record.prompt, /*has_image=*/true, 576);
@@ -35,10 +50,10 @@
 
 namespace perpo {
 
-/// LLaVA-1.5's system prompt (conv_vicuna_v1).
+/// LLaVA-1.5's system prompt (conv_vicuna_v1), the default of tokenizer.system_prompt.
 inline constexpr std::string_view kVicunaSystemPrompt =
-    "A chat between a curious human and an artificial intelligence assistant. The assistant "
-    "gives helpful, detailed, and polite answers to the human's questions.";
+    "A chat between a curious user and an artificial intelligence assistant. The assistant "
+    "gives helpful, detailed, and polite answers to the user's questions.";
 
 /// One prompt + answer as ids, and which of them carry loss.
 struct ChatTokens {
@@ -70,12 +85,16 @@ class ChatTemplate {
   ChatTokens encode(std::string_view user_prompt, std::string_view answer, bool has_image,
                     int image_tokens = 1) const;
 
+  /// The system prompt in use (vicuna_v1: tokenizer.system_prompt or kVicunaSystemPrompt; plain:
+  /// empty).
+  const std::string& system_prompt() const { return system_prompt_; }
   int image_token_id() const { return image_token_id_; }
   const Tokenizer& tokenizer() const { return tokenizer_; }
 
  private:
   const Tokenizer& tokenizer_;
   TokenizerConfig config_;
+  std::string system_prompt_;
   int image_token_id_ = -1;
 };
 

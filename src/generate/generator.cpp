@@ -1,0 +1,207 @@
+#include "perpo/generate/generator.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+
+#include "perpo/core/error.h"
+#include "perpo/generate/segment_cache.h"
+
+namespace perpo {
+
+namespace {
+
+/// Puts the model in eval mode (no dropout) for the scope, restoring training mode after.
+class EvalModeGuard {
+ public:
+  explicit EvalModeGuard(LlavaModelImpl& model)
+      : model_(model), was_training_(model.is_training()) {
+    model_.eval();
+  }
+  ~EvalModeGuard() {
+    if (was_training_) model_.train(true);
+  }
+
+ private:
+  LlavaModelImpl& model_;
+  bool was_training_;
+};
+
+torch::TensorOptions model_options(LlavaModelImpl& model) {
+  return model.language_model->embed_tokens->weight.options();
+}
+
+}  // namespace
+
+EncodedPrompts encode_prompts(LlavaModelImpl& model, const std::vector<GenerationPrompt>& prompts,
+                              const GenerationOptions& options) {
+  PERPO_CHECK(!prompts.empty(), "encode_prompts needs at least one prompt");
+  PERPO_CHECK_INPUT(options.max_new_tokens >= 1, "max_new_tokens must be >= 1, got ",
+                    options.max_new_tokens);
+  EvalModeGuard eval_mode(model);
+  torch::NoGradGuard no_grad;
+  const auto R = static_cast<std::int64_t>(prompts.size());
+  const int context = model.config().text.max_position_embeddings;
+  std::int64_t longest = 0;
+  for (const GenerationPrompt& prompt : prompts) {
+    PERPO_CHECK_INPUT(!prompt.prompt_ids.empty(), prompt.name, ": the prompt has no tokens");
+    const auto length = static_cast<std::int64_t>(prompt.prompt_ids.size());
+    if (length + options.max_new_tokens > context) {
+      throw input_error(prompt.name, ": the prompt has ", length, " tokens; with ",
+                        options.max_new_tokens, " new tokens it exceeds the model's context of ",
+                        context, " positions (text_config.max_position_embeddings)")
+          .hint(
+              "shorten the prompt, lower max_new_tokens, or skip such records with "
+              "data.on_bad_record=skip");
+    }
+    longest = std::max(longest, length);
+  }
+  const torch::TensorOptions options_f = model_options(model);
+  torch::Tensor ids = torch::full({R, longest}, options.pad_id, torch::kInt64);  // (R, P)
+  torch::Tensor mask = torch::zeros({R, longest}, torch::kBool);                 // (R, P)
+  std::vector<torch::Tensor> images;
+  EncodedPrompts encoded;
+  for (std::int64_t r = 0; r < R; ++r) {
+    const GenerationPrompt& prompt = prompts[r];
+    const auto length = static_cast<std::int64_t>(prompt.prompt_ids.size());
+    ids[r]
+        .narrow(0, 0, length)
+        .copy_(torch::tensor(
+            std::vector<std::int64_t>(prompt.prompt_ids.begin(), prompt.prompt_ids.end())));
+    mask[r].narrow(0, 0, length).fill_(true);
+    if (prompt.pixel_values.defined()) images.push_back(prompt.pixel_values);
+    encoded.lengths.push_back(length);
+  }
+  ids = ids.to(options_f.device());
+  mask = mask.to(options_f.device());
+  torch::Tensor pixels =
+      images.empty() ? torch::Tensor() : torch::stack(images).to(options_f);     // (I, 3, H, W)
+  torch::Tensor embeds = model.embed(ids, pixels);                               // (R, P, C)
+  torch::Tensor positions = torch::arange(longest, ids.options()).unsqueeze(0);  // (1, P)
+  DecoderOutput out = model.language_model(embeds, positions, mask);
+  std::vector<std::int64_t> last(R);
+  for (std::int64_t r = 0; r < R; ++r) last[r] = r * longest + encoded.lengths[r] - 1;
+  torch::Tensor last_hidden = out.hidden.reshape({R * longest, -1})
+                                  .index_select(0, torch::tensor(last).to(ids.device()));  // (R, C)
+  encoded.last_logits = model.lm_logits(last_hidden);                                      // (R, V)
+  encoded.kv = std::move(out.present);
+  encoded.mask = mask;
+  return encoded;
+}
+
+std::vector<GeneratedAnswer> decode_rows(LlavaModelImpl& model, const EncodedPrompts& encoded,
+                                         const std::vector<std::int64_t>& row_prompts,
+                                         const std::vector<std::uint64_t>& row_seeds,
+                                         const GenerationOptions& options, GenerationStats* stats) {
+  const auto R = static_cast<std::int64_t>(encoded.lengths.size());
+  const auto B = static_cast<std::int64_t>(row_prompts.size());
+  PERPO_CHECK(row_seeds.size() == row_prompts.size(), "decode_rows: ", row_prompts.size(),
+              " rows but ", row_seeds.size(), " seeds");
+  PERPO_CHECK(options.max_new_tokens >= 1, "max_new_tokens must be >= 1");
+  std::vector<GeneratedAnswer> answers(B);
+  if (B == 0) return answers;
+  std::vector<std::int64_t> counts(R, 0);
+  for (std::int64_t b = 0; b < B; ++b) {
+    PERPO_CHECK(row_prompts[b] >= 0 && row_prompts[b] < R &&
+                    (b == 0 || row_prompts[b] >= row_prompts[b - 1]),
+                "decode_rows needs ascending prompt indices below ", R);
+    ++counts[row_prompts[b]];
+  }
+  EvalModeGuard eval_mode(model);
+  torch::NoGradGuard no_grad;
+  const torch::Device device = encoded.last_logits.device();
+  const auto is_stop = [&](int id) {
+    return std::find(options.stop_ids.begin(), options.stop_ids.end(), id) !=
+           options.stop_ids.end();
+  };
+
+  std::vector<std::int64_t> active(B);  // current row -> answer index
+  for (std::int64_t b = 0; b < B; ++b) active[b] = b;
+  std::vector<bool> finished(B, false);
+  std::int64_t unfinished = B;
+  SegmentedKVCache cache(encoded.kv, encoded.mask, counts, options.max_new_tokens - 1);
+  torch::Tensor logits =
+      encoded.last_logits.index_select(0, torch::tensor(row_prompts).to(device));  // (B, V)
+  for (std::int64_t step = 0;; ++step) {
+    const auto rows = static_cast<std::int64_t>(active.size());
+    std::vector<double> uniforms(rows);
+    for (std::int64_t i = 0; i < rows; ++i) uniforms[i] = uniform_at(row_seeds[active[i]], step);
+    torch::Tensor chosen = select_tokens(logits, torch::tensor(uniforms, torch::kDouble).to(device),
+                                         options.sampler);  // (rows)
+    chosen = chosen.to(torch::kCPU, torch::kInt64).contiguous();
+    const std::int64_t* tokens = chosen.data_ptr<std::int64_t>();
+    for (std::int64_t i = 0; i < rows; ++i) {
+      const std::int64_t b = active[i];
+      if (finished[b]) continue;
+      const int token = static_cast<int>(tokens[i]);
+      if (stats) ++stats->generated_tokens;
+      if (is_stop(token)) {
+        answers[b].stopped = true;
+        finished[b] = true;
+        --unfinished;
+      } else {
+        answers[b].ids.push_back(token);
+      }
+    }
+    if (unfinished == 0 || step + 1 >= options.max_new_tokens) break;
+
+    std::vector<std::int64_t> next_tokens(chosen.data_ptr<std::int64_t>(),
+                                          chosen.data_ptr<std::int64_t>() + rows);
+    if (unfinished * 2 <= rows) {  // drop finished rows: one gather of the row buffers
+      std::vector<std::int64_t> keep, kept_answers, kept_tokens;
+      for (std::int64_t i = 0; i < rows; ++i) {
+        if (finished[active[i]]) continue;
+        keep.push_back(i);
+        kept_answers.push_back(active[i]);
+        kept_tokens.push_back(next_tokens[i]);
+      }
+      cache.keep_rows(keep);
+      active = std::move(kept_answers);
+      next_tokens = std::move(kept_tokens);
+    }
+    const auto now = static_cast<std::int64_t>(active.size());
+    std::vector<std::int64_t> positions(now);
+    for (std::int64_t i = 0; i < now; ++i) {
+      positions[i] = encoded.lengths[row_prompts[active[i]]] + step;  // token `step`'s position
+    }
+    torch::Tensor token_ids = torch::tensor(next_tokens).to(device).unsqueeze(1);  // (rows, 1)
+    torch::Tensor embeds = model.language_model->embed_tokens(token_ids);          // (rows, 1, C)
+    torch::Tensor hidden = model.language_model->forward_with(
+        embeds, torch::tensor(positions).to(device).unsqueeze(1),
+        [&cache](std::size_t layer, const torch::Tensor& q, const torch::Tensor& k,
+                 const torch::Tensor& v, double scale) {
+          return cache.attend_step(layer, q, k, v, scale);
+        });  // (rows, 1, C)
+    cache.advance();
+    if (stats) ++stats->steps;
+    logits = model.lm_logits(hidden.squeeze(1));  // (rows, V)
+  }
+  return answers;
+}
+
+std::vector<std::vector<GeneratedAnswer>> generate(LlavaModelImpl& model,
+                                                   const std::vector<GenerationPrompt>& prompts,
+                                                   const GenerationOptions& options,
+                                                   GenerationStats* stats) {
+  EncodedPrompts encoded = encode_prompts(model, prompts, options);
+  std::vector<std::int64_t> row_prompts;
+  std::vector<std::uint64_t> row_seeds;
+  for (std::size_t r = 0; r < prompts.size(); ++r) {
+    for (std::uint64_t seed : prompts[r].seeds) {
+      row_prompts.push_back(static_cast<std::int64_t>(r));
+      row_seeds.push_back(seed);
+    }
+  }
+  if (stats) {
+    for (std::int64_t length : encoded.lengths) stats->prompt_tokens += length;
+  }
+  std::vector<GeneratedAnswer> rows =
+      decode_rows(model, encoded, row_prompts, row_seeds, options, stats);
+  std::vector<std::vector<GeneratedAnswer>> answers(prompts.size());
+  for (std::size_t b = 0; b < rows.size(); ++b) {
+    answers[row_prompts[b]].push_back(std::move(rows[b]));
+  }
+  return answers;
+}
+
+}  // namespace perpo

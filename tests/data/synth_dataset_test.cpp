@@ -1,0 +1,132 @@
+// Synthetic datasets on disk: byte-identical for one seed, read back by data's own readers, and
+// the output folder rules (a non-empty folder is refused without force, nothing is deleted).
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "perpo/core/atomic_file.h"
+#include "perpo/data/jsonl.h"
+#include "perpo/data/synth.h"
+#include "perpo/image/image.h"
+#include "perpo/reward/box.h"
+#include "test_util.h"
+
+namespace perpo {
+namespace {
+
+namespace fs = std::filesystem;
+
+SynthOptions options_for(const std::string& task, int count, std::uint64_t seed) {
+  SynthOptions options;
+  options.task = task;
+  options.count = count;
+  options.seed = seed;
+  return options;
+}
+
+// Every file under `dir`, relative path -> bytes.
+std::map<std::string, std::string> files_of(const fs::path& dir) {
+  std::map<std::string, std::string> files;
+  for (const auto& entry : fs::recursive_directory_iterator(dir)) {
+    if (entry.is_regular_file()) {
+      files[fs::relative(entry.path(), dir).string()] = read_file(entry.path());
+    }
+  }
+  return files;
+}
+
+TEST(SynthDataset, SameSeedGivesByteIdenticalFiles) {
+  for (const std::string task : {"grounding", "ocr"}) {
+    const fs::path a = test::fresh_scratch_dir("synth", task + "-a");
+    const fs::path b = test::fresh_scratch_dir("synth", task + "-b");
+    const fs::path c = test::fresh_scratch_dir("synth", task + "-c");
+    write_synth_dataset(a, options_for(task, 12, 9));
+    write_synth_dataset(b, options_for(task, 12, 9));
+    write_synth_dataset(c, options_for(task, 12, 10));
+    const auto files_a = files_of(a), files_b = files_of(b), files_c = files_of(c);
+    EXPECT_EQ(files_a.size(), 13u);  // records.jsonl + 12 images
+    EXPECT_EQ(files_a, files_b) << task;
+    EXPECT_NE(files_a.at("records.jsonl"), files_c.at("records.jsonl")) << task;
+    EXPECT_NE(files_a.at("images/" + task + "-000003.png"),
+              files_c.at("images/" + task + "-000003.png"));
+  }
+}
+
+TEST(SynthDataset, ReadBackByTheDatasetReader) {
+  const fs::path dir = test::fresh_scratch_dir("synth", "read-back");
+  const SynthSummary grounding = write_synth_dataset(dir / "g", options_for("grounding", 20, 1));
+  const SynthSummary ocr = write_synth_dataset(dir / "o", options_for("ocr", 20, 1));
+  EXPECT_EQ(grounding.records, 20u);
+  EXPECT_EQ(grounding.records_file, dir / "g" / "records.jsonl");
+  ReadOptions read;
+  read.image_check = ImageCheck::kDecode;
+  ReadReport report;
+  const auto records = read_dataset(grounding.records_file, read, &report);
+  ASSERT_EQ(records.size(), 20u);
+  EXPECT_EQ(report.skipped, 0u);
+  for (const DatasetRecord& r : records) {
+    EXPECT_EQ(r.task, "grounding");
+    EXPECT_EQ(r.image, "images/" + r.id + ".png");
+    EXPECT_TRUE(
+        r.prompt.starts_with("Please provide the bounding box coordinate of the region "
+                             "this sentence describes: the "))
+        << r.prompt;
+    const auto boxes = parse_boxes(r.ground_truth);
+    ASSERT_EQ(boxes.size(), 1u) << r.ground_truth;
+    EXPECT_EQ(boxes[0].note, BoxNote::kOk) << r.ground_truth;
+    const RgbImage image = load_image(r.image_path);
+    EXPECT_EQ(image.width, 48);
+    EXPECT_EQ(image.height, 48);
+  }
+  EXPECT_EQ(records[0].id, "grounding-000000");
+  const auto lines = read_dataset(ocr.records_file, read);
+  ASSERT_EQ(lines.size(), 20u);
+  for (const DatasetRecord& r : lines) {
+    EXPECT_EQ(r.task, "ocr");
+    EXPECT_EQ(r.prompt, "What text is written in the image?");
+    EXPECT_FALSE(r.ground_truth.empty());
+  }
+}
+
+TEST(SynthDataset, FirstIndexDrawsADisjointRangeOfTheSameStream) {
+  SynthOptions options = options_for("grounding", 1, 4);
+  RgbImage image_5, image_5_again;
+  const DatasetRecord r5 = make_synth_record(options, 5, nullptr, &image_5);
+  options.first_index = 5;
+  const fs::path dir = test::fresh_scratch_dir("synth", "first-index");
+  write_synth_dataset(dir, options);
+  const auto records = read_dataset(dir / "records.jsonl", ReadOptions{});
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].id, "grounding-000005");
+  EXPECT_EQ(records[0].prompt, r5.prompt);
+  EXPECT_EQ(records[0].ground_truth, r5.ground_truth);
+  EXPECT_EQ(load_image(records[0].image_path).pixels, image_5.pixels);
+}
+
+TEST(SynthDataset, RefusesANonEmptyFolderUnlessForcedAndDeletesNothing) {
+  const fs::path dir = test::fresh_scratch_dir("synth", "refuse");
+  write_file_atomic(dir / "notes.txt", "mine");
+  const std::string error =
+      test::error_of([&] { write_synth_dataset(dir, options_for("ocr", 2, 1)); });
+  EXPECT_NE(error.find("is not empty"), std::string::npos) << error;
+  EXPECT_NE(error.find("--force"), std::string::npos) << error;
+  EXPECT_FALSE(fs::exists(dir / "records.jsonl"));
+  SynthOptions forced = options_for("ocr", 2, 1);
+  forced.force = true;
+  write_synth_dataset(dir, forced);
+  EXPECT_EQ(read_file(dir / "notes.txt"), "mine");
+  EXPECT_TRUE(fs::exists(dir / "records.jsonl"));
+}
+
+TEST(SynthDataset, BadOptionsAreInputErrors) {
+  EXPECT_NE(test::error_of([] {
+              validate_synth_options(options_for("ocrr", 2, 1));
+            }).find("unknown synthetic task 'ocrr'"),
+            std::string::npos);
+  EXPECT_NE(test::error_of([] { validate_synth_options(options_for("ocr", 0, 1)); }).find(">= 1"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace perpo
