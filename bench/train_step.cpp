@@ -54,8 +54,12 @@ perpo::ModelConfig model_config(const Shape& shape) {
 double run_peer(const std::string& shape, int threads, int iterations) {
   const char* python = std::getenv("PERPO_PYTHON");
   const char* peer = std::getenv("PERPO_BENCH_PEER");
-  std::string script =
-      peer ? peer : (std::filesystem::path(__FILE__).parent_path() / "train_step_peer.py").string();
+  // __FILE__ may be relative to the build folder (ccache's base_dir): resolve it from there.
+  std::filesystem::path source = __FILE__;
+  if (source.is_relative()) {
+    source = std::filesystem::canonical("/proc/self/exe").parent_path().parent_path() / source;
+  }
+  std::string script = peer ? peer : (source.parent_path() / "train_step_peer.py").string();
   std::string command = std::string(python ? python : ".venv/bin/python") + " " + script +
                         " --shape " + shape + " --threads " + std::to_string(threads) +
                         " --iterations " + std::to_string(iterations) + " 2>&1";

@@ -10,22 +10,11 @@
 #include "commands.h"
 #include "perpo/config/config_io.h"
 #include "perpo/core/log.h"
+#include "perpo/core/signals.h"
 #include "perpo/train/trainer.h"
 
 namespace perpo::cli {
 namespace {
-
-// SEAM: replaced by core/signals.h (install_signal_handlers / stop_requested) once it lands.
-volatile std::sig_atomic_t g_stop = 0;
-extern "C" void on_stop_signal(int) { g_stop = 1; }
-
-void install_stop_handlers() {
-  struct sigaction action {};
-  action.sa_handler = on_stop_signal;
-  sigemptyset(&action.sa_mask);
-  sigaction(SIGINT, &action, nullptr);
-  sigaction(SIGTERM, &action, nullptr);
-}
 
 // Fault injection for the crash tests: PERPO_FAULT_KILL_CHECKPOINT=K sends SIGKILL to this process
 // in the middle of writing its K-th checkpoint (after the first file).
@@ -54,22 +43,28 @@ void register_train(CLI::App& app, CommandRegistry& registry) {
   struct Options {
     std::string config;
     bool resume = false;
+    bool force = false;
     std::vector<std::string> overrides;
   };
   auto options = std::make_shared<Options>();
   command->add_option("--config,-c", options->config, "YAML config")->check(CLI::ExistingFile);
   command->add_flag("--resume", options->resume,
                     "continue from the newest checkpoint in run.dir/checkpoints");
+  command->add_flag("--force", options->force,
+                    "write into run.dir even if it holds files perpo did not write");
   command->add_option("overrides", options->overrides,
                       "key=value config overrides, e.g. optim.lr=1e-5 train.max_steps=100");
 
   registry.add(command, [options] {
     Config config = load_config(options->config, options->overrides);
-    install_stop_handlers();
+    // First SIGINT/SIGTERM: finish the step, save, exit 0; a second one ends perpo at once (the
+    // checkpoint being written is a registered temporary folder and is removed).
+    install_signal_handlers(StopMode::kFlag);
     TrainerHooks hooks;
-    hooks.stop_requested = [] { return g_stop != 0; };
+    hooks.stop_requested = [] { return stop_requested(); };
     hooks.checkpoint_fault = fault_from_environment();
-    TrainSummary summary = run_training(config, {.resume = options->resume}, hooks);
+    TrainSummary summary =
+        run_training(config, {.resume = options->resume, .force = options->force}, hooks);
     std::printf("steps: %lld of %lld%s\n", static_cast<long long>(summary.steps),
                 static_cast<long long>(summary.total_steps),
                 summary.stopped ? " (stopped by signal; continue with --resume)" : "");
