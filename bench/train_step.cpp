@@ -4,6 +4,8 @@
 // step), same model shape and threads, run one after the other by this program.
 //
 //   build/bench/bench_train_step [iterations=3] [threads=2] [shape=bench|image576]
+// Both wall-clock and CPU-time figures are printed: on a shared machine the CPU-time ratio is
+// the fairer one (wall time there depends on what else runs).
 //   env: PERPO_PYTHON (default .venv/bin/python), PERPO_BENCH_PEER (the script; default beside
 //   this source file), PERPO_BENCH_NO_PEER=1 to skip the Python side.
 //
@@ -17,6 +19,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <string>
 
@@ -51,7 +54,12 @@ perpo::ModelConfig model_config(const Shape& shape) {
   return config;
 }
 
-double run_peer(const std::string& shape, int threads, int iterations) {
+struct PeerFigures {
+  double lists_per_s = 0;
+  double cpu_s_per_list = 0;  // process CPU seconds (all threads) per list
+};
+
+PeerFigures run_peer(const std::string& shape, int threads, int iterations) {
   const char* python = std::getenv("PERPO_PYTHON");
   const char* peer = std::getenv("PERPO_BENCH_PEER");
   // __FILE__ may be relative to the build folder (ccache's base_dir): resolve it from there.
@@ -66,15 +74,19 @@ double run_peer(const std::string& shape, int threads, int iterations) {
   std::printf("peer: %s\n", command.c_str());
   std::fflush(stdout);
   FILE* pipe = ::popen(command.c_str(), "r");
-  if (!pipe) return 0;
+  if (!pipe) return {};
   char line[4096];
-  double lists_per_s = 0;
+  PeerFigures figures;
   while (std::fgets(line, sizeof(line), pipe)) {
     std::fputs(line, stdout);
-    if (const char* at = std::strstr(line, "lists_per_s=")) lists_per_s = std::atof(at + 12);
+    if (const char* at = std::strstr(line, "lists_per_s="))
+      figures.lists_per_s = std::atof(at + 12);
+    if (const char* at = std::strstr(line, "cpu_s_per_list=")) {
+      figures.cpu_s_per_list = std::atof(at + 15);
+    }
   }
   ::pclose(pipe);
-  return lists_per_s;
+  return figures;
 }
 
 }  // namespace
@@ -126,13 +138,22 @@ int main(int argc, char** argv) {
       static_cast<long long>(T), threads, iterations);
   step();  // warm-up
   const auto start = std::chrono::steady_clock::now();
+  const double cpu_start = std::clock() / static_cast<double>(CLOCKS_PER_SEC);
   for (int i = 0; i < iterations; ++i) step();
   const double per_list =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / iterations;
-  std::printf("perpo lists_per_s=%.4f s_per_list=%.4f\n", 1.0 / per_list, per_list);
+  const double cpu_per_list =
+      (std::clock() / static_cast<double>(CLOCKS_PER_SEC) - cpu_start) / iterations;
+  std::printf("perpo lists_per_s=%.4f s_per_list=%.4f cpu_s_per_list=%.4f\n", 1.0 / per_list,
+              per_list, cpu_per_list);
   std::fflush(stdout);
   if (std::getenv("PERPO_BENCH_NO_PEER")) return 0;
-  const double peer = run_peer(shape_name, threads, iterations);
-  if (peer > 0) std::printf("speed-up (perpo / peer lists/s): %.2fx\n", (1.0 / per_list) / peer);
+  const PeerFigures peer = run_peer(shape_name, threads, iterations);
+  if (peer.lists_per_s > 0) {
+    std::printf("speed-up, wall clock (perpo / peer lists/s): %.2fx\n",
+                (1.0 / per_list) / peer.lists_per_s);
+    std::printf("speed-up, CPU time (peer / perpo CPU s per list): %.2fx\n",
+                peer.cpu_s_per_list / cpu_per_list);
+  }
   return 0;
 }
