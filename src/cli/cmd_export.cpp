@@ -7,6 +7,8 @@
 #include "commands.h"
 #include "perpo/core/output_paths.h"
 #include "perpo/model/convert.h"
+#include "perpo/train/export.h"
+#include "perpo/train/run_checkpoint.h"
 
 namespace perpo::cli {
 
@@ -16,11 +18,11 @@ void register_export(CLI::App& app, CommandRegistry& registry) {
   command->footer(
       "Weights (LoRA merged) as safetensors, config.json, and the tokenizer / processor files "
       "found beside the weights. The checkpoint\n"
-      "is loaded strictly first. C: a Hugging Face LLaVA folder (config.json + safetensors);\n"
-      "perpo training checkpoints once `perpo train` lands. DIR must be new, empty, or an earlier\n"
-      "perpo output (it holds a .perpo-output marker); it is then replaced atomically. Any other\n"
-      "folder is refused unless --force (which replaces it, removing what it held). DIR may never\n"
-      "be C, inside C or above C.");
+      "is loaded strictly first. C: a Hugging Face LLaVA folder (config.json + safetensors), or\n"
+      "a perpo training checkpoint run.dir/checkpoints/step-N (its base model + trained weights\n"
+      "or adapters, merged). DIR must be new, empty, or an earlier perpo output (it holds a\n"
+      ".perpo-output marker); it is then replaced atomically. Any other folder is refused unless\n"
+      "--force (which replaces it, removing what it held). DIR may never be C, inside C or above C.");
   struct Options {
     std::string checkpoint;
     std::string output;
@@ -30,7 +32,7 @@ void register_export(CLI::App& app, CommandRegistry& registry) {
   auto options = std::make_shared<Options>();
   command
       ->add_option("--checkpoint", options->checkpoint,
-                   "C: a Hugging Face LLaVA folder (config.json + safetensors)")
+                   "C: a Hugging Face LLaVA folder, or run.dir/checkpoints/step-N of perpo train")
       ->required();
   command->add_option("--output,-o", options->output, "DIR: the folder to write")->required();
   command
@@ -46,7 +48,9 @@ void register_export(CLI::App& app, CommandRegistry& registry) {
     // Checked before the model is loaded; the folder itself is swapped in by the export.
     check_output_dir(options->output, {{options->checkpoint}, options->force});
     ConvertSummary summary =
-        export_hf_checkpoint(options->checkpoint, options->output, options->convert);
+        is_run_checkpoint(options->checkpoint)
+            ? export_training_checkpoint(options->checkpoint, options->output, options->convert)
+            : export_hf_checkpoint(options->checkpoint, options->output, options->convert);
     write_output_marker(options->output);
     std::fputs(summary.to_text().c_str(), stdout);
     std::printf("wrote %s\n", options->output.c_str());

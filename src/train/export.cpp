@@ -9,8 +9,8 @@
 #include "perpo/config/config_io.h"
 #include "perpo/core/error.h"
 #include "perpo/model/checkpoint.h"
+#include "perpo/model/load.h"
 #include "perpo/model/safetensors.h"
-#include "perpo/train/model_setup.h"
 #include "perpo/train/run_checkpoint.h"
 
 namespace perpo {
@@ -31,7 +31,7 @@ ConvertSummary export_training_checkpoint(const fs::path& checkpoint_dir, const 
   config.run.device = "cpu";  // export on the host, in fp32 (bf16 only when writing, if asked)
   config.run.dtype = "fp32";
   config.model.gradient_checkpointing = false;
-  TrainModel model = load_train_model(config);
+  LoadedModel model = load_model(config);
   {
     torch::NoGradGuard no_grad;
     std::map<std::string, at::Tensor> weights(content.weights.begin(), content.weights.end());

@@ -83,7 +83,7 @@ std::vector<double> reference_logps(LlavaModelImpl& model, const TrainExample& e
   return std::vector<double>(values.data_ptr<double>(), values.data_ptr<double>() + values.numel());
 }
 
-ReferencePlan prepare_reference(TrainData& data, TrainModel& model, const Config& config,
+ReferencePlan prepare_reference(TrainData& data, LoadedModel& model, const Config& config,
                                 const fs::path& run_dir, bool resuming) {
   ReferencePlan plan;
   plan.cache = reference_cache_path(run_dir);

@@ -9,6 +9,7 @@
 #include "perpo/core/atomic_file.h"
 #include "perpo/core/error.h"
 #include "perpo/core/log.h"
+#include "perpo/core/signals.h"
 #include "perpo/core/strings.h"
 
 namespace perpo {
@@ -79,6 +80,7 @@ fs::path save_run_checkpoint(const fs::path& root, const CheckpointContent& cont
   auto note = [&](const std::string& what) {
     if (fault) fault(what);
   };
+  TempPathGuard guard(temp);  // removed if a signal ends perpo while it is written
   try {
     fs::remove_all(temp);
     fs::create_directories(temp);
@@ -98,6 +100,7 @@ fs::path save_run_checkpoint(const fs::path& root, const CheckpointContent& cont
     fsync_path(temp);
     if (fs::exists(final_dir)) fs::remove_all(final_dir);  // a re-save of the same step
     fs::rename(temp, final_dir);
+    guard.release();
     fsync_path(root);
   } catch (const Error& e) {
     std::error_code ignored;

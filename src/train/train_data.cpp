@@ -45,7 +45,7 @@ void check_not_empty(const TrainData& data, const Config& config) {
 }  // namespace
 
 TrainData encode_lists(const std::vector<PreferenceList>& lists, const Config& config,
-                       const TrainModel& model) {
+                       const LoadedModel& model) {
   ChatTemplate chat(*model.tokenizer, config.tokenizer);
   ExampleEncoder encoder(chat, config.data, model.config.image_tokens());
   const bool with_target = config.loss.nll_weight > 0;
@@ -66,7 +66,7 @@ TrainData encode_lists(const std::vector<PreferenceList>& lists, const Config& c
   return data;
 }
 
-TrainData load_train_data(const Config& config, const TrainModel& model) {
+TrainData load_train_data(const Config& config, const LoadedModel& model) {
   PERPO_CHECK_INPUT(!config.data.train.empty(), "key 'data.train' is empty: nothing to train on");
   ReadOptions options = ReadOptions::from(config.data);
   ReadReport report;

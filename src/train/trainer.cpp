@@ -12,12 +12,14 @@
 #include "perpo/core/atomic_file.h"
 #include "perpo/core/error.h"
 #include "perpo/core/log.h"
+#include "perpo/core/output_paths.h"
 #include "perpo/core/progress.h"
 #include "perpo/core/strings.h"
 #include "perpo/loss/objectives.h"
 #include "perpo/model/lora.h"
 #include "perpo/runtime/runtime.h"
 #include "perpo/train/data_order.h"
+#include "perpo/train/online.h"
 #include "perpo/train/optimizer.h"
 #include "perpo/train/reference.h"
 #include "perpo/train/resume.h"
@@ -56,14 +58,15 @@ class Trainer {
                           double& pair_count, std::int64_t& tokens);
   fs::path save_checkpoint();
   void maybe_resample();
+  void setup_online_mode();
 
   Config config_;
   TrainOptions options_;
   TrainerHooks hooks_;
   fs::path run_dir_;
   fs::path checkpoint_root_;
-  TrainModel model_;
-  std::optional<TrainModel> live_reference_;
+  LoadedModel model_;
+  std::optional<LoadedModel> live_reference_;
   TrainData data_;
   std::unique_ptr<AdamW> optim_;
   std::unique_ptr<DataOrder> order_;
@@ -71,16 +74,23 @@ class Trainer {
   std::int64_t total_ = 0;
   std::int64_t nonfinite_in_row_ = 0;
   std::int64_t skipped_ = 0;
+  std::int64_t resamples_ = 0;
   int pad_id_ = 0;
   c10::Device device_{c10::kCPU};
   c10::ScalarType dtype_ = c10::kFloat;
 };
 
 void Trainer::prepare_run_dir() {
-  // SEAM: harden-io's prepare_output_dir(run_dir_, {inputs, force}) (core/output_paths.h) will
-  // create / reuse / refuse the folder here and write perpo's marker file.
+  // Created, or reused when empty / written by perpo (its marker), else refused unless --force;
+  // never the training data, the model or the tokenizer (or a folder holding them).
+  OutputPolicy policy;
+  policy.force = options_.force;
+  for (const std::string& input :
+       {config_.data.train, config_.model.path, config_.tokenizer.path}) {
+    if (!input.empty()) policy.inputs.emplace_back(input);
+  }
+  prepare_output_dir(run_dir_, policy);
   checkpoint_root_ = run_dir_ / "checkpoints";
-  fs::create_directories(run_dir_);
   const auto latest = latest_run_checkpoint(checkpoint_root_);
   if (!options_.resume && latest) {
     throw input_error("run.dir ", run_dir_.string(), " already holds checkpoints (newest ",
@@ -233,12 +243,8 @@ StepMetrics Trainer::step() {
 void Trainer::maybe_resample() {
   const int every = config_.train.online_resample_every;
   if (every <= 0 || step_ == 0 || step_ % every != 0) return;
-  if (!hooks_.resample) {
-    throw input_error("train.online_resample_every is ", every,
-                      " but this build has no sampler wired to the trainer")
-        .hint("set train.online_resample_every=0 (offline training on data.train)");
-  }
   std::vector<PreferenceList> lists = hooks_.resample(model_, step_);
+  ++resamples_;
   TrainData fresh = encode_lists(lists, config_, model_);
   for (TrainExample& example : fresh.examples) {
     if (!example.list.ref_logps.empty() || !loss_needs_reference(config_.loss)) continue;
@@ -252,6 +258,29 @@ void Trainer::maybe_resample() {
   order_ = std::make_unique<DataOrder>(data_.examples.size(), config_.run.seed + step_,
                                        config_.data.shuffle);
   PERPO_LOG_INFO("online mode: step ", step_, ": ", data_.summary(config_));
+}
+
+void Trainer::setup_online_mode() {
+  if (is_sft(config_)) {
+    throw input_error(
+        "train.online_resample_every applies to the list losses, not to loss.name sft")
+        .hint("set train.online_resample_every=0");
+  }
+  if (loss_needs_reference(config_.loss) && !live_reference_) {
+    throw input_error(
+        "train.online_resample_every > 0 needs key 'loss.reference' = live: the "
+        "re-sampled answers are scored by the frozen initial model")
+        .hint("add loss.reference=live (or loss.reference_free=true)");
+  }
+  if (hooks_.resample) return;  // a caller's sampler
+  std::vector<DatasetRecord> records;
+  for (const TrainExample& example : data_.examples) records.push_back(example.record);
+  const auto per_call = static_cast<std::size_t>(config_.train.lists_per_step) *
+                        config_.train.grad_accum * config_.train.online_resample_every;
+  auto sampler = std::make_shared<OnlineSampler>(config_, std::move(records), per_call);
+  hooks_.resample = [sampler](LoadedModel& policy, std::int64_t step) {
+    return (*sampler)(policy, step);
+  };
 }
 
 TrainSummary Trainer::run() {
@@ -274,7 +303,8 @@ TrainSummary Trainer::run() {
   }
   device_ = parse_device(config_.run.device);
   dtype_ = parse_dtype(config_.run.dtype);
-  model_ = load_train_model(config_);
+  // Every weight in run.dtype (bf16 on CUDA); AdamW keeps fp32 masters of the trained ones.
+  model_ = load_model(config_);
   pad_id_ = std::max(model_.tokenizer->pad_id(), 0);
   data_ = load_train_data(config_, model_);
   PERPO_LOG_INFO("training data: ", data_.summary(config_));
@@ -284,10 +314,11 @@ TrainSummary Trainer::run() {
   }
   ReferencePlan reference = prepare_reference(data_, model_, config_, run_dir_, options_.resume);
   if (reference.source == "live") {
-    live_reference_ = load_train_model(config_);  // the initial weights, frozen
+    live_reference_ = load_model(config_);  // the initial weights, frozen
     for (auto& p : live_reference_->model->parameters()) p.set_requires_grad(false);
     live_reference_->model->eval();
   }
+  if (config_.train.online_resample_every > 0) setup_online_mode();
   optim_ = std::make_unique<AdamW>(model_.model->named_parameters(), config_.optim);
   order_ =
       std::make_unique<DataOrder>(data_.examples.size(), config_.run.seed, config_.data.shuffle);
@@ -354,6 +385,7 @@ TrainSummary Trainer::run() {
   if (saved_at != step_) summary.last_checkpoint = save_checkpoint();
   summary.steps = step_;
   summary.skipped_steps = skipped_;
+  summary.resamples = resamples_;
   return summary;
 }
 
@@ -361,6 +393,9 @@ TrainSummary Trainer::run() {
 
 TrainSummary run_training(const Config& config, const TrainOptions& options,
                           const TrainerHooks& hooks) {
+  struct LogFileGuard {  // log.txt is flushed and detached however the run ends
+    ~LogFileGuard() { close_log_file(); }
+  } log_file;
   Trainer trainer(config, options, hooks);
   return trainer.run();
 }

@@ -76,7 +76,7 @@ TEST(Trainer, StepOneLossIsTheFormulaOfMethodMd) {
   ASSERT_EQ(steps.size(), 1u);
 
   // Independently: the same initial model (same seed), plain forwards, the formula in doubles.
-  TrainModel model = load_train_model(config);
+  LoadedModel model = load_model(config);
   torch::NoGradGuard no_grad;
   ChatTemplate chat(*model.tokenizer, config.tokenizer);
   const int image_tokens = model.config.image_tokens();
@@ -155,9 +155,10 @@ TEST_P(TrainerLearns, LossFallsAndPairAccuracyRises) {
 }
 
 INSTANTIATE_TEST_SUITE_P(EachLoss, TrainerLearns,
-                         // Measured (24 steps, lr 0.01, beta 0.1): loss ratio ~0.001 for the
-                         // list losses and 0.03 for sft; final pair accuracy 1.0 (dpo 0.83: it
-                         // trains best vs worst only, the metric counts every better pair).
+                         // Measured (24 steps, lr 0.01, beta 0.1, load_model's init): loss ratio
+                         // 0.036 perpo, 0.004 dpo, 0.019 lipo, 0.023 ranking, 0.095 sft; final
+                         // pair accuracy 1.0 (dpo 0.83 with another init: it trains best vs worst
+                         // only, the metric counts every better pair).
                          ::testing::Values(LearnCase{"perpo", 0.1, 0.9},
                                            LearnCase{"dpo", 0.1, 0.75}, LearnCase{"lipo", 0.1, 0.9},
                                            LearnCase{"ranking", 0.1, 0.9},
@@ -295,7 +296,7 @@ TEST(Trainer, ExportedLoraRunGivesTheTrainedLogits) {
   ASSERT_TRUE(is_run_checkpoint(checkpoint));
 
   // The trained model: initial model + the checkpoint's weights (adapters unmerged).
-  TrainModel trained = load_train_model(config);
+  LoadedModel trained = load_model(config);
   CheckpointContent content = load_run_checkpoint(checkpoint);
   {
     torch::NoGradGuard no_grad;
@@ -320,9 +321,105 @@ TEST(Trainer, ExportedLoraRunGivesTheTrainedLogits) {
   at::Tensor a = trained.model->forward(ids, pixels), b = exported->forward(ids, pixels);
   EXPECT_TRUE(torch::allclose(a, b, 1e-4, 1e-5)) << (a - b).abs().max();
   // The adapters did move the model away from its initial weights.
-  TrainModel initial = load_train_model(config);
+  LoadedModel initial = load_model(config);
   initial.model->eval();
   EXPECT_GT((initial.model->forward(ids, pixels) - b).abs().max().item<float>(), 1e-4);
+}
+
+TEST(Trainer, Bf16RunKeepsFp32MasterWeights) {
+  // run.dtype bf16 (meant for CUDA; the logic runs on the CPU too): every weight is stored in
+  // bf16, the optimizer updates fp32 masters of the trained ones and the checkpoint holds them.
+  fs::path dir = test::fresh_scratch_dir("train", "bf16");
+  fs::path lists = test::write_train_lists(dir, 2, 3, true);
+  Config config = tiny_config(lists, dir / "run", {"run.dtype=bf16", "train.max_steps=6"});
+  std::vector<StepMetrics> steps = train_and_record(config);
+  ASSERT_EQ(steps.size(), 6u);
+  EXPECT_LT(steps[5].loss, steps[0].loss * 0.5);  // measured 0.80 -> 0.09 (5 steps: 0.22)
+  CheckpointContent content = load_run_checkpoint(dir / "run" / "checkpoints" / "step-6");
+  std::map<std::string, at::Tensor> weights(content.weights.begin(), content.weights.end());
+  std::map<std::string, at::Tensor> optim(content.optimizer.begin(), content.optimizer.end());
+  const std::string name = "language_model.layers.0.self_attn.q_proj.weight";
+  ASSERT_TRUE(weights.count(name));
+  EXPECT_EQ(weights.at(name).scalar_type(), torch::kBFloat16);
+  ASSERT_TRUE(optim.count("optim." + name + ".master"));
+  const at::Tensor master = optim.at("optim." + name + ".master");
+  EXPECT_EQ(master.scalar_type(), torch::kFloat32);
+  // The stored weight is the master rounded to bf16, and the master holds more than bf16 does.
+  EXPECT_TRUE(torch::equal(master.to(torch::kBFloat16), weights.at(name)));
+  EXPECT_FALSE(torch::equal(master, weights.at(name).to(torch::kFloat32)));
+}
+
+TEST(Trainer, OnlineModeTrainsOnListsSampledFromThePolicy) {
+  fs::path dir = test::fresh_scratch_dir("train", "online");
+  fs::path lists = test::write_train_lists(dir, 2, 3, true);
+  std::vector<std::string> extra = {"train.online_resample_every=2", "train.max_steps=4",
+                                    "train.lists_per_step=1", "sampling.num_answers=3",
+                                    "sampling.max_new_tokens=6"};
+  Config needs_live = tiny_config(lists, dir / "refused", extra);
+  EXPECT_NE(test::error_of([&] { run_training(needs_live); }).find("loss.reference"),
+            std::string::npos);
+
+  extra.push_back("loss.reference=live");
+  Config config = tiny_config(lists, dir / "run", extra);
+  std::vector<StepMetrics> steps;
+  TrainerHooks hooks;
+  hooks.on_step = [&](const StepMetrics& m) { steps.push_back(m); };
+  TrainSummary summary = run_training(config, {}, hooks);
+  EXPECT_EQ(summary.resamples, 1);  // before step 3
+  ASSERT_EQ(steps.size(), 4u);
+  // Steps 1-2 train on data.train's lists (distinct rewards); steps 3-4 on the policy's own
+  // answers: the random tiny model writes no box, every answer scores IoU 0, so those lists
+  // carry no signal and contribute exactly 0.
+  EXPECT_GT(steps[0].loss, 0.1);
+  EXPECT_EQ(steps[0].lists_without_signal, 0);
+  for (int i : {2, 3}) {
+    EXPECT_EQ(steps[i].lists_without_signal, 1);
+    EXPECT_EQ(steps[i].loss, 0.0);
+  }
+
+  // A caller's sampler replaces the built-in one.
+  int calls = 0;
+  TrainerHooks custom;
+  custom.resample = [&](LoadedModel&, std::int64_t step) {
+    ++calls;
+    EXPECT_EQ(step, 2);
+    PreferenceList list;
+    list.record.id = "custom";
+    list.record.image = test::train_fixture_image().string();
+    list.record.image_path = test::train_fixture_image();
+    list.record.prompt = "Box?";
+    list.answers = {"[0.1, 0.2, 0.3, 0.4]", "[0.5, 0.6, 0.7, 0.8]"};
+    list.rewards = {1.0, 0.0};
+    return std::vector<PreferenceList>{list};
+  };
+  std::vector<StepMetrics> custom_steps;
+  custom.on_step = [&](const StepMetrics& m) { custom_steps.push_back(m); };
+  run_training(tiny_config(lists, dir / "custom", extra), {}, custom);
+  EXPECT_EQ(calls, 1);
+  ASSERT_EQ(custom_steps.size(), 4u);
+  EXPECT_EQ(custom_steps[3].lists_without_signal, 0);
+  EXPECT_GT(custom_steps[3].loss, 0.0);
+}
+
+TEST(Trainer, LongAnswersAreCutAndListsOfOtherSizesMix) {
+  fs::path dir = test::fresh_scratch_dir("train", "bad_input");
+  fs::path three = test::write_train_lists(dir / "three", 2, 3, true);
+  fs::path four = test::write_train_lists(dir / "four", 2, 4, true);
+  std::ofstream(dir / "mixed.jsonl") << std::ifstream(three).rdbuf() << std::ifstream(four).rdbuf();
+  Config config = tiny_config(dir / "mixed.jsonl", dir / "run",
+                              {"data.max_answer_tokens=3", "train.max_steps=2"});
+  std::vector<StepMetrics> steps;
+  TrainerHooks hooks;
+  hooks.on_step = [&](const StepMetrics& m) { steps.push_back(m); };
+  TrainSummary summary = run_training(config, {}, hooks);
+  EXPECT_EQ(summary.truncated_answers, 14u);  // every answer is longer than 3 tokens
+  ASSERT_EQ(steps.size(), 2u);
+  for (const StepMetrics& m : steps) EXPECT_TRUE(std::isfinite(m.loss));
+  std::ifstream log(dir / "run" / "log.txt");
+  std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("4 lists (N=3: 2, N=4: 2); 14 answers truncated to 3 tokens"),
+            std::string::npos)
+      << text;
 }
 
 }  // namespace

@@ -11,7 +11,7 @@
 #include <string>
 
 #include "perpo/config/config.h"
-#include "perpo/train/model_setup.h"
+#include "perpo/model/load.h"
 #include "perpo/train/train_data.h"
 
 namespace perpo {
@@ -29,7 +29,7 @@ std::filesystem::path reference_cache_path(const std::filesystem::path& run_dir)
 /// `model` must hold the initial weights unless `resuming`; a resumed run needs the cache (or
 /// lists that carry ref_logps) and throws perpo::Error (input) without it. With
 /// loss.reference=precompute the lists' own values are replaced too.
-ReferencePlan prepare_reference(TrainData& data, TrainModel& model, const Config& config,
+ReferencePlan prepare_reference(TrainData& data, LoadedModel& model, const Config& config,
                                 const std::filesystem::path& run_dir, bool resuming);
 
 /// Scores every example's answers with `model` in eval mode without gradients: (N) per example.

@@ -22,7 +22,7 @@
 #include "perpo/data/examples.h"
 #include "perpo/data/records.h"
 #include "perpo/model/llava.h"
-#include "perpo/train/model_setup.h"
+#include "perpo/model/load.h"
 
 namespace perpo {
 
@@ -48,13 +48,13 @@ bool is_sft(const Config& config);
 /// Reads data.train (dataset records for sft, preference lists in either format otherwise) and
 /// encodes it with the model's tokenizer and chat template. Throws perpo::Error (input) naming the
 /// file for an empty or unreadable file; answer-count rules: see encode_lists.
-TrainData load_train_data(const Config& config, const TrainModel& model);
+TrainData load_train_data(const Config& config, const LoadedModel& model);
 
 /// Encodes preference lists (also the online mode's re-sampled ones). Lists whose N differs from
 /// the others are trained as they are (each list's loss is computed on its own) and counted in
 /// lists_by_size; dpo needs only N >= 2.
 TrainData encode_lists(const std::vector<PreferenceList>& lists, const Config& config,
-                       const TrainModel& model);
+                       const LoadedModel& model);
 
 struct ListTensors {
   at::Tensor prefix_ids;     // (1, P) int64

@@ -31,14 +31,15 @@
 
 #include "perpo/config/config.h"
 #include "perpo/data/records.h"
+#include "perpo/model/load.h"
 #include "perpo/train/metrics.h"
-#include "perpo/train/model_setup.h"
 #include "perpo/train/run_checkpoint.h"
 
 namespace perpo {
 
 struct TrainOptions {
   bool resume = false;  // continue from the newest checkpoint in run.dir/checkpoints
+  bool force = false;   // use run.dir even when it holds files perpo did not write
 };
 
 /// Seams to code outside this module; every one is optional.
@@ -47,12 +48,12 @@ struct TrainerHooks {
   /// (SIGINT/SIGTERM through core/signals.h's stop_requested()).
   std::function<bool()> stop_requested;
   /// Online mode (train.online_resample_every = K): every K steps, the lists to train on next,
-  /// sampled from the current policy (generate module). Lists without ref_logps are scored with
-  /// the reference (live model, or the pre-pass rules).
-  std::function<std::vector<PreferenceList>(TrainModel& policy, std::int64_t step)> resample;
+  /// sampled from the current policy. Default: OnlineSampler (online.h: generate + reward) over
+  /// the records of data.train. Lists without ref_logps are scored by the live reference.
+  std::function<std::vector<PreferenceList>(LoadedModel& policy, std::int64_t step)> resample;
   /// Periodic evaluation (train.eval_every) on data.eval (eval module): metric name -> value,
   /// written to metrics.jsonl as "eval/<name>".
-  std::function<std::map<std::string, double>(TrainModel& policy, std::int64_t step)> evaluate;
+  std::function<std::map<std::string, double>(LoadedModel& policy, std::int64_t step)> evaluate;
   /// Data-parallel: average the gradients of `params` over ranks (c10d all-reduce).
   std::function<void(const std::vector<at::Tensor>& params)> reduce_gradients;
   /// Called with each StepMetrics after the step (tests, custom loggers).
@@ -68,6 +69,7 @@ struct TrainSummary {
   bool stopped = false;  // ended by stop_requested before total_steps
   std::filesystem::path last_checkpoint;
   std::int64_t skipped_steps = 0;  // non-finite steps skipped in this call
+  std::int64_t resamples = 0;      // online mode: times the lists were re-sampled
   std::size_t truncated_answers = 0;
   std::string reference_source;  // lists | cache | computed | live | none
   double last_loss = 0;
