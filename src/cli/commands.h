@@ -30,5 +30,8 @@ void register_config(CLI::App& app, CommandRegistry& registry);
 void register_score(CLI::App& app, CommandRegistry& registry);
 void register_export(CLI::App& app, CommandRegistry& registry);
 void register_data(CLI::App& app, CommandRegistry& registry);
+void register_sample(CLI::App& app, CommandRegistry& registry);
+void register_logps(CLI::App& app, CommandRegistry& registry);
+void register_eval(CLI::App& app, CommandRegistry& registry);
 
 }  // namespace perpo::cli
