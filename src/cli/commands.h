@@ -31,5 +31,8 @@ void register_score(CLI::App& app, CommandRegistry& registry);
 void register_export(CLI::App& app, CommandRegistry& registry);
 void register_train(CLI::App& app, CommandRegistry& registry);
 void register_data(CLI::App& app, CommandRegistry& registry);
+void register_sample(CLI::App& app, CommandRegistry& registry);
+void register_logps(CLI::App& app, CommandRegistry& registry);
+void register_eval(CLI::App& app, CommandRegistry& registry);
 
 }  // namespace perpo::cli

@@ -4,6 +4,7 @@
 
 #include "perpo/core/error.h"
 #include "perpo/data/collate.h"
+#include "perpo/reward/text.h"
 
 namespace perpo {
 
@@ -59,7 +60,9 @@ ListExample RecordPrompts::encode_list(const PreferenceList& list) {
 }
 
 std::string RecordPrompts::answer_text(const std::vector<int>& ids) const {
-  return tokenizer_.decode(ids, /*skip_special=*/true);
+  // Byte-fallback pieces can end mid-character: invalid sequences become U+FFFD here, so the
+  // text kept in memory (and scored, and re-tokenized for ref_logps) is the text written.
+  return encode_utf8(decode_utf8(tokenizer_.decode(ids, /*skip_special=*/true)));
 }
 
 }  // namespace perpo

@@ -10,6 +10,7 @@
 #include "perpo/core/error.h"
 #include "perpo/core/log.h"
 #include "perpo/core/progress.h"
+#include "perpo/core/signals.h"
 #include "perpo/data/jsonl.h"
 #include "perpo/data/jsonl_writer.h"
 
@@ -75,6 +76,7 @@ std::string SampleSummary::to_text() const {
     out << line;
   }
   for (const std::string& message : skip_messages) out << "skipped: " << message << '\n';
+  if (stopped) out << "stopped by a signal: run the same command again to continue\n";
   return out.str();
 }
 
@@ -125,6 +127,10 @@ SampleSummary sample_to_file(ListSampler& sampler, const std::vector<DatasetReco
   bar.advance(static_cast<std::int64_t>(records.size() - todo.size()));
   const auto start = std::chrono::steady_clock::now();
   for (std::size_t first = 0; first < todo.size(); first += lists_per_batch) {
+    if (stop_requested()) {  // SIGINT / SIGTERM: the file ends after a whole batch
+      summary.stopped = true;
+      break;
+    }
     const std::size_t count = std::min<std::size_t>(lists_per_batch, todo.size() - first);
     std::vector<DatasetRecord> batch_records;
     for (std::size_t i = first; i < first + count; ++i) batch_records.push_back(*todo[i]);

@@ -37,6 +37,7 @@ struct SampleSummary {
   GenerationStats stats;                   // tokens decoded in this run
   double seconds = 0;                      // wall time of this run
   std::vector<std::string> skip_messages;  // the first 20
+  bool stopped = false;                    // SIGINT/SIGTERM ended the run early (resumable)
 
   /// Counts one list (its rewards and record.extra["reward_notes"]).
   void add(const PreferenceList& list);
@@ -46,7 +47,8 @@ struct SampleSummary {
 };
 
 /// Samples lists for `records` into `output` (appending; see the file comment), `lists_per_batch`
-/// records decoded together, with a progress bar (lists/s, tokens/s, ETA). Throws perpo::Error
+/// records decoded together, with a progress bar (lists/s, tokens/s, ETA). Stops after the
+/// current batch when stop_requested() (core/signals.h) turns true. Throws perpo::Error
 /// (input) for duplicate record ids, or when `output` holds lists of records not in `records`.
 SampleSummary sample_to_file(ListSampler& sampler, const std::vector<DatasetRecord>& records,
                              const std::filesystem::path& output, int lists_per_batch);

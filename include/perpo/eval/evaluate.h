@@ -1,0 +1,69 @@
+// Evaluation: greedy answers for dataset records and the metrics of each task (interfaces.md).
+//
+//   perpo::RecordPrompts prompts(model->config(), tokenizer, config);
+//   perpo::EvalResult result = perpo::evaluate(*model, prompts, records, config);
+//   result.metrics["grounding"]["acc@0.5"];              // also mean_iou, unparsable, count
+//   perpo::write_eval_outputs(result, "runs/x");          // predictions.jsonl + metrics.json
+//
+// Metrics by task: grounding -> acc@<eval.iou_threshold> (acc@0.5), mean_iou, unparsable (share of
+// answers without a usable box); ocr -> edit_distance (normalised, lower is better), f1,
+// precision, recall (word level), bleu (BLEU-4); any other task -> mean_reward with reward.name.
+// Each task's object carries its record count; the top level adds records, evaluated, skipped.
+// Settings: eval.{max_new_tokens, batch_size, iou_threshold, limit}, reward.*, data.on_bad_record.
+#pragma once
+
+#include <cstddef>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "perpo/config/config.h"
+#include "perpo/data/records.h"
+#include "perpo/generate/generator.h"
+#include "perpo/generate/record_prompts.h"
+#include "perpo/model/llava.h"
+
+namespace perpo {
+
+/// One record's greedy answer and its score.
+struct Prediction {
+  std::string id;
+  std::string task;
+  std::string answer;
+  std::string ground_truth;
+  double reward = 0;  // by reward.name, or the task's default reward (iou, ocr_edit)
+  std::string note;   // the reward's note: ok, no_box, ...
+
+  nlohmann::json to_json() const;  // {"id", "task", "answer", "ground_truth", "reward", "notes"}
+};
+
+struct EvalResult {
+  std::vector<Prediction> predictions;  // in record order (skipped records left out)
+  nlohmann::json metrics;               // see the file comment
+  std::vector<std::string> skipped;     // messages of bad records left out
+  GenerationStats stats;
+  double seconds = 0;
+};
+
+/// Greedy answers for `records` (the first eval.limit when > 0), eval.batch_size decoded together,
+/// scored and aggregated. Bad records throw perpo::Error (input) naming them, or are skipped and
+/// counted with data.on_bad_record=skip. `show_progress` draws a progress bar.
+EvalResult evaluate(LlavaModelImpl& model, RecordPrompts& prompts,
+                    const std::vector<DatasetRecord>& records, const Config& config,
+                    bool show_progress = false);
+
+/// The metrics of scored predictions (see the file comment); records / evaluated count them and
+/// skipped is 0 (evaluate() sets both from the records it was given).
+nlohmann::json eval_metrics(const std::vector<Prediction>& predictions, const Config& config);
+
+/// `metrics` flattened to "task/name" keys ("grounding/acc@0.5"), e.g. for metrics.jsonl lines.
+nlohmann::json flat_metrics(const nlohmann::json& metrics);
+
+/// Writes <dir>/predictions.jsonl and <dir>/metrics.json, each atomically.
+void write_eval_outputs(const EvalResult& result, const std::filesystem::path& dir);
+
+/// A few lines for the terminal: the metrics of each task with their counts.
+std::string eval_summary_text(const EvalResult& result);
+
+}  // namespace perpo

@@ -1,0 +1,70 @@
+// perpo eval --config F [--checkpoint C]: greedy answers on data.eval, predictions.jsonl and
+// metrics.json. The work is perpo::evaluate (eval/evaluate.h).
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "commands.h"
+#include "model_command.h"
+#include "perpo/core/atomic_file.h"
+#include "perpo/core/error.h"
+#include "perpo/core/output_paths.h"
+#include "perpo/data/jsonl.h"
+#include "perpo/eval/eval_model.h"
+#include "perpo/eval/evaluate.h"
+
+namespace perpo::cli {
+
+void register_eval(CLI::App& app, CommandRegistry& registry) {
+  auto* eval = app.add_subcommand(
+      "eval", "Greedy answers on an evaluation set: per-record predictions and metrics");
+  eval->footer(
+      "Reads the dataset records of data.eval (or --input), decodes greedy answers\n"
+      "(eval.max_new_tokens, eval.batch_size records at a time, the first eval.limit if > 0)\n"
+      "and writes to run.dir (or --out): predictions.jsonl (id, task, answer, ground_truth,\n"
+      "reward, notes) and metrics.json, per task: grounding acc@0.5 (eval.iou_threshold),\n"
+      "mean_iou, unparsable; ocr edit_distance, f1, precision, recall, bleu; each with its\n"
+      "count. --checkpoint takes a Hugging Face LLaVA folder or a perpo training checkpoint\n"
+      "(runs/x/checkpoints/step-N).");
+  auto options = std::make_shared<ModelCommandOptions>();
+  auto checkpoint = std::make_shared<std::string>();
+  auto input = std::make_shared<std::string>();
+  auto out = std::make_shared<std::string>();
+  add_model_command_options(eval, *options);
+  eval->add_option("--checkpoint", *checkpoint,
+                   "Hugging Face LLaVA folder or perpo training checkpoint (default: model.path)")
+      ->check(CLI::ExistingDirectory);
+  eval->add_option("--input,-i", *input, "dataset records JSONL (default: data.eval)");
+  eval->add_option("--out,-o", *out, "output folder (default: run.dir)");
+
+  registry.add(eval, [options, checkpoint, input, out] {
+    Config config = load_config(options->config, options->overrides);
+    const std::filesystem::path data = input->empty() ? config.data.eval : *input;
+    if (data.empty()) {
+      throw input_error("perpo eval needs dataset records")
+          .hint("set data.eval in the config or pass --input FILE");
+    }
+    const std::filesystem::path dir = out->empty() ? config.run.dir : *out;
+    std::vector<std::filesystem::path> inputs = {data};
+    if (!checkpoint->empty()) inputs.push_back(*checkpoint);
+    if (!config.model.path.empty()) inputs.push_back(config.model.path);
+    prepare_output_dir(dir, OutputPolicy{inputs, options->force});
+    ReadReport report;
+    std::vector<DatasetRecord> records =
+        read_dataset(data, ReadOptions::from(config.data), &report);
+    set_threads(config.run.threads);
+    LoadedModel loaded = load_eval_model(config, *checkpoint);
+    RecordPrompts prompts(loaded.config, *loaded.tokenizer, config);
+    EvalResult result = evaluate(*loaded.model, prompts, records, config, /*show_progress=*/true);
+    result.metrics["skipped"] = result.metrics["skipped"].get<std::size_t>() + report.skipped;
+    result.metrics["records"] = result.metrics["records"].get<std::size_t>() + report.skipped;
+    write_file_atomic(dir / "config.yaml", dump_config(config));
+    write_eval_outputs(result, dir);
+    std::fputs(eval_summary_text(result).c_str(), stdout);
+    std::printf("wrote %s and %s\n", (dir / "predictions.jsonl").string().c_str(),
+                (dir / "metrics.json").string().c_str());
+    return 0;
+  });
+}
+
+}  // namespace perpo::cli

@@ -1,0 +1,72 @@
+// perpo sample --config F: N answers per dataset record, scored, with reference log-probs, as
+// preference lists. The work is perpo::sample_to_file (generate/sample_run.h).
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "commands.h"
+#include "model_command.h"
+#include "perpo/core/atomic_file.h"
+#include "perpo/core/error.h"
+#include "perpo/core/output_paths.h"
+#include "perpo/core/signals.h"
+#include "perpo/data/jsonl.h"
+#include "perpo/generate/sample_run.h"
+
+namespace perpo::cli {
+
+void register_sample(CLI::App& app, CommandRegistry& registry) {
+  auto* sample = app.add_subcommand(
+      "sample", "Sample N answers per dataset record, score them, add reference log-probs");
+  sample->footer(
+      "Reads the dataset records of data.train (or --input) and writes preference lists JSONL to\n"
+      "sampling.output (default <run.dir>/lists.jsonl): each record plus 'answers' (N sampled by\n"
+      "the model: sampling.num_answers, temperature, top_k, top_p, max_new_tokens), 'rewards'\n"
+      "and 'reward_notes' (reward.name, or by task: grounding iou, ocr ocr_edit) and 'ref_logps'\n"
+      "(summed log-prob of each answer under the sampling model; sampling.reference_logps).\n"
+      "sampling.unique_answers drops repeated answers and samples again (at most\n"
+      "sampling.max_samples draws); sampling.add_ground_truth adds the truth as an answer.\n"
+      "Answer n of a record depends only on run.seed, the record id and n, not on the batch.\n"
+      "Lists are appended as they are made: a killed or interrupted run, started again with\n"
+      "the same command, continues after the last complete list. Prints a summary at the end.");
+  auto options = std::make_shared<ModelCommandOptions>();
+  auto input = std::make_shared<std::string>();
+  add_model_command_options(sample, *options);
+  sample->add_option("--input,-i", *input, "dataset records JSONL (default: data.train)");
+
+  registry.add(sample, [options, input] {
+    Config config = load_config(options->config, options->overrides);
+    const std::filesystem::path data = input->empty() ? config.data.train : *input;
+    if (data.empty()) {
+      throw input_error("perpo sample needs dataset records")
+          .hint("set data.train in the config or pass --input FILE");
+    }
+    std::vector<std::filesystem::path> inputs = {data};
+    if (!config.model.path.empty()) inputs.push_back(config.model.path);
+    const OutputPolicy policy{inputs, options->force};
+    std::filesystem::path output = config.sampling.output;
+    if (output.empty()) {
+      prepare_output_dir(config.run.dir, policy);  // created, or reused if perpo made it
+      write_file_atomic(std::filesystem::path(config.run.dir) / "config.yaml", dump_config(config));
+      output = std::filesystem::path(config.run.dir) / "lists.jsonl";
+    }
+    check_output_file(output, policy);
+    ReadReport report;
+    std::vector<DatasetRecord> records =
+        read_dataset(data, ReadOptions::from(config.data), &report);
+    install_signal_handlers(StopMode::kFlag);
+    ModelSession session = open_model(config);
+    ListSampler sampler(*session.loaded.model, *session.prompts, config);
+    SampleSummary summary =
+        sample_to_file(sampler, records, output, config.sampling.lists_per_batch);
+    summary.skipped += report.skipped;
+    for (const std::string& message : report.skip_messages) {
+      if (summary.skip_messages.size() < 20) summary.skip_messages.push_back(message);
+    }
+    std::fputs(summary.to_text().c_str(), stdout);
+    std::printf("wrote %s\n", output.string().c_str());
+    return summary.stopped ? 130 : 0;
+  });
+}
+
+}  // namespace perpo::cli

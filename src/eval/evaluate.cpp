@@ -1,0 +1,217 @@
+#include "perpo/eval/evaluate.h"
+
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <sstream>
+
+#include "perpo/core/atomic_file.h"
+#include "perpo/core/error.h"
+#include "perpo/core/log.h"
+#include "perpo/core/progress.h"
+#include "perpo/reward/aggregate.h"
+#include "perpo/reward/reward_config.h"
+
+namespace perpo {
+
+namespace {
+
+/// Per-task aggregation.
+struct TaskTally {
+  std::size_t count = 0;
+  double reward_sum = 0;
+  std::unique_ptr<GroundingMetrics> grounding;
+  std::unique_ptr<OcrMetrics> ocr;
+};
+
+std::string threshold_name(double threshold) {
+  std::ostringstream out;
+  out << "acc@" << threshold;  // 0.5 -> "acc@0.5"
+  return out.str();
+}
+
+const RewardSpec& reward_for(const DatasetRecord& record, const RewardConfig& config) {
+  if (!config.name.empty()) return find_reward(config.name);
+  try {
+    return find_reward(default_reward_for_task(record.task));
+  } catch (const Error& e) {
+    throw input_error(record_name(record), ": ", e.message())
+        .hint("set reward.name, or give the record a task (grounding, ocr)");
+  }
+}
+
+}  // namespace
+
+nlohmann::json Prediction::to_json() const {
+  return {{"id", id},         {"task", task}, {"answer", answer}, {"ground_truth", ground_truth},
+          {"reward", reward}, {"notes", note}};
+}
+
+EvalResult evaluate(LlavaModelImpl& model, RecordPrompts& prompts,
+                    const std::vector<DatasetRecord>& records, const Config& config,
+                    bool show_progress) {
+  const EvalConfig& eval = config.eval;
+  PERPO_CHECK_INPUT(eval.batch_size >= 1, "eval.batch_size must be >= 1, got ", eval.batch_size);
+  if (!config.reward.name.empty()) find_reward(config.reward.name);  // unknown: input error
+  const bool skip_bad = config.data.on_bad_record == "skip";
+  const RewardOptions reward_options = reward_options_from(config.reward);
+  GenerationOptions options;
+  options.max_new_tokens = eval.max_new_tokens;
+  options.stop_ids = {prompts.tokenizer().eos_id()};
+  options.sampler = SamplerOptions::greedy_decoding();
+  const int context = model.config().text.max_position_embeddings;
+
+  const std::size_t total =
+      eval.limit > 0 ? std::min<std::size_t>(eval.limit, records.size()) : records.size();
+  EvalResult result;
+  Progress bar(show_progress ? static_cast<std::int64_t>(total) : 0, "evaluating", "records");
+  const auto start = std::chrono::steady_clock::now();
+  for (std::size_t first = 0; first < total; first += eval.batch_size) {
+    const std::size_t end = std::min<std::size_t>(first + eval.batch_size, total);
+    std::vector<const DatasetRecord*> batch;
+    std::vector<const RewardSpec*> rewards;
+    std::vector<GenerationPrompt> batch_prompts;
+    for (std::size_t i = first; i < end; ++i) {
+      try {
+        const RewardSpec& reward = reward_for(records[i], config.reward);
+        GenerationPrompt prompt = prompts.build(records[i]);
+        prompt.seeds = {0};
+        const auto length = static_cast<int>(prompt.prompt_ids.size());
+        if (length + options.max_new_tokens > context) {
+          throw input_error(prompt.name, ": the prompt has ", length, " tokens; with ",
+                            options.max_new_tokens,
+                            " new tokens it exceeds the model's context of ", context,
+                            " positions (text_config.max_position_embeddings)")
+              .hint(
+                  "lower eval.max_new_tokens, or skip such records with "
+                  "data.on_bad_record=skip");
+        }
+        batch.push_back(&records[i]);
+        rewards.push_back(&reward);
+        batch_prompts.push_back(std::move(prompt));
+      } catch (const Error& e) {
+        if (!skip_bad || !e.is_input_error()) throw;
+        PERPO_LOG_WARN("skipped ", e.what());
+        result.skipped.push_back(e.what());
+      }
+    }
+    if (!batch.empty()) {
+      auto answers = generate(model, batch_prompts, options, &result.stats);
+      for (std::size_t b = 0; b < batch.size(); ++b) {
+        const DatasetRecord& record = *batch[b];
+        Prediction prediction;
+        prediction.id = record.id;
+        prediction.task = record.task;
+        prediction.answer = prompts.answer_text(answers[b][0].ids);
+        prediction.ground_truth = record.ground_truth;
+        RewardResult scored =
+            rewards[b]->score(prediction.answer, record.ground_truth, reward_options);
+        prediction.reward = scored.score;
+        prediction.note = scored.note;
+        result.predictions.push_back(std::move(prediction));
+      }
+    }
+    bar.advance(static_cast<std::int64_t>(end - first));
+  }
+  bar.finish();
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+
+  result.metrics = eval_metrics(result.predictions, config);
+  result.metrics["records"] = total;
+  result.metrics["skipped"] = result.skipped.size();
+  return result;
+}
+
+nlohmann::json eval_metrics(const std::vector<Prediction>& predictions, const Config& config) {
+  const RewardOptions reward_options = reward_options_from(config.reward);
+  const TextNormalization normalization{config.reward.normalize_whitespace,
+                                        config.reward.lowercase};
+  std::map<std::string, TaskTally> tasks;
+  for (const Prediction& prediction : predictions) {
+    TaskTally& tally = tasks[prediction.task];
+    ++tally.count;
+    tally.reward_sum += prediction.reward;
+    if (prediction.task == "grounding") {
+      if (!tally.grounding) {
+        tally.grounding = std::make_unique<GroundingMetrics>(config.eval.iou_threshold);
+      }
+      tally.grounding->add(reward_iou(prediction.answer, prediction.ground_truth, reward_options));
+    } else if (prediction.task == "ocr") {
+      if (!tally.ocr) tally.ocr = std::make_unique<OcrMetrics>(normalization);
+      tally.ocr->add(prediction.answer, prediction.ground_truth);
+    }
+  }
+  nlohmann::json metrics = nlohmann::json::object();
+  for (const auto& [task, tally] : tasks) {
+    nlohmann::json m = {{"count", tally.count}};
+    if (tally.grounding) {
+      m[threshold_name(config.eval.iou_threshold)] = tally.grounding->accuracy();
+      m["mean_iou"] = tally.grounding->mean_iou();
+      m["unparsable"] = tally.grounding->unparsable();
+    } else if (tally.ocr) {
+      m["edit_distance"] = tally.ocr->edit_distance();
+      m["f1"] = tally.ocr->f1();
+      m["precision"] = tally.ocr->precision();
+      m["recall"] = tally.ocr->recall();
+      m["bleu"] = tally.ocr->bleu();
+    }
+    m["mean_reward"] = tally.count ? tally.reward_sum / static_cast<double>(tally.count) : 0.0;
+    metrics[task.empty() ? "untasked" : task] = std::move(m);
+  }
+  metrics["records"] = predictions.size();
+  metrics["evaluated"] = predictions.size();
+  metrics["skipped"] = 0;
+  return metrics;
+}
+
+nlohmann::json flat_metrics(const nlohmann::json& metrics) {
+  nlohmann::json flat = nlohmann::json::object();
+  for (const auto& [key, value] : metrics.items()) {
+    if (value.is_object()) {
+      for (const auto& [name, number] : value.items()) flat[key + "/" + name] = number;
+    } else {
+      flat["eval/" + key] = value;
+    }
+  }
+  return flat;
+}
+
+void write_eval_outputs(const EvalResult& result, const std::filesystem::path& dir) {
+  std::string lines;
+  for (const Prediction& prediction : result.predictions) {
+    lines += prediction.to_json().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    lines += '\n';
+  }
+  write_file_atomic(dir / "predictions.jsonl", lines);
+  write_file_atomic(dir / "metrics.json", result.metrics.dump(2) + "\n");
+}
+
+std::string eval_summary_text(const EvalResult& result) {
+  std::ostringstream out;
+  const nlohmann::json& m = result.metrics;
+  out << "evaluated " << m.value("evaluated", 0) << " of " << m.value("records", 0) << " records ("
+      << m.value("skipped", 0) << " skipped)";
+  char line[64];
+  if (result.seconds > 0) {
+    std::snprintf(line, sizeof(line), " in %.1f s", result.seconds);
+    out << line;
+  }
+  out << '\n';
+  for (const auto& [task, values] : m.items()) {
+    if (!values.is_object()) continue;
+    out << "  " << task << ':';
+    for (const auto& [name, value] : values.items()) {
+      if (value.is_number_float()) {
+        std::snprintf(line, sizeof(line), " %s %.4f", name.c_str(), value.get<double>());
+        out << line;
+      } else {
+        out << ' ' << name << ' ' << value.dump();
+      }
+    }
+    out << '\n';
+  }
+  return out.str();
+}
+
+}  // namespace perpo

@@ -1,0 +1,80 @@
+#include "perpo/generate/logps_file.h"
+
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cstdio>
+#include <sstream>
+
+#include "perpo/core/atomic_file.h"
+#include "perpo/core/error.h"
+#include "perpo/core/log.h"
+#include "perpo/core/progress.h"
+#include "perpo/data/jsonl.h"
+#include "perpo/generate/list_logps.h"
+
+namespace perpo {
+
+std::string LogpsSummary::to_text() const {
+  std::ostringstream out;
+  char line[200];
+  std::snprintf(line, sizeof(line),
+                "log-probs of %zu answers in %zu lists (%s format), %zu skipped, in %.1f s\n",
+                answers, lists, format.c_str(), skipped, seconds);
+  out << line;
+  if (answers > 0) {
+    std::snprintf(line, sizeof(line), "mean summed log-prob %.4f\n",
+                  logp_sum / static_cast<double>(answers));
+    out << line;
+  }
+  for (const std::string& message : skip_messages) out << "skipped: " << message << '\n';
+  return out.str();
+}
+
+LogpsSummary logps_file(LlavaModelImpl& model, RecordPrompts& prompts, const Config& config,
+                        const std::filesystem::path& input, const std::filesystem::path& output,
+                        const std::string& format) {
+  const auto start = std::chrono::steady_clock::now();
+  LogpsSummary summary;
+  summary.format = detect_list_format(input, format);
+  ReadOptions options = ReadOptions::from(config.data);
+  options.require_rewards = false;
+  options.require_ground_truth = false;
+  ReadReport report;
+  std::vector<PreferenceList> lists = read_lists(input, summary.format, options, &report);
+  summary.skipped = report.skipped;
+  for (const std::string& message : report.skip_messages) {
+    if (summary.skip_messages.size() < 20) summary.skip_messages.push_back(message);
+  }
+  const bool skip_bad = config.data.on_bad_record == "skip";
+
+  AtomicFileWriter writer(output);
+  Progress bar(static_cast<std::int64_t>(lists.size()), "log-probs", "lists");
+  for (PreferenceList& list : lists) {
+    try {
+      PreferenceList for_encoding = list;  // the encoder wants rewards; they are not used here
+      if (!for_encoding.has_rewards()) for_encoding.rewards.assign(list.size(), 0.0);
+      ListExample example = prompts.encode_list(for_encoding);
+      list.ref_logps = list_logps(model, example, prompts.pixels(list.record));
+    } catch (const Error& e) {
+      if (!skip_bad || !e.is_input_error()) throw;
+      PERPO_LOG_WARN("skipped ", e.what());
+      ++summary.skipped;
+      if (summary.skip_messages.size() < 20) summary.skip_messages.push_back(e.what());
+      bar.advance();
+      continue;
+    }
+    writer.stream() << to_json(list).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
+                    << '\n';
+    ++summary.lists;
+    summary.answers += list.size();
+    for (double logp : list.ref_logps) summary.logp_sum += logp;
+    bar.advance();
+  }
+  writer.commit();
+  bar.finish();
+  summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return summary;
+}
+
+}  // namespace perpo
