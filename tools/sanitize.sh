@@ -5,7 +5,8 @@
 #                                  image: their tests) and the fuzz targets' replay tests;
 #                                  into build-asan/ (CI runs this)
 #   ./tools/sanitize.sh --all      every module and test, LibTorch's included; into build-asan-all/
-#   ./tools/sanitize.sh [--all] -R reward     extra arguments go to ctest
+#   ./tools/sanitize.sh [--all] [--target T ...] [ctest arguments, e.g. -R reward]
+#                                  build only target T (repeatable), run the tests ctest selects
 #
 # Compiler: g++ (CXX to change it), RelWithDebInfo (-O2 -g, assertions on). Any sanitizer report
 # fails the test that triggers it. LibTorch and the other dependencies are not instrumented; with
@@ -14,8 +15,15 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 all=0
-if [ "${1:-}" = "--all" ]; then all=1; shift; fi
-case "${1:-}" in -h | --help) sed -n '2,13p' "$0"; exit 0 ;; esac
+targets=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --all) all=1; shift ;;
+    --target) targets+=(--target "$2"); shift 2 ;;
+    *) break ;;
+  esac
+done
+case "${1:-}" in -h | --help) sed -n '2,14p' "$0"; exit 0 ;; esac
 cmake_bin=/usr/bin/cmake
 [ -x "$cmake_bin" ] || cmake_bin=cmake
 
@@ -36,7 +44,7 @@ if [ ! -f "$build_dir/build.ninja" ]; then
     -DPERPO_WITH_TORCH="$with_torch" -DPERPO_BUILD_TESTS=ON -DPERPO_SANITIZE=address,undefined \
     ${CXX:+-DCMAKE_CXX_COMPILER="$CXX"}
 fi
-"$cmake_bin" --build "$build_dir" -j "${PERPO_JOBS:-$(nproc)}"
+"$cmake_bin" --build "$build_dir" -j "${PERPO_JOBS:-$(nproc)}" "${targets[@]}"
 built=$(date +%s)
 ctest --test-dir "$build_dir" --output-on-failure -j "$(nproc)" "$@"
 end=$(date +%s)

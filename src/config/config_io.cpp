@@ -2,6 +2,7 @@
 // comment, allowed values). Loading, overrides, dumping and comparison all work on that table.
 #include "perpo/config/config_io.h"
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <charconv>
@@ -10,6 +11,7 @@
 #include <limits>
 #include <map>
 #include <set>
+#include <sstream>
 #include <variant>
 
 #include "perpo/core/error.h"
@@ -370,24 +372,58 @@ int second_document_line(const std::string& text) {
   return 0;
 }
 
+// Counts documents: the parser's events are not needed, only where each document starts.
+struct DocumentCounter : YAML::EventHandler {
+  int documents = 0;
+  YAML::Mark second;  // where the second document starts
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    if (++documents == 2) second = mark;
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+};
+
+// 0 when `text` holds at most one YAML document, else the 1-based line where the second starts.
+// YAML::LoadAll never returns on some invalid input ("{a: 0}, b}}" with yaml-cpp 0.7: found by
+// fuzz/yaml_config.cpp), so the parser is driven here for two documents at most. Throws
+// YAML::Exception for invalid YAML in them.
+int second_document_start(const std::string& text) {
+  std::istringstream in(text);
+  YAML::Parser parser(in);
+  DocumentCounter counter;
+  if (!parser.HandleNextDocument(counter) || !parser.HandleNextDocument(counter)) return 0;
+  const int line = second_document_line(text);
+  return line > 0 ? line : counter.second.line + 1;
+}
+
 std::string leaf(const std::string& path) { return path.substr(path.rfind('.') + 1); }
 
 }  // namespace
 
 void merge_yaml(Config& config, const std::string& yaml_text, const std::string& source) {
-  std::vector<YAML::Node> documents;
+  YAML::Node root;
+  int second_line = 0;
   try {
-    documents = YAML::LoadAll(yaml_text);
+    second_line = second_document_start(yaml_text);
+    if (second_line == 0) root = YAML::Load(yaml_text);
   } catch (const YAML::Exception& e) {
     throw input_error(source, ":", e.mark.line + 1, ": not valid YAML: ", e.msg);
   }
-  if (documents.size() > 1) {
-    int line = second_document_line(yaml_text);
-    throw input_error(source, line > 0 ? ":" + std::to_string(line) : std::string(),
-                      ": a second YAML document starts here; a config file holds one")
+  if (second_line > 0) {
+    throw input_error(source, ":", second_line,
+                      ": a second YAML document (or text after the end of the first) starts here; "
+                      "a config file holds one")
         .hint("remove the '---' line and merge the two parts, or split them into two files");
   }
-  YAML::Node root = documents.empty() ? YAML::Node() : documents.front();
   if (root.IsNull()) return;  // an empty file sets nothing
   if (!root.IsMap()) {
     throw input_error(source, ": a config file must be a mapping of sections (model:, loss:, ...)");
