@@ -108,6 +108,9 @@ void validate(const Config& c) {
           "e.g. 32 for boxes");
   require(s.lists_per_batch >= 1, "sampling.lists_per_batch", s.lists_per_batch, "must be >= 1",
           "e.g. 4");
+  require(s.max_samples == 0 || s.max_samples >= s.num_answers, "sampling.max_samples",
+          s.max_samples, "must be 0 (= 4 x num_answers) or >= sampling.num_answers",
+          "e.g. 4 x num_answers");
 
   // reward (names as registered in the reward module)
   static const std::vector<std::string> kRewards = {"",         "iou",         "giou",

@@ -4,14 +4,19 @@
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "perpo/config/config.h"
+#include "perpo/data/jsonl.h"
 #include "perpo/generate/generator.h"
 #include "perpo/model/checkpoint.h"
 #include "perpo/model/llava.h"
 #include "perpo/model/model_config.h"
 #include "perpo/model/safetensors.h"
+#include "perpo/tokenizer/tokenizer.h"
 #include "test_paths.h"
 
 namespace perpo::test {
@@ -69,6 +74,65 @@ inline GenerationPrompt random_prompt(int before, int after, std::uint64_t seed,
     prompt.seeds.push_back(answer_seed(record_seed(42, std::to_string(seed)), n));
   prompt.name = "prompt " + std::to_string(seed);
   return prompt;
+}
+
+/// The committed tiny SentencePiece tokenizer: 400 pieces + <image> (400) + <pad> (401).
+inline const Tokenizer& tiny_tokenizer() {
+  static const Tokenizer tokenizer(std::filesystem::path(kTestsDir) / "fixtures" / "tokenizer" /
+                                   "tiny.model");
+  return tokenizer;
+}
+
+/// A config for the tiny tokenizer and a tiny model (16-pixel images -> 4 image tokens).
+inline Config tiny_config() {
+  Config config;
+  config.model.tiny.vision_hidden = 16;
+  config.model.tiny.vision_layers = 1;
+  config.model.tiny.vision_heads = 2;
+  config.model.tiny.image_size = 16;
+  config.model.tiny.patch_size = 8;
+  config.model.tiny.hidden = 32;
+  config.model.tiny.layers = 2;
+  config.model.tiny.heads = 4;
+  config.model.tiny.kv_heads = 2;
+  config.model.tiny.intermediate = 48;
+  config.image.size = 16;
+  config.tokenizer.chat_template = "plain";
+  config.sampling.num_answers = 4;
+  config.sampling.max_new_tokens = 6;
+  config.run.seed = 7;
+  return config;
+}
+
+/// The tiny model of `config` with order-one random weights (so sampling varies).
+inline LlavaModel tiny_model(const Config& config, std::uint64_t seed, double scale = 0.5) {
+  ModelConfig model_config = tiny_model_config(config.model.tiny, 402, 400);
+  torch::manual_seed(seed);
+  LlavaModel model(model_config);
+  torch::NoGradGuard no_grad;
+  for (auto& p : model->parameters()) p.copy_(torch::randn_like(p) * scale);
+  model->eval();
+  return model;
+}
+
+/// Writes `count` grounding records (ids r0, r1, ...) using the data fixtures' image, and reads
+/// them back as the data module does.
+inline std::vector<DatasetRecord> write_dataset(const std::filesystem::path& file, int count,
+                                                int first = 0) {
+  const auto image =
+      std::filesystem::path(kTestsDir) / "fixtures" / "data" / "images" / "gradient_8x6.png";
+  std::ofstream out(file);
+  const char* things[] = {"red box", "left cat", "tall tree", "small dog", "blue car", "old man"};
+  for (int i = first; i < first + count; ++i) {
+    nlohmann::json record = {{"id", "r" + std::to_string(i)},
+                             {"task", "grounding"},
+                             {"image", image.string()},
+                             {"prompt", std::string("Where is the ") + things[i % 6] + "?"},
+                             {"ground_truth", "[0.1, 0.2, 0.5, 0.6]"}};
+    out << record.dump() << "\n";
+  }
+  out.close();
+  return read_dataset(file, ReadOptions{});
 }
 
 /// Decoding options: `max_new_tokens`, no stop token, `sampler`.

@@ -172,6 +172,9 @@ struct SamplingConfig {
   int lists_per_batch = 4;      // prompts decoded together, e.g. 4
   std::string output;           // preference lists JSONL; "" = <run.dir>/lists.jsonl
   bool reference_logps = true;  // compute and store ref_logps with each list
+  bool unique_answers = false;  // drop repeated answers of a prompt and sample more instead
+  int max_samples = 0;          // answers drawn per prompt at most with unique_answers; 0 = 4 N
+  bool add_ground_truth = false;  // add the ground truth to each list as one more answer
 
   template <typename V>
   void visit(V& v) {
@@ -184,6 +187,12 @@ struct SamplingConfig {
     v.field("output", output, "preference-list JSONL to write; empty = <run.dir>/lists.jsonl");
     v.field("reference_logps", reference_logps,
             "store the sampling model's log-probs as ref_logps");
+    v.field("unique_answers", unique_answers,
+            "drop repeated answers of a prompt and sample again, up to max_samples draws");
+    v.field("max_samples", max_samples,
+            "answers drawn per prompt at most when unique_answers; 0 = 4 x num_answers");
+    v.field("add_ground_truth", add_ground_truth,
+            "add the ground truth to each list as one more answer (if not already sampled)");
   }
 };
 

@@ -1,0 +1,22 @@
+// Summed log-probs of a list's answers under a model, through the prefix-sharing forward: the
+// prompt (image + text) runs once, the N answers run on its keys/values (LlavaModel::answer_logps).
+// `perpo sample` (ref_logps of fresh lists) and `perpo logps` (lists made elsewhere) both call
+// this, so the two give the same numbers.
+#pragma once
+
+#include <torch/types.h>
+
+#include <vector>
+
+#include "perpo/data/examples.h"
+#include "perpo/model/llava.h"
+
+namespace perpo {
+
+/// log p(answer_i | prompt, image) summed over the answer's tokens (EOS included), one per
+/// answer, under no-grad in eval mode. pixel_values (3, H, W) or undefined (text-only prompt).
+/// Answers are scored `chunk` at a time (bounds memory for long lists).
+std::vector<double> list_logps(LlavaModelImpl& model, const ListExample& example,
+                               const torch::Tensor& pixel_values, int chunk = 32);
+
+}  // namespace perpo

@@ -1,0 +1,59 @@
+// Dataset records -> what the decoder takes (prompt ids with the image tokens expanded, pixels),
+// with the tokenizer, chat template and image settings checked against the model once.
+//
+//   perpo::RecordPrompts prompts(model->config(), tokenizer, config);   // throws on a mismatch
+//   perpo::GenerationPrompt prompt = prompts.build(record);             // ids, pixels, name
+//   perpo::ListExample example = prompts.encode_list(list);             // prompt + answer ids
+#pragma once
+
+#include <torch/types.h>
+
+#include <string>
+
+#include "perpo/config/config.h"
+#include "perpo/data/examples.h"
+#include "perpo/data/records.h"
+#include "perpo/generate/generator.h"
+#include "perpo/model/model_config.h"
+#include "perpo/tokenizer/chat_template.h"
+#include "perpo/tokenizer/tokenizer.h"
+
+namespace perpo {
+
+/// "data.jsonl:7 (id refcoco-val-17)": how errors name a record.
+std::string record_name(const DatasetRecord& record);
+
+/// Throws perpo::Error (input) when the tokenizer cannot drive the model: more token ids than
+/// the model's vocabulary, an image placeholder id other than the model's image_token_index, or
+/// image.size other than the vision tower's input size. Names the tokenizer file and the keys.
+void check_model_matches(const ModelConfig& model, const Tokenizer& tokenizer,
+                         const ChatTemplate& chat, const ImageConfig& image);
+
+class RecordPrompts {
+ public:
+  /// Keeps a reference to `tokenizer`, which must outlive this object.
+  RecordPrompts(const ModelConfig& model, const Tokenizer& tokenizer, const Config& config);
+  RecordPrompts(const RecordPrompts&) = delete;
+  RecordPrompts& operator=(const RecordPrompts&) = delete;
+
+  /// Prompt ids (errors for prompts over data.max_prompt_tokens) and pixels (errors for a
+  /// missing or undecodable image), both naming the record. `seeds` is left empty.
+  GenerationPrompt build(const DatasetRecord& record);
+  /// The record's image as (3, H, W) float32, or undefined when it has none.
+  torch::Tensor pixels(const DatasetRecord& record) const;
+  /// Prompt and answer ids of a list (answers cut to data.max_answer_tokens, + EOS).
+  ListExample encode_list(const PreferenceList& list);
+
+  const ChatTemplate& chat() const { return chat_; }
+  const Tokenizer& tokenizer() const { return tokenizer_; }
+  /// Answer text of generated ids (special tokens left out, SentencePiece's leading space gone).
+  std::string answer_text(const std::vector<int>& ids) const;
+
+ private:
+  const Tokenizer& tokenizer_;
+  ChatTemplate chat_;
+  ExampleEncoder encoder_;
+  ImageConfig image_;
+};
+
+}  // namespace perpo

@@ -1,0 +1,64 @@
+// Preference lists from dataset records: N sampled answers per record, each scored against the
+// ground truth by the configured reward, with the sampling model's summed log-prob of each answer
+// as ref_logps. The library behind `perpo sample`; train's online mode calls it too.
+//
+//   perpo::RecordPrompts prompts(model->config(), tokenizer, config);
+//   perpo::ListSampler sampler(*model, prompts, config);
+//   perpo::SampledBatch batch = sampler.sample(records);   // records decoded together
+//   for (const perpo::PreferenceList& list : batch.lists) ...
+//
+// Settings (config.h): sampling.{num_answers, temperature, top_k, top_p, max_new_tokens,
+// reference_logps, unique_answers, max_samples, add_ground_truth}, run.seed, reward.*,
+// data.on_bad_record. Answer n of a record is drawn from the stream
+// answer_seed(record_seed(run.seed, id), n) (sampler.h), so the lists do not depend on the batch.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "perpo/config/config.h"
+#include "perpo/data/records.h"
+#include "perpo/generate/generator.h"
+#include "perpo/generate/record_prompts.h"
+#include "perpo/model/llava.h"
+#include "perpo/reward/reward.h"
+
+namespace perpo {
+
+struct SampledBatch {
+  std::vector<PreferenceList> lists;   // one per good record, in order; record.extra holds
+                                       // "reward_notes" (one note per answer)
+  std::vector<std::string> skipped;    // messages of bad records left out (on_bad_record skip)
+  std::size_t duplicates_dropped = 0;  // repeated answers dropped (unique_answers)
+  std::size_t short_lists = 0;         // lists with fewer than N distinct answers
+  GenerationStats stats;               // tokens decoded
+};
+
+class ListSampler {
+ public:
+  /// Checks the sampler and reward settings (unknown reward: perpo::Error (input)).
+  /// Keeps references to `model` and `prompts`.
+  ListSampler(LlavaModelImpl& model, RecordPrompts& prompts, const Config& config);
+
+  /// Lists for `records`, decoded together. A bad record (prompt over the context or
+  /// data.max_prompt_tokens, missing image, task without a default reward) throws perpo::Error
+  /// (input) naming it, or with data.on_bad_record=skip is left out and reported in `skipped`.
+  SampledBatch sample(const std::vector<DatasetRecord>& records);
+
+  /// The reward that scores `record`'s answers: reward.name, else the task's default.
+  const RewardSpec& reward_for(const DatasetRecord& record) const;
+  const GenerationOptions& generation_options() const { return options_; }
+
+ private:
+  LlavaModelImpl& model_;
+  RecordPrompts& prompts_;
+  SamplingConfig sampling_;
+  RewardConfig reward_config_;
+  RewardOptions reward_options_;
+  GenerationOptions options_;
+  std::uint64_t run_seed_;
+  bool skip_bad_records_;
+};
+
+}  // namespace perpo

@@ -1,0 +1,54 @@
+// `perpo sample`'s loop: lists for every record of a dataset, appended to a JSONL file batch by
+// batch, resumable. A killed run started again with the same command continues after the last
+// whole line: records already in the file are not sampled again, a cut last line is removed
+// (JsonlWriter), and since each answer's random stream depends only on run.seed and the record id
+// (sampler.h), the finished file equals that of an uninterrupted run.
+//
+//   perpo::SampleSummary summary = perpo::sample_to_file(sampler, records, "run/lists.jsonl", 4);
+//   std::fputs(summary.to_text().c_str(), stdout);
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "perpo/data/records.h"
+#include "perpo/generate/sample_lists.h"
+
+namespace perpo {
+
+struct SampleSummary {
+  std::size_t records = 0;  // dataset records
+  std::size_t lists = 0;    // lists in the output file at the end
+  std::size_t resumed = 0;  // of which were there before this run
+  std::size_t skipped = 0;  // bad records left out (data.on_bad_record: skip)
+  std::size_t answers = 0;  // answers of all lists
+  double reward_sum = 0;
+  double reward_max = 0;
+  std::array<std::size_t, 10> histogram{};   // bin k: rewards in [k/10, (k+1)/10); 1.0 in bin 9
+  std::map<std::string, std::size_t> notes;  // reward note -> answers
+  std::size_t unparsable = 0;                // answers whose note is not "ok"
+  std::size_t all_equal = 0;               // lists whose rewards are all equal (no training signal)
+  std::size_t duplicates_dropped = 0;      // sampling.unique_answers
+  std::size_t short_lists = 0;             // fewer distinct answers than num_answers
+  GenerationStats stats;                   // tokens decoded in this run
+  double seconds = 0;                      // wall time of this run
+  std::vector<std::string> skip_messages;  // the first 20
+
+  /// Counts one list (its rewards and record.extra["reward_notes"]).
+  void add(const PreferenceList& list);
+  double mean_reward() const { return answers ? reward_sum / static_cast<double>(answers) : 0.0; }
+  /// The end-of-run report: counts, rewards (mean, max, histogram), notes, lists without signal.
+  std::string to_text() const;
+};
+
+/// Samples lists for `records` into `output` (appending; see the file comment), `lists_per_batch`
+/// records decoded together, with a progress bar (lists/s, tokens/s, ETA). Throws perpo::Error
+/// (input) for duplicate record ids, or when `output` holds lists of records not in `records`.
+SampleSummary sample_to_file(ListSampler& sampler, const std::vector<DatasetRecord>& records,
+                             const std::filesystem::path& output, int lists_per_batch);
+
+}  // namespace perpo

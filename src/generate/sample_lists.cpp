@@ -1,0 +1,151 @@
+#include "perpo/generate/sample_lists.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <set>
+
+#include "perpo/core/error.h"
+#include "perpo/core/strings.h"
+#include "perpo/generate/list_logps.h"
+#include "perpo/reward/reward_config.h"
+
+namespace perpo {
+
+namespace {
+
+/// One record of the batch while its answers are drawn.
+struct Pending {
+  const DatasetRecord* record = nullptr;
+  const RewardSpec* reward = nullptr;
+  std::uint64_t seed = 0;             // record_seed(run.seed, id)
+  std::int64_t drawn = 0;             // answers decoded so far (= next answer index)
+  std::vector<std::string> answers;   // kept answers, in draw order
+  std::vector<std::string> repeated;  // dropped repeats, in draw order
+  std::set<std::string> seen;         // trimmed texts of the kept answers
+};
+
+}  // namespace
+
+ListSampler::ListSampler(LlavaModelImpl& model, RecordPrompts& prompts, const Config& config)
+    : model_(model),
+      prompts_(prompts),
+      sampling_(config.sampling),
+      reward_config_(config.reward),
+      reward_options_(reward_options_from(config.reward)),
+      run_seed_(config.run.seed),
+      skip_bad_records_(config.data.on_bad_record == "skip") {
+  options_.max_new_tokens = sampling_.max_new_tokens;
+  options_.stop_ids = {prompts.tokenizer().eos_id()};
+  options_.sampler = SamplerOptions::from(sampling_);
+  options_.sampler.validate();
+  const int pad = prompts.tokenizer().pad_id();
+  options_.pad_id = pad >= 0 && pad < model.config().text.vocab_size ? pad : 0;
+  if (!reward_config_.name.empty()) find_reward(reward_config_.name);  // unknown: input error
+  PERPO_CHECK_INPUT(sampling_.num_answers >= 2, "sampling.num_answers must be >= 2, got ",
+                    sampling_.num_answers);
+}
+
+const RewardSpec& ListSampler::reward_for(const DatasetRecord& record) const {
+  if (!reward_config_.name.empty()) return find_reward(reward_config_.name);
+  try {
+    return find_reward(default_reward_for_task(record.task));
+  } catch (const Error& e) {
+    throw input_error(record_name(record), ": ", e.message())
+        .hint("set reward.name, or give the record a task (grounding, ocr)");
+  }
+}
+
+SampledBatch ListSampler::sample(const std::vector<DatasetRecord>& records) {
+  SampledBatch batch;
+  std::vector<Pending> pending;
+  std::vector<GenerationPrompt> prompts;
+  const int context = model_.config().text.max_position_embeddings;
+  for (const DatasetRecord& record : records) {
+    try {
+      Pending p;
+      p.record = &record;
+      p.reward = &reward_for(record);
+      p.seed = record_seed(run_seed_, record.id);
+      GenerationPrompt prompt = prompts_.build(record);
+      const auto length = static_cast<int>(prompt.prompt_ids.size());
+      if (length + options_.max_new_tokens > context) {
+        throw input_error(prompt.name, ": the prompt has ", length, " tokens; with ",
+                          options_.max_new_tokens, " new tokens it exceeds the model's context of ",
+                          context, " positions (text_config.max_position_embeddings)")
+            .hint(
+                "lower sampling.max_new_tokens, or skip such records with "
+                "data.on_bad_record=skip");
+      }
+      pending.push_back(std::move(p));
+      prompts.push_back(std::move(prompt));
+    } catch (const Error& e) {
+      if (!skip_bad_records_ || !e.is_input_error()) throw;
+      batch.skipped.push_back(e.what());
+    }
+  }
+  if (pending.empty()) return batch;
+
+  EncodedPrompts encoded = encode_prompts(model_, prompts, options_);
+  for (std::int64_t length : encoded.lengths) batch.stats.prompt_tokens += length;
+  const std::int64_t N = sampling_.num_answers;
+  const std::int64_t budget =
+      sampling_.unique_answers ? (sampling_.max_samples > 0 ? sampling_.max_samples : 4 * N) : N;
+  while (true) {  // rounds: draw what each record still lacks, within its budget
+    std::vector<std::int64_t> row_prompts;
+    std::vector<std::uint64_t> row_seeds;
+    for (std::size_t r = 0; r < pending.size(); ++r) {
+      Pending& p = pending[r];
+      const std::int64_t lacking = N - static_cast<std::int64_t>(p.answers.size());
+      const std::int64_t draws = std::min(lacking, budget - p.drawn);
+      for (std::int64_t i = 0; i < draws; ++i) {
+        row_prompts.push_back(static_cast<std::int64_t>(r));
+        row_seeds.push_back(answer_seed(p.seed, p.drawn++));
+      }
+    }
+    if (row_prompts.empty()) break;
+    std::vector<GeneratedAnswer> answers =
+        decode_rows(model_, encoded, row_prompts, row_seeds, options_, &batch.stats);
+    for (std::size_t b = 0; b < answers.size(); ++b) {
+      Pending& p = pending[row_prompts[b]];
+      std::string text = prompts_.answer_text(answers[b].ids);
+      if (sampling_.unique_answers && !p.seen.insert(std::string(trim(text))).second) {
+        p.repeated.push_back(std::move(text));
+        ++batch.duplicates_dropped;
+      } else {
+        p.answers.push_back(std::move(text));
+      }
+    }
+  }
+
+  for (std::size_t r = 0; r < pending.size(); ++r) {
+    Pending& p = pending[r];
+    PreferenceList list;
+    list.record = *p.record;
+    list.answers = std::move(p.answers);
+    if (static_cast<std::int64_t>(list.answers.size()) < N) ++batch.short_lists;
+    for (std::size_t i = 0; list.answers.size() < 2 && i < p.repeated.size(); ++i) {
+      list.answers.push_back(p.repeated[i]);  // a list needs two answers, even equal ones
+    }
+    if (sampling_.add_ground_truth) {
+      const std::string truth(trim(p.record->ground_truth));
+      const bool present = std::any_of(list.answers.begin(), list.answers.end(),
+                                       [&](const std::string& a) { return trim(a) == truth; });
+      if (!present) list.answers.push_back(p.record->ground_truth);
+    }
+    nlohmann::json notes = nlohmann::json::array();
+    for (const std::string& answer : list.answers) {
+      RewardResult result = p.reward->score(answer, p.record->ground_truth, reward_options_);
+      list.rewards.push_back(result.score);
+      notes.push_back(result.note);
+    }
+    list.record.extra["reward_notes"] = std::move(notes);
+    if (sampling_.reference_logps) {
+      list.ref_logps = list_logps(model_, prompts_.encode_list(list), prompts[r].pixel_values);
+    }
+    batch.lists.push_back(std::move(list));
+  }
+  return batch;
+}
+
+}  // namespace perpo

@@ -1,0 +1,158 @@
+#include "perpo/generate/sample_run.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <sstream>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "perpo/core/error.h"
+#include "perpo/core/log.h"
+#include "perpo/core/progress.h"
+#include "perpo/data/jsonl.h"
+#include "perpo/data/jsonl_writer.h"
+
+namespace perpo {
+
+void SampleSummary::add(const PreferenceList& list) {
+  ++lists;
+  const auto notes_json = list.record.extra.find("reward_notes");
+  for (std::size_t i = 0; i < list.rewards.size(); ++i) {
+    const double reward = list.rewards[i];
+    reward_max = answers == 0 ? reward : std::max(reward_max, reward);
+    ++answers;
+    reward_sum += reward;
+    const auto bin = static_cast<std::size_t>(std::clamp(reward, 0.0, 1.0) * 10);
+    ++histogram[std::min<std::size_t>(bin, 9)];
+    if (notes_json != list.record.extra.end() && notes_json->is_array() && i < notes_json->size() &&
+        (*notes_json)[i].is_string()) {
+      const std::string note = (*notes_json)[i].get<std::string>();
+      ++notes[note];
+      if (note != "ok") ++unparsable;
+    }
+  }
+  if (!list.rewards.empty() && std::all_of(list.rewards.begin(), list.rewards.end(),
+                                           [&](double r) { return r == list.rewards.front(); })) {
+    ++all_equal;
+  }
+}
+
+std::string SampleSummary::to_text() const {
+  std::ostringstream out;
+  char line[200];
+  std::snprintf(line, sizeof(line),
+                "%zu lists (%zu from an earlier run) of %zu records, %zu skipped\n", lists, resumed,
+                records, skipped);
+  out << line;
+  std::snprintf(line, sizeof(line), "%zu answers: mean reward %.4f, max %.4f\n", answers,
+                mean_reward(), reward_max);
+  out << line;
+  const std::size_t peak =
+      std::max<std::size_t>(1, *std::max_element(histogram.begin(), histogram.end()));
+  for (std::size_t bin = 0; bin < histogram.size(); ++bin) {
+    std::snprintf(line, sizeof(line), "  [%.1f, %.1f%c %8zu  ", bin / 10.0, (bin + 1) / 10.0,
+                  bin == 9 ? ']' : ')', histogram[bin]);
+    out << line << std::string(histogram[bin] * 40 / peak, '#') << '\n';
+  }
+  out << "notes:";
+  for (const auto& [note, count] : notes) out << ' ' << note << ' ' << count;
+  out << (notes.empty() ? " none\n" : "\n");
+  std::snprintf(line, sizeof(line),
+                "unparsable answers %zu; lists with all rewards equal (no signal) %zu\n",
+                unparsable, all_equal);
+  out << line;
+  if (duplicates_dropped > 0 || short_lists > 0) {
+    std::snprintf(line, sizeof(line),
+                  "repeated answers dropped %zu; lists short of distinct answers %zu\n",
+                  duplicates_dropped, short_lists);
+    out << line;
+  }
+  if (seconds > 0) {
+    std::snprintf(line, sizeof(line), "this run: %lld tokens decoded in %.1f s (%.1f tokens/s)\n",
+                  static_cast<long long>(stats.generated_tokens), seconds,
+                  static_cast<double>(stats.generated_tokens) / seconds);
+    out << line;
+  }
+  for (const std::string& message : skip_messages) out << "skipped: " << message << '\n';
+  return out.str();
+}
+
+SampleSummary sample_to_file(ListSampler& sampler, const std::vector<DatasetRecord>& records,
+                             const std::filesystem::path& output, int lists_per_batch) {
+  PERPO_CHECK(lists_per_batch >= 1, "lists_per_batch must be >= 1");
+  SampleSummary summary;
+  summary.records = records.size();
+  std::unordered_map<std::string, std::size_t> index_of;
+  for (std::size_t i = 0; i < records.size(); ++i) {
+    auto [it, fresh] = index_of.emplace(records[i].id, i);
+    if (!fresh) {
+      throw input_error(records[i].source.to_string(), ": record id '", records[i].id,
+                        "' was already used at ", records[it->second].source.to_string())
+          .hint("record ids must be unique: sample resumes by id");
+    }
+  }
+
+  JsonlWriter writer(output);  // appends; cuts a partial last line left by a killed run
+  if (writer.repaired_bytes() > 0) {
+    PERPO_LOG_WARN("removed a cut last line (", writer.repaired_bytes(), " bytes) from ",
+                   output.string());
+  }
+  std::unordered_set<std::string> done;
+  if (std::filesystem::file_size(output) > 0) {
+    ReadOptions options;
+    options.image_check = ImageCheck::kNone;
+    for (const PreferenceList& list : read_preference_lists(output, options)) {
+      if (!index_of.count(list.record.id)) {
+        throw input_error(output.string(), ":", list.record.source.line, ": list '", list.record.id,
+                          "' is not a record of this dataset")
+            .hint("the output holds lists of another run; pick another sampling.output");
+      }
+      done.insert(list.record.id);
+      summary.add(list);
+    }
+    summary.resumed = summary.lists;
+    if (summary.resumed > 0) {
+      PERPO_LOG_INFO("resuming: ", summary.resumed, " lists already in ", output.string());
+    }
+  }
+
+  std::vector<const DatasetRecord*> todo;
+  for (const DatasetRecord& record : records) {
+    if (!done.count(record.id)) todo.push_back(&record);
+  }
+  Progress bar(static_cast<std::int64_t>(records.size()), "sampling", "lists");
+  bar.advance(static_cast<std::int64_t>(records.size() - todo.size()));
+  const auto start = std::chrono::steady_clock::now();
+  for (std::size_t first = 0; first < todo.size(); first += lists_per_batch) {
+    const std::size_t count = std::min<std::size_t>(lists_per_batch, todo.size() - first);
+    std::vector<DatasetRecord> batch_records;
+    for (std::size_t i = first; i < first + count; ++i) batch_records.push_back(*todo[i]);
+    SampledBatch batch = sampler.sample(batch_records);
+    for (const PreferenceList& list : batch.lists) {
+      writer.write(to_json(list));
+      summary.add(list);
+    }
+    summary.skipped += batch.skipped.size();
+    for (const std::string& message : batch.skipped) {
+      PERPO_LOG_WARN("skipped ", message);
+      if (summary.skip_messages.size() < 20) summary.skip_messages.push_back(message);
+    }
+    summary.duplicates_dropped += batch.duplicates_dropped;
+    summary.short_lists += batch.short_lists;
+    summary.stats.prompt_tokens += batch.stats.prompt_tokens;
+    summary.stats.generated_tokens += batch.stats.generated_tokens;
+    summary.stats.steps += batch.stats.steps;
+    summary.seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    char note[64];
+    std::snprintf(note, sizeof(note), "%.0f tok/s",
+                  summary.seconds > 0 ? summary.stats.generated_tokens / summary.seconds : 0.0);
+    bar.set_note(note);
+    bar.advance(static_cast<std::int64_t>(count));
+  }
+  bar.finish();
+  return summary;
+}
+
+}  // namespace perpo
