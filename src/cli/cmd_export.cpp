@@ -6,6 +6,8 @@
 
 #include "commands.h"
 #include "perpo/model/convert.h"
+#include "perpo/train/export.h"
+#include "perpo/train/run_checkpoint.h"
 
 namespace perpo::cli {
 
@@ -15,8 +17,9 @@ void register_export(CLI::App& app, CommandRegistry& registry) {
   command->footer(
       "Weights (LoRA merged) as safetensors, config.json, and the tokenizer / processor files "
       "found beside the weights. The checkpoint\n"
-      "is loaded strictly first. C: a Hugging Face LLaVA folder (config.json + safetensors);\n"
-      "perpo training checkpoints once `perpo train` lands. DIR is replaced atomically.");
+      "is loaded strictly first. C: a Hugging Face LLaVA folder (config.json + safetensors), or\n"
+      "a perpo training checkpoint run.dir/checkpoints/step-N (its base model + trained weights\n"
+      "or adapters, merged). DIR is replaced atomically.");
   struct Options {
     std::string checkpoint;
     std::string output;
@@ -25,7 +28,7 @@ void register_export(CLI::App& app, CommandRegistry& registry) {
   auto options = std::make_shared<Options>();
   command
       ->add_option("--checkpoint", options->checkpoint,
-                   "C: a Hugging Face LLaVA folder (config.json + safetensors)")
+                   "C: a Hugging Face LLaVA folder, or run.dir/checkpoints/step-N of perpo train")
       ->required();
   command->add_option("--output,-o", options->output, "DIR: the folder to write")->required();
   command
@@ -37,7 +40,9 @@ void register_export(CLI::App& app, CommandRegistry& registry) {
 
   registry.add(command, [options] {
     ConvertSummary summary =
-        export_hf_checkpoint(options->checkpoint, options->output, options->convert);
+        is_run_checkpoint(options->checkpoint)
+            ? export_training_checkpoint(options->checkpoint, options->output, options->convert)
+            : export_hf_checkpoint(options->checkpoint, options->output, options->convert);
     std::fputs(summary.to_text().c_str(), stdout);
     std::printf("wrote %s\n", options->output.c_str());
     return 0;

@@ -9,6 +9,7 @@ void register_all(CLI::App& app, CommandRegistry& registry) {
   register_config(app, registry);
   register_score(app, registry);
   register_export(app, registry);
+  register_train(app, registry);
   register_data(app, registry);
 }
 

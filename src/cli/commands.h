@@ -29,6 +29,7 @@ std::string version_text();
 void register_config(CLI::App& app, CommandRegistry& registry);
 void register_score(CLI::App& app, CommandRegistry& registry);
 void register_export(CLI::App& app, CommandRegistry& registry);
+void register_train(CLI::App& app, CommandRegistry& registry);
 void register_data(CLI::App& app, CommandRegistry& registry);
 
 }  // namespace perpo::cli

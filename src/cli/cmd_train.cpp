@@ -1,0 +1,90 @@
+// perpo train --config F [--resume] [k.k=v ...]: SFT / PerPO / DPO / LiPO / ranking training.
+// The work is perpo::run_training (train/trainer.h); this file maps flags and signals onto it.
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "commands.h"
+#include "perpo/config/config_io.h"
+#include "perpo/core/log.h"
+#include "perpo/train/trainer.h"
+
+namespace perpo::cli {
+namespace {
+
+// SEAM: replaced by core/signals.h (install_signal_handlers / stop_requested) once it lands.
+volatile std::sig_atomic_t g_stop = 0;
+extern "C" void on_stop_signal(int) { g_stop = 1; }
+
+void install_stop_handlers() {
+  struct sigaction action {};
+  action.sa_handler = on_stop_signal;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+}
+
+// Fault injection for the crash tests: PERPO_FAULT_KILL_CHECKPOINT=K sends SIGKILL to this process
+// in the middle of writing its K-th checkpoint (after the first file).
+CheckpointFault fault_from_environment() {
+  const char* value = std::getenv("PERPO_FAULT_KILL_CHECKPOINT");
+  if (value == nullptr) return {};
+  const int target = std::atoi(value);
+  auto count = std::make_shared<int>(0);
+  return [target, count](const std::string& written) {
+    if (written == "weights.safetensors" && ++*count == target) std::raise(SIGKILL);
+  };
+}
+
+}  // namespace
+
+void register_train(CLI::App& app, CommandRegistry& registry) {
+  auto* command = app.add_subcommand("train", "Train with SFT / PerPO / DPO / LiPO (loss.name)");
+  command->footer(
+      "Reads data.train (preference lists for perpo | dpo | lipo | ranking, dataset records for\n"
+      "sft) and writes run.dir: config.yaml, log.txt, metrics.jsonl, tensorboard/ "
+      "(run.tensorboard),\n"
+      "reference_logps.json (when lists lack ref_logps), checkpoints/step-N/. SIGINT/SIGTERM\n"
+      "finish the current step, save a checkpoint and exit 0; --resume continues from the newest\n"
+      "checkpoint exactly. Export a checkpoint with `perpo export --checkpoint "
+      "DIR/checkpoints/step-N`.");
+  struct Options {
+    std::string config;
+    bool resume = false;
+    std::vector<std::string> overrides;
+  };
+  auto options = std::make_shared<Options>();
+  command->add_option("--config,-c", options->config, "YAML config")->check(CLI::ExistingFile);
+  command->add_flag("--resume", options->resume,
+                    "continue from the newest checkpoint in run.dir/checkpoints");
+  command->add_option("overrides", options->overrides,
+                      "key=value config overrides, e.g. optim.lr=1e-5 train.max_steps=100");
+
+  registry.add(command, [options] {
+    Config config = load_config(options->config, options->overrides);
+    install_stop_handlers();
+    TrainerHooks hooks;
+    hooks.stop_requested = [] { return g_stop != 0; };
+    hooks.checkpoint_fault = fault_from_environment();
+    TrainSummary summary = run_training(config, {.resume = options->resume}, hooks);
+    std::printf("steps: %lld of %lld%s\n", static_cast<long long>(summary.steps),
+                static_cast<long long>(summary.total_steps),
+                summary.stopped ? " (stopped by signal; continue with --resume)" : "");
+    std::printf("last loss: %.6f\n", summary.last_loss);
+    std::printf("reference log-probs: %s\n", summary.reference_source.c_str());
+    if (summary.skipped_steps > 0) {
+      std::printf("skipped steps (non-finite): %lld\n",
+                  static_cast<long long>(summary.skipped_steps));
+    }
+    if (summary.truncated_answers > 0) {
+      std::printf("answers truncated: %zu\n", summary.truncated_answers);
+    }
+    std::printf("checkpoint: %s\n", summary.last_checkpoint.string().c_str());
+    return 0;
+  });
+}
+
+}  // namespace perpo::cli
