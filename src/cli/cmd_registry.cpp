@@ -11,6 +11,7 @@ void register_all(CLI::App& app, CommandRegistry& registry) {
   register_export(app, registry);
   register_train(app, registry);
   register_data(app, registry);
+  register_demo(app, registry);
 }
 
 std::string version_text() { return std::string("perpo 0.1.0\n") + runtime_summary(); }

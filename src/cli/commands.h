@@ -31,5 +31,6 @@ void register_score(CLI::App& app, CommandRegistry& registry);
 void register_export(CLI::App& app, CommandRegistry& registry);
 void register_train(CLI::App& app, CommandRegistry& registry);
 void register_data(CLI::App& app, CommandRegistry& registry);
+void register_demo(CLI::App& app, CommandRegistry& registry);
 
 }  // namespace perpo::cli

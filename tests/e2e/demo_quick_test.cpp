@@ -1,0 +1,170 @@
+// End to end: `perpo demo --quick` runs every stage, and every stage's files exist and parse;
+// the metrics are finite; stage 1 beats the trivial boxes clearly; a second run reuses every
+// stage. One run of the demo serves all checks (it takes minutes), so this is one test.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "perpo/data/jsonl.h"
+#include "perpo/reward/reward.h"
+#include "run_perpo.h"
+#include "test_paths.h"
+
+namespace fs = std::filesystem;
+using perpo::DatasetRecord;
+using perpo::test::run_perpo;
+
+namespace {
+
+std::string read_text(const fs::path& path) {
+  std::ifstream in(path);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+nlohmann::json read_json(const fs::path& path) {
+  EXPECT_TRUE(fs::exists(path)) << path;
+  return nlohmann::json::parse(read_text(path));
+}
+
+// Share of records whose ground truth overlaps `box` with IoU >= 0.5, and the mean IoU.
+std::pair<double, double> baseline(const std::vector<DatasetRecord>& records,
+                                   const std::string& box) {
+  double hits = 0, iou_sum = 0;
+  for (const auto& record : records) {
+    const double iou = perpo::reward_iou(box, record.ground_truth, {}).score;
+    hits += iou >= 0.5 ? 1 : 0;
+    iou_sum += iou;
+  }
+  return {hits / records.size(), iou_sum / records.size()};
+}
+
+// The box of the mean ground-truth coordinates of `records`, as the answers write boxes.
+std::string mean_box(const std::vector<DatasetRecord>& records) {
+  std::array<double, 4> sum{};
+  for (const auto& record : records) {
+    std::array<double, 4> box{};
+    EXPECT_EQ(std::sscanf(record.ground_truth.c_str(), "[%lf, %lf, %lf, %lf]", &box[0], &box[1],
+                          &box[2], &box[3]),
+              4)
+        << record.ground_truth;
+    for (int i = 0; i < 4; ++i) sum[i] += box[i];
+  }
+  char text[96];
+  std::snprintf(text, sizeof text, "[%.2f, %.2f, %.2f, %.2f]", sum[0] / records.size(),
+                sum[1] / records.size(), sum[2] / records.size(), sum[3] / records.size());
+  return text;
+}
+
+void expect_finite_metrics(const nlohmann::json& metrics, const std::string& where) {
+  ASSERT_TRUE(metrics.is_object()) << where;
+  EXPECT_FALSE(metrics.empty()) << where;
+  for (const auto& [name, value] : metrics.items()) {
+    ASSERT_TRUE(value.is_number()) << where << " " << name;
+    EXPECT_TRUE(std::isfinite(value.get<double>())) << where << " " << name;
+  }
+}
+
+}  // namespace
+
+TEST(DemoQuick, EveryStageWritesParsableFilesAndStageOneBeatsTrivialBoxes) {
+  const fs::path out = fs::path(perpo::test::kScratchDir) / "demo-quick";
+  fs::remove_all(out);
+  fs::create_directories(out.parent_path());
+  perpo::test::PerpoRun run = run_perpo("demo --quick --seed 3 --out " + out.string());
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  for (const auto& stage :
+       {"[demo] data", "[demo] sft", "[demo] sample", "[demo] arm", "[demo] eval"}) {
+    EXPECT_NE(run.output.find(stage), std::string::npos) << stage << "\n" << run.output;
+  }
+
+  // data: every split of every task parses; the tokenizer exists.
+  const std::vector<std::string> tasks = {"grounding", "ocr"};
+  for (const auto& task : tasks) {
+    for (const auto& split : {"sft", "pref", "val", "test"}) {
+      const fs::path file = out / "data" / (task + "-" + split) / "records.jsonl";
+      EXPECT_FALSE(perpo::read_dataset(file, {}).empty()) << file;
+    }
+  }
+  EXPECT_GT(fs::file_size(out / "data" / "tokenizer.model"), 0u);
+
+  // stage 1 and the arms: exported models and metrics.jsonl lines that parse and are finite.
+  EXPECT_TRUE(fs::exists(out / "sft" / "model" / "config.json"));
+  const std::vector<std::string> arms = {"sft", "dpo", "perpo"};
+  for (const auto& arm : arms) {
+    EXPECT_TRUE(fs::exists(out / "arms" / arm / "model" / "config.json")) << arm;
+    std::ifstream lines(out / "arms" / arm / "run" / "metrics.jsonl");
+    std::string line;
+    int steps = 0;
+    while (std::getline(lines, line)) {
+      const auto record = nlohmann::json::parse(line);
+      if (!record.contains("loss")) continue;
+      EXPECT_TRUE(std::isfinite(record["loss"].get<double>())) << arm << ": " << line;
+      ++steps;
+    }
+    EXPECT_GT(steps, 0) << arm;
+  }
+
+  // lists: N sampled answers + the ground truth, rewards in [0, 1].
+  const auto lists = perpo::read_preference_lists(out / "lists" / "lists.jsonl", {});
+  ASSERT_FALSE(lists.empty());
+  for (const auto& list : lists) {
+    ASSERT_EQ(list.answers.size(), 5u) << list.record.id;  // quick: N = 4, + ground truth
+    EXPECT_EQ(list.answers.back(), list.record.ground_truth);
+    EXPECT_DOUBLE_EQ(list.rewards.back(), 1.0);
+    for (double reward : list.rewards) EXPECT_TRUE(reward >= 0 && reward <= 1) << reward;
+  }
+
+  // summary.json: arm -> task -> metric, all finite; seed and stage seconds.
+  const auto summary = read_json(out / "summary.json");
+  EXPECT_EQ(summary["seed"].get<int>(), 3);
+  for (const auto& stage : {"data", "sft", "sample", "arm-sft", "arm-dpo", "arm-perpo", "eval"}) {
+    ASSERT_TRUE(summary["stage_seconds"].contains(stage)) << stage;
+    EXPECT_GE(summary["stage_seconds"][stage].get<double>(), 0.0) << stage;
+  }
+  for (const auto& arm : {"start", "sft", "dpo", "perpo"}) {
+    for (const auto& task : tasks) {
+      expect_finite_metrics(summary["arms"][arm][task], std::string(arm) + "/" + task);
+    }
+    EXPECT_EQ(summary["arms"][arm]["grounding"]["n"].get<double>(), 200.0);
+  }
+
+  // Stage 1 clearly above the trivial boxes on the test split.
+  const auto test = perpo::read_dataset(out / "data" / "grounding-test" / "records.jsonl", {});
+  const auto train = perpo::read_dataset(out / "data" / "grounding-sft" / "records.jsonl", {});
+  const auto whole = baseline(test, "[0.00, 0.00, 1.00, 1.00]");
+  const auto mean = baseline(test, mean_box(train));
+  const auto& start = summary["arms"]["start"]["grounding"];
+  const double acc = start["acc@0.5"].get<double>();
+  const double iou = start["mean_iou"].get<double>();
+  EXPECT_GT(acc, std::max(whole.first, mean.first) + 0.10)
+      << "whole image " << whole.first << ", mean box " << mean.first;
+  EXPECT_GT(iou, std::max(whole.second, mean.second) + 0.10)
+      << "whole image " << whole.second << ", mean box " << mean.second;
+  EXPECT_LT(summary["arms"]["start"]["ocr"]["edit_distance"].get<double>(), 0.9);
+
+  // The report.
+  EXPECT_NE(read_text(out / "report.md").find("acc@0.5"), std::string::npos);
+
+  // A second run reuses every stage and gives the same table.
+  perpo::test::PerpoRun again = run_perpo("demo --quick --seed 3 --out " + out.string());
+  ASSERT_EQ(again.exit_code, 0) << again.output;
+  for (const auto& stage : {"data", "sft", "sample"}) {
+    EXPECT_NE(again.output.find(std::string("[demo] ") + stage), std::string::npos);
+  }
+  EXPECT_EQ(std::count_if(arms.begin(), arms.end(),
+                          [&](const std::string& arm) {
+                            return again.output.find(arm + ": reused") != std::string::npos;
+                          }),
+            3)
+      << again.output;
+  EXPECT_EQ(read_json(out / "summary.json")["arms"], summary["arms"]);
+}
