@@ -28,8 +28,9 @@ DemoPlan DemoPlan::quick() {
   plan.pref_records = 64;
   plan.val_records = 64;
   plan.test_records = 200;
-  plan.sft_steps = 400;
+  plan.sft_steps = 1000;  // enough to start looking at the image (400 steps was not)
   plan.sft_batch = 16;
+  plan.sft_lr = 2e-3;
   plan.pref_steps = 16;
   plan.lists_per_step = 4;
   plan.answers = 4;

@@ -101,6 +101,12 @@ double run_sft_stage(DemoContext& c) {
                      .dump() +
                  "\n";
       bar.set_note("loss " + std::to_string(loss_sum / loss_count).substr(0, 6));
+      if (!bar.enabled() && (step + 1) % std::max(25, plan.sft_steps / 10 / 25 * 25) == 0) {
+        stage_line("sft", "step " + std::to_string(step + 1) + "/" +
+                              std::to_string(plan.sft_steps) + ", loss " +
+                              std::to_string(loss_sum / loss_count) + ", " +
+                              std::to_string(static_cast<int>(seconds_since(start))) + " s");
+      }
       loss_sum = 0;
       loss_count = 0;
     }

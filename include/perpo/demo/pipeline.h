@@ -61,7 +61,7 @@ struct DemoPlan {
   int curve_points = 5;     // evaluations on a validation subset during each arm
   int curve_records = 200;  // records per task of that subset
 
-  int threads = 0;  // LibTorch threads; 0 = LibTorch's default
+  int threads = 1;  // LibTorch threads (one: tiny matmuls gain nothing from more); 0 = default
 
   static DemoPlan full();
   static DemoPlan quick();
