@@ -86,8 +86,13 @@ TEST(DemoQuick, EveryStageWritesParsableFilesAndStageOneBeatsTrivialBoxes) {
     EXPECT_NE(run.output.find(stage), std::string::npos) << stage << "\n" << run.output;
   }
 
+  // The quick plan's tasks: grounding always (the stage-1 check below needs it).
+  const auto summary = read_json(out / "summary.json");
+  std::vector<std::string> tasks;
+  for (const auto& [task, metrics] : summary["arms"]["start"].items()) tasks.push_back(task);
+  ASSERT_NE(std::find(tasks.begin(), tasks.end(), "grounding"), tasks.end());
+
   // data: every split of every task parses; the tokenizer exists.
-  const std::vector<std::string> tasks = {"grounding", "ocr"};
   for (const auto& task : tasks) {
     for (const auto& split : {"sft", "pref", "val", "test"}) {
       const fs::path file = out / "data" / (task + "-" + split) / "records.jsonl";
@@ -129,7 +134,6 @@ TEST(DemoQuick, EveryStageWritesParsableFilesAndStageOneBeatsTrivialBoxes) {
   }
 
   // summary.json: arm -> task -> metric, all finite; seed and stage seconds.
-  const auto summary = read_json(out / "summary.json");
   EXPECT_EQ(summary["seed"].get<int>(), 3);
   for (const auto& stage : {"data", "sft", "sample", "arm-sft", "arm-dpo", "arm-perpo", "eval"}) {
     ASSERT_TRUE(summary["stage_seconds"].contains(stage)) << stage;
@@ -154,7 +158,6 @@ TEST(DemoQuick, EveryStageWritesParsableFilesAndStageOneBeatsTrivialBoxes) {
       << "whole image " << whole.first << ", mean box " << mean.first;
   EXPECT_GT(iou, std::max(whole.second, mean.second) + 0.10)
       << "whole image " << whole.second << ", mean box " << mean.second;
-  EXPECT_LT(summary["arms"]["start"]["ocr"]["edit_distance"].get<double>(), 0.9);
 
   // The report.
   EXPECT_NE(read_text(out / "report.md").find("acc@0.5"), std::string::npos);
