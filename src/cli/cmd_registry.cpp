@@ -14,6 +14,7 @@ void register_all(CLI::App& app, CommandRegistry& registry) {
   register_sample(app, registry);
   register_logps(app, registry);
   register_eval(app, registry);
+  register_demo(app, registry);
 }
 
 std::string version_text() { return std::string("perpo 0.1.0\n") + runtime_summary(); }

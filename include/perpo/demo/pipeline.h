@@ -1,0 +1,102 @@
+// `perpo demo`: the whole PerPO chain on the built-in synthetic tasks with a tiny model, on CPU.
+//
+//   perpo::DemoOptions options;           // out = runs/demo, seed 1
+//   options.plan = perpo::DemoPlan::quick();
+//   perpo::DemoResult result = perpo::run_demo(options);
+//   // result.results["perpo"]["grounding"]["acc@0.5"]
+//
+// Stages, each in its own folder under `out`, each reused when run again on the same folder (a
+// stage is done when its done.json, written last, holds the same settings):
+//   data/      synthetic splits per task (sft, pref, val, test: disjoint index ranges of one seed)
+//              and the tiny SentencePiece tokenizer trained on the sft texts
+//   sft/       stage 1: the tiny model trained from scratch on the sft split (perpo train, sft);
+//              sft/model/ is its last checkpoint as a Hugging Face folder
+//   lists/     N answers sampled by the stage-1 model for each fresh "pref" prompt, scored by the
+//              task's reward, the ground truth added with reward 1 (demo-study.md: the anchor)
+//   arms/<a>/  stage 2 from the same stage-1 model, same prompts and steps: sft (more SFT on the
+//              pref ground truths), dpo, perpo (on the lists; online re-sampling from the policy
+//              every plan.resample_every steps when > 0)
+//   eval/      greedy answers of the start and of every arm on the eval split, and their metrics
+//   summary.json, report.md, plots/   the table (arm -> task -> metric) and plots
+//
+// The output folder follows the output-path rules (core/output_paths.h): new, empty or perpo's.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "perpo/config/config.h"
+
+namespace perpo {
+
+/// Sizes and settings of one demo run. full() is the README's demo, quick() the CI test's.
+struct DemoPlan {
+  std::vector<std::string> tasks = {"grounding", "ocr"};
+  int sft_records = 4096;           // stage-1 prompts per task
+  int pref_records = 2048;          // fresh stage-2 prompts per task
+  int val_records = 500;            // validation (choose settings here)
+  int test_records = 2000;          // test (report here)
+  std::string eval_split = "test";  // "val" while tuning, "test" for the reported table
+
+  // Stage 1.
+  int sft_steps = 3000;
+  int sft_batch = 32;
+  double sft_lr = 1e-3;
+
+  // Stage 2 (every arm the same prompts, steps and lists per step).
+  std::vector<std::string> arms = {"sft", "dpo", "perpo"};
+  int pref_steps = 500;
+  int lists_per_step = 8;
+  int answers = 8;  // N sampled answers per list
+  bool ground_truth_in_list = true;
+  int resample_every = 25;  // online re-sampling period in steps; 0 = offline lists
+  double temperature = 1.0;
+  double beta = 0.1;
+  double gamma = 0.5;
+  std::map<std::string, double> arm_lr = {{"sft", 3e-4}, {"dpo", 1e-4}, {"perpo", 1e-4}};
+  int curve_points = 5;     // evaluations on a validation subset during each arm
+  int curve_records = 200;  // records per task of that subset
+
+  int threads = 1;  // LibTorch threads (one: tiny matmuls gain nothing from more); 0 = default
+
+  static DemoPlan full();
+  static DemoPlan quick();
+  /// Applies "key=value" (e.g. "pref_steps=200", "arm_lr.dpo=3e-5", "tasks=grounding");
+  /// throws perpo::Error (input) naming an unknown key or a bad value.
+  void set(const std::string& assignment);
+  /// One line per setting, "key: value" (done.json / report notes).
+  std::vector<std::pair<std::string, std::string>> describe() const;
+};
+
+struct DemoOptions {
+  std::filesystem::path out = "runs/demo";
+  std::uint64_t seed = 1;  // data, model init and sampling all follow it
+  bool force = false;      // write into a folder perpo did not make
+  DemoPlan plan = DemoPlan::full();
+};
+
+using DemoTable = std::map<std::string, std::map<std::string, std::map<std::string, double>>>;
+
+struct DemoResult {
+  DemoTable results;  // arm ("start" = stage 1) -> task -> metric -> value
+  std::vector<std::pair<std::string, double>> stage_seconds;  // in the order they ran
+  std::filesystem::path summary_json;
+  std::filesystem::path report_md;
+  std::vector<std::filesystem::path> plots;
+};
+
+/// The demo's model and data settings (tiny LLaVA of configs/demo.yaml, plain template, 48 px),
+/// before each stage fills in data, steps and losses.
+Config demo_base_config(const DemoOptions& options);
+
+/// Runs (or resumes) every stage; prints progress and, at the end, the table. Throws perpo::Error.
+DemoResult run_demo(const DemoOptions& options);
+
+/// The results table as text: one row per arm and task, value +- SE and n.
+std::string format_demo_table(const DemoTable& results, const std::vector<std::string>& arms);
+
+}  // namespace perpo

@@ -1,0 +1,44 @@
+// perpo demo [--out DIR] [--quick] [--seed S] [--set key=value ...]: the whole chain on the
+// built-in synthetic tasks. The work is perpo::run_demo (demo/pipeline.h).
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "commands.h"
+#include "perpo/core/log.h"
+#include "perpo/core/signals.h"
+#include "perpo/demo/pipeline.h"
+
+namespace perpo::cli {
+
+void register_demo(CLI::App& app, CommandRegistry& registry) {
+  auto* demo = app.add_subcommand(
+      "demo", "The whole chain on synthetic grounding and OCR with a tiny model, on CPU");
+  demo->footer(
+      "Stages (each reused when run again on the same folder): data (synthetic splits + tiny\n"
+      "tokenizer) -> sft (stage 1, from scratch) -> sample (N answers per fresh prompt, scored)\n"
+      "-> arms sft / dpo / perpo (same start, prompts and steps) -> eval (held-out split) ->\n"
+      "summary.json, report.md, plots/. --quick: a small run for CI (minutes).\n"
+      "Settings (--set key=value): sft_steps, sft_batch, sft_lr, pref_steps, lists_per_step,\n"
+      "answers, ground_truth_in_list, resample_every (0 = offline lists), temperature, beta,\n"
+      "gamma, arm_lr.<arm>, tasks, arms, eval_split (val while tuning), sft_records,\n"
+      "pref_records, val_records, test_records, curve_points, curve_records, threads.");
+  auto options = std::make_shared<DemoOptions>();
+  auto quick = std::make_shared<bool>(false);
+  auto sets = std::make_shared<std::vector<std::string>>();
+  demo->add_option("--out,-o", options->out, "output folder")->capture_default_str();
+  demo->add_flag("--quick", *quick, "small sizes (CI): a few minutes on 2 cores");
+  demo->add_option("--seed,-s", options->seed, "seed of data, model and sampling")
+      ->capture_default_str();
+  demo->add_option("--set", *sets, "demo setting key=value (repeatable)");
+  demo->add_flag("--force", options->force, "write into a folder perpo did not make");
+  registry.add(demo, [options, quick, sets] {
+    install_signal_handlers();
+    options->plan = *quick ? DemoPlan::quick() : DemoPlan::full();
+    for (const auto& assignment : *sets) options->plan.set(assignment);
+    run_demo(*options);
+    return 0;
+  });
+}
+
+}  // namespace perpo::cli

@@ -1,0 +1,316 @@
+// `perpo demo`: plan, base config, stage bookkeeping, the data stage and the run (pipeline.h).
+// The model stages live in pipeline_stages.cpp, decoding in pipeline_decode.cpp.
+#include "perpo/demo/pipeline.h"
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "perpo/core/atomic_file.h"
+#include "perpo/core/error.h"
+#include "perpo/core/output_paths.h"
+#include "perpo/core/strings.h"
+#include "perpo/data/jsonl.h"
+#include "perpo/demo/demo_data.h"
+#include "perpo/demo/pipeline_stages.h"
+
+namespace perpo {
+namespace fs = std::filesystem;
+
+DemoPlan DemoPlan::full() { return DemoPlan{}; }
+
+DemoPlan DemoPlan::quick() {
+  DemoPlan plan;
+  plan.sft_records = 1024;
+  plan.pref_records = 64;
+  plan.val_records = 64;
+  plan.test_records = 200;
+  plan.sft_steps = 1000;  // enough to start looking at the image (400 steps was not)
+  plan.sft_batch = 16;
+  plan.sft_lr = 2e-3;
+  plan.pref_steps = 16;
+  plan.lists_per_step = 4;
+  plan.answers = 4;
+  plan.resample_every = 8;
+  plan.curve_points = 2;
+  plan.curve_records = 32;
+  return plan;
+}
+
+namespace {
+
+double parse_number(const std::string& key, const std::string& text) {
+  try {
+    std::size_t used = 0;
+    const double value = std::stod(text, &used);
+    if (used == text.size()) return value;
+  } catch (const std::exception&) {
+  }
+  throw input_error("demo setting '", key, "': '", text, "' is not a number");
+}
+
+int parse_int(const std::string& key, const std::string& text) {
+  const double value = parse_number(key, text);
+  PERPO_CHECK_INPUT(value == static_cast<int>(value) && value >= 0, "demo setting '", key, "': '",
+                    text, "' is not a whole number >= 0");
+  return static_cast<int>(value);
+}
+
+std::string number_text(double value) {
+  std::ostringstream out;
+  out << value;
+  return out.str();
+}
+
+}  // namespace
+
+void DemoPlan::set(const std::string& assignment) {
+  const auto eq = assignment.find('=');
+  PERPO_CHECK_INPUT(eq != std::string::npos, "demo setting '", assignment,
+                    "' is not key=value (e.g. pref_steps=200)");
+  const std::string key = assignment.substr(0, eq);
+  const std::string value = assignment.substr(eq + 1);
+  std::map<std::string, int*> ints = {{"sft_records", &sft_records},
+                                      {"pref_records", &pref_records},
+                                      {"val_records", &val_records},
+                                      {"test_records", &test_records},
+                                      {"sft_steps", &sft_steps},
+                                      {"sft_batch", &sft_batch},
+                                      {"pref_steps", &pref_steps},
+                                      {"lists_per_step", &lists_per_step},
+                                      {"answers", &answers},
+                                      {"resample_every", &resample_every},
+                                      {"curve_points", &curve_points},
+                                      {"curve_records", &curve_records},
+                                      {"threads", &threads}};
+  std::map<std::string, double*> doubles = {
+      {"sft_lr", &sft_lr}, {"temperature", &temperature}, {"beta", &beta}, {"gamma", &gamma}};
+  if (auto it = ints.find(key); it != ints.end()) {
+    *it->second = parse_int(key, value);
+  } else if (auto dt = doubles.find(key); dt != doubles.end()) {
+    *dt->second = parse_number(key, value);
+  } else if (starts_with(key, "arm_lr.")) {
+    arm_lr[key.substr(7)] = parse_number(key, value);
+  } else if (key == "ground_truth_in_list") {
+    PERPO_CHECK_INPUT(value == "true" || value == "false", "demo setting '", key,
+                      "' must be true or false");
+    ground_truth_in_list = value == "true";
+  } else if (key == "eval_split") {
+    PERPO_CHECK_INPUT(value == "val" || value == "test",
+                      "demo setting eval_split must be val or "
+                      "test, got '",
+                      value, "'");
+    eval_split = value;
+  } else if (key == "tasks" || key == "arms") {
+    std::vector<std::string> items = split(value, ',');
+    PERPO_CHECK_INPUT(!items.empty(), "demo setting '", key, "' is empty");
+    for (const auto& item : items) {
+      if (key == "tasks") {
+        PERPO_CHECK_INPUT(item == "grounding" || item == "ocr", "demo task '", item,
+                          "' is not grounding or ocr");
+      } else {
+        PERPO_CHECK_INPUT(item == "sft" || item == "dpo" || item == "perpo", "demo arm '", item,
+                          "' is not sft, dpo or perpo");
+      }
+    }
+    (key == "tasks" ? tasks : arms) = items;
+  } else {
+    throw input_error("unknown demo setting '", key, "'")
+        .hint(
+            "settings: sft_steps, pref_steps, answers, arm_lr.<arm>, beta, ... (perpo demo "
+            "--help)");
+  }
+}
+
+std::vector<std::pair<std::string, std::string>> DemoPlan::describe() const {
+  std::vector<std::pair<std::string, std::string>> out = {
+      {"tasks", join(tasks, ",")},
+      {"sft_records", std::to_string(sft_records)},
+      {"pref_records", std::to_string(pref_records)},
+      {"val_records", std::to_string(val_records)},
+      {"test_records", std::to_string(test_records)},
+      {"eval_split", eval_split},
+      {"sft_steps", std::to_string(sft_steps)},
+      {"sft_batch", std::to_string(sft_batch)},
+      {"sft_lr", number_text(sft_lr)},
+      {"arms", join(arms, ",")},
+      {"pref_steps", std::to_string(pref_steps)},
+      {"lists_per_step", std::to_string(lists_per_step)},
+      {"answers", std::to_string(answers)},
+      {"ground_truth_in_list", ground_truth_in_list ? "true" : "false"},
+      {"resample_every", std::to_string(resample_every)},
+      {"temperature", number_text(temperature)},
+      {"beta", number_text(beta)},
+      {"gamma", number_text(gamma)}};
+  for (const auto& [arm, lr] : arm_lr) out.emplace_back("arm_lr." + arm, number_text(lr));
+  return out;
+}
+
+Config demo_base_config(const DemoOptions& options) {
+  Config config;
+  auto& tiny = config.model.tiny;  // configs/demo.yaml's sizes (~330k parameters)
+  tiny.image_size = 48;
+  tiny.patch_size = 8;  // 36 image tokens
+  tiny.vision_hidden = 64;
+  tiny.vision_layers = 3;  // LLaVA reads the second-to-last layer: 2 are used
+  tiny.vision_heads = 4;
+  tiny.hidden = 64;
+  tiny.layers = 3;
+  tiny.heads = 4;
+  tiny.kv_heads = 2;
+  tiny.intermediate = 176;
+  config.model.freeze_vision = false;
+  config.image.size = 48;
+  config.tokenizer.chat_template = "plain";
+  config.sampling.max_new_tokens = 24;
+  config.sampling.temperature = options.plan.temperature;
+  config.eval.max_new_tokens = 24;
+  config.data.shuffle = true;
+  config.run.seed = options.seed;
+  config.run.threads = options.plan.threads;
+  config.run.log_level = "warn";
+  return config;
+}
+
+// ---- stage bookkeeping -------------------------------------------------------------------------
+
+StageMark::StageMark(fs::path dir, nlohmann::json settings)
+    : dir_(std::move(dir)), settings_(std::move(settings)) {}
+
+bool StageMark::done() const {
+  const fs::path file = dir_ / "done.json";
+  if (!fs::exists(file)) return false;
+  try {
+    const auto saved = nlohmann::json::parse(read_file(file));
+    return saved.value("settings", nlohmann::json()) == settings_;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+nlohmann::json StageMark::saved() const {
+  return nlohmann::json::parse(read_file(dir_ / "done.json"));
+}
+
+void StageMark::finish(double seconds, nlohmann::json extra) const {
+  extra["settings"] = settings_;
+  extra["seconds"] = seconds;
+  write_file_atomic(dir_ / "done.json", extra.dump(2) + "\n");
+}
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+void stage_line(const std::string& stage, const std::string& text) {
+  std::fprintf(stderr, "[demo] %-8s %s\n", stage.c_str(), text.c_str());
+  std::fflush(stderr);
+}
+
+// ---- data ----------------------------------------------------------------------------------
+
+fs::path split_records(const fs::path& out, const std::string& task, const std::string& split) {
+  return out / "data" / (task + "-" + split) / "records.jsonl";
+}
+
+fs::path mixed_records(const fs::path& out, const std::string& split) {
+  return out / "data" / (split + "-mixed.jsonl");
+}
+
+std::vector<DatasetRecord> read_records(const fs::path& file) { return read_dataset(file, {}); }
+
+namespace {
+
+// All tasks' records of one split in one file (image paths relative to data/), for training.
+void write_mixed(const fs::path& out, const std::vector<std::string>& tasks,
+                 const std::string& split) {
+  std::string text;
+  for (const auto& task : tasks) {
+    for (DatasetRecord record : read_records(split_records(out, task, split))) {
+      record.image = task + "-" + split + "/" + record.image;
+      text += to_json(record).dump() + "\n";
+    }
+  }
+  write_file_atomic(mixed_records(out, split), text);
+}
+
+}  // namespace
+
+double run_data_stage(const DemoOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
+  const DemoPlan& plan = options.plan;
+  DemoDataPlan data_plan;  // demo_data.h: splits, reuse, tokenizer
+  data_plan.tasks = plan.tasks;
+  data_plan.splits = {{"sft", plan.sft_records},
+                      {"pref", plan.pref_records},
+                      {"val", plan.val_records},
+                      {"test", plan.test_records}};
+  data_plan.seed = options.seed;
+  data_plan.image_size = 48;
+  const DemoData data = prepare_demo_data(options.out / "data", data_plan);
+  int reused = 0;
+  for (const auto& set : data.sets) reused += set.reused ? 1 : 0;
+  write_mixed(options.out, plan.tasks, "sft");
+  write_mixed(options.out, plan.tasks, "pref");
+  stage_line("data", std::to_string(data.sets.size()) + " splits (" + std::to_string(reused) +
+                         " reused), tokenizer " + data.tokenizer.string());
+  return seconds_since(start);
+}
+
+// ---- the run -------------------------------------------------------------------------------
+
+DemoResult run_demo(const DemoOptions& options) {
+  prepare_output_dir(options.out, {{}, options.force});
+  const auto start = std::chrono::steady_clock::now();
+  DemoResult result;
+  DemoContext context{options, demo_base_config(options)};
+  stage_line("demo", "output " + options.out.string() + ", seed " + std::to_string(options.seed));
+  result.stage_seconds.emplace_back("data", run_data_stage(options));
+  result.stage_seconds.emplace_back("sft", run_sft_stage(context));
+  result.stage_seconds.emplace_back("sample", run_sample_stage(context));
+  for (const auto& arm : options.plan.arms) {
+    result.stage_seconds.emplace_back("arm-" + arm, run_arm_stage(context, arm));
+  }
+  result.stage_seconds.emplace_back("eval", run_eval_stage(context, result.results));
+  stage_line("demo", "done in " + number_text(seconds_since(start)) + " s");
+  write_demo_outputs(context, result);
+  return result;
+}
+
+std::string format_demo_table(const DemoTable& results, const std::vector<std::string>& arms) {
+  std::ostringstream out;
+  char line[256];
+  std::snprintf(line, sizeof line, "%-7s %-10s %-22s %-22s %-22s %6s\n", "arm", "task", "metric 1",
+                "metric 2", "metric 3", "n");
+  out << line;
+  for (const auto& arm : arms) {
+    auto found = results.find(arm);
+    if (found == results.end()) continue;
+    for (const auto& [task, metrics] : found->second) {
+      const std::vector<std::string> names =
+          task == "grounding" ? std::vector<std::string>{"acc@0.5", "acc@0.75", "mean_iou"}
+                              : std::vector<std::string>{"edit_distance", "f1", "exact_match"};
+      std::string cells[3];
+      for (int i = 0; i < 3; ++i) {
+        auto value = metrics.find(names[i]);
+        auto se = metrics.find(names[i] + "_se");
+        if (value == metrics.end()) continue;
+        char cell[64];
+        std::snprintf(cell, sizeof cell, "%s %.3f+-%.3f", names[i].c_str(), value->second,
+                      se == metrics.end() ? 0.0 : se->second);
+        cells[i] = cell;
+      }
+      auto n = metrics.find("n");
+      std::snprintf(line, sizeof line, "%-7s %-10s %-22s %-22s %-22s %6.0f\n", arm.c_str(),
+                    task.c_str(), cells[0].c_str(), cells[1].c_str(), cells[2].c_str(),
+                    n == metrics.end() ? 0.0 : n->second);
+      out << line;
+    }
+  }
+  return out.str();
+}
+
+}  // namespace perpo

@@ -1,0 +1,122 @@
+// The demo's last stage (pipeline_stages.h): the table on stdout, and summary.json, report.md and
+// the plots through synth's report writer (report.h), fed from the stages' files: the arms'
+// metrics.jsonl (loss and validation curves), resampled.json (mean reward of the online lists),
+// lists/done.json (rewards of the stage-1 samples).
+#include <cstdio>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "perpo/core/atomic_file.h"
+#include "perpo/demo/pipeline_stages.h"
+#include "perpo/demo/report.h"
+
+namespace perpo {
+namespace fs = std::filesystem;
+namespace {
+
+std::vector<nlohmann::json> json_lines(const fs::path& file) {
+  std::vector<nlohmann::json> lines;
+  std::ifstream in(file);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty()) lines.push_back(nlohmann::json::parse(line));
+  }
+  return lines;
+}
+
+// One arm's values of `key` in its metrics.jsonl over steps.
+CurveSeries metric_series(const fs::path& metrics, const std::string& arm, const std::string& key) {
+  CurveSeries series{arm, {}, {}};
+  for (const auto& line : json_lines(metrics)) {
+    if (!line.contains(key) || !line[key].is_number()) continue;
+    series.steps.push_back(line["step"].get<double>());
+    series.values.push_back(line[key].get<double>());
+  }
+  return series;
+}
+
+void add_curves(DemoReport& report, const DemoContext& c) {
+  const DemoPlan& plan = c.options.plan;
+  const fs::path out = c.options.out;
+  for (const auto& task : plan.tasks) {
+    const std::vector<std::pair<std::string, std::string>> metrics =
+        task == "grounding"
+            ? std::vector<std::pair<std::string, std::string>>{{"acc@0.5", "validation Acc@0.5"},
+                                                               {"mean_iou", "validation mean IoU"}}
+            : std::vector<std::pair<std::string, std::string>>{
+                  {"edit_distance", "validation edit distance"}, {"f1", "validation word F1"}};
+    for (const auto& [metric, label] : metrics) {
+      CurvePlot plot{task, metric, label, {}};
+      for (const auto& arm : plan.arms) {
+        plot.series.push_back(metric_series(out / "arms" / arm / "run" / "metrics.jsonl", arm,
+                                            "eval/" + task + "/" + metric));
+      }
+      report.curves.push_back(plot);
+    }
+    CurvePlot reward{task, "reward", "mean reward of the re-sampled lists", {}};
+    for (const auto& arm : plan.arms) {
+      const fs::path file = out / "arms" / arm / "resampled.json";
+      if (!fs::exists(file)) continue;
+      CurveSeries series{arm, {}, {}};
+      for (const auto& point : nlohmann::json::parse(read_file(file))) {
+        if (point["task"] != task) continue;
+        series.steps.push_back(point["step"].get<double>());
+        series.values.push_back(point["mean_reward"].get<double>());
+      }
+      if (!series.steps.empty()) reward.series.push_back(series);
+    }
+    if (!reward.series.empty()) report.curves.push_back(reward);
+  }
+  CurvePlot loss{"train", "loss", "training loss", {}};
+  for (const auto& arm : plan.arms) {
+    loss.series.push_back(metric_series(out / "arms" / arm / "run" / "metrics.jsonl", arm, "loss"));
+  }
+  report.curves.push_back(loss);
+  CurvePlot stage1{"stage1",
+                   "loss",
+                   "stage-1 SFT loss",
+                   {metric_series(out / "sft" / "metrics.jsonl", "sft", "loss")}};
+  report.curves.push_back(stage1);
+}
+
+}  // namespace
+
+void write_demo_outputs(DemoContext& c, DemoResult& result) {
+  const DemoPlan& plan = c.options.plan;
+  DemoReport report;
+  report.seed = c.options.seed;
+  report.arms = {"start"};
+  report.arms.insert(report.arms.end(), plan.arms.begin(), plan.arms.end());
+  report.results = result.results;
+  report.stage_seconds = result.stage_seconds;
+  add_curves(report, c);
+  const auto lists = nlohmann::json::parse(read_file(c.options.out / "lists" / "done.json"));
+  for (const auto& task : plan.tasks) {
+    const auto& stats = lists["tasks"][task];
+    report.sampled_rewards[task] = stats["sampled_rewards"].get<std::vector<double>>();
+    report.notes.push_back(task + ": the stage-1 model's sampled lists have mean reward " +
+                           std::to_string(stats["mean_reward"].get<double>()) + "; " +
+                           std::to_string(stats["all_equal_lists"].get<int>()) + " of " +
+                           std::to_string(stats["lists"].get<int>()) +
+                           " lists have all rewards equal.");
+  }
+  report.notes.push_back(
+      "Row \"start\" is the stage-1 model every arm starts from; metrics on the " +
+      plan.eval_split + " split; value +- one standard error over records.");
+  std::string settings = "Settings:";
+  for (const auto& [key, value] : plan.describe()) settings += " " + key + "=" + value + ";";
+  report.notes.push_back(settings);
+  const ReportFiles files = write_demo_report(c.options.out, report);
+  result.summary_json = files.summary_json;
+  result.report_md = files.report_md;
+  result.plots = files.plots;
+
+  std::printf("\n%s", format_demo_table(result.results, report.arms).c_str());
+  std::printf("summary: %s\nreport:  %s (%zu plots%s)\n", files.summary_json.string().c_str(),
+              files.report_md.string().c_str(), files.plots.size(),
+              files.plots_skipped.empty() ? "" : (": " + files.plots_skipped).c_str());
+  std::fflush(stdout);
+}
+
+}  // namespace perpo
