@@ -18,8 +18,8 @@
 #include "perpo/data/examples.h"
 #include "perpo/demo/pipeline_stages.h"
 #include "perpo/model/checkpoint.h"
+#include "perpo/model/load.h"
 #include "perpo/runtime/runtime.h"
-#include "perpo/train/model_setup.h"
 #include "perpo/train/optimizer.h"
 #include "perpo/train/schedule.h"
 
@@ -47,7 +47,7 @@ double run_sft_stage(DemoContext& c) {
   stage_line("sft", "stage 1 from scratch: " + std::to_string(plan.sft_steps) + " steps x " +
                         std::to_string(plan.sft_batch) + " records");
   set_threads(config.run.threads);
-  TrainModel model = load_train_model(config);  // random init from run.seed
+  LoadedModel model = load_model(config);  // random init from run.seed
   const auto records = read_records(config.data.train);
   ChatTemplate chat(*model.tokenizer, config.tokenizer);
   ExampleEncoder encoder(chat, config.data, model.config.image_tokens());

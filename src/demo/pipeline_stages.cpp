@@ -176,7 +176,7 @@ double run_arm_stage(DemoContext& c, const std::string& arm) {
   nlohmann::json resampled = nlohmann::json::array();
   TrainerHooks hooks;
   hooks.stop_requested = [] { return stop_requested(); };
-  hooks.evaluate = [&](TrainModel& policy, std::int64_t) {
+  hooks.evaluate = [&](LoadedModel& policy, std::int64_t) {
     DemoDecoder decoder(*policy.model, *policy.tokenizer, policy.config, config);
     std::map<std::string, double> values;
     for (const auto& records : curves) {
@@ -189,7 +189,7 @@ double run_arm_stage(DemoContext& c, const std::string& arm) {
     return values;
   };
   if (online) {
-    hooks.resample = [&](TrainModel& policy, std::int64_t step) {
+    hooks.resample = [&](LoadedModel& policy, std::int64_t step) {
       DemoDecoder decoder(*policy.model, *policy.tokenizer, policy.config, config);
       const std::size_t count =
           std::min(pref.size(), static_cast<std::size_t>(plan.resample_every) *
