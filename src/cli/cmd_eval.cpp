@@ -48,13 +48,15 @@ void register_eval(CLI::App& app, CommandRegistry& registry) {
     std::vector<std::filesystem::path> inputs = {data};
     if (!checkpoint->empty()) inputs.push_back(*checkpoint);
     if (!config.model.path.empty()) inputs.push_back(config.model.path);
-    prepare_output_dir(dir, OutputPolicy{inputs, options->force});
+    const OutputPolicy policy{inputs, options->force};
+    check_output_dir(dir, policy);  // nothing is written before the inputs check out
     ReadReport report;
     std::vector<DatasetRecord> records =
         read_dataset(data, ReadOptions::from(config.data), &report);
     set_threads(config.run.threads);
     LoadedModel loaded = load_eval_model(config, *checkpoint);
     RecordPrompts prompts(loaded.config, *loaded.tokenizer, config);
+    prepare_output_dir(dir, policy);
     EvalResult result = evaluate(*loaded.model, prompts, records, config, /*show_progress=*/true);
     result.metrics["skipped"] = result.metrics["skipped"].get<std::size_t>() + report.skipped;
     result.metrics["records"] = result.metrics["records"].get<std::size_t>() + report.skipped;

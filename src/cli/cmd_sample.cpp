@@ -45,9 +45,9 @@ void register_sample(CLI::App& app, CommandRegistry& registry) {
     if (!config.model.path.empty()) inputs.push_back(config.model.path);
     const OutputPolicy policy{inputs, options->force};
     std::filesystem::path output = config.sampling.output;
-    if (output.empty()) {
-      prepare_output_dir(config.run.dir, policy);  // created, or reused if perpo made it
-      write_file_atomic(std::filesystem::path(config.run.dir) / "config.yaml", dump_config(config));
+    const bool in_run_dir = output.empty();
+    if (in_run_dir) {
+      check_output_dir(config.run.dir, policy);  // nothing is written before the inputs check out
       output = std::filesystem::path(config.run.dir) / "lists.jsonl";
     }
     check_output_file(output, policy);
@@ -56,6 +56,10 @@ void register_sample(CLI::App& app, CommandRegistry& registry) {
         read_dataset(data, ReadOptions::from(config.data), &report);
     install_signal_handlers(StopMode::kFlag);
     ModelSession session = open_model(config);
+    if (in_run_dir) {
+      prepare_output_dir(config.run.dir, policy);  // created, or reused if perpo made it
+      write_file_atomic(std::filesystem::path(config.run.dir) / "config.yaml", dump_config(config));
+    }
     ListSampler sampler(*session.loaded.model, *session.prompts, config);
     SampleSummary summary =
         sample_to_file(sampler, records, output, config.sampling.lists_per_batch);

@@ -51,7 +51,8 @@ class Trainer {
   TrainSummary run();
 
  private:
-  void prepare_run_dir();
+  void prepare_run_dir();  // checks only
+  void create_run_dir();   // after the inputs loaded: folder, config.yaml, log.txt
   void restore(const CheckpointContent& content);
   StepMetrics step();
   void score_and_backward(const TrainExample& example, double scale, StepMetrics& m,
@@ -68,6 +69,7 @@ class Trainer {
   LoadedModel model_;
   std::optional<LoadedModel> live_reference_;
   TrainData data_;
+  OutputPolicy run_dir_policy_;
   std::unique_ptr<AdamW> optim_;
   std::unique_ptr<DataOrder> order_;
   std::int64_t step_ = 0;
@@ -89,7 +91,9 @@ void Trainer::prepare_run_dir() {
        {config_.data.train, config_.model.path, config_.tokenizer.path}) {
     if (!input.empty()) policy.inputs.emplace_back(input);
   }
-  prepare_output_dir(run_dir_, policy);
+  // Checked here, written only once the model and the data have loaded (bad input writes nothing).
+  check_output_dir(run_dir_, policy);
+  run_dir_policy_ = policy;
   checkpoint_root_ = run_dir_ / "checkpoints";
   const auto latest = latest_run_checkpoint(checkpoint_root_);
   if (!options_.resume && latest) {
@@ -101,9 +105,14 @@ void Trainer::prepare_run_dir() {
     throw input_error("--resume: no checkpoint in ", checkpoint_root_.string())
         .hint("start the run without --resume");
   }
+}
+
+void Trainer::create_run_dir() {
+  prepare_output_dir(run_dir_, run_dir_policy_);
   const int removed = remove_partial_checkpoints(checkpoint_root_);
   if (removed > 0) PERPO_LOG_WARN("removed ", removed, " partial checkpoint folder(s)");
   write_file_atomic(run_dir_ / "config.yaml", dump_config(config_));
+  add_log_file(run_dir_ / "log.txt");
 }
 
 void Trainer::restore(const CheckpointContent& content) {
@@ -285,7 +294,6 @@ void Trainer::setup_online_mode() {
 
 TrainSummary Trainer::run() {
   prepare_run_dir();
-  add_log_file(run_dir_ / "log.txt");
   set_threads(config_.run.threads);
   std::optional<CheckpointContent> resume_from;
   if (options_.resume) {
@@ -307,6 +315,7 @@ TrainSummary Trainer::run() {
   model_ = load_model(config_);
   pad_id_ = std::max(model_.tokenizer->pad_id(), 0);
   data_ = load_train_data(config_, model_);
+  create_run_dir();
   PERPO_LOG_INFO("training data: ", data_.summary(config_));
   if (data_.truncated_answers > 0) {
     PERPO_LOG_WARN(data_.truncated_answers, " answers were longer than data.max_answer_tokens = ",

@@ -1,0 +1,21 @@
+// Robustness rows for `perpo data synth`.
+#include "harness.h"
+
+namespace perpo::robustness {
+
+PERPO_ROBUSTNESS_CASES(data) {
+  return {
+      {"unknown_task", "data synth --task vqa --n 2 --out {dir}/out", nullptr, 2, "vqa"},
+      {"zero_records", "data synth --task grounding --n 0 --out {dir}/out", nullptr, 2,
+       "must be >= 1"},
+      {"no_out_flag", "data synth --task grounding --n 2", nullptr, 2, "--out"},
+      {"out_is_user_folder", "data synth --task grounding --n 2 --out {dir}/mine",
+       [](const fs::path& dir) { write_text(dir / "mine" / "notes.txt", "mine"); }, 2, "--force"},
+      {"out_is_a_file", "data synth --task ocr --n 2 --out {dir}/notes.txt",
+       [](const fs::path& dir) { write_text(dir / "notes.txt", "mine"); }, 2, "not a folder"},
+      {"missing_font", "data synth --task ocr --n 2 --out {dir}/out --font {dir}/none.ttf", nullptr,
+       2, "none.ttf"},
+  };
+}
+
+}  // namespace perpo::robustness

@@ -1,0 +1,45 @@
+// Robustness rows for `perpo logps`: missing or unusable inputs and outputs that would destroy
+// them.
+#include "cases_model_commands.h"
+
+namespace perpo::robustness {
+
+namespace {
+const char* kList =
+    R"({"id": "l1", "task": "grounding", "image": "img.png", "prompt": "p", )"
+    R"("ground_truth": "[0.1, 0.2, 0.3, 0.4]", "answers": ["[0.1, 0.2, 0.3, 0.4]", "x"], )"
+    R"("rewards": [1.0, 0.0]})"
+    "\n";
+void list_setup(const fs::path& dir) {
+  write_tiny_setup(dir);
+  write_text(dir / "lists.jsonl", kList);
+}
+}  // namespace
+
+PERPO_ROBUSTNESS_CASES(logps) {
+  const std::string run = "logps --config {dir}/c.yaml";
+  return {
+      {"missing_input", run + " --input {dir}/none.jsonl --output {dir}/out.jsonl",
+       [](const fs::path& dir) { write_tiny_setup(dir); }, 2, "none.jsonl"},
+      {"no_output_flag", run + " --input {dir}/lists.jsonl", list_setup, 2, "--output"},
+      {"output_is_input", run + " --input {dir}/lists.jsonl --output {dir}/lists.jsonl", list_setup,
+       2, "is the input"},
+      {"output_is_folder", run + " --input {dir}/lists.jsonl --output {dir}", list_setup, 2,
+       "folder"},
+      {"list_with_one_answer", run + " --input {dir}/one.jsonl --output {dir}/out.jsonl",
+       [](const fs::path& dir) {
+         write_tiny_setup(dir);
+         write_text(dir / "one.jsonl",
+                    R"({"id": "l1", "task": "grounding", "image": "img.png", "prompt": "p", )"
+                    R"("ground_truth": "g", "answers": ["a"], "rewards": [1.0]})"
+                    "\n");
+       },
+       2, "one.jsonl:1"},
+      {"bad_input_format",
+       run + " --input {dir}/lists.jsonl --output {dir}/o.jsonl "
+             "--input-format csv",
+       list_setup, 2, "csv"},
+  };
+}
+
+}  // namespace perpo::robustness
