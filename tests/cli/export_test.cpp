@@ -72,6 +72,7 @@ TEST(CliExportFiles, TokenizerFilesBesideTheWeightsAreCopied) {
   fs::path source = fs::path(perpo::test::kScratchDir) / "cli_export" / "with_tokenizer";
   fs::path out = fs::path(perpo::test::kScratchDir) / "cli_export" / "with_tokenizer_out";
   fs::remove_all(source);
+  fs::remove_all(out);  // a folder left by an older build holds no marker and would be refused
   fs::create_directories(source);
   for (const char* name : {"config.json", "model.safetensors"}) {
     fs::copy_file(fixture_dir("tiny_new_tied") / name, source / name);

@@ -1,5 +1,6 @@
 // End to end: `perpo demo --quick` runs every stage, and every stage's files exist and parse;
-// the metrics are finite; stage 1 answers with boxes; a second run reuses every stage. One run of the demo serves all checks (it takes minutes), so this is one test.
+// the metrics are finite; stage 1 answers with boxes; a second run reuses every stage. One run of
+// the demo serves all checks (it takes minutes), so this is one test.
 #include <gtest/gtest.h>
 
 #include <algorithm>
