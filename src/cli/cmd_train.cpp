@@ -57,6 +57,12 @@ void register_train(CLI::App& app, CommandRegistry& registry) {
 
   registry.add(command, [options] {
     Config config = load_config(options->config, options->overrides);
+    if (config.train.eval_every > 0) {
+      // The trainer has the hook (TrainerHooks::evaluate, used by perpo demo); perpo train does
+      // not connect it to the eval module yet. Refused rather than silently ignored.
+      throw input_error("train.eval_every is not supported by perpo train yet")
+          .hint("set train.eval_every=0 and run `perpo eval --checkpoint RUN/checkpoints/step-N`");
+    }
     // First SIGINT/SIGTERM: finish the step, save, exit 0; a second one ends perpo at once (the
     // checkpoint being written is a registered temporary folder and is removed).
     install_signal_handlers(StopMode::kFlag);

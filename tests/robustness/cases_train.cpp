@@ -20,6 +20,8 @@ PERPO_ROBUSTNESS_CASES(train) {
          write_text(dir / "mine" / "notes.txt", "mine");
        },
        2, "--force"},
+      {"eval_every_not_wired", run + " train.eval_every=5 data.train={dir}/records.jsonl",
+       [](const fs::path& dir) { write_tiny_setup(dir); }, 2, "train.eval_every"},
       {"resume_without_checkpoint", run + " --resume data.train={dir}/records.jsonl",
        [](const fs::path& dir) { write_tiny_setup(dir); }, 2, "checkpoint"},
   };
