@@ -22,7 +22,8 @@ void register_export(CLI::App& app, CommandRegistry& registry) {
       "a perpo training checkpoint run.dir/checkpoints/step-N (its base model + trained weights\n"
       "or adapters, merged). DIR must be new, empty, or an earlier perpo output (it holds a\n"
       ".perpo-output marker); it is then replaced atomically. Any other folder is refused unless\n"
-      "--force (which replaces it, removing what it held). DIR may never be C, inside C or above C.");
+      "--force (which replaces it, removing what it held). DIR may never be C, inside C or above "
+      "C.");
   struct Options {
     std::string checkpoint;
     std::string output;

@@ -164,16 +164,16 @@ struct ImageConfig {
 };
 
 struct SamplingConfig {
-  int num_answers = 20;         // N answers per prompt, e.g. 20 (grounding) or 5 (OCR)
-  double temperature = 1.0;     // e.g. 1.0
-  double top_p = 1.0;           // nucleus sampling, 1 = off, e.g. 0.9
-  int top_k = 0;                // 0 = off, e.g. 50
-  int max_new_tokens = 32;      // e.g. 32 for boxes, 512 for page OCR
-  int lists_per_batch = 4;      // prompts decoded together, e.g. 4
-  std::string output;           // preference lists JSONL; "" = <run.dir>/lists.jsonl
-  bool reference_logps = true;  // compute and store ref_logps with each list
-  bool unique_answers = false;  // drop repeated answers of a prompt and sample more instead
-  int max_samples = 0;          // answers drawn per prompt at most with unique_answers; 0 = 4 N
+  int num_answers = 20;           // N answers per prompt, e.g. 20 (grounding) or 5 (OCR)
+  double temperature = 1.0;       // e.g. 1.0
+  double top_p = 1.0;             // nucleus sampling, 1 = off, e.g. 0.9
+  int top_k = 0;                  // 0 = off, e.g. 50
+  int max_new_tokens = 32;        // e.g. 32 for boxes, 512 for page OCR
+  int lists_per_batch = 4;        // prompts decoded together, e.g. 4
+  std::string output;             // preference lists JSONL; "" = <run.dir>/lists.jsonl
+  bool reference_logps = true;    // compute and store ref_logps with each list
+  bool unique_answers = false;    // drop repeated answers of a prompt and sample more instead
+  int max_samples = 0;            // answers drawn per prompt at most with unique_answers; 0 = 4 N
   bool add_ground_truth = false;  // add the ground truth to each list as one more answer
 
   template <typename V>
