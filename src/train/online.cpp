@@ -12,6 +12,8 @@
 #include "perpo/reward/reward.h"
 #include "perpo/reward/reward_config.h"
 #include "perpo/tokenizer/chat_template.h"
+#include "perpo/train/reference.h"
+#include "perpo/train/train_data.h"
 
 namespace perpo {
 
@@ -74,6 +76,26 @@ std::vector<PreferenceList> OnlineSampler::operator()(LoadedModel& policy, std::
     lists.push_back(std::move(list));
   }
   return lists;
+}
+
+void fill_frozen_start_logps(std::vector<PreferenceList>& lists, LoadedModel& policy,
+                             LlavaModelImpl* live, const Config& config) {
+  const bool adapters_off = live == nullptr && adapters_are_all_that_trains(*policy.model);
+  TrainData encoded = encode_lists(lists, config, policy);
+  for (std::size_t i = 0; i < lists.size(); ++i) {
+    if (!lists[i].ref_logps.empty()) continue;
+    const TrainExample& example = encoded.examples[i];
+    if (live != nullptr) {
+      lists[i].ref_logps = reference_logps(*live, example, config);
+    } else if (adapters_off) {
+      lists[i].ref_logps = frozen_start_logps(*policy.model, example, config);
+    } else {
+      throw input_error(example.list.source.to_string(), ": a re-sampled list has no ref_logps")
+          .hint(
+              "online mode needs loss.reference=live, LoRA alone trained, or a sampler that "
+              "fills ref_logps");
+    }
+  }
 }
 
 nlohmann::json online_lists_to_json(const std::vector<PreferenceList>& lists) {

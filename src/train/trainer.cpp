@@ -5,7 +5,6 @@
 
 #include <chrono>
 #include <cmath>
-#include <cstdio>
 #include <map>
 #include <optional>
 
@@ -82,7 +81,6 @@ class Trainer {
   std::int64_t resamples_ = 0;
   std::vector<PreferenceList> online_lists_;  // online mode: the lists in use (checkpointed)
   std::int64_t online_sampled_at_ = 0;        // the step they were sampled at
-  bool reference_without_adapters_ = false;   // online mode: frozen start = adapters off
   int pad_id_ = 0;
   c10::Device device_{c10::kCPU};
   c10::ScalarType dtype_ = c10::kFloat;
@@ -270,23 +268,9 @@ void Trainer::maybe_resample() {
   if (every <= 0 || step_ == 0 || step_ % every != 0) return;
   std::vector<PreferenceList> lists = hooks_.resample(model_, step_);
   ++resamples_;
-  if (loss_needs_reference(config_.loss)) {
-    // The frozen start's log-probs of the new answers, kept with the lists (and checkpointed).
-    TrainData fresh = encode_lists(lists, config_, model_);
-    for (std::size_t i = 0; i < lists.size(); ++i) {
-      if (!lists[i].ref_logps.empty()) continue;
-      const TrainExample& example = fresh.examples[i];
-      if (live_reference_) {
-        lists[i].ref_logps = reference_logps(*live_reference_->model, example, config_);
-      } else if (reference_without_adapters_) {
-        lists[i].ref_logps = frozen_start_logps(*model_.model, example, config_);
-      } else {
-        throw input_error(example.list.source.to_string(), ": a re-sampled list has no ref_logps")
-            .hint(
-                "online mode needs loss.reference=live, LoRA alone trained, or a sampler "
-                "that fills ref_logps");
-      }
-    }
+  if (loss_needs_reference(config_.loss)) {  // kept with the lists (and checkpointed)
+    fill_frozen_start_logps(lists, model_, live_reference_ ? live_reference_->model.get() : nullptr,
+                            config_);
   }
   use_online_lists(std::move(lists), step_);
   PERPO_LOG_INFO("online mode: step ", step_, ": ", data_.summary(config_));
@@ -310,8 +294,7 @@ void Trainer::setup_online_mode() {
   }
   if (loss_needs_reference(config_.loss) && config_.loss.reference != "live") {
     // Under LoRA with nothing else trained, the policy with its adapters off is the frozen start.
-    reference_without_adapters_ = adapters_are_all_that_trains(*model_.model);
-    if (!reference_without_adapters_) {
+    if (!adapters_are_all_that_trains(*model_.model)) {
       throw input_error(
           "train.online_resample_every > 0 scores the re-sampled answers with the frozen initial "
           "model: it needs key 'loss.reference' = live, or LoRA (model.lora.enabled) as the only "
@@ -345,11 +328,7 @@ std::map<std::string, double> Trainer::evaluate() {
   restore_rng_states(rng.tensors, rng.host);
   model_.model->train();
   std::string line;
-  for (const auto& [name, value] : values) {
-    char number[32];
-    std::snprintf(number, sizeof(number), " %.4g", value);
-    line += " " + name + number;
-  }
+  for (const auto& [name, value] : values) line += " " + name + " " + std::to_string(value);
   PERPO_LOG_INFO("eval at step ", step_, ":", line);
   return values;
 }

@@ -41,6 +41,13 @@ class OnlineSampler {
   std::size_t lists_per_call_;
 };
 
+/// Fills the ref_logps of re-sampled lists that have none with the frozen start's log-probs:
+/// scored by `live` (the frozen initial model, loss.reference: live) when given, else by `policy`
+/// with its LoRA adapters off (reference.h frozen_start_logps; throws perpo::Error, input, when
+/// the adapters are not all that trains).
+void fill_frozen_start_logps(std::vector<PreferenceList>& lists, LoadedModel& policy,
+                             LlavaModelImpl* live, const Config& config);
+
 /// Re-sampled lists as JSON for trainer_state.json: every field training reads (record id, task,
 /// image path, prompt, ground truth, answers, rewards, ref_logps; doubles round-trip exactly).
 nlohmann::json online_lists_to_json(const std::vector<PreferenceList>& lists);
