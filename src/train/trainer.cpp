@@ -387,6 +387,10 @@ TrainSummary Trainer::run() {
   PERPO_LOG_INFO("training ", counts.trainable, " of ", counts.total, " parameters; loss ",
                  config_.loss.name, "; reference log-probs: ", reference.source, "; steps ", step_,
                  " -> ", total_);
+  if (config_.train.eval_every > 0 && !hooks_.evaluate) {
+    PERPO_LOG_WARN("train.eval_every = ", config_.train.eval_every,
+                   " but no evaluator is connected (TrainerHooks::evaluate): no evaluation");
+  }
   model_.model->train();
   Progress bar(total_, "train", "steps");
   bar.advance(step_);
