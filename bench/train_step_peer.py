@@ -92,6 +92,8 @@ def main():
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"])
     parser.add_argument("--freeze-vision", action="store_true", help="vision tower not trained")
+    parser.add_argument("--gradient-checkpointing", action="store_true",
+                        help="recompute each decoder layer in backward (the authors' 7B runs)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--iterations", type=int, default=3)
     args = parser.parse_args()
@@ -115,6 +117,8 @@ def main():
             if "vision_tower" in name:
                 parameter.requires_grad_(False)
     reference = copy.deepcopy(policy).eval().requires_grad_(False)
+    if args.gradient_checkpointing:
+        policy.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     policy.train()
     optim = torch.optim.AdamW([p for p in policy.parameters() if p.requires_grad], lr=1e-5,
                               weight_decay=0.0)

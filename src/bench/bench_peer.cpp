@@ -105,7 +105,8 @@ PeerFigures run_peer(const PeerRequest& request, std::vector<std::string>& notes
       " --iterations " + std::to_string(request.iterations);
   const std::string train_command =
       quoted(python) + " " + quoted((scripts / kTrainScript).string()) + common +
-      " --answer-tokens " + std::to_string(shape.answer_tokens) + " --freeze-vision";
+      " --answer-tokens " + std::to_string(shape.answer_tokens) + " --freeze-vision" +
+      (shape.name == "7b" ? " --gradient-checkpointing" : "");
   const std::string sample_command = quoted(python) + " " +
                                      quoted((scripts / kSampleScript).string()) + common +
                                      " --new-tokens " + std::to_string(shape.sampled_tokens);

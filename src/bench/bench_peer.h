@@ -2,7 +2,9 @@
 // LlavaForConditionalGeneration on the same shape, the authors' computation (image and prompt
 // repeated N times, a live reference forward every step; sampling with
 // generate(num_return_sequences=N)), run as bench/train_step_peer.py and
-// bench/generate_sampling_peer.py in their own processes.
+// bench/generate_sampling_peer.py in their own processes. At the 7b shape the peer trains with
+// gradient checkpointing, as the authors' released scripts do (N full sequences of a 7B model
+// do not fit one GPU without it); perpo does not need it there.
 //
 // Finding them: the scripts in $PERPO_BENCH_PEER_DIR, else in bench/ of the first folder above the
 // perpo executable that has them (the source tree of a build folder); the Python in --python,

@@ -67,7 +67,7 @@ void check_fits(const BenchShape& shape, const c10::Device& device, c10::ScalarT
     throw input_error("perpo bench --shape ", shape.name, " needs about ", format_bytes(state),
                       " on ", device.str(), " (weights, gradients and AdamW state), but it has ",
                       format_bytes(gpu))
-        .hint("use --dtype bf16 or a larger GPU");
+        .hint(dtype == c10::kFloat ? "use --dtype bf16" : "use a GPU with more memory");
   }
 }
 

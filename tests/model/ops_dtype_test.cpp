@@ -138,41 +138,34 @@ struct Row {
 
 void PrintTo(const Row& row, std::ostream* out) { *out << row.op; }
 
-// bf16 keeps 8 significant bits (relative rounding 2^-9 = 0.002); the tolerances below allow a few
-// roundings of inputs, weights and outputs, accumulated over the operation's reductions.
-const std::vector<Row> kRows = {
-    {"linear", torch::kBFloat16, false, 0.02},
-    {"rms_norm", torch::kBFloat16, false, 0.02},
-    {"layer_norm", torch::kBFloat16, false, 0.02},
-    {"softmax", torch::kBFloat16, false, 0.005},
-    {"sdpa", torch::kBFloat16, false, 0.02},
-    {"rope", torch::kBFloat16, false, 0.02},
-    {"silu_mlp", torch::kBFloat16, false, 0.02},
-    {"gelu_mlp", torch::kBFloat16, false, 0.02},
-    {"logsoftmax_gather", torch::kBFloat16, false, 0.02},
-    {"cross_entropy", torch::kBFloat16, false, 0.02},
-    // CUDA: fp32 (no TF32) must agree with the CPU closely; bf16 as on the CPU.
-    {"linear", torch::kFloat32, true, 1e-5},
-    {"rms_norm", torch::kFloat32, true, 1e-5},
-    {"layer_norm", torch::kFloat32, true, 1e-5},
-    {"softmax", torch::kFloat32, true, 1e-6},
-    {"sdpa", torch::kFloat32, true, 1e-5},
-    {"rope", torch::kFloat32, true, 1e-5},
-    {"silu_mlp", torch::kFloat32, true, 1e-5},
-    {"gelu_mlp", torch::kFloat32, true, 1e-5},
-    {"logsoftmax_gather", torch::kFloat32, true, 1e-5},
-    {"cross_entropy", torch::kFloat32, true, 1e-5},
-    {"linear", torch::kBFloat16, true, 0.02},
-    {"rms_norm", torch::kBFloat16, true, 0.02},
-    {"layer_norm", torch::kBFloat16, true, 0.02},
-    {"softmax", torch::kBFloat16, true, 0.005},
-    {"sdpa", torch::kBFloat16, true, 0.02},
-    {"rope", torch::kBFloat16, true, 0.02},
-    {"silu_mlp", torch::kBFloat16, true, 0.02},
-    {"gelu_mlp", torch::kBFloat16, true, 0.02},
-    {"logsoftmax_gather", torch::kBFloat16, true, 0.02},
-    {"cross_entropy", torch::kBFloat16, true, 0.02},
+// bf16 keeps 8 significant bits (relative rounding up to 2^-8). CPU bf16 tolerances are about
+// twice the error measured with LibTorch 2.13 (linear 0.0048, rms_norm 0.0057, layer_norm 0.0054,
+// softmax 0.0081 on logits up to ~16, sdpa 0.0039, rope 0.0053, silu_mlp 0.0023, gelu_mlp 0.0059,
+// logsoftmax_gather 0.0014, cross_entropy 0.0021); CUDA bf16 kernels accumulate in another order,
+// so their rows allow 1.5 times more. CUDA fp32 (no TF32) must match the CPU to float rounding.
+struct Tolerance {
+  const char* op;
+  double cpu_bf16, cuda_fp32;
 };
+constexpr Tolerance kTolerances[] = {
+    {"linear", 0.01, 1e-5},         {"rms_norm", 0.012, 1e-5}, {"layer_norm", 0.012, 1e-5},
+    {"softmax", 0.016, 1e-6},       {"sdpa", 0.008, 1e-5},     {"rope", 0.01, 1e-5},
+    {"silu_mlp", 0.005, 1e-5},      {"gelu_mlp", 0.012, 1e-5}, {"logsoftmax_gather", 0.003, 1e-5},
+    {"cross_entropy", 0.005, 1e-5},
+};
+
+std::vector<Row> make_rows() {
+  std::vector<Row> rows;
+  for (const Tolerance& t : kTolerances)
+    rows.push_back({t.op, torch::kBFloat16, false, t.cpu_bf16});
+  for (const Tolerance& t : kTolerances) rows.push_back({t.op, torch::kFloat32, true, t.cuda_fp32});
+  for (const Tolerance& t : kTolerances) {
+    rows.push_back({t.op, torch::kBFloat16, true, 1.5 * t.cpu_bf16});
+  }
+  return rows;
+}
+
+const std::vector<Row> kRows = make_rows();
 
 class OpsDtype : public ::testing::TestWithParam<Row> {};
 
