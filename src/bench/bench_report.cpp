@@ -112,7 +112,7 @@ std::string BenchReport::to_text() const {
 std::string BenchReport::to_json_lines() const {
   std::string out;
   for (const BenchFigure& figure : figures) {
-    nlohmann::json line = {{"name", figure.name},      {"value", figure.value},
+    nlohmann::ordered_json line = {{"name", figure.name},      {"value", figure.value},
                            {"unit", figure.unit},      {"shape", shape.name},
                            {"device", options.device}, {"dtype", options.dtype},
                            {"commit", commit}};
