@@ -197,7 +197,7 @@ if [ "$run_tests" -eq 1 ]; then
   if step "build tests" 300 "$logs/build_tests.log" cmake --build "$build_dir" -j "$jobs"; then
     step "ctest" 300 "$logs/ctest.log" ctest --test-dir "$build_dir" -j "$jobs" \
       --output-on-failure || true
-    summary+=("ctest: $(grep -E 'tests passed|tests failed' "$logs/ctest.log" | tail -n 1)")
+    summary+=("ctest: $(grep -E 'tests passed|tests failed' "$logs/ctest.log" | tail -n 1 || true)")
   fi
 else
   note "tests" skipped 0 "--no-tests"
