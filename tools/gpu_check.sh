@@ -13,7 +13,8 @@
 # CUDA. C++ dependencies (nlohmann-json, spdlog, CLI11, yaml-cpp, utf8proc, sentencepiece, stb,
 # GoogleTest): found as usual; a GPU machine without Debian's packages gets them from --deps DIR,
 # a folder made beforehand on a Debian machine where perpo builds with --pack-deps DIR (copies of
-# the installed -dev packages and their libraries, no download). Logs: build-cuda/gpu_check/.
+# the installed -dev packages and their libraries, no download). More configure flags:
+# PERPO_GPU_CMAKE_ARGS (e.g. -DCUDAToolkit_ROOT=/usr/local/cuda). Logs: build-cuda/gpu_check/.
 # Exit status: 0 when every step that ran passed, 1 otherwise, 2 for bad usage.
 set -euo pipefail
 
@@ -26,7 +27,7 @@ pack=""
 run_tests=1
 peer_flag=()
 
-usage() { sed -n '2,19p' "$0"; }
+usage() { sed -n '2,18p' "$0"; }
 die() { echo "gpu_check: $*" >&2; exit 2; }
 
 while [ $# -gt 0 ]; do
@@ -167,6 +168,10 @@ if [ -n "$deps" ]; then
   export LD_LIBRARY_PATH="$deps/usr/lib/$arch${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 fi
 cmake_args+=("-DCMAKE_PREFIX_PATH=$prefixes")
+if [ -n "${PERPO_GPU_CMAKE_ARGS:-}" ]; then
+  read -r -a extra_args <<<"$PERPO_GPU_CMAKE_ARGS"
+  cmake_args+=("${extra_args[@]}")
+fi
 # CUDA LibTorch's CMake config looks for the CUDA toolkit; a pip wheel's or /usr/local/cuda.
 if ! command -v nvcc >/dev/null && [ -x /usr/local/cuda/bin/nvcc ]; then
   PATH="$PATH:/usr/local/cuda/bin"
@@ -177,8 +182,13 @@ trap finish EXIT
 if ! step configure 120 "$logs/configure.log" cmake "${cmake_args[@]}"; then
   echo "gpu_check: configure failed; the end of $logs/configure.log:" >&2
   tail -n 15 "$logs/configure.log" >&2
-  echo "gpu_check: missing C++ dependencies? make a folder with --pack-deps on a Debian" \
-       "machine and pass it with --deps" >&2
+  if grep -qi "cudatoolkit\|nvcc\|CUDA_TOOLKIT\|find CUDA" "$logs/configure.log"; then
+    echo "gpu_check: LibTorch's CMake config needs the CUDA toolkit (nvcc and headers): put nvcc" \
+         "on PATH or set CUDAToolkit_ROOT (extra flags: PERPO_GPU_CMAKE_ARGS)" >&2
+  else
+    echo "gpu_check: missing C++ dependencies? make a folder with --pack-deps on a Debian" \
+         "machine and pass it with --deps (extra flags: PERPO_GPU_CMAKE_ARGS)" >&2
+  fi
   exit 1
 fi
 step "build perpo" 300 "$logs/build_perpo.log" cmake --build "$build_dir" -j "$jobs" --target perpo_cli ||

@@ -113,9 +113,9 @@ std::string BenchReport::to_json_lines() const {
   std::string out;
   for (const BenchFigure& figure : figures) {
     nlohmann::ordered_json line = {{"name", figure.name},      {"value", figure.value},
-                           {"unit", figure.unit},      {"shape", shape.name},
-                           {"device", options.device}, {"dtype", options.dtype},
-                           {"commit", commit}};
+                                   {"unit", figure.unit},      {"shape", shape.name},
+                                   {"device", options.device}, {"dtype", options.dtype},
+                                   {"commit", commit}};
     out += line.dump() + "\n";
   }
   return out;
