@@ -12,18 +12,13 @@
 namespace perpo {
 namespace {
 
-class DemoEvaluate : public ::testing::Test {
+class DemoEvaluate : public test::TinyRecordsTest {
  protected:
+  DemoEvaluate() : TinyRecordsTest("demo-evaluate", 4) {}
   void SetUp() override {
-    dir = test::fresh_scratch_dir("demo-evaluate",
-                                  ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    records = test::write_dataset(dir / "data.jsonl", 5);
+    TinyRecordsTest::SetUp();
     config.eval.max_new_tokens = 5;
   }
-  std::filesystem::path dir;
-  std::vector<DatasetRecord> records;
-  Config config = test::tiny_config();
-  LlavaModel model = test::tiny_model(config, 4);
 };
 
 TEST_F(DemoEvaluate, GroundingMetricsAreTheEvalModules) {

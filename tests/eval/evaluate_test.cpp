@@ -74,17 +74,9 @@ TEST(EvalMetrics, HandWorkedGroundingAndOcr) {
   EXPECT_EQ(flat["eval/evaluated"], 6);
 }
 
-class Evaluate : public ::testing::Test {
+class Evaluate : public test::TinyRecordsTest {
  protected:
-  void SetUp() override {
-    dir = test::fresh_scratch_dir("eval",
-                                  ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    records = test::write_dataset(dir / "data.jsonl", 5);
-  }
-  std::filesystem::path dir;
-  std::vector<DatasetRecord> records;
-  Config config = test::tiny_config();
-  LlavaModel model = test::tiny_model(config, 4);
+  Evaluate() : TinyRecordsTest("eval", 4) {}
 };
 
 TEST_F(Evaluate, GreedyAnswersScoredAndWritten) {

@@ -34,17 +34,9 @@ double full_forward_logp(LlavaModel& model, const GenerationPrompt& prompt,
   return total;
 }
 
-class SampleLists : public ::testing::Test {
+class SampleLists : public test::TinyRecordsTest {
  protected:
-  void SetUp() override {
-    dir = test::fresh_scratch_dir("generate",
-                                  ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    records = test::write_dataset(dir / "data.jsonl", 5);
-  }
-  std::filesystem::path dir;
-  std::vector<DatasetRecord> records;
-  Config config = test::tiny_config();
-  LlavaModel model = test::tiny_model(config, 3);
+  SampleLists() : TinyRecordsTest("generate", 3) {}
 };
 
 TEST_F(SampleLists, ListsHoldScoredAnswersWithFullForwardRefLogps) {
