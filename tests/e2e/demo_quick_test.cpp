@@ -82,9 +82,12 @@ TrivialBoxes trivial_boxes(const fs::path& records_file) {
   return best;
 }
 
-// Margins over the trivial boxes (quick plan, measured: see README "The demo").
-constexpr double kMeanIouMargin = 0.15;
-constexpr double kAccMargin = 0.2;
+// Margins over the trivial boxes. Measured with this test's run (quick plan, seed 3): stage 1
+// 0.258 mean IoU (one standard error 0.019) and Acc@0.5 0.24, trivial boxes 0.097 and 0.01;
+// stage 1's progress varies from seed to seed (seed 1: 0.594 and 0.735), hence margins of
+// about four standard errors rather than the seed-1 gap.
+constexpr double kMeanIouMargin = 0.08;
+constexpr double kAccMargin = 0.1;
 
 }  // namespace
 
