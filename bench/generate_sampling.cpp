@@ -11,7 +11,8 @@
 // tokens), LLaMA hidden 256, 4 layers, 4 heads on 2 key/value heads, vocab 1000, random weights
 // (std 0.02, as transformers' init); prompt P = 600 tokens; N = 20 answers of T = 16 tokens (no
 // early stop); temperature 1. "tokens/s" counts the N*T sampled tokens per second of a whole list
-// (prompt included).
+// (prompt included). Then a list with its ref_logps, as `perpo sample` makes it: scored by
+// running the prompt again (as before) vs on the sampling's keys/values (prompt_prefix).
 #include <torch/torch.h>
 
 #include <chrono>
@@ -22,6 +23,7 @@
 #include <string>
 
 #include "perpo/generate/generator.h"
+#include "perpo/generate/list_logps.h"
 
 namespace {
 
@@ -116,6 +118,33 @@ int main(int argc, char** argv) {
   std::printf("perpo, prompt copy per answer %8.1f tokens/s  (%.3f s per list)\n",
               tokens / copies_s, copies_s);
   std::printf("shared prompt / copies: %.2fx\n", copies_s / shared_s);
+
+  // A list with ref_logps (`perpo sample`): sample, then score the answers. Before, the scoring
+  // ran the prompt (image + text) again (list_logps from the ids); now it reads the keys/values
+  // the answers were sampled from (prompt_prefix).
+  const std::vector<std::int64_t> rows(kAnswers, 0);
+  const std::vector<std::uint64_t> seeds = shared[0].seeds;
+  perpo::ListExample example;
+  example.prompt_ids = prompt.prompt_ids;
+  const auto sample_list = [&] {
+    perpo::EncodedPrompts encoded = perpo::encode_prompts(*model, shared, options);
+    example.answer_ids.clear();
+    for (auto& answer : perpo::decode_rows(*model, encoded, rows, seeds, options)) {
+      example.answer_ids.push_back(std::move(answer.ids));
+    }
+    return encoded;
+  };
+  const double rerun_s = time_per_call(iterations, [&] {
+    sample_list();
+    perpo::list_logps(*model, example, prompt.pixel_values);
+  });
+  std::printf("perpo, list + ref_logps, prompt run again     %.3f s per list\n", rerun_s);
+  const double reuse_s = time_per_call(iterations, [&] {
+    perpo::EncodedPrompts encoded = sample_list();
+    perpo::list_logps(*model, perpo::prompt_prefix(encoded, 0), example.answer_ids);
+  });
+  std::printf("perpo, list + ref_logps, sampling cache reused %.3f s per list\n", reuse_s);
+  std::printf("prompt run again / cache reused: %.2fx\n", rerun_s / reuse_s);
 
   if (python == "none") return 0;
   const auto script = source_dir() / "bench" / "generate_sampling_peer.py";

@@ -10,6 +10,7 @@
 #include "perpo/core/error.h"
 #include "perpo/core/log.h"
 #include "perpo/core/progress.h"
+#include "perpo/core/strings.h"
 #include "perpo/reward/aggregate.h"
 #include "perpo/reward/reward_config.h"
 
@@ -17,11 +18,14 @@ namespace perpo {
 
 namespace {
 
+/// The second grounding accuracy reported beside acc@<eval.iou_threshold> (RefCOCO's pair).
+constexpr double kStrictIouThreshold = 0.75;
+
 /// Per-task aggregation.
 struct TaskTally {
-  std::size_t count = 0;
-  double reward_sum = 0;
+  MeanTally reward;
   std::unique_ptr<GroundingMetrics> grounding;
+  std::unique_ptr<GroundingMetrics> strict;  // acc@0.75 unless that is the threshold itself
   std::unique_ptr<OcrMetrics> ocr;
 };
 
@@ -29,6 +33,12 @@ std::string threshold_name(double threshold) {
   std::ostringstream out;
   out << "acc@" << threshold;  // 0.5 -> "acc@0.5"
   return out.str();
+}
+
+/// m[name] = the tally's mean, m[name_se] = its standard error.
+void put(nlohmann::json& m, const std::string& name, const MeanTally& tally) {
+  m[name] = tally.mean();
+  m[name + "_se"] = tally.standard_error();
 }
 
 const RewardSpec& reward_for(const DatasetRecord& record, const RewardConfig& config) {
@@ -127,16 +137,22 @@ nlohmann::json eval_metrics(const std::vector<Prediction>& predictions, const Co
   const RewardOptions reward_options = reward_options_from(config.reward);
   const TextNormalization normalization{config.reward.normalize_whitespace,
                                         config.reward.lowercase};
+  const double threshold = config.eval.iou_threshold;
   std::map<std::string, TaskTally> tasks;
   for (const Prediction& prediction : predictions) {
     TaskTally& tally = tasks[prediction.task];
-    ++tally.count;
-    tally.reward_sum += prediction.reward;
+    tally.reward.add(prediction.reward);
     if (prediction.task == "grounding") {
       if (!tally.grounding) {
-        tally.grounding = std::make_unique<GroundingMetrics>(config.eval.iou_threshold);
+        tally.grounding = std::make_unique<GroundingMetrics>(threshold);
+        if (threshold != kStrictIouThreshold) {
+          tally.strict = std::make_unique<GroundingMetrics>(kStrictIouThreshold);
+        }
       }
-      tally.grounding->add(reward_iou(prediction.answer, prediction.ground_truth, reward_options));
+      const RewardResult iou =
+          reward_iou(prediction.answer, prediction.ground_truth, reward_options);
+      tally.grounding->add(iou);
+      if (tally.strict) tally.strict->add(iou);
     } else if (prediction.task == "ocr") {
       if (!tally.ocr) tally.ocr = std::make_unique<OcrMetrics>(normalization);
       tally.ocr->add(prediction.answer, prediction.ground_truth);
@@ -144,19 +160,23 @@ nlohmann::json eval_metrics(const std::vector<Prediction>& predictions, const Co
   }
   nlohmann::json metrics = nlohmann::json::object();
   for (const auto& [task, tally] : tasks) {
-    nlohmann::json m = {{"count", tally.count}};
+    nlohmann::json m = {{"count", tally.reward.count()}};
     if (tally.grounding) {
-      m[threshold_name(config.eval.iou_threshold)] = tally.grounding->accuracy();
-      m["mean_iou"] = tally.grounding->mean_iou();
-      m["unparsable"] = tally.grounding->unparsable();
+      const GroundingMetrics::Tallies& g = tally.grounding->tallies();
+      put(m, threshold_name(threshold), g.hits);
+      if (tally.strict) put(m, threshold_name(kStrictIouThreshold), tally.strict->tallies().hits);
+      put(m, "mean_iou", g.iou);
+      put(m, "unparsable", g.unparsable);
     } else if (tally.ocr) {
-      m["edit_distance"] = tally.ocr->edit_distance();
-      m["f1"] = tally.ocr->f1();
-      m["precision"] = tally.ocr->precision();
-      m["recall"] = tally.ocr->recall();
-      m["bleu"] = tally.ocr->bleu();
+      const OcrMetrics::Tallies& o = tally.ocr->tallies();
+      put(m, "edit_distance", o.edit_distance);
+      put(m, "f1", o.f1);
+      put(m, "precision", o.precision);
+      put(m, "recall", o.recall);
+      put(m, "bleu", o.bleu);
+      put(m, "exact_match", o.exact_match);
     }
-    m["mean_reward"] = tally.count ? tally.reward_sum / static_cast<double>(tally.count) : 0.0;
+    put(m, "mean_reward", tally.reward);
     metrics[task.empty() ? "untasked" : task] = std::move(m);
   }
   metrics["records"] = predictions.size();
@@ -202,9 +222,14 @@ std::string eval_summary_text(const EvalResult& result) {
     if (!values.is_object()) continue;
     out << "  " << task << ':';
     for (const auto& [name, value] : values.items()) {
+      if (ends_with(name, "_se")) continue;  // shown beside its metric
       if (value.is_number_float()) {
         std::snprintf(line, sizeof(line), " %s %.4f", name.c_str(), value.get<double>());
         out << line;
+        if (values.contains(name + "_se")) {
+          std::snprintf(line, sizeof(line), " (se %.4f)", values[name + "_se"].get<double>());
+          out << line;
+        }
       } else {
         out << ' ' << name << ' ' << value.dump();
       }

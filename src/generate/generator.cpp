@@ -84,9 +84,25 @@ EncodedPrompts encode_prompts(LlavaModelImpl& model, const std::vector<Generatio
   torch::Tensor last_hidden = out.hidden.reshape({R * longest, -1})
                                   .index_select(0, torch::tensor(last).to(ids.device()));  // (R, C)
   encoded.last_logits = model.lm_logits(last_hidden);                                      // (R, V)
+  encoded.last_hidden = last_hidden;
   encoded.kv = std::move(out.present);
   encoded.mask = mask;
   return encoded;
+}
+
+PrefixState prompt_prefix(const EncodedPrompts& encoded, std::int64_t r) {
+  const auto R = static_cast<std::int64_t>(encoded.lengths.size());
+  PERPO_CHECK(r >= 0 && r < R, "prompt_prefix: prompt ", r, " of ", R);
+  PrefixState prefix;
+  prefix.length = encoded.lengths[r];
+  for (std::size_t layer = 0; layer < encoded.kv.keys.size(); ++layer) {
+    prefix.kv.keys.push_back(
+        encoded.kv.keys[layer].narrow(0, r, 1).narrow(2, 0, prefix.length));  // (1, Hkv, P_r, D)
+    prefix.kv.values.push_back(
+        encoded.kv.values[layer].narrow(0, r, 1).narrow(2, 0, prefix.length));  // (1, Hkv, P_r, D)
+  }
+  prefix.last_hidden = encoded.last_hidden.narrow(0, r, 1);  // (1, C)
+  return prefix;
 }
 
 std::vector<GeneratedAnswer> decode_rows(LlavaModelImpl& model, const EncodedPrompts& encoded,

@@ -8,13 +8,30 @@
 
 namespace perpo {
 
+namespace {
+
+/// Eval mode and no-grad for the scope, training mode restored after.
+class ScoringMode {
+ public:
+  explicit ScoringMode(LlavaModelImpl& model) : model_(model), was_training_(model.is_training()) {
+    model_.eval();
+  }
+  ~ScoringMode() {
+    if (was_training_) model_.train(true);
+  }
+
+ private:
+  LlavaModelImpl& model_;
+  bool was_training_;
+  torch::NoGradGuard no_grad_;
+};
+
+}  // namespace
+
 std::vector<double> list_logps(LlavaModelImpl& model, const ListExample& example,
                                const torch::Tensor& pixel_values, int chunk) {
   PERPO_CHECK(!example.prompt_ids.empty(), example.source.to_string(), ": empty prompt");
-  PERPO_CHECK(chunk > 0, "list_logps chunk must be > 0");
-  const bool was_training = model.is_training();
-  model.eval();
-  torch::NoGradGuard no_grad;
+  ScoringMode scoring(model);
   const torch::TensorOptions options = model.language_model->embed_tokens->weight.options();
   torch::Tensor prompt =
       torch::tensor(std::vector<std::int64_t>(example.prompt_ids.begin(), example.prompt_ids.end()))
@@ -22,31 +39,36 @@ std::vector<double> list_logps(LlavaModelImpl& model, const ListExample& example
           .unsqueeze(0);  // (1, P)
   torch::Tensor pixels =
       pixel_values.defined() ? pixel_values.unsqueeze(0).to(options) : torch::Tensor();
-  PrefixState prefix = model.encode_prefix(prompt, pixels);
+  return list_logps(model, model.encode_prefix(prompt, pixels), example.answer_ids, chunk);
+}
+
+std::vector<double> list_logps(LlavaModelImpl& model, const PrefixState& prefix,
+                               const std::vector<std::vector<int>>& answer_ids, int chunk) {
+  PERPO_CHECK(chunk > 0, "list_logps chunk must be > 0");
+  ScoringMode scoring(model);
+  const torch::Device device = model.language_model->embed_tokens->weight.device();
   std::vector<double> sums;
-  const auto N = static_cast<std::int64_t>(example.answer_ids.size());
+  const auto N = static_cast<std::int64_t>(answer_ids.size());
   for (std::int64_t start = 0; start < N; start += chunk) {
     const std::int64_t count = std::min<std::int64_t>(chunk, N - start);
     std::int64_t longest = 1;
     for (std::int64_t n = start; n < start + count; ++n) {
-      longest = std::max<std::int64_t>(longest, example.answer_ids[n].size());
+      longest = std::max<std::int64_t>(longest, answer_ids[n].size());
     }
     std::vector<std::int64_t> ids_flat(count * longest, 0), mask_flat(count * longest, 0);
     for (std::int64_t n = 0; n < count; ++n) {
-      const std::vector<int>& answer = example.answer_ids[start + n];
+      const std::vector<int>& answer = answer_ids[start + n];
       for (std::size_t t = 0; t < answer.size(); ++t) {
         ids_flat[n * longest + t] = answer[t];
         mask_flat[n * longest + t] = 1;
       }
     }
-    torch::Tensor ids = torch::tensor(ids_flat).view({count, longest});    // (n, A)
-    torch::Tensor mask = torch::tensor(mask_flat).view({count, longest});  // (n, A)
-    torch::Tensor logps = model.answer_logps(prefix, ids.to(options.device()),
-                                             mask.to(options.device()));  // (n, A)
-    torch::Tensor totals = logps.to(torch::kDouble).sum(1).cpu();         // (n)
+    torch::Tensor ids = torch::tensor(ids_flat).view({count, longest});                 // (n, A)
+    torch::Tensor mask = torch::tensor(mask_flat).view({count, longest});               // (n, A)
+    torch::Tensor logps = model.answer_logps(prefix, ids.to(device), mask.to(device));  // (n, A)
+    torch::Tensor totals = logps.to(torch::kDouble).sum(1).cpu();                       // (n)
     for (std::int64_t n = 0; n < count; ++n) sums.push_back(totals[n].item<double>());
   }
-  if (was_training) model.train(true);
   return sums;
 }
 

@@ -141,7 +141,12 @@ SampledBatch ListSampler::sample(const std::vector<DatasetRecord>& records) {
     }
     list.record.extra["reward_notes"] = std::move(notes);
     if (sampling_.reference_logps) {
-      list.ref_logps = list_logps(model_, prompts_.encode_list(list), prompts[r].pixel_values);
+      // The answers are scored on the prompt's keys/values from decoding: no second prompt pass.
+      const ListExample example = prompts_.encode_list(list);
+      PERPO_CHECK(example.prompt_ids == prompts[r].prompt_ids, prompts[r].name,
+                  ": the list's prompt differs from the sampled prompt");
+      list.ref_logps = list_logps(model_, prompt_prefix(encoded, static_cast<std::int64_t>(r)),
+                                  example.answer_ids);
     }
     batch.lists.push_back(std::move(list));
   }

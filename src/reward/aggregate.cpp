@@ -1,31 +1,33 @@
 // Metric aggregators (aggregate.h).
 #include "perpo/reward/aggregate.h"
 
+#include <cmath>
+
 #include "perpo/reward/text_metrics.h"
 
 namespace perpo {
+
+void MeanTally::add(double value) {
+  ++count_;
+  const double delta = value - mean_;
+  mean_ += delta / static_cast<double>(count_);
+  squares_ += delta * (value - mean_);
+}
+
+double MeanTally::standard_error() const {
+  if (count_ < 2) return 0.0;
+  const double n = static_cast<double>(count_);
+  return std::sqrt(squares_ / (n - 1) / n);
+}
 
 void GroundingMetrics::add(const RewardResult& iou_result) {
   add(iou_result.score, iou_result.note == "ok");
 }
 
 void GroundingMetrics::add(double iou_value, bool parsed) {
-  ++count_;
-  if (!parsed) ++unparsable_;
-  if (iou_value >= threshold_) ++hits_;
-  iou_sum_ += iou_value;
-}
-
-double GroundingMetrics::accuracy() const {
-  return count_ ? static_cast<double>(hits_) / static_cast<double>(count_) : 0.0;
-}
-
-double GroundingMetrics::mean_iou() const {
-  return count_ ? iou_sum_ / static_cast<double>(count_) : 0.0;
-}
-
-double GroundingMetrics::unparsable() const {
-  return count_ ? static_cast<double>(unparsable_) / static_cast<double>(count_) : 0.0;
+  tallies_.hits.add(iou_value >= threshold_ ? 1.0 : 0.0);
+  tallies_.iou.add(iou_value);
+  tallies_.unparsable.add(parsed ? 0.0 : 1.0);
 }
 
 void OcrMetrics::add(std::string_view prediction, std::string_view reference) {
@@ -34,12 +36,12 @@ void OcrMetrics::add(std::string_view prediction, std::string_view reference) {
   auto predicted_words = split_words(predicted);
   auto reference_words = split_words(expected);
   WordOverlap overlap = word_overlap(predicted_words, reference_words);
-  ++count_;
-  edit_sum_ += normalized_edit_distance(predicted, expected);
-  precision_sum_ += overlap.precision;
-  recall_sum_ += overlap.recall;
-  f1_sum_ += overlap.f1;
-  bleu_sum_ += sentence_bleu(predicted_words, reference_words);
+  tallies_.edit_distance.add(normalized_edit_distance(predicted, expected));
+  tallies_.precision.add(overlap.precision);
+  tallies_.recall.add(overlap.recall);
+  tallies_.f1.add(overlap.f1);
+  tallies_.bleu.add(sentence_bleu(predicted_words, reference_words));
+  tallies_.exact_match.add(predicted == expected ? 1.0 : 0.0);
 }
 
 }  // namespace perpo

@@ -42,6 +42,13 @@ TEST(EvalMetrics, HandWorkedGroundingAndOcr) {
   EXPECT_NEAR(g["mean_iou"].get<double>(), (1.0 + 0.25 + 0.0 + 0.04 / 0.28) / 4, 1e-9);
   EXPECT_DOUBLE_EQ(g["unparsable"].get<double>(), 0.25);
   EXPECT_DOUBLE_EQ(g["mean_reward"].get<double>(), 1.25 / 4);
+  EXPECT_DOUBLE_EQ(g["acc@0.75"].get<double>(), 0.25);  // again only the exact box
+  // Hits {1, 0, 0, 0}: sample variance (0.75^2 + 3 * 0.25^2) / 3 = 0.25, SE sqrt(0.25 / 4) = 0.25;
+  // the same for acc@0.75 and for unparsable {0, 0, 1, 0}.
+  EXPECT_DOUBLE_EQ(g["acc@0.5_se"].get<double>(), 0.25);
+  EXPECT_DOUBLE_EQ(g["acc@0.75_se"].get<double>(), 0.25);
+  EXPECT_DOUBLE_EQ(g["unparsable_se"].get<double>(), 0.25);
+  EXPECT_TRUE(g.contains("mean_iou_se") && g.contains("mean_reward_se"));
   const auto& o = m["ocr"];
   EXPECT_EQ(o["count"], 2);
   EXPECT_NEAR(o["edit_distance"].get<double>(), (0.0 + 2.0 / 9) / 2, 1e-9);
@@ -49,27 +56,27 @@ TEST(EvalMetrics, HandWorkedGroundingAndOcr) {
   EXPECT_DOUBLE_EQ(o["precision"].get<double>(), 0.5);
   EXPECT_DOUBLE_EQ(o["recall"].get<double>(), 0.5);
   EXPECT_DOUBLE_EQ(o["bleu"].get<double>(), 0.5);  // identical texts 1, no shared word 0
+  EXPECT_DOUBLE_EQ(o["exact_match"].get<double>(), 0.5);
+  // {1, 0}: sample variance 2 * 0.25 / 1 = 0.5, SE sqrt(0.5 / 2) = 0.5.
+  EXPECT_DOUBLE_EQ(o["exact_match_se"].get<double>(), 0.5);
+  EXPECT_DOUBLE_EQ(o["f1_se"].get<double>(), 0.5);
+  EXPECT_NEAR(o["edit_distance_se"].get<double>(), 1.0 / 9, 1e-12);  // {0, 2/9}: half the gap
+  EXPECT_FALSE(o.contains("acc@0.5"));
   EXPECT_EQ(m["evaluated"], 6);
 
   config.eval.iou_threshold = 0.2;  // now 0.25 counts too: acc@0.2 = 2/4
   nlohmann::json loose = eval_metrics(predictions, config);
   EXPECT_DOUBLE_EQ(loose["grounding"]["acc@0.2"].get<double>(), 0.5);
+  EXPECT_FALSE(loose["grounding"].contains("acc@0.5"));
+  EXPECT_DOUBLE_EQ(loose["grounding"]["acc@0.75"].get<double>(), 0.25);
   nlohmann::json flat = flat_metrics(loose);
   EXPECT_DOUBLE_EQ(flat["grounding/acc@0.2"].get<double>(), 0.5);
   EXPECT_EQ(flat["eval/evaluated"], 6);
 }
 
-class Evaluate : public ::testing::Test {
+class Evaluate : public test::TinyRecordsTest {
  protected:
-  void SetUp() override {
-    dir = test::fresh_scratch_dir("eval",
-                                  ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    records = test::write_dataset(dir / "data.jsonl", 5);
-  }
-  std::filesystem::path dir;
-  std::vector<DatasetRecord> records;
-  Config config = test::tiny_config();
-  LlavaModel model = test::tiny_model(config, 4);
+  Evaluate() : TinyRecordsTest("eval", 4) {}
 };
 
 TEST_F(Evaluate, GreedyAnswersScoredAndWritten) {
@@ -109,6 +116,9 @@ TEST_F(Evaluate, GreedyAnswersScoredAndWritten) {
   EXPECT_NE(text.find("evaluated 5 of 5 records (0 skipped)"), std::string::npos) << text;
   EXPECT_NE(text.find("grounding: acc@0.5 "), std::string::npos) << text;
   EXPECT_NE(text.find(" count 5"), std::string::npos) << text;
+  EXPECT_NE(text.find(" mean_iou 0."), std::string::npos) << text;
+  EXPECT_NE(text.find(" (se 0."), std::string::npos) << text;
+  EXPECT_EQ(text.find("_se"), std::string::npos) << text;  // standard errors sit beside means
 
   config.eval.limit = 2;
   EXPECT_EQ(evaluate(*model, prompts, records, config).predictions.size(), 2u);

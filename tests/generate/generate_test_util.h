@@ -1,6 +1,7 @@
 // Models and prompts shared by the generate tests.
 #pragma once
 
+#include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include <filesystem>
@@ -18,6 +19,7 @@
 #include "perpo/model/safetensors.h"
 #include "perpo/tokenizer/tokenizer.h"
 #include "test_paths.h"
+#include "test_util.h"
 
 namespace perpo::test {
 
@@ -134,6 +136,28 @@ inline std::vector<DatasetRecord> write_dataset(const std::filesystem::path& fil
   out.close();
   return read_dataset(file, ReadOptions{});
 }
+
+/// A fixture: a fresh scratch folder <group>/<test name> holding five grounding records
+/// (write_dataset), the tiny config and a tiny model from `model_seed`.
+class TinyRecordsTest : public ::testing::Test {
+ protected:
+  TinyRecordsTest(std::string group, std::uint64_t model_seed)
+      : group_(std::move(group)), config(tiny_config()), model(tiny_model(config, model_seed)) {}
+  void SetUp() override {
+    dir =
+        fresh_scratch_dir(group_, ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    records = write_dataset(dir / "data.jsonl", 5);
+  }
+
+ private:
+  std::string group_;
+
+ protected:
+  std::filesystem::path dir;
+  std::vector<DatasetRecord> records;
+  Config config;
+  LlavaModel model;
+};
 
 /// Decoding options: `max_new_tokens`, no stop token, `sampler`.
 inline GenerationOptions decoding(int max_new_tokens, SamplerOptions sampler = {}) {

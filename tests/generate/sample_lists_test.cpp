@@ -7,7 +7,10 @@
 #include <set>
 
 #include "generate_test_util.h"
+#include "perpo/core/atomic_file.h"
+#include "perpo/data/jsonl.h"
 #include "perpo/generate/list_logps.h"
+#include "perpo/generate/logps_file.h"
 #include "perpo/generate/record_prompts.h"
 #include "perpo/generate/sample_lists.h"
 #include "test_util.h"
@@ -31,17 +34,9 @@ double full_forward_logp(LlavaModel& model, const GenerationPrompt& prompt,
   return total;
 }
 
-class SampleLists : public ::testing::Test {
+class SampleLists : public test::TinyRecordsTest {
  protected:
-  void SetUp() override {
-    dir = test::fresh_scratch_dir("generate",
-                                  ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    records = test::write_dataset(dir / "data.jsonl", 5);
-  }
-  std::filesystem::path dir;
-  std::vector<DatasetRecord> records;
-  Config config = test::tiny_config();
-  LlavaModel model = test::tiny_model(config, 3);
+  SampleLists() : TinyRecordsTest("generate", 3) {}
 };
 
 TEST_F(SampleLists, ListsHoldScoredAnswersWithFullForwardRefLogps) {
@@ -187,6 +182,36 @@ TEST_F(SampleLists, MismatchedTokenizerAndModelAreErrors) {
   message = test::error_of(
       [&] { RecordPrompts prompts(model->config(), test::tiny_tokenizer(), small); });
   EXPECT_NE(message.find("image.size"), std::string::npos) << message;
+}
+
+TEST_F(SampleLists, RefLogpsEqualPerpoLogps) {
+  // ref_logps come from the keys/values the answers were decoded from (prompts of different
+  // lengths, right-padded into one batch); `perpo logps` runs each prompt again on its own.
+  config.sampling.add_ground_truth = true;
+  RecordPrompts prompts(model->config(), test::tiny_tokenizer(), config);
+  ListSampler sampler(*model, prompts, config);
+  SampledBatch batch = sampler.sample(records);
+  ASSERT_EQ(batch.lists.size(), 5u);
+  std::set<std::size_t> prompt_lengths;
+  std::string lines;
+  for (const PreferenceList& list : batch.lists) {
+    prompt_lengths.insert(prompts.build(list.record).prompt_ids.size());
+    lines += to_json(list).dump() + "\n";
+  }
+  EXPECT_GT(prompt_lengths.size(), 1u);  // padding in the sampled batch
+  write_file_atomic(dir / "lists.jsonl", lines);
+  logps_file(*model, prompts, config, dir / "lists.jsonl", dir / "logps.jsonl", "perpo");
+  ReadOptions options;
+  options.require_rewards = false;
+  const std::vector<PreferenceList> again = read_lists(dir / "logps.jsonl", "perpo", options);
+  ASSERT_EQ(again.size(), 5u);
+  for (std::size_t r = 0; r < 5; ++r) {
+    ASSERT_EQ(again[r].ref_logps.size(), batch.lists[r].ref_logps.size());
+    ASSERT_GE(again[r].ref_logps.size(), 4u);
+    for (std::size_t n = 0; n < again[r].ref_logps.size(); ++n) {
+      EXPECT_NEAR(batch.lists[r].ref_logps[n], again[r].ref_logps[n], 1e-5) << r << " " << n;
+    }
+  }
 }
 
 TEST_F(SampleLists, ListLogpsDoNotDependOnChunking) {

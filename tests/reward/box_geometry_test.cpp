@@ -1,6 +1,7 @@
 // IoU / GIoU: hand-worked values, properties on random boxes, and the grounding aggregator.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <random>
 
 #include "perpo/reward/aggregate.h"
@@ -85,6 +86,21 @@ TEST(GroundingMetrics, AccuracyMeanIouUnparsable) {
   for (double value : {0.9, 0.5, 0.3, 0.0}) strict.add(value);
   EXPECT_DOUBLE_EQ(strict.accuracy(), 0.25);
   EXPECT_EQ(GroundingMetrics().accuracy(), 0.0);
+  // Hits {1, 0, 0, 0}: sample variance (0.75^2 + 3 * 0.25^2) / 3 = 0.25, SE sqrt(0.25 / 4).
+  EXPECT_DOUBLE_EQ(strict.tallies().hits.standard_error(), 0.25);
+}
+
+TEST(MeanTally, MeanAndStandardError) {
+  // 1, 2, 3, 4: mean 2.5; squared deviations 2.25 + 0.25 + 0.25 + 2.25 = 5, sample variance 5 / 3,
+  // SE sqrt(5 / 3 / 4) = sqrt(5 / 12).
+  MeanTally tally;
+  EXPECT_EQ(tally.mean(), 0.0);
+  tally.add(1);
+  EXPECT_EQ(tally.standard_error(), 0.0);  // one value: no spread to measure
+  for (double v : {2.0, 3.0, 4.0}) tally.add(v);
+  EXPECT_EQ(tally.count(), 4u);
+  EXPECT_DOUBLE_EQ(tally.mean(), 2.5);
+  EXPECT_NEAR(tally.standard_error(), std::sqrt(5.0 / 12), 1e-15);
 }
 
 }  // namespace

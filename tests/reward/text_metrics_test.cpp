@@ -64,6 +64,12 @@ TEST(OcrMetrics, MeansOverPairs) {
   EXPECT_DOUBLE_EQ(metrics.precision(), 0.5);
   EXPECT_DOUBLE_EQ(metrics.recall(), 0.5);
   EXPECT_DOUBLE_EQ(metrics.bleu(), 0.5);
+  EXPECT_DOUBLE_EQ(metrics.exact_match(), 0.5);
+  metrics.add("Hello  world", "hello world");  // equal only once normalised
+  EXPECT_DOUBLE_EQ(metrics.exact_match(), 1.0 / 3);
+  OcrMetrics normalized({.collapse_whitespace = true, .lowercase = true});
+  normalized.add("Hello  world", "hello world");
+  EXPECT_DOUBLE_EQ(normalized.exact_match(), 1.0);
 }
 
 }  // namespace

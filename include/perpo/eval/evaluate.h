@@ -5,10 +5,12 @@
 //   result.metrics["grounding"]["acc@0.5"];              // also mean_iou, unparsable, count
 //   perpo::write_eval_outputs(result, "runs/x");          // predictions.jsonl + metrics.json
 //
-// Metrics by task: grounding -> acc@<eval.iou_threshold> (acc@0.5), mean_iou, unparsable (share of
-// answers without a usable box); ocr -> edit_distance (normalised, lower is better), f1,
-// precision, recall (word level), bleu (BLEU-4); any other task -> mean_reward with reward.name.
-// Each task's object carries its record count; the top level adds records, evaluated, skipped.
+// Metrics by task: grounding -> acc@<eval.iou_threshold> (acc@0.5) and acc@0.75, mean_iou,
+// unparsable (share of answers without a usable box); ocr -> edit_distance (normalised, lower is
+// better), f1, precision, recall (word level), bleu (BLEU-4), exact_match; every task ->
+// mean_reward (by reward.name, or the task's default reward). Each of these is a mean over the
+// task's records and comes with "<name>_se", one standard error of that mean. Each task's object
+// carries its record count ("count"); the top level adds records, evaluated, skipped.
 // Settings: eval.{max_new_tokens, batch_size, iou_threshold, limit}, reward.*, data.on_bad_record.
 #pragma once
 

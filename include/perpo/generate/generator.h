@@ -54,9 +54,15 @@ struct GenerationStats {
 struct EncodedPrompts {
   KVCache kv;                         // per layer (R, Hkv, P, D)
   torch::Tensor mask;                 // (R, P) bool, true on real tokens
+  torch::Tensor last_hidden;          // (R, C) final-normed hidden state of each last real token
   torch::Tensor last_logits;          // (R, V) logits after each prompt's last real token
   std::vector<std::int64_t> lengths;  // real tokens of each prompt
 };
+
+/// Prompt r of `encoded` as a shared prefix for LlavaModel::answer_logps (list_logps.h): its
+/// keys/values are views of the batch's cache cut to its real tokens, so scoring answers after
+/// decoding them runs no prompt again.
+PrefixState prompt_prefix(const EncodedPrompts& encoded, std::int64_t r);
 
 /// Runs the prompts (ids and images) through the model once. Throws perpo::Error (input) naming
 /// the prompt when it is empty or when prompt + max_new_tokens exceeds the model's context

@@ -1,7 +1,7 @@
 // Summed log-probs of a list's answers under a model, through the prefix-sharing forward: the
 // prompt (image + text) runs once, the N answers run on its keys/values (LlavaModel::answer_logps).
-// `perpo sample` (ref_logps of fresh lists) and `perpo logps` (lists made elsewhere) both call
-// this, so the two give the same numbers.
+// `perpo sample` (ref_logps of fresh lists, on the keys/values the answers were sampled from)
+// and `perpo logps` (lists made elsewhere) both call this, so the two give the same numbers.
 #pragma once
 
 #include <torch/types.h>
@@ -18,5 +18,10 @@ namespace perpo {
 /// Answers are scored `chunk` at a time (bounds memory for long lists).
 std::vector<double> list_logps(LlavaModelImpl& model, const ListExample& example,
                                const torch::Tensor& pixel_values, int chunk = 32);
+
+/// The same for answers continuing a prompt already run: `prefix` from encode_prefix, or
+/// prompt_prefix (generator.h) of the prompts the answers were sampled from (`perpo sample`).
+std::vector<double> list_logps(LlavaModelImpl& model, const PrefixState& prefix,
+                               const std::vector<std::vector<int>>& answer_ids, int chunk = 32);
 
 }  // namespace perpo

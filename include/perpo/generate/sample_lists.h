@@ -1,6 +1,7 @@
 // Preference lists from dataset records: N sampled answers per record, each scored against the
 // ground truth by the configured reward, with the sampling model's summed log-prob of each answer
-// as ref_logps. The library behind `perpo sample`; train's online mode calls it too.
+// as ref_logps (scored on the prompt's keys/values from decoding: each prompt runs once). The
+// library behind `perpo sample`; train's online mode calls it too.
 //
 //   perpo::RecordPrompts prompts(model->config(), tokenizer, config);
 //   perpo::ListSampler sampler(*model, prompts, config);
