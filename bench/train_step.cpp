@@ -134,11 +134,14 @@ int main(int argc, char** argv) {
     optim.step();
     optim.zero_grad();
   };
+  // On a machine shared with other work, OpenMP's spinning wait (the default) costs perpo's many
+  // small operations far more than the peer's large ones: print it with the figures.
+  const char* wait_policy = std::getenv("OMP_WAIT_POLICY");
   std::printf(
       "shape %s: %d image tokens, prompt P=%lld, N=%lld answers x T=%lld tokens; "
-      "threads %d; %d iterations\n",
+      "threads %d; %d iterations; OMP_WAIT_POLICY=%s\n",
       shape_name.c_str(), image_tokens, static_cast<long long>(P), static_cast<long long>(N),
-      static_cast<long long>(T), threads, iterations);
+      static_cast<long long>(T), threads, iterations, wait_policy ? wait_policy : "(unset)");
   step();  // warm-up
   if (const char* trace = std::getenv("PERPO_BENCH_TRACE")) {
     torch::autograd::profiler::RecordProfile guard(trace);
