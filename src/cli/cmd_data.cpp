@@ -40,6 +40,10 @@ void register_data(CLI::App& app, CommandRegistry& registry) {
       ->capture_default_str();
   synth->add_option("--noise", options->noise, "uniform pixel noise amplitude, 8-bit levels")
       ->capture_default_str();
+  synth
+      ->add_option("--max-shapes", options->max_shapes,
+                   "grounding: 1 .. this many shapes per image")
+      ->capture_default_str();
   synth->add_option("--font", options->font,
                     "TrueType font for ocr (default: DejaVu Sans of fonts-dejavu-core)");
   synth->add_flag("--force", options->force,

@@ -18,11 +18,13 @@ void register_demo(CLI::App& app, CommandRegistry& registry) {
       "Stages (each reused when run again on the same folder): data (synthetic splits + tiny\n"
       "tokenizer) -> sft (stage 1, from scratch) -> sample (N answers per fresh prompt, scored)\n"
       "-> arms sft / dpo / perpo (same start, prompts and steps) -> eval (held-out split) ->\n"
-      "summary.json, report.md, plots/. --quick: a small run for CI (minutes).\n"
+      "summary.json, report.md, plots/. --quick: a small run for CI (minutes; grounding only,\n"
+      "one shape per image).\n"
       "Settings (--set key=value): sft_steps, sft_batch, sft_lr, pref_steps, lists_per_step,\n"
       "answers, ground_truth_in_list, resample_every (0 = offline lists), temperature, beta,\n"
       "gamma, arm_lr.<arm>, tasks, arms, eval_split (val while tuning), sft_records,\n"
-      "pref_records, val_records, test_records, curve_points, curve_records, threads.");
+      "pref_records, val_records, test_records, max_shapes (grounding), curve_points,\n"
+      "curve_records, threads.");
   auto options = std::make_shared<DemoOptions>();
   auto quick = std::make_shared<bool>(false);
   auto sets = std::make_shared<std::vector<std::string>>();

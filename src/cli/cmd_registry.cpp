@@ -15,6 +15,7 @@ void register_all(CLI::App& app, CommandRegistry& registry) {
   register_logps(app, registry);
   register_eval(app, registry);
   register_demo(app, registry);
+  register_bench(app, registry);
 }
 
 std::string version_text() { return std::string("perpo 0.1.0\n") + runtime_summary(); }

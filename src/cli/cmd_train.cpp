@@ -11,6 +11,7 @@
 #include "perpo/config/config_io.h"
 #include "perpo/core/log.h"
 #include "perpo/core/signals.h"
+#include "perpo/eval/train_eval.h"
 #include "perpo/train/trainer.h"
 
 namespace perpo::cli {
@@ -38,8 +39,9 @@ void register_train(CLI::App& app, CommandRegistry& registry) {
       "(run.tensorboard),\n"
       "reference_logps.json (when lists lack ref_logps), checkpoints/step-N/. SIGINT/SIGTERM\n"
       "finish the current step, save a checkpoint and exit 0; --resume continues from the newest\n"
-      "checkpoint exactly. Export a checkpoint with `perpo export --checkpoint "
-      "DIR/checkpoints/step-N`.");
+      "checkpoint exactly. train.eval_every=K evaluates data.eval every K steps (greedy, the\n"
+      "first eval.limit records if > 0) into metrics.jsonl as eval/<task>/<metric>. Export a\n"
+      "checkpoint with `perpo export --checkpoint DIR/checkpoints/step-N`.");
   struct Options {
     std::string config;
     bool resume = false;
@@ -57,18 +59,13 @@ void register_train(CLI::App& app, CommandRegistry& registry) {
 
   registry.add(command, [options] {
     Config config = load_config(options->config, options->overrides);
-    if (config.train.eval_every > 0) {
-      // The trainer has the hook (TrainerHooks::evaluate, used by perpo demo); perpo train does
-      // not connect it to the eval module yet. Refused rather than silently ignored.
-      throw input_error("train.eval_every is not supported by perpo train yet")
-          .hint("set train.eval_every=0 and run `perpo eval --checkpoint RUN/checkpoints/step-N`");
-    }
     // First SIGINT/SIGTERM: finish the step, save, exit 0; a second one ends perpo at once (the
     // checkpoint being written is a registered temporary folder and is removed).
     install_signal_handlers(StopMode::kFlag);
     TrainerHooks hooks;
     hooks.stop_requested = [] { return stop_requested(); };
     hooks.checkpoint_fault = fault_from_environment();
+    if (config.train.eval_every > 0) hooks.evaluate = training_evaluator(config);  // data.eval
     TrainSummary summary =
         run_training(config, {.resume = options->resume, .force = options->force}, hooks);
     std::printf("steps: %lld of %lld%s\n", static_cast<long long>(summary.steps),

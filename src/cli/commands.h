@@ -35,5 +35,6 @@ void register_sample(CLI::App& app, CommandRegistry& registry);
 void register_logps(CLI::App& app, CommandRegistry& registry);
 void register_eval(CLI::App& app, CommandRegistry& registry);
 void register_demo(CLI::App& app, CommandRegistry& registry);
+void register_bench(CLI::App& app, CommandRegistry& registry);
 
 }  // namespace perpo::cli

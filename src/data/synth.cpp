@@ -81,6 +81,9 @@ void validate_synth_options(const SynthOptions& options) {
                     "synthetic image size must be in [16, 1024] pixels, got ", options.image_size);
   PERPO_CHECK_INPUT(options.noise >= 0 && options.noise <= 64,
                     "synthetic pixel noise must be in [0, 64] levels, got ", options.noise);
+  PERPO_CHECK_INPUT(options.max_shapes >= 1 && options.max_shapes <= 8,
+                    "synthetic grounding shapes per image (max_shapes) must be in [1, 8], got ",
+                    options.max_shapes);
 }
 
 nlohmann::json synth_options_json(const SynthOptions& options) {
@@ -92,6 +95,7 @@ nlohmann::json synth_options_json(const SynthOptions& options) {
   json["first_index"] = options.first_index;
   json["image_size"] = options.image_size;
   json["noise"] = options.noise;
+  if (options.task == "grounding") json["max_shapes"] = options.max_shapes;
   json["font"] = options.task == "ocr"
                      ? (options.font.empty() ? default_font_path() : options.font).string()
                      : "";
@@ -112,6 +116,7 @@ DatasetRecord make_synth_record(const SynthOptions& options, std::uint64_t index
     GroundingOptions grounding;
     grounding.image_size = options.image_size;
     grounding.noise = options.noise;
+    grounding.max_shapes = options.max_shapes;
     GroundingItem item = make_grounding_item(rng, grounding);
     record.prompt = std::move(item.prompt);
     record.ground_truth = std::move(item.ground_truth);

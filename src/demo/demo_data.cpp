@@ -84,6 +84,7 @@ DemoData prepare_demo_data(const fs::path& dir, const DemoDataPlan& plan) {
       options.seed = plan.seed;
       options.first_index = first;
       options.image_size = plan.image_size;
+      options.max_shapes = plan.max_shapes;
       first += static_cast<std::uint64_t>(split.count);
       validate_synth_options(options);
 

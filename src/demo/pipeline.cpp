@@ -24,12 +24,17 @@ DemoPlan DemoPlan::full() { return DemoPlan{}; }
 
 DemoPlan DemoPlan::quick() {
   DemoPlan plan;
-  plan.sft_records = 1024;
+  // Grounding only, one shape per image: the smallest plan whose stage 1 clearly beats the
+  // trivial boxes (measured with these settings: test Acc@0.5 73.5, mean IoU 0.594; with both
+  // tasks and 1500 x 16 steps stage 1 had not yet started to look at the image: 3.5 / 0.107).
+  plan.tasks = {"grounding"};
+  plan.max_shapes = 1;
+  plan.sft_records = 2048;
   plan.pref_records = 64;
   plan.val_records = 64;
   plan.test_records = 200;
-  plan.sft_steps = 1000;  // enough to start looking at the image (400 steps was not)
-  plan.sft_batch = 16;
+  plan.sft_steps = 1500;
+  plan.sft_batch = 32;
   plan.sft_lr = 2e-3;
   plan.pref_steps = 16;
   plan.lists_per_step = 4;
@@ -73,19 +78,14 @@ void DemoPlan::set(const std::string& assignment) {
                     "' is not key=value (e.g. pref_steps=200)");
   const std::string key = assignment.substr(0, eq);
   const std::string value = assignment.substr(eq + 1);
-  std::map<std::string, int*> ints = {{"sft_records", &sft_records},
-                                      {"pref_records", &pref_records},
-                                      {"val_records", &val_records},
-                                      {"test_records", &test_records},
-                                      {"sft_steps", &sft_steps},
-                                      {"sft_batch", &sft_batch},
-                                      {"pref_steps", &pref_steps},
-                                      {"lists_per_step", &lists_per_step},
-                                      {"answers", &answers},
-                                      {"resample_every", &resample_every},
-                                      {"curve_points", &curve_points},
-                                      {"curve_records", &curve_records},
-                                      {"threads", &threads}};
+  std::map<std::string, int*> ints = {
+      {"sft_records", &sft_records},       {"pref_records", &pref_records},
+      {"val_records", &val_records},       {"test_records", &test_records},
+      {"max_shapes", &max_shapes},         {"sft_steps", &sft_steps},
+      {"sft_batch", &sft_batch},           {"pref_steps", &pref_steps},
+      {"lists_per_step", &lists_per_step}, {"answers", &answers},
+      {"resample_every", &resample_every}, {"curve_points", &curve_points},
+      {"curve_records", &curve_records},   {"threads", &threads}};
   std::map<std::string, double*> doubles = {
       {"sft_lr", &sft_lr}, {"temperature", &temperature}, {"beta", &beta}, {"gamma", &gamma}};
   if (auto it = ints.find(key); it != ints.end()) {
@@ -132,6 +132,7 @@ std::vector<std::pair<std::string, std::string>> DemoPlan::describe() const {
       {"pref_records", std::to_string(pref_records)},
       {"val_records", std::to_string(val_records)},
       {"test_records", std::to_string(test_records)},
+      {"max_shapes", std::to_string(max_shapes)},
       {"eval_split", eval_split},
       {"sft_steps", std::to_string(sft_steps)},
       {"sft_batch", std::to_string(sft_batch)},
@@ -250,6 +251,7 @@ double run_data_stage(const DemoOptions& options) {
                       {"test", plan.test_records}};
   data_plan.seed = options.seed;
   data_plan.image_size = 48;
+  data_plan.max_shapes = plan.max_shapes;
   const DemoData data = prepare_demo_data(options.out / "data", data_plan);
   int reused = 0;
   for (const auto& set : data.sets) reused += set.reused ? 1 : 0;

@@ -1,6 +1,7 @@
 // metrics.jsonl, TensorBoard scalars, progress note (metrics.h).
 #include "perpo/train/metrics.h"
 
+#include <ATen/DeviceAccelerator.h>
 #include <sys/resource.h>
 
 #include <cmath>
@@ -84,7 +85,13 @@ void MetricsLog::write_extra(std::int64_t step, const std::map<std::string, doub
   }
 }
 
-double peak_memory_mb() {
+double peak_memory_mb(const c10::Device& device) {
+  if (device.is_cuda()) {
+    const auto index = device.has_index() ? device.index() : at::accelerator::getDeviceIndex();
+    const auto stats = at::accelerator::getDeviceStats(index);
+    const auto aggregate = static_cast<std::size_t>(c10::CachingAllocator::StatType::AGGREGATE);
+    return static_cast<double>(stats.allocated_bytes[aggregate].peak) / (1024.0 * 1024.0);
+  }
   rusage usage{};
   ::getrusage(RUSAGE_SELF, &usage);
   return static_cast<double>(usage.ru_maxrss) / 1024.0;  // ru_maxrss is in KiB on Linux

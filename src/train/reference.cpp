@@ -4,6 +4,8 @@
 #include <torch/torch.h>
 
 #include <nlohmann/json.hpp>
+#include <set>
+#include <utility>
 
 #include "perpo/config/config_io.h"
 #include "perpo/core/atomic_file.h"
@@ -11,6 +13,7 @@
 #include "perpo/core/log.h"
 #include "perpo/core/progress.h"
 #include "perpo/loss/objectives.h"
+#include "perpo/model/lora_linear.h"
 #include "perpo/runtime/runtime.h"
 
 namespace perpo {
@@ -81,6 +84,51 @@ std::vector<double> reference_logps(LlavaModelImpl& model, const TrainExample& e
   at::Tensor values = score_list(model, tensors).answers.to(torch::kFloat64).cpu();  // (N)
   if (was_training) model.train();
   return std::vector<double>(values.data_ptr<double>(), values.data_ptr<double>() + values.numel());
+}
+
+namespace {
+
+std::vector<LoraLinearImpl*> adapted_layers(torch::nn::Module& model) {
+  std::vector<LoraLinearImpl*> layers;
+  for (const auto& module : model.modules(/*include_self=*/false)) {
+    auto* layer = dynamic_cast<LoraLinearImpl*>(module.get());
+    if (layer != nullptr && layer->lora_enabled()) layers.push_back(layer);
+  }
+  return layers;
+}
+
+}  // namespace
+
+bool adapters_are_all_that_trains(torch::nn::Module& model) {
+  const std::vector<LoraLinearImpl*> layers = adapted_layers(model);
+  if (layers.empty()) return false;
+  std::set<const void*> adapters;
+  for (LoraLinearImpl* layer : layers) {
+    adapters.insert(layer->lora_A.unsafeGetTensorImpl());
+    adapters.insert(layer->lora_B.unsafeGetTensorImpl());
+  }
+  for (const at::Tensor& p : model.parameters()) {
+    if (p.requires_grad() && adapters.count(p.unsafeGetTensorImpl()) == 0) return false;
+  }
+  return true;
+}
+
+std::vector<double> frozen_start_logps(LlavaModelImpl& model, const TrainExample& example,
+                                       const Config& config) {
+  PERPO_CHECK(adapters_are_all_that_trains(model),
+              "frozen_start_logps needs a model whose LoRA adapters are all that trains");
+  // y = W x + scale * B A x: with scale 0 the adapter adds exactly (+-)0 to every output.
+  struct AdaptersOff {
+    std::vector<std::pair<LoraLinearImpl*, double>> saved;
+    ~AdaptersOff() {
+      for (auto& [layer, scale] : saved) layer->lora_scale = scale;
+    }
+  } off;
+  for (LoraLinearImpl* layer : adapted_layers(model)) {
+    off.saved.emplace_back(layer, layer->lora_scale);
+    layer->lora_scale = 0.0;
+  }
+  return reference_logps(model, example, config);
 }
 
 ReferencePlan prepare_reference(TrainData& data, LoadedModel& model, const Config& config,

@@ -59,7 +59,9 @@ class Trainer {
                           double& pair_count, std::int64_t& tokens);
   fs::path save_checkpoint();
   void maybe_resample();
+  void use_online_lists(std::vector<PreferenceList> lists, std::int64_t sampled_at);
   void setup_online_mode();
+  std::map<std::string, double> evaluate();
 
   Config config_;
   TrainOptions options_;
@@ -77,6 +79,8 @@ class Trainer {
   std::int64_t nonfinite_in_row_ = 0;
   std::int64_t skipped_ = 0;
   std::int64_t resamples_ = 0;
+  std::vector<PreferenceList> online_lists_;  // online mode: the lists in use (checkpointed)
+  std::int64_t online_sampled_at_ = 0;        // the step they were sampled at
   int pad_id_ = 0;
   c10::Device device_{c10::kCPU};
   c10::ScalarType dtype_ = c10::kFloat;
@@ -87,8 +91,9 @@ void Trainer::prepare_run_dir() {
   // never the training data, the model or the tokenizer (or a folder holding them).
   OutputPolicy policy;
   policy.force = options_.force;
+  const std::string eval = config_.train.eval_every > 0 ? config_.data.eval : std::string();
   for (const std::string& input :
-       {config_.data.train, config_.model.path, config_.tokenizer.path}) {
+       {config_.data.train, eval, config_.model.path, config_.tokenizer.path}) {
     if (!input.empty()) policy.inputs.emplace_back(input);
   }
   // Checked here, written only once the model and the data have loaded (bad input writes nothing).
@@ -138,6 +143,11 @@ void Trainer::restore(const CheckpointContent& content) {
   optim_->load_state(optim);
   step_ = content.step;
   const auto& state = content.state;
+  if (state.contains("online")) {  // the re-sampled lists the interrupted run was training on
+    const auto& online = state.at("online");
+    use_online_lists(online_lists_from_json(online.at("lists")),
+                     online.at("sampled_at").get<std::int64_t>());
+  }
   order_->seek(
       {state.at("data_epoch").get<std::int64_t>(), state.at("data_cursor").get<std::int64_t>()});
   nonfinite_in_row_ = state.value("nonfinite_in_row", std::int64_t{0});
@@ -163,6 +173,10 @@ fs::path Trainer::save_checkpoint() {
                    {"total_steps", total_},
                    {"host_rng", rng.host},
                    {"weights", everything ? "all" : "trained"}};
+  if (online_sampled_at_ > 0) {
+    content.state["online"] = {{"sampled_at", online_sampled_at_},
+                               {"lists", online_lists_to_json(online_lists_)}};
+  }
   fs::path dir = save_run_checkpoint(checkpoint_root_, content, config_.train.keep_checkpoints,
                                      hooks_.checkpoint_fault);
   PERPO_LOG_INFO("saved checkpoint ", dir.string());
@@ -245,7 +259,7 @@ StepMetrics Trainer::step() {
   const double elapsed = seconds_since(start);
   m.lists_per_s = lists / elapsed;
   m.tokens_per_s = static_cast<double>(tokens) / elapsed;
-  m.peak_memory_mb = peak_memory_mb();
+  m.peak_memory_mb = peak_memory_mb(device_);
   return m;
 }
 
@@ -254,19 +268,22 @@ void Trainer::maybe_resample() {
   if (every <= 0 || step_ == 0 || step_ % every != 0) return;
   std::vector<PreferenceList> lists = hooks_.resample(model_, step_);
   ++resamples_;
-  TrainData fresh = encode_lists(lists, config_, model_);
-  for (TrainExample& example : fresh.examples) {
-    if (!example.list.ref_logps.empty() || !loss_needs_reference(config_.loss)) continue;
-    if (!live_reference_) {
-      throw input_error(example.list.source.to_string(), ": a re-sampled list has no ref_logps")
-          .hint("online mode needs loss.reference=live or a sampler that fills ref_logps");
-    }
-    example.list.ref_logps = reference_logps(*live_reference_->model, example, config_);
+  if (loss_needs_reference(config_.loss)) {  // kept with the lists (and checkpointed)
+    fill_frozen_start_logps(lists, model_, live_reference_ ? live_reference_->model.get() : nullptr,
+                            config_);
   }
-  data_ = std::move(fresh);
-  order_ = std::make_unique<DataOrder>(data_.examples.size(), config_.run.seed + step_,
-                                       config_.data.shuffle);
+  use_online_lists(std::move(lists), step_);
   PERPO_LOG_INFO("online mode: step ", step_, ": ", data_.summary(config_));
+}
+
+void Trainer::use_online_lists(std::vector<PreferenceList> lists, std::int64_t sampled_at) {
+  data_ = encode_lists(lists, config_, model_);
+  PERPO_CHECK_INPUT(!data_.examples.empty(), "online mode: no lists to train on at step ",
+                    sampled_at);
+  order_ = std::make_unique<DataOrder>(data_.examples.size(), config_.run.seed + sampled_at,
+                                       config_.data.shuffle);
+  online_lists_ = std::move(lists);
+  online_sampled_at_ = sampled_at;
 }
 
 void Trainer::setup_online_mode() {
@@ -275,11 +292,18 @@ void Trainer::setup_online_mode() {
         "train.online_resample_every applies to the list losses, not to loss.name sft")
         .hint("set train.online_resample_every=0");
   }
-  if (loss_needs_reference(config_.loss) && !live_reference_) {
-    throw input_error(
-        "train.online_resample_every > 0 needs key 'loss.reference' = live: the "
-        "re-sampled answers are scored by the frozen initial model")
-        .hint("add loss.reference=live (or loss.reference_free=true)");
+  if (loss_needs_reference(config_.loss) && config_.loss.reference != "live") {
+    // Under LoRA with nothing else trained, the policy with its adapters off is the frozen start.
+    if (!adapters_are_all_that_trains(*model_.model)) {
+      throw input_error(
+          "train.online_resample_every > 0 scores the re-sampled answers with the frozen initial "
+          "model: it needs key 'loss.reference' = live, or LoRA (model.lora.enabled) as the only "
+          "trained part (model.freeze_vision and model.freeze_projector true)")
+          .hint("add loss.reference=live, or train LoRA adapters alone (or loss.reference_free)");
+    }
+    PERPO_LOG_INFO(
+        "online mode: reference log-probs of re-sampled lists from the policy with "
+        "its LoRA adapters off (the frozen start)");
   }
   if (hooks_.resample) return;  // a caller's sampler
   std::vector<DatasetRecord> records;
@@ -290,6 +314,23 @@ void Trainer::setup_online_mode() {
   hooks_.resample = [sampler](LoadedModel& policy, std::int64_t step) {
     return (*sampler)(policy, step);
   };
+}
+
+std::map<std::string, double> Trainer::evaluate() {
+  // Evaluation leaves the run as it was: the RNG streams (dropout, host) are put back, the data
+  // order is not touched, and the model returns to train mode.
+  RngStates rng = capture_rng_states(device_.is_cuda());
+  std::map<std::string, double> values;
+  {
+    torch::NoGradGuard no_grad;
+    for (const auto& [name, value] : hooks_.evaluate(model_, step_)) values["eval/" + name] = value;
+  }
+  restore_rng_states(rng.tensors, rng.host);
+  model_.model->train();
+  std::string line;
+  for (const auto& [name, value] : values) line += " " + name + " " + std::to_string(value);
+  PERPO_LOG_INFO("eval at step ", step_, ":", line);
+  return values;
 }
 
 TrainSummary Trainer::run() {
@@ -315,6 +356,7 @@ TrainSummary Trainer::run() {
   model_ = load_model(config_);
   pad_id_ = std::max(model_.tokenizer->pad_id(), 0);
   data_ = load_train_data(config_, model_);
+  if (config_.train.online_resample_every > 0) setup_online_mode();  // checks before any write
   create_run_dir();
   PERPO_LOG_INFO("training data: ", data_.summary(config_));
   if (data_.truncated_answers > 0) {
@@ -327,7 +369,6 @@ TrainSummary Trainer::run() {
     for (auto& p : live_reference_->model->parameters()) p.set_requires_grad(false);
     live_reference_->model->eval();
   }
-  if (config_.train.online_resample_every > 0) setup_online_mode();
   optim_ = std::make_unique<AdamW>(model_.model->named_parameters(), config_.optim);
   order_ =
       std::make_unique<DataOrder>(data_.examples.size(), config_.run.seed, config_.data.shuffle);
@@ -346,6 +387,10 @@ TrainSummary Trainer::run() {
   PERPO_LOG_INFO("training ", counts.trainable, " of ", counts.total, " parameters; loss ",
                  config_.loss.name, "; reference log-probs: ", reference.source, "; steps ", step_,
                  " -> ", total_);
+  if (config_.train.eval_every > 0 && !hooks_.evaluate) {
+    PERPO_LOG_WARN("train.eval_every = ", config_.train.eval_every,
+                   " but no evaluator is connected (TrainerHooks::evaluate): no evaluation");
+  }
   model_.model->train();
   Progress bar(total_, "train", "steps");
   bar.advance(step_);
@@ -378,11 +423,7 @@ TrainSummary Trainer::run() {
     }
     const int eval_every = config_.train.eval_every;
     if (eval_every > 0 && step_ % eval_every == 0 && hooks_.evaluate) {
-      std::map<std::string, double> values;
-      for (const auto& [name, value] : hooks_.evaluate(model_, step_))
-        values["eval/" + name] = value;
-      metrics.write_extra(step_, values);
-      model_.model->train();
+      metrics.write_extra(step_, evaluate());
     }
     if (step_ < total_ && hooks_.stop_requested && hooks_.stop_requested()) {
       summary.stopped = true;

@@ -1,6 +1,7 @@
 // perpo train end to end, as a process: SIGTERM finishes the step, saves and exits 0; SIGKILL in
 // the middle of a checkpoint write leaves the previous one loadable and --resume carries on;
-// a resume with another config exits 2 naming the keys; export of a training checkpoint.
+// a resume with another config exits 2 naming the keys; export of a training checkpoint;
+// train.eval_every writes eval lines.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -141,6 +142,26 @@ TEST(CliTrain, BadInputsExitTwo) {
   auto image_size = run_perpo(train_args(dir, {"image.size=32"}));
   EXPECT_EQ(image_size.exit_code, 2);
   EXPECT_NE(image_size.output.find("image.size"), std::string::npos) << image_size.output;
+}
+
+TEST(CliTrain, EvalEveryWritesEvalLines) {
+  fs::path dir = perpo::test::fresh_scratch_dir("cli_train", "eval_every");
+  perpo::test::write_train_lists(dir, 2, 3, true);
+  fs::path records = perpo::test::write_train_records(dir / "eval", 2);
+  auto result = run_perpo(
+      train_args(dir, {"train.max_steps=3", "train.lists_per_step=1", "train.eval_every=2",
+                       "eval.max_new_tokens=4", "data.eval=" + records.string()}));
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  std::ifstream in(dir / "run" / "metrics.jsonl");
+  std::string line, eval_line;
+  while (std::getline(in, line)) {
+    if (line.find("eval/grounding/acc@0.5") != std::string::npos) {
+      EXPECT_TRUE(eval_line.empty()) << "one evaluation (step 2) in 3 steps";
+      eval_line = line;
+    }
+  }
+  EXPECT_NE(eval_line.find("\"step\":2"), std::string::npos) << eval_line;
+  EXPECT_NE(eval_line.find("\"eval/grounding/count\":2"), std::string::npos) << eval_line;
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 // the output folder rules (a non-empty folder is refused without force, nothing is deleted).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -135,6 +136,50 @@ TEST(SynthDataset, BadOptionsAreInputErrors) {
             std::string::npos);
   EXPECT_NE(test::error_of([] { validate_synth_options(options_for("ocr", 0, 1)); }).find(">= 1"),
             std::string::npos);
+}
+
+// Fraction of `records` grounding records of `options` whose image has ink (pixels unlike the
+// corner's background) outside the ground-truth box by more than `slack` (normalised): 0 when
+// every image holds only the target shape.
+double share_with_ink_outside_truth(SynthOptions options, int records, double slack) {
+  options.task = "grounding";
+  options.noise = 0;
+  int outside = 0;
+  for (int i = 0; i < records; ++i) {
+    RgbImage image;
+    const DatasetRecord record = make_synth_record(options, i, nullptr, &image);
+    const auto boxes = parse_boxes(record.ground_truth);
+    EXPECT_EQ(boxes.size(), 1u) << record.ground_truth;
+    const Box truth = boxes.front().box;
+    const std::uint8_t* corner = image.pixels.data();
+    bool ink_outside = false;
+    for (int y = 0; y < image.height; ++y) {
+      for (int x = 0; x < image.width; ++x) {
+        const std::uint8_t* p = image.pixels.data() + (y * image.width + x) * 3;
+        if (std::equal(p, p + 3, corner)) continue;
+        const double cx = (x + 0.5) / image.width, cy = (y + 0.5) / image.height;
+        ink_outside = ink_outside || cx < truth.x1 - slack || cx > truth.x2 + slack ||
+                      cy < truth.y1 - slack || cy > truth.y2 + slack;
+      }
+    }
+    outside += ink_outside ? 1 : 0;
+  }
+  return static_cast<double>(outside) / records;
+}
+
+TEST(SynthDataset, MaxShapesOneDrawsOnlyTheTarget) {
+  SynthOptions options = options_for("grounding", 1, 5);
+  options.max_shapes = 1;
+  EXPECT_EQ(share_with_ink_outside_truth(options, 24, 0.03), 0.0);
+  options.max_shapes = 5;  // the default: most images hold other shapes too
+  EXPECT_GT(share_with_ink_outside_truth(options, 24, 0.03), 0.5);
+  EXPECT_EQ(synth_options_json(options)["max_shapes"], 5);
+  EXPECT_FALSE(synth_options_json(options_for("ocr", 1, 5)).contains("max_shapes"));
+  for (int bad : {0, 9}) {
+    options.max_shapes = bad;
+    EXPECT_NE(test::error_of([&] { validate_synth_options(options); }).find("max_shapes"),
+              std::string::npos);
+  }
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "perpo/data/jsonl.h"
+#include "perpo/reward/box.h"
 #include "perpo/reward/reward.h"
 #include "run_perpo.h"
 #include "test_paths.h"
@@ -43,6 +44,50 @@ void expect_finite_metrics(const nlohmann::json& metrics, const std::string& whe
     EXPECT_TRUE(std::isfinite(value.get<double>())) << where << " " << name;
   }
 }
+
+// The better of two trivial answers on a grounding split: the whole image, and the mean of the
+// split's ground-truth boxes (an oracle of the split's average, so a fair upper bound of "not
+// looking at the image").
+struct TrivialBoxes {
+  double mean_iou = 0;
+  double acc_05 = 0;
+};
+
+TrivialBoxes trivial_boxes(const fs::path& records_file) {
+  std::vector<perpo::Box> truths;
+  for (const DatasetRecord& record : perpo::read_dataset(records_file, {})) {
+    const auto found = perpo::parse_boxes(record.ground_truth);
+    EXPECT_EQ(found.size(), 1u) << record.ground_truth;
+    if (!found.empty()) truths.push_back(found.front().box);
+  }
+  EXPECT_FALSE(truths.empty());
+  perpo::Box mean{0, 0, 0, 0};
+  for (const auto& box : truths) {
+    mean.x1 += box.x1 / truths.size();
+    mean.y1 += box.y1 / truths.size();
+    mean.x2 += box.x2 / truths.size();
+    mean.y2 += box.y2 / truths.size();
+  }
+  TrivialBoxes best;
+  for (const perpo::Box& guess : {perpo::Box{0, 0, 1, 1}, mean}) {
+    double iou_sum = 0, hits = 0;
+    for (const auto& truth : truths) {
+      const double value = perpo::iou(guess, truth);
+      iou_sum += value;
+      hits += value >= 0.5 ? 1 : 0;
+    }
+    best.mean_iou = std::max(best.mean_iou, iou_sum / truths.size());
+    best.acc_05 = std::max(best.acc_05, hits / truths.size());
+  }
+  return best;
+}
+
+// Margins over the trivial boxes. Measured with this test's run (quick plan, seed 3): stage 1
+// 0.258 mean IoU (one standard error 0.019) and Acc@0.5 0.24, trivial boxes 0.097 and 0.01;
+// stage 1's progress varies from seed to seed (seed 1: 0.594 and 0.735), hence margins of
+// about four standard errors rather than the seed-1 gap.
+constexpr double kMeanIouMargin = 0.08;
+constexpr double kAccMargin = 0.1;
 
 }  // namespace
 
@@ -117,11 +162,16 @@ TEST(DemoQuick, EveryStageWritesParsableFilesAndStageOneBeatsTrivialBoxes) {
     EXPECT_EQ(summary["arms"][arm]["grounding"]["n"].get<double>(), 200.0);
   }
 
-  // Stage 1 learned the answer format: most answers are boxes. Issue 12 also asks for stage 1
-  // clearly above the trivial boxes (whole image, mean ground truth); it is not there yet
-  // (README, "The demo"), so that check is not made here.
+  // Stage 1 learned the task: most answers are boxes, and its greedy boxes on the test split are
+  // clearly better than the trivial boxes (the whole image; the mean ground-truth box of the same
+  // records) by mean IoU and by Acc@0.5.
   const auto& start = summary["arms"]["start"]["grounding"];
-  EXPECT_LT(start["unparsable"].get<double>(), 0.5);
+  EXPECT_LT(start["unparsable"].get<double>(), 0.05);
+  const TrivialBoxes trivial = trivial_boxes(out / "data" / "grounding-test" / "records.jsonl");
+  EXPECT_GT(start["mean_iou"].get<double>(), trivial.mean_iou + kMeanIouMargin)
+      << "trivial mean IoU " << trivial.mean_iou;
+  EXPECT_GT(start["acc@0.5"].get<double>(), trivial.acc_05 + kAccMargin)
+      << "trivial Acc@0.5 " << trivial.acc_05;
 
   // The report.
   EXPECT_NE(read_text(out / "report.md").find("acc@0.5"), std::string::npos);

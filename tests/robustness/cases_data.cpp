@@ -15,6 +15,8 @@ PERPO_ROBUSTNESS_CASES(data) {
        [](const fs::path& dir) { write_text(dir / "notes.txt", "mine"); }, 2, "not a folder"},
       {"missing_font", "data synth --task ocr --n 2 --out {dir}/out --font {dir}/none.ttf", nullptr,
        2, "none.ttf"},
+      {"max_shapes_zero", "data synth --task grounding --n 2 --max-shapes 0 --out {dir}/out",
+       nullptr, 2, "max_shapes"},
   };
 }
 

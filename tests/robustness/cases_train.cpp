@@ -1,10 +1,52 @@
-// Robustness rows for `perpo train`.
+// Robustness rows for `perpo train`. Bad input the table cannot hold (a row must write nothing):
+// answers longer than data.max_answer_tokens train truncated and are counted, lists of other N mix
+// (tests/train/trainer_test.cpp LongAnswersAreCutAndListsOfOtherSizesMix); a full disk while
+// checkpointing keeps the previous checkpoint loadable (FailedCheckpointWriteKeepsThePrevious...,
+// and the SIGKILL test in tests/cli).
 #include "cases_model_commands.h"
 
 namespace perpo::robustness {
+namespace {
+
+// One grounding list of `n` answers on {dir}/img.png (rewards falling, ref_logps given).
+std::string one_list(int n) {
+  std::string answers, rewards, ref;
+  for (int i = 0; i < n; ++i) {
+    const std::string sep = i ? ", " : "";
+    answers += sep + "\"[0." + std::to_string(i + 1) + ", 0.2, 0.5, 0.6]\"";
+    rewards += sep + std::to_string(1.0 - 0.25 * i);
+    ref += sep + std::to_string(-20.0 - i);
+  }
+  return R"({"id": "l1", "task": "grounding", "image": "img.png", "prompt": "the red square", )"
+         R"("ground_truth": "[0.10, 0.20, 0.30, 0.40]", "answers": [)" +
+         answers + "], \"rewards\": [" + rewards + "], \"ref_logps\": [" + ref + "]}\n";
+}
+
+void write_lists_setup(const fs::path& dir, int n) {
+  write_tiny_setup_with_image(dir);
+  write_text(dir / "lists.jsonl", one_list(n));
+}
+
+// An empty safetensors file: an 8-byte little-endian header length, then the header "{}".
+std::string empty_safetensors() { return std::string("\x02\0\0\0\0\0\0\0{}", 10); }
+
+// run.dir with a checkpoint written by a run whose loss.beta was 0.5 (the row runs with 0.1).
+void write_checkpoint_setup(const fs::path& dir) {
+  write_lists_setup(dir, 3);
+  const fs::path run = dir / "run";
+  write_text(run / ".perpo-output", "This folder was written by perpo.\n");
+  const fs::path step = run / "checkpoints" / "step-1";
+  write_text(step / "config.yaml", "loss:\n  beta: 0.5\n");
+  write_text(step / "weights.safetensors", empty_safetensors());
+  write_text(step / "optimizer.safetensors", empty_safetensors());
+  write_text(step / "trainer_state.json", R"({"step": 1, "data_epoch": 0, "data_cursor": 1})");
+}
+
+}  // namespace
 
 PERPO_ROBUSTNESS_CASES(train) {
   const std::string run = "train --config {dir}/c.yaml";
+  const std::string lists = " data.train={dir}/lists.jsonl";
   return {
       {"unknown_loss", run + " loss.name=ppo data.train={dir}/records.jsonl",
        [](const fs::path& dir) { write_tiny_setup(dir); }, 2, "loss.name"},
@@ -20,10 +62,18 @@ PERPO_ROBUSTNESS_CASES(train) {
          write_text(dir / "mine" / "notes.txt", "mine");
        },
        2, "--force"},
-      {"eval_every_not_wired", run + " train.eval_every=5 data.train={dir}/records.jsonl",
-       [](const fs::path& dir) { write_tiny_setup(dir); }, 2, "train.eval_every"},
+      {"eval_every_without_data_eval", run + " train.eval_every=5" + lists,
+       [](const fs::path& dir) { write_lists_setup(dir, 3); }, 2, "data.eval"},
+      {"eval_records_missing", run + " train.eval_every=5 data.eval={dir}/none.jsonl" + lists,
+       [](const fs::path& dir) { write_lists_setup(dir, 3); }, 2, "none.jsonl"},
       {"resume_without_checkpoint", run + " --resume data.train={dir}/records.jsonl",
        [](const fs::path& dir) { write_tiny_setup(dir); }, 2, "checkpoint"},
+      {"resume_with_other_config", run + " --resume" + lists, write_checkpoint_setup, 2,
+       "loss.beta: 0.5 in the checkpoint, 0.1 now"},
+      {"list_with_one_answer", run + lists, [](const fs::path& dir) { write_lists_setup(dir, 1); },
+       2, "at least 2 answers"},
+      {"online_without_frozen_reference", run + " train.online_resample_every=2" + lists,
+       [](const fs::path& dir) { write_lists_setup(dir, 3); }, 2, "loss.reference"},
   };
 }
 

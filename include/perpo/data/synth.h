@@ -43,6 +43,7 @@ struct SynthOptions {
   std::uint64_t first_index = 0;   // records are numbered first_index, first_index + 1, ...
   int image_size = 48;             // image side in pixels, e.g. 48
   double noise = 3.0;              // pixel noise amplitude (8-bit levels); 0 = none
+  int max_shapes = 5;              // grounding: 1 .. max_shapes shapes per image, e.g. 5
   std::filesystem::path font;      // OCR font; empty = DejaVu Sans (fonts-dejavu-core)
   bool force = false;              // write into a folder perpo did not write (files of the
                                    // same name are replaced; nothing else is touched)

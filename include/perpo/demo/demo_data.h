@@ -37,6 +37,7 @@ struct DemoDataPlan {
   std::string tokenizer_split = "sft";  // the split whose texts train the tokenizer
   std::uint64_t seed = 1;
   int image_size = 48;
+  int max_shapes = 5;  // grounding: shapes per image 1 .. max_shapes
   TokenizerTrainOptions tokenizer;
 };
 

@@ -9,6 +9,8 @@
 // numbers in StepMetrics), and only rank 0 holds a MetricsLog.
 #pragma once
 
+#include <c10/core/Device.h>
+
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -30,9 +32,9 @@ struct StepMetrics {
   double pair_accuracy = 0;  // share of better pairs the policy ranks right (s_i > s_j)
   double mean_margin = 0;    // mean s_i - s_j over those pairs
   double lists_per_s = 0;
-  double tokens_per_s = 0;  // prefix + answer tokens processed per second
-  double peak_memory_mb = 0;
-  std::int64_t lists = 0;                 // lists (records) in the step
+  double tokens_per_s = 0;    // prefix + answer tokens processed per second
+  double peak_memory_mb = 0;  // see peak_memory_mb(): CUDA allocator peak, or the CPU's peak RSS
+  std::int64_t lists = 0;     // lists (records) in the step
   std::int64_t lists_without_signal = 0;  // lists whose rewards were all equal
   bool skipped = false;                   // non-finite loss or gradient: no update
 };
@@ -57,9 +59,12 @@ class MetricsLog {
   std::unique_ptr<TensorBoardWriter> tensorboard_;
 };
 
-/// Peak resident memory of this process in MiB (getrusage); the device's peak on CUDA would come
-/// from the caching allocator.
-double peak_memory_mb();
+/// The metrics.jsonl field peak_memory_mb, in MiB. On a CUDA `device`: the peak of the bytes
+/// LibTorch's caching allocator handed out on that device since the process started (tensors
+/// only: what torch.cuda.max_memory_allocated reports; the allocator's reserve and the CUDA
+/// context come on top). On the CPU: the process's peak resident set size (getrusage ru_maxrss):
+/// everything the process touched (LibTorch, tokenizer, images), not tensors alone.
+double peak_memory_mb(const c10::Device& device);
 
 /// "step 12/300 loss 0.412 acc 0.75 3.1 lists/s" for the progress bar's note.
 std::string progress_note(const StepMetrics& metrics);

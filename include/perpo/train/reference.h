@@ -37,4 +37,14 @@ ReferencePlan prepare_reference(TrainData& data, LoadedModel& model, const Confi
 std::vector<double> reference_logps(LlavaModelImpl& model, const TrainExample& example,
                                     const Config& config);
 
+/// True when the model has LoRA adapters and they are all that trains (every other parameter has
+/// requires_grad false). The model with its adapters switched off then computes exactly what the
+/// initial weights did (B starts at zero; nothing else moves), without a second model.
+bool adapters_are_all_that_trains(torch::nn::Module& model);
+
+/// reference_logps of the frozen start: `model` with every LoRA adapter switched off (scale 0)
+/// for the call, then on again. Requires adapters_are_all_that_trains(model).
+std::vector<double> frozen_start_logps(LlavaModelImpl& model, const TrainExample& example,
+                                       const Config& config);
+
 }  // namespace perpo

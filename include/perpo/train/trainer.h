@@ -49,10 +49,16 @@ struct TrainerHooks {
   std::function<bool()> stop_requested;
   /// Online mode (train.online_resample_every = K): every K steps, the lists to train on next,
   /// sampled from the current policy. Default: OnlineSampler (online.h: generate + reward) over
-  /// the records of data.train. Lists without ref_logps are scored by the live reference.
+  /// the records of data.train. Lists without ref_logps get the frozen start's log-probs: from
+  /// the live reference (loss.reference: live) or, when LoRA adapters are all that trains, from
+  /// the policy with its adapters off (no second model); any other setup is refused up front.
+  /// The lists in use go into every checkpoint, so --resume continues on exactly them.
   std::function<std::vector<PreferenceList>(LoadedModel& policy, std::int64_t step)> resample;
-  /// Periodic evaluation (train.eval_every) on data.eval (eval module): metric name -> value,
-  /// written to metrics.jsonl as "eval/<name>".
+  /// Periodic evaluation (train.eval_every) on data.eval (`perpo train` passes
+  /// eval/train_eval.h's training_evaluator): metric name -> value, written to metrics.jsonl
+  /// (and TensorBoard) as "eval/<name>" after the step's checkpoint. Called without gradients;
+  /// the trainer restores its RNG states and train mode afterwards, so evaluating never changes
+  /// the training losses.
   std::function<std::map<std::string, double>(LoadedModel& policy, std::int64_t step)> evaluate;
   /// Data-parallel: average the gradients of `params` over ranks (c10d all-reduce).
   std::function<void(const std::vector<at::Tensor>& params)> reduce_gradients;

@@ -1,0 +1,73 @@
+// `perpo bench`: speed of a PerPO training step and of sampling on random weights of a given
+// shape, beside the Python peer (transformers, the authors' computation), with the ratio.
+//
+//   perpo::BenchOptions options;                 // shape small, cpu, fp32, N from the shape
+//   perpo::BenchReport report = perpo::run_bench(options);
+//   std::fputs(report.to_text().c_str(), stdout);   // or report.to_json_lines()
+//
+// Training step (perpo): the prefix (image + prompt) runs once, the N answers on its keys and
+// values, reference log-probs read from the list (cached, as in training), PerPO loss, backward,
+// gradient clipping and AdamW; the vision tower is frozen (LLaVA-1.5), projector and decoder
+// train. Sampling (perpo): N answers of G tokens on one prompt, the prompt run once (generate
+// module), temperature 1, no stop token. The peer (bench/train_step_peer.py,
+// bench/generate_sampling_peer.py) runs the same shapes in its own process.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "perpo/bench/bench_shape.h"
+
+namespace perpo {
+
+struct BenchOptions {
+  std::string shape = "small";  // tiny | small | 7b
+  std::string device = "cpu";   // cpu | cuda | cuda:N
+  std::string dtype = "fp32";   // fp32 | bf16
+  std::int64_t answers = -1;    // N; -1 = the shape's (20 for small and 7b)
+  int iterations = 3;           // timed steps after one warm-up step
+  int threads = 0;              // LibTorch intra-op threads; 0 = LibTorch's default
+  double peak_tflops = 0;       // device peak for MFU; 0 = from the table of known GPUs
+  bool peer = true;             // also run the Python peer
+  std::string python;           // peer's Python; "" = $PERPO_PYTHON, else <source>/.venv/bin/python
+};
+
+/// One figure: name, value, unit ("lists/s", "tokens/s", "MiB", "FLOP", "TFLOP/s", "%", "x").
+struct BenchFigure {
+  std::string name;  // e.g. train.lists_per_s, peer.train.lists_per_s, ratio.train.lists_per_s
+  double value = 0;
+  std::string unit;
+};
+
+struct BenchReport {
+  BenchShape shape;
+  BenchOptions options;
+  std::string device_name;            // "cpu (2 threads)" or the GPU's name
+  std::optional<double> peak_tflops;  // none on CPU without --peak-tflops
+  std::vector<BenchFigure> figures;
+  std::vector<std::string> notes;  // "peer skipped: ...", peer's command lines
+  std::string commit;              // git commit of the build
+
+  /// The human-readable table.
+  std::string to_text() const;
+  /// One JSON object per figure and line: {name, value, unit, shape, device, dtype, commit}.
+  std::string to_json_lines() const;
+};
+
+/// Checks the options (throws perpo::Error (input): unknown shape / device / dtype, N < 2,
+/// iterations < 1, a CUDA device without CUDA, a model that does not fit), then measures.
+BenchReport run_bench(const BenchOptions& options);
+
+/// Validates the options and returns the shape with N applied; no model is built.
+BenchShape checked_bench_shape(const BenchOptions& options);
+
+/// Dense peak TFLOP/s of a GPU by its name for "bf16" or "fp32" (no TF32), from a small table
+/// (H100/H200 SXM bf16 989); nullopt for an unknown device.
+std::optional<double> known_peak_tflops(const std::string& device_name, const std::string& dtype);
+
+/// The git commit this perpo was configured from ("unknown" outside a git checkout).
+std::string build_commit();
+
+}  // namespace perpo

@@ -1,0 +1,67 @@
+// `perpo bench` end to end on the tiny shape: JSON lines with finite positive figures, the FLOP
+// count of the formula, and a peer that cannot run reported instead of failing the command.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <set>
+#include <sstream>
+#include <string>
+
+#include "perpo/bench/bench_shape.h"
+#include "run_perpo.h"
+
+namespace {
+
+using perpo::test::run_perpo;
+
+TEST(CliBench, TinyJsonLinesHoldFinitePositiveFigures) {
+  const auto run = run_perpo("bench --shape tiny --no-peer --iterations 1 --threads 1 --json");
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  std::istringstream lines(run.output);
+  std::string line;
+  std::set<std::string> names;
+  int parsed = 0;
+  while (std::getline(lines, line)) {
+    if (line.empty() || line[0] != '{') continue;  // log lines (stderr) are not figures
+    const nlohmann::json figure = nlohmann::json::parse(line);
+    ++parsed;
+    const std::string name = figure.at("name").get<std::string>();
+    names.insert(name);
+    ASSERT_TRUE(figure.at("value").is_number()) << line;
+    const double value = figure.at("value").get<double>();
+    EXPECT_TRUE(std::isfinite(value) && value > 0) << line;
+    EXPECT_FALSE(figure.at("unit").get<std::string>().empty()) << line;
+    EXPECT_EQ(figure.at("shape"), "tiny");
+    EXPECT_EQ(figure.at("device"), "cpu");
+    EXPECT_EQ(figure.at("dtype"), "fp32");
+    EXPECT_FALSE(figure.at("commit").get<std::string>().empty());
+    if (name == "train.flops_per_step") {
+      EXPECT_DOUBLE_EQ(value, perpo::train_step_flops(perpo::bench_shape("tiny")).total());
+    }
+  }
+  EXPECT_GE(parsed, 10) << run.output;
+  for (const char* name : {"train.lists_per_s", "train.tokens_per_s", "train.peak_memory",
+                           "train.flops_per_step", "sample.lists_per_s", "sample.tokens_per_s",
+                           "sample.peak_memory", "sample.flops_per_list"}) {
+    EXPECT_TRUE(names.count(name)) << "no figure " << name << "\n" << run.output;
+  }
+  EXPECT_FALSE(names.count("train.mfu")) << "no CPU peak: MFU must be left out";
+  EXPECT_FALSE(names.count("peer.train.lists_per_s")) << "--no-peer ran the peer";
+}
+
+TEST(CliBench, APeerThatCannotRunIsReportedAndTheCommandSucceeds) {
+  const auto run = run_perpo(
+      "bench --shape tiny --iterations 1 --threads 1 --answers 3 --peak-tflops 1 "
+      "--python /nonexistent/python");
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_NE(run.output.find("perpo bench: shape tiny"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("N = 3 answers"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("train MFU %"), std::string::npos) << run.output;
+  EXPECT_TRUE(run.output.find("peer failed") != std::string::npos ||
+              run.output.find("peer skipped") != std::string::npos)
+      << run.output;
+}
+
+}  // namespace

@@ -1,0 +1,49 @@
+// Robustness rows for `perpo bench`: bad shapes, devices, dtypes and counts are refused before
+// any model is built. Machine-dependent rows (CUDA without a GPU, the 7B model on a host without
+// the memory for it) are listed only where they apply.
+#include <torch/cuda.h>
+
+#include <algorithm>
+
+#include "harness.h"
+#include "perpo/bench/bench_shape.h"
+#include "perpo/model/model_size.h"
+
+namespace perpo::robustness {
+
+PERPO_ROBUSTNESS_CASES(bench) {
+  const std::string tiny = "bench --shape tiny --no-peer --iterations 1 ";
+  CaseList rows = {
+      {"bad_shape", "bench --shape 13b --no-peer", nullptr, 2, "unknown bench shape '13b'"},
+      {"bad_device", tiny + "--device tpu", nullptr, 2, "unknown device 'tpu'"},
+      {"bad_device_index", tiny + "--device cuda:x", nullptr, 2, "cuda:x"},
+      {"bad_dtype", tiny + "--dtype fp8", nullptr, 2, "unknown --dtype 'fp8'"},
+      {"fp16_refused", tiny + "--dtype fp16", nullptr, 2, "use fp32 or bf16"},
+      {"one_answer", tiny + "--answers 1", nullptr, 2, "--answers must be between 2 and 4096"},
+      {"zero_answers", tiny + "--answers 0", nullptr, 2, "--answers must be between 2 and 4096"},
+      {"answers_not_a_number", tiny + "--answers many", nullptr, 2, "--answers"},
+      {"zero_iterations", "bench --shape tiny --no-peer --iterations 0", nullptr, 2,
+       "--iterations must be >= 1"},
+      {"negative_threads", tiny + "--threads -1", nullptr, 2, "--threads must be >= 0"},
+      {"negative_peak", tiny + "--peak-tflops -5", nullptr, 2, "--peak-tflops must be a positive"},
+      {"nan_peak", tiny + "--peak-tflops nan", nullptr, 2, "--peak-tflops"},
+      {"unknown_flag", tiny + "--fast", nullptr, 2, "--fast"},
+  };
+  if (!torch::cuda::is_available()) {
+    rows.push_back({"cuda_without_gpu", tiny + "--device cuda", nullptr, 2,
+                    "this LibTorch sees no CUDA device"});
+  }
+  // The 7B model in fp32 on the host: refused with its size where the memory is short (the
+  // check, not the 28 GB model, is what this row tests).
+  const ModelConfig seven = bench_shape("7b").model;
+  const std::uint64_t need =
+      std::max<std::uint64_t>(model_size(seven).fp32_bytes, train_state_bytes(seven, 4));
+  const auto available = available_memory_bytes();
+  if (available && *available < need) {
+    rows.push_back({"seven_b_on_small_host", "bench --shape 7b --device cpu --no-peer", nullptr, 2,
+                    "perpo bench --shape 7b needs about"});
+  }
+  return rows;
+}
+
+}  // namespace perpo::robustness

@@ -1,0 +1,207 @@
+// The trainer's online mode and evaluation seam: an interrupted online run resumes bit for bit,
+// the frozen start's log-probs come from the policy with its LoRA adapters off (equal to the live
+// reference model's), and an evaluation hook leaves the training losses untouched.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "perpo/config/config_io.h"
+#include "perpo/core/atomic_file.h"
+#include "perpo/runtime/runtime.h"
+#include "perpo/train/online.h"
+#include "perpo/train/reference.h"
+#include "perpo/train/trainer.h"
+#include "test_util.h"
+#include "train_fixture.h"
+
+namespace perpo {
+namespace {
+namespace fs = std::filesystem;
+
+Config tiny_config(const fs::path& data, const fs::path& run_dir,
+                   const std::vector<std::string>& extra) {
+  auto overrides = test::tiny_train_overrides(data, run_dir);
+  overrides.insert(overrides.end(), extra.begin(), extra.end());
+  return load_config("", overrides);
+}
+
+// LoRA alone trains (vision tower and projector frozen); dropout draws from the training RNG.
+const std::vector<std::string> kLoraOnly = {
+    "model.lora.enabled=true",  "model.lora.r=4",
+    "model.lora.alpha=8",       "model.lora.dropout=0.2",
+    "model.freeze_vision=true", "model.freeze_projector=true",
+    "train.lists_per_step=1",   "optim.lr=0.05"};
+
+std::vector<StepMetrics> run_and_record(const Config& config, TrainerHooks hooks = {},
+                                        bool resume = false, std::int64_t stop_after = 0) {
+  std::vector<StepMetrics> steps;
+  bool stop = false;
+  hooks.on_step = [&](const StepMetrics& m) {
+    steps.push_back(m);
+    stop = m.step == stop_after;
+  };
+  if (stop_after > 0) hooks.stop_requested = [&] { return stop; };
+  run_training(config, {.resume = resume}, hooks);
+  return steps;
+}
+
+std::vector<nlohmann::json> metrics_lines(const fs::path& run_dir) {
+  std::ifstream in(run_dir / "metrics.jsonl");
+  std::vector<nlohmann::json> lines;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty()) lines.push_back(nlohmann::json::parse(line));
+  }
+  return lines;
+}
+
+TEST(TrainerOnline, InterruptedOnlineRunResumesBitForBit) {
+  fs::path dir = test::fresh_scratch_dir("train", "online_resume");
+  fs::path lists = test::write_train_lists(dir, 3, 3, /*with_ref=*/true);
+  std::vector<std::string> extra = kLoraOnly;
+  // Re-sample every 2 steps from the policy; ocr_edit scores the random model's answers against
+  // the ground truth with distinct values, so the re-sampled lists carry a training signal.
+  extra.insert(extra.end(), {"train.online_resample_every=2", "train.max_steps=6",
+                             "train.grad_accum=2", "data.shuffle=true", "reward.name=ocr_edit",
+                             "sampling.num_answers=3", "sampling.max_new_tokens=6"});
+  std::vector<StepMetrics> full = run_and_record(tiny_config(lists, dir / "full", extra));
+  ASSERT_EQ(full.size(), 6u);
+  int with_signal = 0;
+  for (int i = 2; i < 6; ++i) with_signal += full[i].lists_without_signal < full[i].lists;
+  EXPECT_GE(with_signal, 2) << "the re-sampled lists should carry rewards that differ";
+
+  // Stopped after step 3: inside the lists sampled at step 2, one step before the next re-sample.
+  Config part = tiny_config(lists, dir / "part", extra);
+  std::vector<StepMetrics> first = run_and_record(part, {}, false, /*stop_after=*/3);
+  ASSERT_EQ(first.size(), 3u);
+  const auto state = nlohmann::json::parse(
+      read_file(dir / "part" / "checkpoints" / "step-3" / "trainer_state.json"));
+  ASSERT_TRUE(state.contains("online"));
+  EXPECT_EQ(state["online"]["sampled_at"], 2);
+  EXPECT_EQ(state["online"]["lists"].size(), 4u);  // lists_per_step 1 x grad_accum 2 x K 2
+  std::vector<StepMetrics> second = run_and_record(part, {}, /*resume=*/true);
+  ASSERT_EQ(second.size(), 3u);
+  for (int i = 0; i < 6; ++i) {
+    const StepMetrics& resumed = i < 3 ? first[i] : second[i - 3];
+    EXPECT_EQ(resumed.step, full[i].step);
+    EXPECT_EQ(resumed.loss, full[i].loss) << "step " << i + 1;  // bit for bit
+    EXPECT_EQ(resumed.grad_norm, full[i].grad_norm) << "step " << i + 1;
+    EXPECT_EQ(resumed.lists_without_signal, full[i].lists_without_signal) << "step " << i + 1;
+  }
+  auto wa = load_run_checkpoint(dir / "full" / "checkpoints" / "step-6").weights;
+  auto wb = load_run_checkpoint(dir / "part" / "checkpoints" / "step-6").weights;
+  ASSERT_EQ(wa.size(), wb.size());
+  for (std::size_t i = 0; i < wa.size(); ++i) {
+    EXPECT_TRUE(torch::equal(wa[i].second, wb[i].second)) << wa[i].first;
+  }
+}
+
+TEST(TrainerOnline, FrozenStartLogpsComeFromThePolicyWithAdaptersOff) {
+  fs::path dir = test::fresh_scratch_dir("train", "online_adapters_off");
+  // Without ref_logps in the lists the pre-pass scores them with the initial weights, as the live
+  // reference does every step: the two runs differ only in how re-sampled lists are scored.
+  fs::path lists = test::write_train_lists(dir, 2, 3, /*with_ref=*/false);
+  std::vector<std::string> extra = kLoraOnly;
+  extra.insert(extra.end(), {"train.online_resample_every=2", "train.max_steps=4"});
+  PreferenceList fixed;  // what the caller's sampler returns: no ref_logps
+  fixed.record.id = "fixed";
+  fixed.record.image = test::train_fixture_image().string();
+  fixed.record.image_path = test::train_fixture_image();
+  fixed.record.prompt = "Box?";
+  fixed.answers = {"[0.1, 0.2, 0.3, 0.4]", "[0.5, 0.6, 0.7, 0.8]", "no box"};
+  fixed.rewards = {1.0, 0.5, 0.0};
+  TrainerHooks hooks;
+  hooks.resample = [&](LoadedModel&, std::int64_t) { return std::vector<PreferenceList>{fixed}; };
+
+  // Adapters off (no second model) and the live reference model give the same losses.
+  std::vector<StepMetrics> off = run_and_record(tiny_config(lists, dir / "off", extra), hooks);
+  extra.push_back("loss.reference=live");
+  std::vector<StepMetrics> live = run_and_record(tiny_config(lists, dir / "live", extra), hooks);
+  ASSERT_EQ(off.size(), 4u);
+  ASSERT_EQ(live.size(), 4u);
+  for (int i = 0; i < 4; ++i) EXPECT_NEAR(off[i].loss, live[i].loss, 1e-6) << "step " << i + 1;
+
+  // The checkpointed lists hold the initial model's log-probs of the answers...
+  const auto state = nlohmann::json::parse(
+      read_file(dir / "off" / "checkpoints" / "step-4" / "trainer_state.json"));
+  auto saved = online_lists_from_json(state["online"]["lists"]);
+  ASSERT_EQ(saved.size(), 1u);
+  Config config = tiny_config(lists, dir / "unused", kLoraOnly);
+  LoadedModel initial = load_model(config);
+  TrainData data = encode_lists({fixed}, config, initial);
+  const std::vector<double> expected = reference_logps(*initial.model, data.examples[0], config);
+  ASSERT_EQ(saved[0].ref_logps.size(), 3u);
+  for (std::size_t i = 0; i < 3; ++i) EXPECT_NEAR(saved[0].ref_logps[i], expected[i], 1e-5);
+  // ... which the trained policy (adapters on) no longer gives.
+  auto weights = load_run_checkpoint(dir / "off" / "checkpoints" / "step-4").weights;
+  {
+    torch::NoGradGuard no_grad;
+    std::map<std::string, at::Tensor> named(weights.begin(), weights.end());
+    for (auto& item : initial.model->named_parameters()) {
+      if (named.count(item.key())) item.value().copy_(named.at(item.key()));
+    }
+  }
+  ASSERT_TRUE(adapters_are_all_that_trains(*initial.model));
+  const std::vector<double> trained = reference_logps(*initial.model, data.examples[0], config);
+  const std::vector<double> off_again =
+      frozen_start_logps(*initial.model, data.examples[0], config);
+  EXPECT_GT(std::abs(trained[0] - expected[0]), 1e-3);
+  for (std::size_t i = 0; i < 3; ++i) EXPECT_NEAR(off_again[i], expected[i], 1e-5);
+  // Adapters are on again after the call.
+  EXPECT_EQ(reference_logps(*initial.model, data.examples[0], config), trained);
+
+  // Without LoRA (or with other parts trained) there is no frozen start to switch to.
+  std::vector<std::string> full_ft = {"train.online_resample_every=2", "train.max_steps=4",
+                                      "model.freeze_vision=true", "model.freeze_projector=true"};
+  std::string message = test::error_of(
+      [&] { run_training(tiny_config(lists, dir / "refused", full_ft), {}, hooks); });
+  EXPECT_NE(message.find("loss.reference"), std::string::npos) << message;
+  EXPECT_NE(message.find("model.lora.enabled"), std::string::npos) << message;
+}
+
+TEST(TrainerEvaluation, EvaluatingLeavesTheTrainingLossesUntouched) {
+  fs::path dir = test::fresh_scratch_dir("train", "eval_hook");
+  fs::path lists = test::write_train_lists(dir, 3, 3, /*with_ref=*/true);
+  std::vector<std::string> extra = kLoraOnly;
+  extra.insert(extra.end(), {"train.max_steps=5", "data.shuffle=true", "train.epochs=2"});
+  std::vector<StepMetrics> plain = run_and_record(tiny_config(lists, dir / "plain", extra));
+
+  // A careless evaluation: draws from every RNG and leaves the model in eval mode (dropout off).
+  std::vector<std::int64_t> calls;
+  TrainerHooks hooks;
+  hooks.evaluate = [&](LoadedModel& policy, std::int64_t step) {
+    calls.push_back(step);
+    EXPECT_FALSE(torch::GradMode::is_enabled());
+    policy.model->eval();
+    torch::rand({64});
+    global_rng()();
+    return std::map<std::string, double>{{"grounding/acc@0.5", 0.25 * static_cast<double>(step)}};
+  };
+  extra.push_back("train.eval_every=2");
+  std::vector<StepMetrics> evaluated =
+      run_and_record(tiny_config(lists, dir / "evaluated", extra), hooks);
+  EXPECT_EQ(calls, (std::vector<std::int64_t>{2, 4}));
+  ASSERT_EQ(plain.size(), 5u);
+  ASSERT_EQ(evaluated.size(), 5u);
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(evaluated[i].loss, plain[i].loss) << "step " << i + 1;  // bit for bit
+    EXPECT_EQ(evaluated[i].grad_norm, plain[i].grad_norm) << "step " << i + 1;
+  }
+  // metrics.jsonl: the step lines, and an eval line after steps 2 and 4.
+  std::vector<nlohmann::json> eval_lines;
+  for (const auto& line : metrics_lines(dir / "evaluated")) {
+    if (line.contains("eval/grounding/acc@0.5")) eval_lines.push_back(line);
+  }
+  ASSERT_EQ(eval_lines.size(), 2u);
+  EXPECT_EQ(eval_lines[0]["step"], 2);
+  EXPECT_EQ(eval_lines[0]["eval/grounding/acc@0.5"], 0.5);
+  EXPECT_EQ(eval_lines[1]["step"], 4);
+  EXPECT_EQ(eval_lines[1]["eval/grounding/acc@0.5"], 1.0);
+  EXPECT_FALSE(eval_lines[0].contains("loss"));
+}
+
+}  // namespace
+}  // namespace perpo
