@@ -9,7 +9,7 @@
 //   env: PERPO_PYTHON (default .venv/bin/python), PERPO_BENCH_PEER (the script; default beside
 //   this source file), PERPO_BENCH_NO_PEER=1 to skip the Python side, PERPO_BENCH_TRACE=FILE to
 //   write one step's operator trace (LibTorch's legacy profiler, chrome-trace JSON) to FILE,
-//   PERPO_ATTENTION=reference to time the hand-written attention instead of SDPA.
+//   PERPO_ATTENTION=sdpa|reference to choose the attention (default on CPU: reference).
 //
 // Shapes (vision: CLIP hidden 64, 2 layers; decoder: LLaMA hidden 256, 4 layers, 4 heads, 2 kv
 // heads, MLP 688, vocab 1000; N = 20 answers of T = 15 tokens; full fine-tuning, fp32):

@@ -1,14 +1,15 @@
 // Scaled dot-product attention with grouped-query heads and an optional past (cached) part.
 //
 // Two implementations compute the same thing:
-//   sdpa       (default) at::scaled_dot_product_attention: flash / memory-efficient kernels on
+//   sdpa       at::scaled_dot_product_attention: flash / memory-efficient kernels on
 //              CUDA, the flash kernel on CPU; grouped-query heads without copying keys
 //              (enable_gqa, or queries folded onto their key/value head where a kernel lacks it).
 //   reference  the hand-written path below (attend): fp32 scores materialised, a past shared by
 //              the whole batch (batch 1) broadcast by folding queries. The CPU reference and the
 //              fallback.
 // The choice is process-wide: set_attention_impl(), or the environment variable
-// PERPO_ATTENTION=reference|sdpa read once at the first use.
+// PERPO_ATTENTION=reference|sdpa read once at the first use; unset, sdpa when a CUDA device
+// exists and the reference otherwise.
 //
 // Shape legend: B = batch, H = query heads, Hkv = key/value heads (H % Hkv == 0; query head h
 // reads key/value head h / (H / Hkv), as transformers' repeat_kv), T = new tokens, P = past tokens,
@@ -21,7 +22,8 @@ namespace perpo {
 
 enum class AttentionImpl { sdpa, reference };
 
-/// The implementation in use: set_attention_impl's, else PERPO_ATTENTION's, else sdpa.
+/// The implementation in use: set_attention_impl's, else PERPO_ATTENTION's, else sdpa with a
+/// CUDA device and reference without.
 AttentionImpl attention_impl();
 void set_attention_impl(AttentionImpl impl);
 
