@@ -7,12 +7,15 @@
 // Both wall-clock and CPU-time figures are printed: on a shared machine the CPU-time ratio is
 // the fairer one (wall time there depends on what else runs).
 //   env: PERPO_PYTHON (default .venv/bin/python), PERPO_BENCH_PEER (the script; default beside
-//   this source file), PERPO_BENCH_NO_PEER=1 to skip the Python side.
+//   this source file), PERPO_BENCH_NO_PEER=1 to skip the Python side, PERPO_BENCH_TRACE=FILE to
+//   write one step's operator trace (LibTorch's legacy profiler, chrome-trace JSON) to FILE,
+//   PERPO_ATTENTION=sdpa|reference to choose the attention (default on CPU: reference).
 //
 // Shapes (vision: CLIP hidden 64, 2 layers; decoder: LLaMA hidden 256, 4 layers, 4 heads, 2 kv
 // heads, MLP 688, vocab 1000; N = 20 answers of T = 15 tokens; full fine-tuning, fp32):
 //   bench     32x32 image, patch 8 (16 image tokens), prompt P = 600 tokens
 //   image576  336x336 image, patch 14 (576 image tokens), prompt P = 620 tokens
+#include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/torch.h>
 
 #include <chrono>
@@ -131,12 +134,19 @@ int main(int argc, char** argv) {
     optim.step();
     optim.zero_grad();
   };
+  // On a machine shared with other work, OpenMP's spinning wait (the default) costs perpo's many
+  // small operations far more than the peer's large ones: print it with the figures.
+  const char* wait_policy = std::getenv("OMP_WAIT_POLICY");
   std::printf(
       "shape %s: %d image tokens, prompt P=%lld, N=%lld answers x T=%lld tokens; "
-      "threads %d; %d iterations\n",
+      "threads %d; %d iterations; OMP_WAIT_POLICY=%s\n",
       shape_name.c_str(), image_tokens, static_cast<long long>(P), static_cast<long long>(N),
-      static_cast<long long>(T), threads, iterations);
+      static_cast<long long>(T), threads, iterations, wait_policy ? wait_policy : "(unset)");
   step();  // warm-up
+  if (const char* trace = std::getenv("PERPO_BENCH_TRACE")) {
+    torch::autograd::profiler::RecordProfile guard(trace);
+    step();
+  }
   const auto start = std::chrono::steady_clock::now();
   const double cpu_start = std::clock() / static_cast<double>(CLOCKS_PER_SEC);
   for (int i = 0; i < iterations; ++i) step();

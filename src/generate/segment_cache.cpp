@@ -6,6 +6,7 @@
 #include <numeric>
 
 #include "perpo/core/error.h"
+#include "perpo/model/attention.h"
 
 namespace perpo {
 
@@ -92,6 +93,38 @@ void SegmentedKVCache::keep_rows(const std::vector<std::int64_t>& keep) {
   rows_ = static_cast<std::int64_t>(keep.size());
 }
 
+namespace {
+
+/// The SDPA form: a record's N rows packed into one query sequence over [its prompt; the N rows'
+/// keys], with a mask that lets each row see the real prompt keys and its own L keys. The prompt
+/// keys are joined once per record and layer (not once per row).
+torch::Tensor packed_segment_attention(const torch::Tensor& q, const torch::Tensor& prefix_k,
+                                       const torch::Tensor& prefix_v,
+                                       const torch::Tensor& prefix_mask, const torch::Tensor& row_k,
+                                       const torch::Tensor& row_v, double scale) {
+  const auto B = q.size(0), H = q.size(1), T = q.size(2), D = q.size(3);
+  const auto R = prefix_k.size(0), Hkv = prefix_k.size(1), P = prefix_k.size(2);
+  const auto L = row_k.size(2), N = B / R;
+  torch::Tensor packed_q =
+      q.view({R, N, H, T, D}).transpose(1, 2).reshape({R, H, N * T, D});  // (R, H, N*T, D)
+  auto join = [&](const torch::Tensor& prefix, const torch::Tensor& rows) {
+    torch::Tensor own = rows.view({R, N, Hkv, L, D}).transpose(1, 2).reshape({R, Hkv, N * L, D});
+    return torch::cat({prefix, own}, 2);  // (R, Hkv, P + N*L, D)
+  };
+  auto bool_options = torch::TensorOptions().dtype(torch::kBool).device(q.device());
+  torch::Tensor to_prompt = prefix_mask.view({R, 1, 1, P}).expand({R, 1, N * T, P});  // (R,1,NT,P)
+  torch::Tensor to_rows = torch::eye(N, bool_options)
+                              .view({1, 1, N, 1, N, 1})
+                              .expand({R, 1, N, T, N, L})
+                              .reshape({R, 1, N * T, N * L});  // (R, 1, N*T, N*L): own row only
+  torch::Tensor mask = torch::cat({to_prompt, to_rows}, -1);   // (R, 1, N*T, P + N*L)
+  torch::Tensor out = sdpa(packed_q, join(prefix_k, row_k), join(prefix_v, row_v), mask,
+                           /*causal=*/false, scale);  // (R, H, N*T, D)
+  return out.view({R, H, N, T, D}).transpose(1, 2).reshape({B, H, T, D});
+}
+
+}  // namespace
+
 torch::Tensor grouped_segment_attention(const torch::Tensor& q, const torch::Tensor& prefix_k,
                                         const torch::Tensor& prefix_v,
                                         const torch::Tensor& prefix_mask,
@@ -103,6 +136,9 @@ torch::Tensor grouped_segment_attention(const torch::Tensor& q, const torch::Ten
   PERPO_CHECK(R > 0 && B % R == 0 && H % Hkv == 0 && row_k.size(0) == B, "grouped attention: ", B,
               " query rows, ", R, " prompts, ", row_k.size(0), " row caches, ", H,
               " query heads on ", Hkv, " key/value heads");
+  if (attention_impl() == AttentionImpl::sdpa) {
+    return packed_segment_attention(q, prefix_k, prefix_v, prefix_mask, row_k, row_v, scale);
+  }
   const auto N = B / R, G = (H / Hkv) * T;  // G: query rows per key/value head of one answer row
 
   // Prompt segment: the N rows of a record read its single copy of the keys.

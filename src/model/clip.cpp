@@ -63,7 +63,10 @@ torch::Tensor ClipAttentionImpl::forward(const torch::Tensor& x) {
     return t.view({I, S, heads, head_dim}).transpose(1, 2);  // (I, heads, S, d)
   };
   torch::Tensor q = split_heads(q_proj(x)), k = split_heads(k_proj(x)), v = split_heads(v_proj(x));
-  torch::Tensor out = attend(q, {}, {}, k, v, {}, 1.0 / std::sqrt(static_cast<double>(head_dim)));
+  const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
+  torch::Tensor out = attention_impl() == AttentionImpl::sdpa
+                          ? sdpa(q, k, v, {}, /*causal=*/false, scale)
+                          : attend(q, {}, {}, k, v, {}, scale);            // (I, heads, S, d)
   return out_proj(out.transpose(1, 2).reshape({I, S, heads * head_dim}));  // (I, S, C)
 }
 

@@ -37,7 +37,15 @@ RotaryEmbedding::RotaryEmbedding(const TextConfig& config) {
 
 std::pair<torch::Tensor, torch::Tensor> RotaryEmbedding::cos_sin(const torch::Tensor& positions,
                                                                  torch::ScalarType dtype) const {
-  torch::Tensor inv_freq = inv_freq_.to(positions.device());
+  torch::Tensor inv_freq;
+  {
+    std::lock_guard<std::mutex> lock(move_);
+    // Once per device change (after model->to(device)), never per forward.
+    if (inv_freq_.device() != positions.device()) {
+      inv_freq_ = inv_freq_.to(positions.device());
+    }
+    inv_freq = inv_freq_;
+  }
   torch::Tensor freqs = positions.to(torch::kFloat).unsqueeze(-1) * inv_freq;  // (B, T, D/2)
   torch::Tensor angles = torch::cat({freqs, freqs}, -1).unsqueeze(1);          // (B, 1, T, D)
   return {angles.cos().to(dtype), angles.sin().to(dtype)};
@@ -65,12 +73,12 @@ LlamaAttentionImpl::LlamaAttentionImpl(const TextConfig& config)
 }
 
 LayerOutput LlamaAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& cos,
-                                        const torch::Tensor& sin, const torch::Tensor& allowed,
+                                        const torch::Tensor& sin, const AttentionMask& mask,
                                         const torch::Tensor& past_k, const torch::Tensor& past_v) {
   return forward_with(
       x, cos, sin, 0,
       [&](std::size_t, const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-          double scale) { return attend(q, past_k, past_v, k, v, allowed, scale); });
+          double scale) { return attend_layer(q, past_k, past_v, k, v, mask, scale); });
 }
 
 LayerOutput LlamaAttentionImpl::forward_with(const torch::Tensor& x, const torch::Tensor& cos,
@@ -109,13 +117,13 @@ LlamaDecoderLayerImpl::LlamaDecoderLayerImpl(const TextConfig& config) {
 }
 
 LayerOutput LlamaDecoderLayerImpl::forward(const torch::Tensor& hidden, const torch::Tensor& cos,
-                                           const torch::Tensor& sin, const torch::Tensor& allowed,
+                                           const torch::Tensor& sin, const AttentionMask& mask,
                                            const torch::Tensor& past_k,
                                            const torch::Tensor& past_v) {
   return forward_with(
       hidden, cos, sin, 0,
       [&](std::size_t, const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-          double scale) { return attend(q, past_k, past_v, k, v, allowed, scale); });
+          double scale) { return attend_layer(q, past_k, past_v, k, v, mask, scale); });
 }
 
 LayerOutput LlamaDecoderLayerImpl::forward_with(const torch::Tensor& hidden,
@@ -160,7 +168,8 @@ DecoderOutput LlamaModelImpl::forward(const torch::Tensor& embeds, const torch::
                 past->batch(), " must be 1 or the input batch ", embeds.size(0));
   }
   const std::int64_t past_len = has_past ? past->length() : 0;
-  torch::Tensor allowed = attention_allowed(past_len, T, key_mask, embeds.device());
+  const AttentionMask mask = make_attention_mask(past_len, has_past ? past->batch() : 0,
+                                                 embeds.size(0), T, key_mask, embeds.device());
   auto [cos, sin] = rotary_.cos_sin(positions, embeds.scalar_type());
 
   DecoderOutput out;
@@ -172,14 +181,14 @@ DecoderOutput LlamaModelImpl::forward(const torch::Tensor& embeds, const torch::
     LayerOutput result;
     if (gradient_checkpointing_ && is_training() && torch::GradMode::is_enabled()) {
       LlamaDecoderLayerImpl* layer_impl = layer.get();
-      auto fn = [layer_impl, cos = cos, sin = sin, allowed](const std::vector<torch::Tensor>& in) {
-        LayerOutput r = layer_impl->forward(in[0], cos, sin, allowed, in[1], in[2]);
+      auto fn = [layer_impl, cos = cos, sin = sin, mask](const std::vector<torch::Tensor>& in) {
+        LayerOutput r = layer_impl->forward(in[0], cos, sin, mask, in[1], in[2]);
         return std::vector<torch::Tensor>{r.hidden, r.key, r.value};
       };
       auto outputs = recompute_in_backward(fn, {hidden, past_k, past_v}, layer->parameters());
       result = {outputs[0], outputs[1], outputs[2]};
     } else {
-      result = layer->forward(hidden, cos, sin, allowed, past_k, past_v);
+      result = layer->forward(hidden, cos, sin, mask, past_k, past_v);
     }
     hidden = result.hidden;
     out.present.keys.push_back(result.key);

@@ -5,7 +5,7 @@
 #include "perpo/core/error.h"
 #include "perpo/model/activations.h"
 #include "perpo/model/model_size.h"
-#include "perpo/model/recompute.h"
+#include "perpo/model/token_logps.h"
 
 namespace perpo {
 
@@ -48,22 +48,35 @@ torch::Tensor LlavaModelImpl::image_features(const torch::Tensor& pixel_values) 
   return multi_modal_projector(hidden);  // (I, image_tokens, C)
 }
 
+void LlavaModelImpl::check_image_positions(const torch::Tensor& is_image, std::int64_t expected,
+                                           const std::string& what) const {
+  torch::Tensor count = is_image.sum();  // ()
+  if (is_image.is_cpu()) {
+    // On the CPU reading the count costs nothing: check it with a clear message.
+    const std::int64_t image_positions = count.item<std::int64_t>();
+    PERPO_CHECK(image_positions == expected, "the input ids hold ", image_positions,
+                " image tokens (id ", config_.image_token_index, ") but ", what);
+    return;
+  }
+  // On an accelerator .item() would wait for the device in every forward: assert there instead
+  // (the error surfaces at the next synchronisation).
+  at::_assert_async(count == expected);
+}
+
 torch::Tensor LlavaModelImpl::embed(const torch::Tensor& ids, const torch::Tensor& pixel_values) {
   PERPO_CHECK(ids.dim() == 2, "input ids must be (B, S), got ", ids.sizes());
   torch::Tensor is_image = ids == config_.image_token_index;  // (B, S)
   // The image token may lie outside the vocabulary: look up id 0 there, it is overwritten below.
   torch::Tensor embeds = language_model->embed_tokens(ids.masked_fill(is_image, 0));  // (B, S, C)
-  const std::int64_t image_positions = is_image.sum().item<std::int64_t>();
   if (!pixel_values.defined()) {
-    PERPO_CHECK(image_positions == 0, "the input ids hold ", image_positions,
-                " image tokens but no pixel values were given");
+    check_image_positions(is_image, 0, "no pixel values were given");
     return embeds;
   }
   torch::Tensor features = image_features(pixel_values).to(embeds.scalar_type());  // (I, Ni, C)
-  PERPO_CHECK(image_positions == features.size(0) * features.size(1), "the input ids hold ",
-              image_positions, " image tokens (id ", config_.image_token_index, ") but ",
-              features.size(0), " image(s) give ", features.size(0) * features.size(1),
-              " features (", features.size(1), " per image)");
+  check_image_positions(is_image, features.size(0) * features.size(1),
+                        std::to_string(features.size(0)) + " image(s) give " +
+                            std::to_string(features.size(0) * features.size(1)) + " features (" +
+                            std::to_string(features.size(1)) + " per image)");
   return embeds.masked_scatter(is_image.unsqueeze(-1).expand_as(embeds), features);  // (B, S, C)
 }
 
@@ -108,10 +121,17 @@ void check_answers(const torch::Tensor& answer_ids, const torch::Tensor& answer_
               " must have the shape of the answer ids ", answer_ids.sizes());
   // Right padding: each row is ones then zeros. Positions continue from the prefix and padding is
   // only masked as keys, so a left-padded or holed row would give its tokens wrong positions.
-  torch::Tensor mask = answer_mask.to(torch::kCPU);
-  PERPO_CHECK(((mask == 0) | (mask == 1)).all().item<bool>(), "answer mask values must be 0 or 1");
+  const torch::Tensor& mask = answer_mask;
   const auto T = mask.size(1);
+  torch::Tensor binary = ((mask == 0) | (mask == 1)).all();                   // ()
   torch::Tensor rises = mask.narrow(1, 1, T - 1) > mask.narrow(1, 0, T - 1);  // (N, T-1)
+  if (!mask.is_cpu()) {
+    // No host round-trip per training step on an accelerator: asserted on the device (the error
+    // surfaces at the next synchronisation); collation builds right-padded masks.
+    at::_assert_async(binary & rises.any().logical_not());
+    return;
+  }
+  PERPO_CHECK(binary.item<bool>(), "answer mask values must be 0 or 1");
   torch::Tensor bad_rows = rises.any(1).nonzero();
   if (bad_rows.numel() > 0) {
     throw runtime_error("answer mask row ", bad_rows[0][0].item<std::int64_t>(),
@@ -163,28 +183,24 @@ torch::Tensor LlavaModelImpl::answer_logps_repeated(const torch::Tensor& prompt_
   return chunked_token_logps(predictors, targets, real, chunk);
 }
 
+torch::Tensor LlavaModelImpl::lm_head_weight() const {
+  if (!lm_head) return language_model->embed_tokens->weight;  // tied
+  if (!lm_head->lora_enabled()) return lm_head->weight;
+  // An adapter without dropout is its merged weight; dropout acts on the adapter's input only,
+  // which a single weight cannot express (apply_lora never puts adapters on lm_head).
+  PERPO_CHECK(lm_head->lora_dropout == 0.0 || !lm_head->is_training(),
+              "answer log-probs cannot train an lm_head adapter with dropout");
+  return lm_head->merged_weight();
+}
+
 torch::Tensor LlavaModelImpl::chunked_token_logps(const torch::Tensor& hidden,
                                                   const torch::Tensor& targets,
                                                   const torch::Tensor& mask, std::int64_t chunk) {
   PERPO_CHECK(chunk > 0, "log-prob chunk must be > 0, got ", chunk);
-  const auto T = hidden.size(1);
-  std::vector<torch::Tensor> head_params =
-      lm_head ? lm_head->parameters()
-              : std::vector<torch::Tensor>{language_model->embed_tokens->weight};
-  std::vector<torch::Tensor> pieces;
-  for (std::int64_t start = 0; start < T; start += chunk) {
-    const auto len = std::min(chunk, T - start);
-    torch::Tensor chunk_targets = targets.narrow(1, start, len);  // (N, c)
-    torch::Tensor chunk_mask = mask.narrow(1, start, len);        // (N, c)
-    auto fn = [this, chunk_targets, chunk_mask](const std::vector<torch::Tensor>& in) {
-      torch::Tensor logps =
-          torch::log_softmax(lm_logits(in[0]).to(torch::kFloat), -1);  // (N, c, V)
-      torch::Tensor picked = logps.gather(-1, chunk_targets.unsqueeze(-1)).squeeze(-1);  // (N, c)
-      return std::vector<torch::Tensor>{picked.masked_fill(chunk_mask.logical_not(), 0.0)};
-    };
-    pieces.push_back(recompute_in_backward(fn, {hidden.narrow(1, start, len)}, head_params)[0]);
-  }
-  return torch::cat(pieces, 1);  // (N, T)
+  torch::Tensor weight = lm_head_weight();  // (V, C)
+  torch::Tensor logps = token_logps_from_hidden(hidden.to(weight.scalar_type()), weight, targets,
+                                                chunk * hidden.size(0));  // (N, T)
+  return logps.masked_fill(mask.logical_not(), 0.0);                      // (N, T)
 }
 
 }  // namespace perpo

@@ -21,8 +21,16 @@ TEST(SegmentAttention, EqualsPlainAttentionOverCopiedKeys) {
   torch::Tensor row_k = torch::randn({R * N, Hkv, L, D}), row_v = torch::randn({R * N, Hkv, L, D});
   // prompt 0 has 5 real tokens, prompt 1 has 3 (right padding)
   torch::Tensor mask = torch::tensor({{1, 1, 1, 1, 1}, {1, 1, 1, 0, 0}}).to(torch::kBool);
+  // Both implementations (the packed SDPA call and the folded matmuls)
+  torch::Tensor got_reference;
+  {
+    AttentionImplGuard guard(AttentionImpl::reference);
+    got_reference = grouped_segment_attention(q, prefix_k, prefix_v, mask, row_k, row_v, 0.35);
+  }
+  AttentionImplGuard guard(AttentionImpl::sdpa);
   torch::Tensor got =
       grouped_segment_attention(q, prefix_k, prefix_v, mask, row_k, row_v, 0.35);  // (6,4,1,8)
+  EXPECT_LT((got - got_reference).abs().max().item<double>(), 1e-6);
 
   // Reference: each row's keys copied out: prompt (its record's) then its own row keys.
   torch::Tensor record = torch::tensor({0, 0, 0, 1, 1, 1});

@@ -64,6 +64,9 @@ class SegmentedKVCache {
 /// q (R*N, H, T, D); prefix_k/v (R, Hkv, P, D); prefix_mask (R, P) bool (true = real);
 /// row_k/v (R*N, Hkv, L, D), every row attends to all its L keys (the caller passes the columns
 /// written so far). Softmax in fp32 over the P + L keys. Returns (R*N, H, T, D).
+/// With the sdpa attention implementation (attention.h) a record's N rows are packed into one
+/// at::scaled_dot_product_attention call over [prompt; the rows' keys] with a block mask; the
+/// reference computes the prompt and row scores by folded matmuls.
 torch::Tensor grouped_segment_attention(const torch::Tensor& q, const torch::Tensor& prefix_k,
                                         const torch::Tensor& prefix_v,
                                         const torch::Tensor& prefix_mask,

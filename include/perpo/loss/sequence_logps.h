@@ -16,16 +16,16 @@
 //   auto tokens = perpo::token_logps_from_hidden(hidden, lm_head_weight, targets, 1024);
 //
 // computes the same (B, T) log-probs 1024 rows at a time, forward AND backward (the backward
-// recomputes each chunk's logits), so at most (chunk, V) logits exist at once. The price is one
-// extra (chunk, H) x (H, V) matmul per chunk in backward: bench_loss_logps measured +2% time at
-// chunk 256 and +22% at chunk 64 against the plain path (M = 512, H = 512, V = 32000, 1 thread),
-// with peak memory +208 / +131 MiB against +330 MiB. Rows outside the answers cost the same
-// as answer rows: gather the answer positions first (index_select) when the prompt is long.
+// recomputes each chunk's logits), so at most (chunk, V) logits exist at once. It lives in the
+// model module (perpo/model/token_logps.h), which uses it for answer log-probs; this header
+// re-exports it.
 #pragma once
 
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+
+#include "perpo/model/token_logps.h"
 
 namespace perpo {
 
@@ -40,13 +40,6 @@ struct SequenceLogps {
 /// logit[target] - logsumexp(logits) in at least float32 (bf16/fp16 logits are upcast).
 /// Entries whose target is outside [0, V) (e.g. -100) come out as logit[0] - logsumexp: mask them.
 at::Tensor token_logps(const at::Tensor& logits, const at::Tensor& targets);
-
-/// Same as token_logps(hidden.matmul(weight.t()), targets) for hidden (B, T, H) and the LM head
-/// weight (V, H), but computed `chunk_rows` rows of B*T at a time in forward and in backward, with
-/// gradients for `hidden` and `weight` (those that require them). chunk_rows <= 0 means one chunk.
-/// Targets outside [0, V) are treated as 0 (mask them afterwards).
-at::Tensor token_logps_from_hidden(const at::Tensor& hidden, const at::Tensor& weight,
-                                   const at::Tensor& targets, std::int64_t chunk_rows);
 
 /// Sums (and averages) `token_logps` (B, T) over `mask` (B, T; bool or 0/1 numbers).
 /// Masked-out entries are zeroed with where(), so NaN/inf at padding cannot leak in.

@@ -15,9 +15,11 @@
 #include <torch/nn/pimpl.h>
 
 #include <functional>
+#include <mutex>
 #include <utility>
 #include <vector>
 
+#include "perpo/model/attention.h"
 #include "perpo/model/kv_cache.h"
 #include "perpo/model/lora_linear.h"
 #include "perpo/model/model_config.h"
@@ -36,7 +38,8 @@ class RmsNormImpl : public torch::nn::Module {
 TORCH_MODULE(RmsNorm);
 
 /// Rotary position embedding tables. inv_freq is a plain member (not a parameter or buffer), so
-/// checkpoints never see it. Supports rope_scaling_type "" / "default" and "linear".
+/// checkpoints never see it; it moves to the positions' device at the first use there and stays
+/// (no host-to-device copy per forward). Supports rope_scaling_type "" / "default" and "linear".
 class RotaryEmbedding {
  public:
   explicit RotaryEmbedding(const TextConfig& config);
@@ -45,7 +48,8 @@ class RotaryEmbedding {
                                                   torch::ScalarType dtype) const;
 
  private:
-  torch::Tensor inv_freq_;  // (D/2) fp32, CPU; moved to the positions' device when used
+  mutable torch::Tensor inv_freq_;  // (D/2) fp32, on the device of the last positions seen
+  mutable std::mutex move_;         // guards the one-time move of inv_freq_ to another device
 };
 
 /// x * cos + rotate_half(x) * sin with rotate_half(x) = cat(-x2, x1). x (B, heads, T, D).
@@ -69,10 +73,10 @@ struct LayerOutput {
 class LlamaAttentionImpl : public torch::nn::Module {
  public:
   explicit LlamaAttentionImpl(const TextConfig& config);
-  /// x (B, T, C); cos/sin (B or 1, 1, T, D); allowed (B or 1, 1, T, P+T) bool;
+  /// x (B, T, C); cos/sin (B or 1, 1, T, D); mask from make_attention_mask for this call;
   /// past_k/past_v (B or 1, Hkv, P, D) or undefined.
   LayerOutput forward(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                      const torch::Tensor& allowed, const torch::Tensor& past_k,
+                      const AttentionMask& mask, const torch::Tensor& past_k,
                       const torch::Tensor& past_v);
   /// Same projections and rotary, attention computed by `core` (called with `layer`).
   LayerOutput forward_with(const torch::Tensor& x, const torch::Tensor& cos,
@@ -99,7 +103,7 @@ class LlamaDecoderLayerImpl : public torch::nn::Module {
   explicit LlamaDecoderLayerImpl(const TextConfig& config);
   /// Arguments as LlamaAttentionImpl::forward; hidden (B, T, C).
   LayerOutput forward(const torch::Tensor& hidden, const torch::Tensor& cos,
-                      const torch::Tensor& sin, const torch::Tensor& allowed,
+                      const torch::Tensor& sin, const AttentionMask& mask,
                       const torch::Tensor& past_k, const torch::Tensor& past_v);
   /// Same block, attention computed by `core` (LlamaAttentionImpl::forward_with).
   LayerOutput forward_with(const torch::Tensor& hidden, const torch::Tensor& cos,

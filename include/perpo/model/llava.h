@@ -67,8 +67,8 @@ class LlavaModelImpl : public torch::nn::Module {
   /// Per-token log-probs (N, T) of N answers continuing `prefix`: entry (n, t) is
   /// log p(answer_ids[n, t] | prefix, answer_ids[n, :t]), 0 where answer_mask is 0 (right padding).
   /// The prefix keys/values are broadcast (not copied) to the N answers; positions continue at P.
-  /// Logits are computed `chunk` answer positions at a time and recomputed in backward, so
-  /// (N, T, V) is never held at once.
+  /// Logits are computed `chunk` answer positions at a time and recomputed in backward (only
+  /// their logsumexp is kept), so (N, T, V) is never held at once.
   torch::Tensor answer_logps(const PrefixState& prefix, const torch::Tensor& answer_ids,
                              const torch::Tensor& answer_mask, std::int64_t chunk = 16);
 
@@ -91,9 +91,17 @@ class LlavaModelImpl : public torch::nn::Module {
   LoraLinear lm_head{nullptr};  // null when tie_word_embeddings
 
  private:
-  /// (N, T, C) hidden states predicting targets (N, T) -> masked log-probs (N, T), chunked.
+  /// The LM head as one (V, C) weight: lm_head's (merged with its adapter if any), or the tied
+  /// embedding.
+  torch::Tensor lm_head_weight() const;
+  /// (N, T, C) hidden states predicting targets (N, T) -> masked log-probs (N, T) through
+  /// token_logps_from_hidden, `chunk` answer positions (chunk * N rows) at a time.
   torch::Tensor chunked_token_logps(const torch::Tensor& hidden, const torch::Tensor& targets,
                                     const torch::Tensor& mask, std::int64_t chunk);
+
+  /// Checks that `is_image` (B, S) marks `expected` positions; `what` says what gave them.
+  void check_image_positions(const torch::Tensor& is_image, std::int64_t expected,
+                             const std::string& what) const;
 
   ModelConfig config_;
 };
