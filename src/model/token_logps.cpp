@@ -121,4 +121,13 @@ at::Tensor token_logps_from_hidden(const at::Tensor& hidden, const at::Tensor& w
   return flat.reshape(targets.sizes());                                           // (B, T)
 }
 
+at::Tensor token_logps_from_logits(const at::Tensor& logits, const at::Tensor& targets) {
+  PERPO_CHECK(logits.dim() >= 2, "token_logps: logits must be (..., V), got ", logits.sizes());
+  PERPO_CHECK(targets.sizes() == logits.sizes().slice(0, logits.dim() - 1), "token_logps: targets ",
+              targets.sizes(), " must match logits ", logits.sizes(),
+              " without the vocabulary dimension");
+  const auto ids = safe_targets(targets, logits.size(-1));
+  return chunk_logps(logits.to(compute_dtype(logits.scalar_type())), ids);  // (...)
+}
+
 }  // namespace perpo

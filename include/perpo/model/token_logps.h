@@ -24,4 +24,9 @@ namespace perpo {
 at::Tensor token_logps_from_hidden(const at::Tensor& hidden, const at::Tensor& weight,
                                    const at::Tensor& targets, std::int64_t chunk_rows);
 
+/// Same arithmetic from logits already computed: logits (..., V), targets (...) -> (...), in at
+/// least float32; targets outside [0, V) are treated as 0 (mask them afterwards). Throws
+/// perpo::Error for non-integer targets or mismatched shapes.
+at::Tensor token_logps_from_logits(const at::Tensor& logits, const at::Tensor& targets);
+
 }  // namespace perpo
