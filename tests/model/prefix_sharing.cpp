@@ -8,38 +8,17 @@
 #include <string>
 
 #include "perpo/model/llava.h"
+#include "small_llava.h"
 
 namespace perpo {
 namespace {
 
-constexpr int kImageToken = 49;
+constexpr int kImageToken = test::kSmallImageToken;
 
-ModelConfig small_config() {
-  ModelConfig config;
-  config.vision.hidden_size = 16;
-  config.vision.intermediate_size = 32;
-  config.vision.num_hidden_layers = 2;
-  config.vision.num_attention_heads = 2;
-  config.vision.image_size = 16;
-  config.vision.patch_size = 8;  // 4 patches
-  config.text.vocab_size = 50;
-  config.text.hidden_size = 32;
-  config.text.intermediate_size = 48;
-  config.text.num_hidden_layers = 2;
-  config.text.num_attention_heads = 4;
-  config.text.num_key_value_heads = 2;  // grouped-query attention
-  config.image_token_index = kImageToken;
-  return config;
-}
+ModelConfig small_config() { return test::small_llava_config(); }
 
 /// Order-one random weights so log-probs and gradients are far from trivial.
-LlavaModel make_model(std::uint64_t seed) {
-  torch::manual_seed(seed);
-  LlavaModel model(small_config());
-  torch::NoGradGuard no_grad;
-  for (auto& p : model->parameters()) p.copy_(torch::randn_like(p) * 0.3);
-  return model;
-}
+LlavaModel make_model(std::uint64_t seed) { return test::make_small_llava(seed, small_config()); }
 
 struct Batch {
   torch::Tensor prompt_ids, pixel_values, answer_ids, answer_mask, weights;
