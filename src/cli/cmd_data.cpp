@@ -44,6 +44,8 @@ void register_data(CLI::App& app, CommandRegistry& registry) {
       ->add_option("--max-shapes", options->max_shapes,
                    "grounding: 1 .. this many shapes per image")
       ->capture_default_str();
+  synth->add_option("--max-words", options->max_words, "ocr: 1 .. this many words per line")
+      ->capture_default_str();
   synth->add_option("--font", options->font,
                     "TrueType font for ocr (default: DejaVu Sans of fonts-dejavu-core)");
   synth->add_flag("--force", options->force,

@@ -84,6 +84,9 @@ void validate_synth_options(const SynthOptions& options) {
   PERPO_CHECK_INPUT(options.max_shapes >= 1 && options.max_shapes <= 8,
                     "synthetic grounding shapes per image (max_shapes) must be in [1, 8], got ",
                     options.max_shapes);
+  PERPO_CHECK_INPUT(options.max_words >= 1 && options.max_words <= 8,
+                    "synthetic OCR words per line (max_words) must be in [1, 8], got ",
+                    options.max_words);
 }
 
 nlohmann::json synth_options_json(const SynthOptions& options) {
@@ -96,6 +99,7 @@ nlohmann::json synth_options_json(const SynthOptions& options) {
   json["image_size"] = options.image_size;
   json["noise"] = options.noise;
   if (options.task == "grounding") json["max_shapes"] = options.max_shapes;
+  if (options.task == "ocr") json["max_words"] = options.max_words;
   json["font"] = options.task == "ocr"
                      ? (options.font.empty() ? default_font_path() : options.font).string()
                      : "";
@@ -126,6 +130,7 @@ DatasetRecord make_synth_record(const SynthOptions& options, std::uint64_t index
     OcrOptions ocr;
     ocr.image_size = options.image_size;
     ocr.noise = options.noise;
+    ocr.max_words = options.max_words;
     OcrItem item = make_ocr_item(rng, *font, ocr);
     record.prompt = std::move(item.prompt);
     record.ground_truth = std::move(item.text);

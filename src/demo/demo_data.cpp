@@ -85,6 +85,7 @@ DemoData prepare_demo_data(const fs::path& dir, const DemoDataPlan& plan) {
       options.first_index = first;
       options.image_size = plan.image_size;
       options.max_shapes = plan.max_shapes;
+      options.max_words = plan.max_words;
       first += static_cast<std::uint64_t>(split.count);
       validate_synth_options(options);
 

@@ -75,15 +75,25 @@ void DemoPlan::set(const std::string& assignment) {
   std::map<std::string, int*> ints = {
       {"sft_records", &sft_records},       {"pref_records", &pref_records},
       {"val_records", &val_records},       {"test_records", &test_records},
-      {"max_shapes", &max_shapes},         {"sft_steps", &sft_steps},
+      {"max_shapes", &max_shapes},         {"ocr_max_words", &ocr_max_words},
+      {"vocab_size", &vocab_size},         {"sft_steps", &sft_steps},
       {"sft_batch", &sft_batch},           {"pref_steps", &pref_steps},
       {"lists_per_step", &lists_per_step}, {"answers", &answers},
       {"resample_every", &resample_every}, {"curve_points", &curve_points},
       {"curve_records", &curve_records},   {"threads", &threads}};
   std::map<std::string, double*> doubles = {
       {"sft_lr", &sft_lr}, {"temperature", &temperature}, {"beta", &beta}, {"gamma", &gamma}};
+  // Settings with a range of their own (the rest only need to be whole numbers >= 0).
+  const std::map<std::string, std::pair<int, int>> ranges = {
+      {"max_shapes", {1, 8}}, {"ocr_max_words", {1, 8}}, {"vocab_size", {64, 32000}}};
   if (auto it = ints.find(key); it != ints.end()) {
-    *it->second = parse_int(key, value);
+    const int number = parse_int(key, value);
+    if (auto range = ranges.find(key); range != ranges.end()) {
+      PERPO_CHECK_INPUT(number >= range->second.first && number <= range->second.second,
+                        "demo setting '", key, "' must be in [", range->second.first, ", ",
+                        range->second.second, "], got ", value);
+    }
+    *it->second = number;
   } else if (auto dt = doubles.find(key); dt != doubles.end()) {
     *dt->second = parse_number(key, value);
   } else if (starts_with(key, "arm_lr.")) {
@@ -127,6 +137,8 @@ std::vector<std::pair<std::string, std::string>> DemoPlan::describe() const {
       {"val_records", std::to_string(val_records)},
       {"test_records", std::to_string(test_records)},
       {"max_shapes", std::to_string(max_shapes)},
+      {"ocr_max_words", std::to_string(ocr_max_words)},
+      {"vocab_size", std::to_string(vocab_size)},
       {"eval_split", eval_split},
       {"sft_steps", std::to_string(sft_steps)},
       {"sft_batch", std::to_string(sft_batch)},
@@ -246,6 +258,8 @@ double run_data_stage(const DemoOptions& options) {
   data_plan.seed = options.seed;
   data_plan.image_size = 48;
   data_plan.max_shapes = plan.max_shapes;
+  data_plan.max_words = plan.ocr_max_words;
+  data_plan.tokenizer.vocab_size = plan.vocab_size;
   const DemoData data = prepare_demo_data(options.out / "data", data_plan);
   int reused = 0;
   for (const auto& set : data.sets) reused += set.reused ? 1 : 0;

@@ -9,6 +9,7 @@
 #include "perpo/core/atomic_file.h"
 #include "perpo/data/jsonl.h"
 #include "perpo/data/synth.h"
+#include "perpo/data/synth_font.h"
 #include "perpo/image/image.h"
 #include "perpo/reward/box.h"
 #include "test_util.h"
@@ -178,6 +179,29 @@ TEST(SynthDataset, MaxShapesOneDrawsOnlyTheTarget) {
   for (int bad : {0, 9}) {
     options.max_shapes = bad;
     EXPECT_NE(test::error_of([&] { validate_synth_options(options); }).find("max_shapes"),
+              std::string::npos);
+  }
+}
+
+TEST(SynthDataset, MaxWordsBoundsTheWordsOfAnOcrLine) {
+  const Font font(default_font_path());
+  auto most_words = [&](const SynthOptions& options) {
+    int most = 0;
+    for (std::uint64_t i = 0; i < 40; ++i) {
+      const std::string text = make_synth_record(options, i, &font, nullptr).ground_truth;
+      most = std::max(most, 1 + static_cast<int>(std::count(text.begin(), text.end(), ' ')));
+    }
+    return most;
+  };
+  SynthOptions options = options_for("ocr", 1, 5);
+  EXPECT_EQ(most_words(options), 2);  // the default: one or two words
+  options.max_words = 1;
+  EXPECT_EQ(most_words(options), 1);
+  EXPECT_EQ(synth_options_json(options)["max_words"], 1);
+  EXPECT_FALSE(synth_options_json(options_for("grounding", 1, 5)).contains("max_words"));
+  for (int bad : {0, 9}) {
+    options.max_words = bad;
+    EXPECT_NE(test::error_of([&] { validate_synth_options(options); }).find("max_words"),
               std::string::npos);
   }
 }

@@ -17,6 +17,8 @@ PERPO_ROBUSTNESS_CASES(data) {
        2, "none.ttf"},
       {"max_shapes_zero", "data synth --task grounding --n 2 --max-shapes 0 --out {dir}/out",
        nullptr, 2, "max_shapes"},
+      {"max_words_too_many", "data synth --task ocr --n 2 --max-words 9 --out {dir}/out", nullptr,
+       2, "max_words"},
   };
 }
 

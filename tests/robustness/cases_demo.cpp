@@ -9,6 +9,12 @@ PERPO_ROBUSTNESS_CASES(demo) {
        [](const fs::path& dir) { write_text(dir / "mine" / "notes.txt", "mine"); }, 2, "--force"},
       {"out_is_a_file", "demo --quick --out {dir}/notes.txt",
        [](const fs::path& dir) { write_text(dir / "notes.txt", "mine"); }, 2, "not a folder"},
+      {"unknown_setting", "demo --quick --out {dir}/out --set colour=red", nullptr, 2,
+       "unknown demo setting 'colour'"},
+      {"ocr_max_words_out_of_range", "demo --quick --out {dir}/out --set ocr_max_words=9", nullptr,
+       2, "'ocr_max_words' must be in [1, 8]"},
+      {"vocab_size_too_small", "demo --quick --out {dir}/out --set vocab_size=10", nullptr, 2,
+       "'vocab_size' must be in [64, 32000]"},
   };
 }
 

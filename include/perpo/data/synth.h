@@ -44,6 +44,7 @@ struct SynthOptions {
   int image_size = 48;             // image side in pixels, e.g. 48
   double noise = 3.0;              // pixel noise amplitude (8-bit levels); 0 = none
   int max_shapes = 5;              // grounding: 1 .. max_shapes shapes per image, e.g. 5
+  int max_words = 2;               // ocr: 1 .. max_words words per line, e.g. 2
   std::filesystem::path font;      // OCR font; empty = DejaVu Sans (fonts-dejavu-core)
   bool force = false;              // write into a folder perpo did not write (files of the
                                    // same name are replaced; nothing else is touched)

@@ -38,6 +38,7 @@ struct DemoDataPlan {
   std::uint64_t seed = 1;
   int image_size = 48;
   int max_shapes = 5;  // grounding: shapes per image 1 .. max_shapes
+  int max_words = 2;   // ocr: words per line 1 .. max_words
   TokenizerTrainOptions tokenizer;
 };
 

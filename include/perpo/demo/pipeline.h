@@ -49,6 +49,8 @@ struct DemoPlan {
   // Grounding-only stage 1, 1500 x 32 steps, 2048 prompts, seed 1 -> test Acc@0.5 73.5 (1 shape),
   // 36.5 (1-2 shapes), 19.0 (1-3 shapes).
   int max_shapes = 1;
+  int ocr_max_words = 2;  // OCR: 1 .. ocr_max_words words per line
+  int vocab_size = 160;   // upper bound of the tokenizer's pieces (trained on the sft texts)
   std::string eval_split = "test";  // "val" while tuning, "test" for the reported table
 
   // Stage 1.
