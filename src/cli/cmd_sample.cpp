@@ -50,10 +50,13 @@ void register_sample(CLI::App& app, CommandRegistry& registry) {
       check_output_dir(config.run.dir, policy);  // nothing is written before the inputs check out
       output = std::filesystem::path(config.run.dir) / "lists.jsonl";
     }
-    check_output_file(output, policy);
+    OutputPolicy file_policy = policy;
+    file_policy.continue_existing = true;  // resumed if it holds this dataset's lists (below)
+    check_output_file(output, file_policy);
     ReadReport report;
     std::vector<DatasetRecord> records =
         read_dataset(data, ReadOptions::from(config.data), &report);
+    check_sample_output(output, records, options->force);  // before the model is loaded
     install_signal_handlers(StopMode::kFlag);
     ModelSession session = open_model(config);
     if (in_run_dir) {
@@ -62,7 +65,7 @@ void register_sample(CLI::App& app, CommandRegistry& registry) {
     }
     ListSampler sampler(*session.loaded.model, *session.prompts, config);
     SampleSummary summary =
-        sample_to_file(sampler, records, output, config.sampling.lists_per_batch);
+        sample_to_file(sampler, records, output, config.sampling.lists_per_batch, options->force);
     summary.skipped += report.skipped;
     for (const std::string& message : report.skip_messages) {
       if (summary.skip_messages.size() < 20) summary.skip_messages.push_back(message);

@@ -39,6 +39,7 @@ void register_score(CLI::App& app, CommandRegistry& registry) {
     double image_height = 0;
     std::string config;
     std::vector<std::string> overrides;
+    bool force = false;
   };
   auto options = std::make_shared<Options>();
   score->add_option(
@@ -64,6 +65,7 @@ void register_score(CLI::App& app, CommandRegistry& registry) {
       score->add_option("--image-height", options->image_height, "image height in pixels");
   score->add_option("--config,-c", options->config, "YAML config whose `reward` section to use")
       ->check(CLI::ExistingFile);
+  score->add_flag("--force", options->force, "replace an existing --output file");
   score->add_option("overrides", options->overrides,
                     "key=value config overrides, e.g. reward.lowercase=true");
 
@@ -93,6 +95,7 @@ void register_score(CLI::App& app, CommandRegistry& registry) {
                 ") or a --config with reward.name set");
     }
     score_options.format = parse_list_input_format(options->input_format);
+    score_options.force = options->force;
     ScoreSummary summary = score_list_file(options->input, options->output, score_options);
     std::fputs(summary.to_text().c_str(), stdout);
     std::printf("wrote %s\n", options->output.c_str());

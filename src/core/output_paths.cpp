@@ -150,7 +150,13 @@ void check_output_file(const fs::path& file, const OutputPolicy& policy) {
     case fs::file_type::not_found:
       check_parent_can_hold(file, "output file");
       return;
-    case fs::file_type::regular:    // replaced atomically
+    case fs::file_type::regular:  // replaced atomically, or continued by its command
+      if (!policy.force && !policy.continue_existing) {
+        throw input_error("output file ", file.string(),
+                          " already exists; perpo replaces an existing file only with --force")
+            .hint("pass --force to replace it, or choose another output path");
+      }
+      return;
     case fs::file_type::fifo:       // written in place
     case fs::file_type::character:  // written in place (/dev/null, /dev/stdout)
       return;

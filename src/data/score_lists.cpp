@@ -118,7 +118,7 @@ std::string ScoreSummary::to_text() const {
 ScoreSummary score_list_file(const fs::path& input, const fs::path& output,
                              const ScoreFileOptions& options) {
   const RewardSpec& spec = find_reward(options.reward);
-  check_output_file(output, {{input}});
+  check_output_file(output, {{input}, options.force});
   ScoreSummary summary;
   summary.reward = spec.name;
 

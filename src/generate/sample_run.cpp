@@ -7,6 +7,9 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include <nlohmann/json.hpp>
+
+#include "perpo/core/atomic_file.h"
 #include "perpo/core/error.h"
 #include "perpo/core/log.h"
 #include "perpo/core/progress.h"
@@ -80,8 +83,51 @@ std::string SampleSummary::to_text() const {
   return out.str();
 }
 
+bool check_sample_output(const std::filesystem::path& output,
+                         const std::vector<DatasetRecord>& records, bool force) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(output, ec) ||
+      std::filesystem::file_size(output, ec) == 0) {
+    return false;
+  }
+  std::unordered_set<std::string> ids;
+  for (const DatasetRecord& record : records) ids.insert(record.id);
+  const std::string text = read_file(output);
+  std::size_t start = 0, line = 1;
+  auto refuse = [&](const std::string& why) -> bool {
+    if (force) return false;
+    throw input_error(output.string(), ":", line, ": ", why,
+                      "; perpo sample continues only lists it wrote for this dataset")
+        .hint("pass --force to replace the file, or choose another sampling.output");
+  };
+  while (start < text.size()) {
+    const std::size_t end = text.find('\n', start);
+    if (end == std::string::npos) {  // a cut last line: what a killed run leaves
+      return text[start] == '{' ? true : refuse("the file does not hold perpo's lists");
+    }
+    nlohmann::json object;
+    try {
+      object = nlohmann::json::parse(text.begin() + static_cast<std::ptrdiff_t>(start),
+                                     text.begin() + static_cast<std::ptrdiff_t>(end));
+    } catch (const std::exception&) {
+      return refuse("the file does not hold perpo's lists (not a JSON line)");
+    }
+    if (!object.is_object() || !object.contains("answers") || !object.contains("id") ||
+        !object["id"].is_string()) {
+      return refuse("the file does not hold perpo's lists (no \"id\" and \"answers\")");
+    }
+    if (!ids.count(object["id"].get<std::string>())) {
+      return refuse("list '" + object["id"].get<std::string>() +
+                    "' is not a record of this dataset");
+    }
+    start = end + 1;
+    ++line;
+  }
+  return true;
+}
+
 SampleSummary sample_to_file(ListSampler& sampler, const std::vector<DatasetRecord>& records,
-                             const std::filesystem::path& output, int lists_per_batch) {
+                             const std::filesystem::path& output, int lists_per_batch, bool force) {
   PERPO_CHECK(lists_per_batch >= 1, "lists_per_batch must be >= 1");
   SampleSummary summary;
   summary.records = records.size();
@@ -95,7 +141,8 @@ SampleSummary sample_to_file(ListSampler& sampler, const std::vector<DatasetReco
     }
   }
 
-  JsonlWriter writer(output);  // appends; cuts a partial last line left by a killed run
+  const bool ours = check_sample_output(output, records, force);  // before anything is written
+  JsonlWriter writer(output, /*truncate=*/!ours);  // appends; cuts a cut last line of a killed run
   if (writer.repaired_bytes() > 0) {
     PERPO_LOG_WARN("removed a cut last line (", writer.repaired_bytes(), " bytes) from ",
                    output.string());

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <fstream>
 #include <random>
 #include <thread>
 
@@ -164,6 +165,25 @@ TEST(CliSample, KilledAndRestartedRunsEqualAnUninterruptedOne) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(line_count(killed), static_cast<std::size_t>(records));
   EXPECT_EQ(slurp_file(killed), slurp_file(full));
+}
+
+TEST(CliSample, AFileItDidNotWriteIsRefusedAndReplacedOnlyWithForce) {
+  const fs::path dir = perpo::test::fresh_scratch_dir("cli_sample", "foreign");
+  const int records = 3;
+  const fs::path config = perpo::test::write_tiny_setup(dir, records);
+  const fs::path output = dir / "notes.txt";
+  const std::string mine = "{\"id\": \"mine\", \"answers\": []}\nmy notes, no newline";
+  std::ofstream(output) << mine;
+  const std::string args =
+      "sample --config " + config.string() + " sampling.output=" + output.string();
+  auto r = run_perpo(args);
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("'mine' is not a record of this dataset"), std::string::npos) << r.output;
+  EXPECT_EQ(slurp_file(output), mine);  // untouched (a cut last line of perpo's would be removed)
+  r = run_perpo(args + " --force");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(line_count(output), static_cast<std::size_t>(records));
+  EXPECT_EQ(slurp_file(output).find("my notes"), std::string::npos);
 }
 
 TEST(CliSample, BadInputIsExitTwoNamingTheRecord) {

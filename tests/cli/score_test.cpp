@@ -82,6 +82,10 @@ TEST(CliScore, OutputSymlinkIsFollowedNotReplaced) {
   fs::create_symlink("real.jsonl", dir / "link.jsonl");
   PerpoRun r = run_perpo_score("--reward iou --input " + (dir / "in.jsonl").string() +
                                " --output " + (dir / "link.jsonl").string());
+  EXPECT_EQ(r.exit_code, 2) << r.output;  // the file it points to exists: --force needed
+  EXPECT_NE(r.output.find("only with --force"), std::string::npos) << r.output;
+  r = run_perpo_score("--reward iou --force --input " + (dir / "in.jsonl").string() + " --output " +
+                      (dir / "link.jsonl").string());
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_TRUE(fs::is_symlink(dir / "link.jsonl"));
   std::stringstream written;

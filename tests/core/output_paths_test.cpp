@@ -130,8 +130,17 @@ TEST(OutputFile, RulesForEachKindOfPath) {
   const OutputPolicy policy{{dir / "input.jsonl"}};
   check_output_file(dir / "new.jsonl", policy);  // absent
   touch(dir / "old.jsonl");
-  check_output_file(dir / "old.jsonl", policy);  // regular: replaced atomically later
-  check_output_file("/dev/null", policy);        // character device: in place
+  // An existing regular file: refused without --force, accepted with it or when the command
+  // continues its own output (sample's resume checks the content itself).
+  EXPECT_NE(error_of([&] { check_output_file(dir / "old.jsonl", policy); }).find("--force"),
+            std::string::npos);
+  check_output_file(dir / "old.jsonl", {policy.inputs, /*force=*/true});
+  check_output_file(dir / "old.jsonl", {policy.inputs, false, /*continue_existing=*/true});
+  EXPECT_NE(error_of([&] {
+              check_output_file(dir / "input.jsonl", {policy.inputs, true, true});
+            }).find("is the input"),
+            std::string::npos);
+  check_output_file("/dev/null", policy);  // character device: in place
   ASSERT_EQ(::mkfifo((dir / "pipe").c_str(), 0644), 0);
   check_output_file(dir / "pipe", policy);  // FIFO: in place
   EXPECT_NE(error_of([&] { check_output_file(dir, policy); }).find("is a folder"),

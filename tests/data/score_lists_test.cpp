@@ -24,6 +24,7 @@ using nlohmann::json;
 fs::path scratch(const std::string& name) {
   fs::path dir = fs::path(test::kScratchDir) / "score_lists";
   fs::create_directories(dir);
+  fs::remove(dir / name);  // outputs must not exist (an existing file needs force)
   return dir / name;
 }
 

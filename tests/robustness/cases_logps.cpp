@@ -22,6 +22,12 @@ PERPO_ROBUSTNESS_CASES(logps) {
       {"missing_input", run + " --input {dir}/none.jsonl --output {dir}/out.jsonl",
        [](const fs::path& dir) { write_tiny_setup(dir); }, 2, "none.jsonl"},
       {"no_output_flag", run + " --input {dir}/lists.jsonl", list_setup, 2, "--output"},
+      {"output_is_an_existing_file", run + " --input {dir}/lists.jsonl --output {dir}/mine.jsonl",
+       [](const fs::path& dir) {
+         list_setup(dir);
+         write_text(dir / "mine.jsonl", "my notes\n");
+       },
+       2, "only with --force"},
       {"output_is_input", run + " --input {dir}/lists.jsonl --output {dir}/lists.jsonl", list_setup,
        2, "is the input"},
       {"output_is_folder", run + " --input {dir}/lists.jsonl --output {dir}", list_setup, 2,

@@ -43,6 +43,8 @@ PERPO_ROBUSTNESS_CASES(score) {
   return {
       // Flags.
       {"no_input_flag", "score --reward iou --output {dir}/out.jsonl", nullptr, 2, "--input"},
+      flag_case("output_is_an_existing_file", "--output {dir}/mine.jsonl", "only with --force",
+                [](const fs::path& dir) { write_text(dir / "mine.jsonl", "my notes\n"); }),
       {"missing_input", kScore + "--output {dir}/out.jsonl", nullptr, 2, "in.jsonl"},
       flag_case("no_output_flag", "", "--output"),
       {"unknown_reward", "score --reward iuo --input {dir}/in.jsonl --output {dir}/new/out.jsonl",

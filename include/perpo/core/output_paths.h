@@ -16,7 +16,10 @@
 //   The marker file is written into the folder once it is accepted.
 // Output files:
 //   - absent: fine (missing parent folders are created when written);
-//   - a regular file: replaced atomically when written (old content or new, never half);
+//   - a regular file: refused (exit 2, hint --force) unless force, then replaced atomically when
+//     written (old content or new, never half); perpo cannot tell its own files from the user's.
+//     A command that continues its own output (sample's resume) sets continue_existing and checks
+//     the content itself before writing anything;
 //   - a symlink: followed; the rules apply to the file it points to and the link is kept;
 //   - a FIFO or character device (/dev/null, /dev/stdout, a terminal): written in place, never
 //     replaced by a regular file (AtomicFileWriter does this);
@@ -37,6 +40,9 @@ namespace perpo {
 struct OutputPolicy {
   std::vector<std::filesystem::path> inputs;
   bool force = false;
+  // check_output_file: an existing regular file is the command's own output to continue; the
+  // command checks its content before writing (perpo sample).
+  bool continue_existing = false;
 };
 
 /// Name of the marker file perpo writes into every output folder it accepts.

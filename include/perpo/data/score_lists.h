@@ -55,6 +55,7 @@ struct ScoreFileOptions {
   std::string reward = "iou";  // a registered reward name (reward.h)
   RewardOptions options;       // box selection, normalisations, default image size
   ListInputFormat format = ListInputFormat::kAuto;
+  bool force = false;  // replace an existing output file (refused otherwise)
 };
 
 /// Scores `input` into `output` (see above). Throws perpo::Error (input) naming the file and the

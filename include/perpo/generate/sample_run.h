@@ -46,11 +46,22 @@ struct SampleSummary {
   std::string to_text() const;
 };
 
+/// Checks, before anything is written, that an existing non-empty `output` is lists of `records`
+/// (what an earlier run of the same command wrote, perhaps with a cut last line): every whole line
+/// a JSON object whose "id" is one of `records`, a cut last piece starting with '{'. Returns true
+/// when it is (sampling continues it) and false when `output` is absent or empty. Anything else
+/// throws perpo::Error (input) naming the file and the line, unless `force`: then it returns
+/// false and the caller starts the file afresh. Never modifies `output`.
+bool check_sample_output(const std::filesystem::path& output,
+                         const std::vector<DatasetRecord>& records, bool force);
+
 /// Samples lists for `records` into `output` (appending; see the file comment), `lists_per_batch`
 /// records decoded together, with a progress bar (lists/s, tokens/s, ETA). Stops after the
 /// current batch when stop_requested() (core/signals.h) turns true. Throws perpo::Error
 /// (input) for duplicate record ids, or when `output` holds lists of records not in `records`.
+/// `force`: an output that is not such lists is replaced (check_sample_output).
 SampleSummary sample_to_file(ListSampler& sampler, const std::vector<DatasetRecord>& records,
-                             const std::filesystem::path& output, int lists_per_batch);
+                             const std::filesystem::path& output, int lists_per_batch,
+                             bool force = false);
 
 }  // namespace perpo
