@@ -32,14 +32,14 @@ PERPO_ROBUSTNESS_CASES(sample) {
       {"output_is_a_user_file",
        run + " data.train={dir}/records.jsonl sampling.output={dir}/notes.txt",
        [](const fs::path& dir) {
-         write_tiny_setup(dir);
+         write_tiny_setup_with_image(dir);
          write_text(dir / "notes.txt", "my notes\nno newline at the end");
        },
        2, "continues only lists it wrote"},
       {"output_holds_other_json",
        run + " data.train={dir}/records.jsonl sampling.output={dir}/mine.jsonl",
        [](const fs::path& dir) {
-         write_tiny_setup(dir);
+         write_tiny_setup_with_image(dir);
          write_text(dir / "mine.jsonl", "{\"id\": \"r1\", \"note\": \"mine\"}\n");
        },
        2, "no \"id\" and \"answers\""},
