@@ -41,16 +41,6 @@ void put(nlohmann::json& m, const std::string& name, const MeanTally& tally) {
   m[name + "_se"] = tally.standard_error();
 }
 
-const RewardSpec& reward_for(const DatasetRecord& record, const RewardConfig& config) {
-  if (!config.name.empty()) return find_reward(config.name);
-  try {
-    return find_reward(default_reward_for_task(record.task));
-  } catch (const Error& e) {
-    throw input_error(record_name(record), ": ", e.message())
-        .hint("set reward.name, or give the record a task (grounding, ocr)");
-  }
-}
-
 }  // namespace
 
 nlohmann::json Prediction::to_json() const {
@@ -84,7 +74,8 @@ EvalResult evaluate(LlavaModelImpl& model, RecordPrompts& prompts,
     std::vector<GenerationPrompt> batch_prompts;
     for (std::size_t i = first; i < end; ++i) {
       try {
-        const RewardSpec& reward = reward_for(records[i], config.reward);
+        const RewardSpec& reward =
+            reward_for_task(records[i].task, config.reward.name, record_name(records[i]));
         GenerationPrompt prompt = prompts.build(records[i]);
         prompt.seeds = {0};
         const auto length = static_cast<int>(prompt.prompt_ids.size());

@@ -33,6 +33,17 @@ torch::TensorOptions model_options(LlavaModelImpl& model) {
 
 }  // namespace
 
+void check_prompt_fits_context(const GenerationPrompt& prompt, int max_new_tokens, int context,
+                               const std::string& hint) {
+  const auto length = static_cast<std::int64_t>(prompt.prompt_ids.size());
+  if (length + max_new_tokens > context) {
+    throw input_error(prompt.name, ": the prompt has ", length, " tokens; with ", max_new_tokens,
+                      " new tokens it exceeds the model's context of ", context,
+                      " positions (text_config.max_position_embeddings)")
+        .hint(hint);
+  }
+}
+
 EncodedPrompts encode_prompts(LlavaModelImpl& model, const std::vector<GenerationPrompt>& prompts,
                               const GenerationOptions& options) {
   PERPO_CHECK(!prompts.empty(), "encode_prompts needs at least one prompt");
@@ -45,16 +56,10 @@ EncodedPrompts encode_prompts(LlavaModelImpl& model, const std::vector<Generatio
   std::int64_t longest = 0;
   for (const GenerationPrompt& prompt : prompts) {
     PERPO_CHECK_INPUT(!prompt.prompt_ids.empty(), prompt.name, ": the prompt has no tokens");
-    const auto length = static_cast<std::int64_t>(prompt.prompt_ids.size());
-    if (length + options.max_new_tokens > context) {
-      throw input_error(prompt.name, ": the prompt has ", length, " tokens; with ",
-                        options.max_new_tokens, " new tokens it exceeds the model's context of ",
-                        context, " positions (text_config.max_position_embeddings)")
-          .hint(
-              "shorten the prompt, lower max_new_tokens, or skip such records with "
-              "data.on_bad_record=skip");
-    }
-    longest = std::max(longest, length);
+    check_prompt_fits_context(prompt, options.max_new_tokens, context,
+                              "shorten the prompt, lower max_new_tokens, or skip such records with "
+                              "data.on_bad_record=skip");
+    longest = std::max(longest, static_cast<std::int64_t>(prompt.prompt_ids.size()));
   }
   const torch::TensorOptions options_f = model_options(model);
   torch::Tensor ids = torch::full({R, longest}, options.pad_id, torch::kInt64);  // (R, P)

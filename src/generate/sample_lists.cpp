@@ -47,13 +47,7 @@ ListSampler::ListSampler(LlavaModelImpl& model, RecordPrompts& prompts, const Co
 }
 
 const RewardSpec& ListSampler::reward_for(const DatasetRecord& record) const {
-  if (!reward_config_.name.empty()) return find_reward(reward_config_.name);
-  try {
-    return find_reward(default_reward_for_task(record.task));
-  } catch (const Error& e) {
-    throw input_error(record_name(record), ": ", e.message())
-        .hint("set reward.name, or give the record a task (grounding, ocr)");
-  }
+  return reward_for_task(record.task, reward_config_.name, record_name(record));
 }
 
 SampledBatch ListSampler::sample(const std::vector<DatasetRecord>& records) {
@@ -68,15 +62,9 @@ SampledBatch ListSampler::sample(const std::vector<DatasetRecord>& records) {
       p.reward = &reward_for(record);
       p.seed = record_seed(run_seed_, record.id);
       GenerationPrompt prompt = prompts_.build(record);
-      const auto length = static_cast<int>(prompt.prompt_ids.size());
-      if (length + options_.max_new_tokens > context) {
-        throw input_error(prompt.name, ": the prompt has ", length, " tokens; with ",
-                          options_.max_new_tokens, " new tokens it exceeds the model's context of ",
-                          context, " positions (text_config.max_position_embeddings)")
-            .hint(
-                "lower sampling.max_new_tokens, or skip such records with "
-                "data.on_bad_record=skip");
-      }
+      check_prompt_fits_context(
+          prompt, options_.max_new_tokens, context,
+          "lower sampling.max_new_tokens, or skip such records with data.on_bad_record=skip");
       pending.push_back(std::move(p));
       prompts.push_back(std::move(prompt));
     } catch (const Error& e) {

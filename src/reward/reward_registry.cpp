@@ -34,6 +34,17 @@ const RewardSpec& find_reward(std::string_view name) {
   throw std::move(error).hint("known rewards: " + join(names, ", "));
 }
 
+const RewardSpec& reward_for_task(std::string_view task, const std::string& name,
+                                  const std::string& who) {
+  if (!name.empty()) return find_reward(name);
+  try {
+    return find_reward(default_reward_for_task(task));
+  } catch (const Error& e) {
+    throw input_error(who, ": ", e.message())
+        .hint("set reward.name, or give the record a task (grounding, ocr)");
+  }
+}
+
 std::string default_reward_for_task(std::string_view task) {
   if (task == "grounding") return "iou";
   if (task == "ocr") return "ocr_edit";

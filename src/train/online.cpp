@@ -9,6 +9,7 @@
 #include "perpo/data/collate.h"
 #include "perpo/data/examples.h"
 #include "perpo/generate/generator.h"
+#include "perpo/generate/record_prompts.h"
 #include "perpo/reward/reward.h"
 #include "perpo/reward/reward_config.h"
 #include "perpo/tokenizer/chat_template.h"
@@ -65,9 +66,8 @@ std::vector<PreferenceList> OnlineSampler::operator()(LoadedModel& policy, std::
   for (std::size_t r = 0; r < chosen.size(); ++r) {
     PreferenceList list;
     list.record = chosen[r];
-    const std::string name = config_.reward.name.empty() ? default_reward_for_task(list.record.task)
-                                                         : config_.reward.name;
-    const RewardSpec& reward = find_reward(name);
+    const RewardSpec& reward =
+        reward_for_task(list.record.task, config_.reward.name, record_name(list.record));
     for (const GeneratedAnswer& answer : answers[r]) {
       list.answers.push_back(policy.tokenizer->decode(answer.ids));
       list.rewards.push_back(

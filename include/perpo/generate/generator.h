@@ -64,6 +64,11 @@ struct EncodedPrompts {
 /// decoding them runs no prompt again.
 PrefixState prompt_prefix(const EncodedPrompts& encoded, std::int64_t r);
 
+/// Throws perpo::Error (input) naming the prompt when its tokens plus `max_new_tokens` exceed
+/// `context` positions (text_config.max_position_embeddings); `hint` says what the user can do.
+void check_prompt_fits_context(const GenerationPrompt& prompt, int max_new_tokens, int context,
+                               const std::string& hint);
+
 /// Runs the prompts (ids and images) through the model once. Throws perpo::Error (input) naming
 /// the prompt when it is empty or when prompt + max_new_tokens exceeds the model's context
 /// (text_config.max_position_embeddings).

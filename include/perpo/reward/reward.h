@@ -72,5 +72,9 @@ std::vector<std::string> reward_names();
 const RewardSpec& find_reward(std::string_view name);
 /// The default reward of a dataset task: grounding -> iou, ocr -> ocr_edit; throws otherwise.
 std::string default_reward_for_task(std::string_view task);
+/// The reward of a record: `name` (config reward.name) when set, else its task's default. When
+/// neither gives one, throws perpo::Error (input) starting with `who` (the record's name).
+const RewardSpec& reward_for_task(std::string_view task, const std::string& name,
+                                  const std::string& who);
 
 }  // namespace perpo
