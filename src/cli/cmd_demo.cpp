@@ -22,8 +22,9 @@ void register_demo(CLI::App& app, CommandRegistry& registry) {
       "tiny model learns in minutes; see README). --quick: a small run for CI (minutes).\n"
       "Settings (--set key=value): sft_steps, sft_batch, sft_lr, pref_steps, lists_per_step,\n"
       "answers, ground_truth_in_list, resample_every (0 = offline lists), temperature, beta,\n"
-      "gamma, arm_lr.<arm>, tasks, arms, eval_split (val while tuning), sft_records,\n"
-      "pref_records, val_records, test_records, max_shapes (grounding), ocr_max_words,\n"
+      "gamma, warmup_share, arm_lr.<arm>, tasks, arms, eval_split (val while tuning),\n"
+      "sft_records, pref_records, val_records, test_records, max_shapes (grounding), "
+      "ocr_max_words,\n"
       "vocab_size (tokenizer pieces), curve_points,\n"
       "curve_records, threads.");
   auto options = std::make_shared<DemoOptions>();

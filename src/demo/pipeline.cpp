@@ -81,8 +81,11 @@ void DemoPlan::set(const std::string& assignment) {
       {"lists_per_step", &lists_per_step}, {"answers", &answers},
       {"resample_every", &resample_every}, {"curve_points", &curve_points},
       {"curve_records", &curve_records},   {"threads", &threads}};
-  std::map<std::string, double*> doubles = {
-      {"sft_lr", &sft_lr}, {"temperature", &temperature}, {"beta", &beta}, {"gamma", &gamma}};
+  std::map<std::string, double*> doubles = {{"sft_lr", &sft_lr},
+                                            {"temperature", &temperature},
+                                            {"beta", &beta},
+                                            {"gamma", &gamma},
+                                            {"warmup_share", &warmup_share}};
   // Settings with a range of their own (the rest only need to be whole numbers >= 0).
   const std::map<std::string, std::pair<int, int>> ranges = {
       {"max_shapes", {1, 8}}, {"ocr_max_words", {1, 8}}, {"vocab_size", {64, 32000}}};
@@ -96,6 +99,8 @@ void DemoPlan::set(const std::string& assignment) {
     *it->second = number;
   } else if (auto dt = doubles.find(key); dt != doubles.end()) {
     *dt->second = parse_number(key, value);
+    PERPO_CHECK_INPUT(key != "warmup_share" || (warmup_share >= 0 && warmup_share <= 1),
+                      "demo setting 'warmup_share' must be in [0, 1], got ", value);
   } else if (starts_with(key, "arm_lr.")) {
     arm_lr[key.substr(7)] = parse_number(key, value);
   } else if (key == "ground_truth_in_list") {
@@ -151,7 +156,8 @@ std::vector<std::pair<std::string, std::string>> DemoPlan::describe() const {
       {"resample_every", std::to_string(resample_every)},
       {"temperature", number_text(temperature)},
       {"beta", number_text(beta)},
-      {"gamma", number_text(gamma)}};
+      {"gamma", number_text(gamma)},
+      {"warmup_share", number_text(warmup_share)}};
   for (const auto& [arm, lr] : arm_lr) out.emplace_back("arm_lr." + arm, number_text(lr));
   return out;
 }

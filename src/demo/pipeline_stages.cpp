@@ -156,7 +156,7 @@ double run_arm_stage(DemoContext& c, const std::string& arm) {
   PERPO_CHECK_INPUT(lr != plan.arm_lr.end(), "demo: no learning rate for arm '", arm,
                     "' (setting arm_lr.", arm, ")");
   config.optim.lr = lr->second;
-  config.optim.warmup_steps = plan.pref_steps / 20;
+  config.optim.warmup_steps = static_cast<int>(plan.pref_steps * plan.warmup_share);
   config.train.eval_every =
       plan.curve_points > 0 ? std::max(1, plan.pref_steps / plan.curve_points) : 0;
   config.run.dir = (dir / "run").string();

@@ -13,6 +13,8 @@ PERPO_ROBUSTNESS_CASES(demo) {
        "unknown demo setting 'colour'"},
       {"ocr_max_words_out_of_range", "demo --quick --out {dir}/out --set ocr_max_words=9", nullptr,
        2, "'ocr_max_words' must be in [1, 8]"},
+      {"warmup_share_above_one", "demo --quick --out {dir}/out --set warmup_share=1.5", nullptr, 2,
+       "'warmup_share' must be in [0, 1]"},
       {"vocab_size_too_small", "demo --quick --out {dir}/out --set vocab_size=10", nullptr, 2,
        "'vocab_size' must be in [64, 32000]"},
   };

@@ -71,6 +71,7 @@ struct DemoPlan {
   double temperature = 1.0;
   double beta = 0.1;
   double gamma = 0.5;
+  double warmup_share = 0.05;  // the arms' lr warmup, as a share of pref_steps (25 of 500)
   // Each arm's lr is its best val Acc@0.5 (mean of seeds 1-3) at N = 20 among
   // sft {1.5, 3, 6} e-4, dpo {0.5, 1} e-4, perpo {0.5, 1} e-4 (README, "The demo").
   std::map<std::string, double> arm_lr = {{"sft", 1.5e-4}, {"dpo", 5e-5}, {"perpo", 1e-4}};
