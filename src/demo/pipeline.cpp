@@ -98,9 +98,10 @@ void DemoPlan::set(const std::string& assignment) {
     }
     *it->second = number;
   } else if (auto dt = doubles.find(key); dt != doubles.end()) {
-    *dt->second = parse_number(key, value);
-    PERPO_CHECK_INPUT(key != "warmup_share" || (warmup_share >= 0 && warmup_share <= 1),
+    const double number = parse_number(key, value);
+    PERPO_CHECK_INPUT(key != "warmup_share" || (number >= 0 && number <= 1),
                       "demo setting 'warmup_share' must be in [0, 1], got ", value);
+    *dt->second = number;
   } else if (starts_with(key, "arm_lr.")) {
     arm_lr[key.substr(7)] = parse_number(key, value);
   } else if (key == "ground_truth_in_list") {

@@ -78,16 +78,9 @@ EvalResult evaluate(LlavaModelImpl& model, RecordPrompts& prompts,
             reward_for_task(records[i].task, config.reward.name, record_name(records[i]));
         GenerationPrompt prompt = prompts.build(records[i]);
         prompt.seeds = {0};
-        const auto length = static_cast<int>(prompt.prompt_ids.size());
-        if (length + options.max_new_tokens > context) {
-          throw input_error(prompt.name, ": the prompt has ", length, " tokens; with ",
-                            options.max_new_tokens,
-                            " new tokens it exceeds the model's context of ", context,
-                            " positions (text_config.max_position_embeddings)")
-              .hint(
-                  "lower eval.max_new_tokens, or skip such records with "
-                  "data.on_bad_record=skip");
-        }
+        check_prompt_fits_context(
+            prompt, options.max_new_tokens, context,
+            "lower eval.max_new_tokens, or skip such records with data.on_bad_record=skip");
         batch.push_back(&records[i]);
         rewards.push_back(&reward);
         batch_prompts.push_back(std::move(prompt));
