@@ -1,8 +1,10 @@
 // perpo export --checkpoint C --output DIR: writes a checkpoint as a Hugging Face LLaVA folder.
 // The work is perpo::export_hf_checkpoint (model/convert.h); this file only maps flags onto it.
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "commands.h"
 #include "perpo/core/output_paths.h"
@@ -23,7 +25,8 @@ void register_export(CLI::App& app, CommandRegistry& registry) {
       "or adapters, merged). DIR must be new, empty, or an earlier perpo output (it holds a\n"
       ".perpo-output marker); it is then replaced atomically. Any other folder is refused unless\n"
       "--force (which replaces it, removing what it held). DIR may never be C, inside C or above "
-      "C.");
+      "C,\nnor (for a training checkpoint) its base model or tokenizer folder, inside or above "
+      "them.");
   struct Options {
     std::string checkpoint;
     std::string output;
@@ -46,10 +49,14 @@ void register_export(CLI::App& app, CommandRegistry& registry) {
                     "replace DIR even when it holds files perpo did not write");
 
   registry.add(command, [options] {
-    // Checked before the model is loaded; the folder itself is swapped in by the export.
-    check_output_dir(options->output, {{options->checkpoint}, options->force});
+    // Checked before the model is loaded; the folder itself is swapped in by the export. A
+    // training checkpoint also reads its base model and tokenizer: the output may not touch them.
+    const bool run_checkpoint = is_run_checkpoint(options->checkpoint);
+    std::vector<std::filesystem::path> inputs = {options->checkpoint};
+    if (run_checkpoint) inputs = training_checkpoint_inputs(options->checkpoint);
+    check_output_dir(options->output, {inputs, options->force});
     ConvertSummary summary =
-        is_run_checkpoint(options->checkpoint)
+        run_checkpoint
             ? export_training_checkpoint(options->checkpoint, options->output, options->convert)
             : export_hf_checkpoint(options->checkpoint, options->output, options->convert);
     write_output_marker(options->output);

@@ -7,6 +7,7 @@
 #include <map>
 
 #include "perpo/config/config_io.h"
+#include "perpo/core/atomic_file.h"
 #include "perpo/core/error.h"
 #include "perpo/model/checkpoint.h"
 #include "perpo/model/load.h"
@@ -74,6 +75,18 @@ ConvertSummary export_training_checkpoint(const fs::path& checkpoint_dir, const 
   std::sort(summary.files.begin(), summary.files.end());
   std::sort(summary.tokenizer_files.begin(), summary.tokenizer_files.end());
   return summary;
+}
+
+std::vector<fs::path> training_checkpoint_inputs(const fs::path& checkpoint_dir) {
+  const fs::path file = checkpoint_dir / "config.yaml";
+  PERPO_CHECK_INPUT(fs::is_regular_file(file), checkpoint_dir.string(),
+                    " is not a complete training checkpoint: it has no config.yaml");
+  Config config;
+  merge_yaml(config, read_file(file), file.string());
+  std::vector<fs::path> inputs = {checkpoint_dir};
+  if (!config.model.path.empty()) inputs.emplace_back(config.model.path);
+  if (!config.tokenizer.path.empty()) inputs.emplace_back(config.tokenizer.path);
+  return inputs;
 }
 
 }  // namespace perpo

@@ -19,6 +19,17 @@ Case export_case(std::string name, std::string args_after_checkpoint, std::strin
           2, std::move(message)};
 }
 
+// A training checkpoint {dir}/run/step-1 whose config.yaml names the base model {dir}/base and
+// the tokenizer {dir}/tok/tokenizer.model (the export's inputs besides the checkpoint).
+void write_run_checkpoint_stub(const fs::path& dir) {
+  copy_checkpoint(dir / "base");
+  write_text(dir / "tok" / "tokenizer.model", "pieces");
+  write_text(dir / "run" / "step-1" / "trainer_state.json", "{\"step\": 1}");
+  write_text(dir / "run" / "step-1" / "config.yaml",
+             "model:\n  path: " + (dir / "base").string() +
+                 "\ntokenizer:\n  path: " + (dir / "tok" / "tokenizer.model").string() + "\n");
+}
+
 }  // namespace
 
 PERPO_ROBUSTNESS_CASES(export) {
@@ -64,6 +75,12 @@ PERPO_ROBUSTNESS_CASES(export) {
                   [](const fs::path& dir) { write_text(dir / "notes.txt", "mine"); }),
       export_case("output_fifo", "--output {dir}/pipe --force", "is a FIFO, not a folder",
                   [](const fs::path& dir) { make_fifo(dir / "pipe"); }),
+      {"run_checkpoint_output_onto_base_model",
+       "export --checkpoint {dir}/run/step-1 --output {dir}/base --force",
+       write_run_checkpoint_stub, 2, "is the input"},
+      {"run_checkpoint_output_above_tokenizer",
+       "export --checkpoint {dir}/run/step-1 --output {dir}/tok --force", write_run_checkpoint_stub,
+       2, "above the input"},
       export_case("bad_layout", "--output {dir}/out --layout newest", "'newest'"),
       export_case("bad_dtype", "--output {dir}/out --dtype fp8", "unknown export dtype 'fp8'"),
   };

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <filesystem>
+#include <vector>
 
 #include "perpo/model/convert.h"
 
@@ -17,5 +18,12 @@ namespace perpo {
 ConvertSummary export_training_checkpoint(const std::filesystem::path& checkpoint_dir,
                                           const std::filesystem::path& out_dir,
                                           const ConvertOptions& options = {});
+
+/// What exporting `checkpoint_dir` reads besides the checkpoint itself: the folder, its base
+/// model (model.path) and tokenizer (tokenizer.path) as named in its config.yaml. Only that file
+/// is read. The export's output may overlap none of them. Throws perpo::Error (input) naming the
+/// file when config.yaml is missing or unreadable.
+std::vector<std::filesystem::path> training_checkpoint_inputs(
+    const std::filesystem::path& checkpoint_dir);
 
 }  // namespace perpo
