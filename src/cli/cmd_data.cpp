@@ -19,7 +19,8 @@ void register_data(CLI::App& app, CommandRegistry& registry) {
       "DIR/images/<id>.png. grounding: 1-5 coloured shapes; the prompt asks for the box of one\n"
       "named by a referring expression (\"the small red circle\", \"the square left of the blue\n"
       "triangle\", \"the largest shape\"), unambiguous by construction; ground truth\n"
-      "\"[x1, y1, x2, y2]\" normalised, two decimals. ocr: one or two words in DejaVu Sans; the\n"
+      "\"[x1, y1, x2, y2]\" normalised, two decimals. ocr: 1 .. --max-words words in DejaVu Sans; "
+      "the\n"
       "ground truth is the text. The same --seed gives byte-identical files; --first-index draws\n"
       "a disjoint range of the same seed (e.g. an eval set). DIR must be new, empty or written\n"
       "by perpo before, unless --force (nothing in it is deleted; files of the same name are\n"
@@ -45,6 +46,20 @@ void register_data(CLI::App& app, CommandRegistry& registry) {
                    "grounding: 1 .. this many shapes per image")
       ->capture_default_str();
   synth->add_option("--max-words", options->max_words, "ocr: 1 .. this many words per line")
+      ->capture_default_str();
+  synth
+      ->add_option("--lexicon", options->lexicon,
+                   "ocr: words drawn from this many of the 140 (evenly spaced); 0 = all")
+      ->capture_default_str();
+  synth
+      ->add_option("--min-text-height", options->min_text_height,
+                   "ocr: smallest font height, share of the image side")
+      ->capture_default_str();
+  synth
+      ->add_option("--max-text-height", options->max_text_height,
+                   "ocr: largest font height, share of the image side")
+      ->capture_default_str();
+  synth->add_option("--inverted", options->inverted, "ocr: share of lines drawn light on dark")
       ->capture_default_str();
   synth->add_option("--font", options->font,
                     "TrueType font for ocr (default: DejaVu Sans of fonts-dejavu-core)");

@@ -24,7 +24,9 @@ void register_demo(CLI::App& app, CommandRegistry& registry) {
       "answers, ground_truth_in_list, resample_every (0 = offline lists), temperature, beta,\n"
       "gamma, warmup_share, arm_lr.<arm>, tasks, arms, eval_split (val while tuning),\n"
       "sft_records, pref_records, val_records, test_records, max_shapes (grounding),\n"
-      "ocr_max_words, vocab_size (tokenizer pieces), curve_points, curve_records, threads.");
+      "ocr_max_words, ocr_lexicon, ocr_min_text_height, ocr_max_text_height, ocr_inverted\n"
+      "(perpo data synth's OCR options), vocab_size (tokenizer pieces), curve_points,\n"
+      "curve_records, threads.");
   auto options = std::make_shared<DemoOptions>();
   auto quick = std::make_shared<bool>(false);
   auto sets = std::make_shared<std::vector<std::string>>();

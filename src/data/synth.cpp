@@ -87,6 +87,19 @@ void validate_synth_options(const SynthOptions& options) {
   PERPO_CHECK_INPUT(options.max_words >= 1 && options.max_words <= 8,
                     "synthetic OCR words per line (max_words) must be in [1, 8], got ",
                     options.max_words);
+  const int words = static_cast<int>(ocr_words().size());
+  PERPO_CHECK_INPUT(options.lexicon == 0 || (options.lexicon >= 2 && options.lexicon <= words),
+                    "synthetic OCR lexicon must be 0 (all words) or in [2, ", words, "], got ",
+                    options.lexicon);
+  PERPO_CHECK_INPUT(options.min_text_height >= 0.1 &&
+                        options.min_text_height <= options.max_text_height &&
+                        options.max_text_height <= 0.9,
+                    "synthetic OCR text heights must satisfy 0.1 <= min <= max <= 0.9 (shares of "
+                    "the image side), got ",
+                    options.min_text_height, " and ", options.max_text_height);
+  PERPO_CHECK_INPUT(options.inverted >= 0 && options.inverted <= 1,
+                    "synthetic OCR share of inverted lines must be in [0, 1], got ",
+                    options.inverted);
 }
 
 nlohmann::json synth_options_json(const SynthOptions& options) {
@@ -99,7 +112,13 @@ nlohmann::json synth_options_json(const SynthOptions& options) {
   json["image_size"] = options.image_size;
   json["noise"] = options.noise;
   if (options.task == "grounding") json["max_shapes"] = options.max_shapes;
-  if (options.task == "ocr") json["max_words"] = options.max_words;
+  if (options.task == "ocr") {
+    json["max_words"] = options.max_words;
+    json["lexicon"] = options.lexicon;
+    json["min_text_height"] = options.min_text_height;
+    json["max_text_height"] = options.max_text_height;
+    json["inverted"] = options.inverted;
+  }
   json["font"] = options.task == "ocr"
                      ? (options.font.empty() ? default_font_path() : options.font).string()
                      : "";
@@ -131,6 +150,10 @@ DatasetRecord make_synth_record(const SynthOptions& options, std::uint64_t index
     ocr.image_size = options.image_size;
     ocr.noise = options.noise;
     ocr.max_words = options.max_words;
+    ocr.lexicon = options.lexicon;
+    ocr.min_height = options.min_text_height;
+    ocr.max_height = options.max_text_height;
+    ocr.inverted = options.inverted;
     OcrItem item = make_ocr_item(rng, *font, ocr);
     record.prompt = std::move(item.prompt);
     record.ground_truth = std::move(item.text);

@@ -30,10 +30,11 @@ std::uint8_t channel(SynthRng& rng, int low, int high) {
   return static_cast<std::uint8_t>(rng.between(low, high));
 }
 
-// Background and ink far apart: dark ink on a light ground, or light ink on a dark one.
-void pick_colours(SynthRng& rng, Rgb& background, Rgb& ink) {
+// Background and ink far apart: dark ink on a light ground, or (a share `inverted` of the lines)
+// light ink on a dark one.
+void pick_colours(SynthRng& rng, double inverted, Rgb& background, Rgb& ink) {
   do {
-    if (rng.chance(0.7)) {
+    if (rng.chance(1.0 - inverted)) {
       background = {channel(rng, 185, 255), channel(rng, 185, 255), channel(rng, 185, 255)};
       ink = {channel(rng, 0, 110), channel(rng, 0, 110), channel(rng, 0, 110)};
     } else {
@@ -50,6 +51,18 @@ const std::vector<std::string>& ocr_words() {
   return words;
 }
 
+std::vector<std::string> ocr_lexicon(int count) {
+  const std::vector<std::string>& words = ocr_words();
+  const int size = static_cast<int>(words.size());
+  PERPO_CHECK_INPUT(count >= 0 && count <= size, "an OCR lexicon holds 0 (all) .. ", size,
+                    " words, got ", count);
+  if (count == 0 || count == size) return words;
+  std::vector<std::string> chosen;
+  for (int i = 0; i < count; ++i)
+    chosen.push_back(words[static_cast<std::size_t>(i) * size / count]);
+  return chosen;
+}
+
 OcrItem make_ocr_item(SynthRng& rng, const Font& font, const OcrOptions& options) {
   PERPO_CHECK_INPUT(options.image_size >= 16, "synthetic OCR images need at least 16 px, got ",
                     options.image_size);
@@ -59,7 +72,7 @@ OcrItem make_ocr_item(SynthRng& rng, const Font& font, const OcrOptions& options
   item.prompt = kOcrPrompt;
   const double side = options.image_size;
   const double room = side - 2.0 * options.margin;
-  const std::vector<std::string>& words = ocr_words();
+  const std::vector<std::string> words = ocr_lexicon(options.lexicon);
 
   // Font size first, then words until the line fits (fewer words, or a smaller size, if not).
   item.pixel_height = side * rng.uniform(options.min_height, options.max_height);
@@ -79,7 +92,7 @@ OcrItem make_ocr_item(SynthRng& rng, const Font& font, const OcrOptions& options
   const double top_room = std::max(0.0, room - (ascent + descent));
   const double baseline = options.margin + ascent + rng.uniform(0, top_room);
 
-  pick_colours(rng, item.background, item.ink);
+  pick_colours(rng, options.inverted, item.background, item.ink);
   Canvas canvas(options.image_size, options.image_size, item.background);
   item.layout = font.layout(item.text, item.pixel_height, x, baseline);
   canvas.fill_coverage(item.layout.coverage, item.ink);

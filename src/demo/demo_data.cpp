@@ -78,14 +78,11 @@ DemoData prepare_demo_data(const fs::path& dir, const DemoDataPlan& plan) {
   for (const std::string& task : plan.tasks) {
     std::uint64_t first = 0;
     for (const DemoSplit& split : plan.splits) {
-      SynthOptions options;
+      SynthOptions options = plan.synth;
       options.task = task;
       options.count = split.count;
       options.seed = plan.seed;
       options.first_index = first;
-      options.image_size = plan.image_size;
-      options.max_shapes = plan.max_shapes;
-      options.max_words = plan.max_words;
       first += static_cast<std::uint64_t>(split.count);
       validate_synth_options(options);
 

@@ -14,6 +14,7 @@
 #include "perpo/core/output_paths.h"
 #include "perpo/core/strings.h"
 #include "perpo/data/jsonl.h"
+#include "perpo/data/synth_ocr.h"
 #include "perpo/demo/demo_data.h"
 #include "perpo/demo/pipeline_stages.h"
 
@@ -72,23 +73,37 @@ void DemoPlan::set(const std::string& assignment) {
                     "' is not key=value (e.g. pref_steps=200)");
   const std::string key = assignment.substr(0, eq);
   const std::string value = assignment.substr(eq + 1);
-  std::map<std::string, int*> ints = {
-      {"sft_records", &sft_records},       {"pref_records", &pref_records},
-      {"val_records", &val_records},       {"test_records", &test_records},
-      {"max_shapes", &max_shapes},         {"ocr_max_words", &ocr_max_words},
-      {"vocab_size", &vocab_size},         {"sft_steps", &sft_steps},
-      {"sft_batch", &sft_batch},           {"pref_steps", &pref_steps},
-      {"lists_per_step", &lists_per_step}, {"answers", &answers},
-      {"resample_every", &resample_every}, {"curve_points", &curve_points},
-      {"curve_records", &curve_records},   {"threads", &threads}};
+  std::map<std::string, int*> ints = {{"sft_records", &sft_records},
+                                      {"pref_records", &pref_records},
+                                      {"val_records", &val_records},
+                                      {"test_records", &test_records},
+                                      {"max_shapes", &max_shapes},
+                                      {"ocr_max_words", &ocr_max_words},
+                                      {"vocab_size", &vocab_size},
+                                      {"sft_steps", &sft_steps},
+                                      {"ocr_lexicon", &ocr_lexicon},
+                                      {"sft_batch", &sft_batch},
+                                      {"pref_steps", &pref_steps},
+                                      {"lists_per_step", &lists_per_step},
+                                      {"answers", &answers},
+                                      {"resample_every", &resample_every},
+                                      {"curve_points", &curve_points},
+                                      {"curve_records", &curve_records},
+                                      {"threads", &threads}};
   std::map<std::string, double*> doubles = {{"sft_lr", &sft_lr},
                                             {"temperature", &temperature},
                                             {"beta", &beta},
                                             {"gamma", &gamma},
-                                            {"warmup_share", &warmup_share}};
+                                            {"warmup_share", &warmup_share},
+                                            {"ocr_min_text_height", &ocr_min_text_height},
+                                            {"ocr_max_text_height", &ocr_max_text_height},
+                                            {"ocr_inverted", &ocr_inverted}};
   // Settings with a range of their own (the rest only need to be whole numbers >= 0).
   const std::map<std::string, std::pair<int, int>> ranges = {
-      {"max_shapes", {1, 8}}, {"ocr_max_words", {1, 8}}, {"vocab_size", {64, 32000}}};
+      {"max_shapes", {1, 8}},
+      {"ocr_max_words", {1, 8}},
+      {"vocab_size", {64, 32000}},
+      {"ocr_lexicon", {0, static_cast<int>(ocr_words().size())}}};
   if (auto it = ints.find(key); it != ints.end()) {
     const int number = parse_int(key, value);
     if (auto range = ranges.find(key); range != ranges.end()) {
@@ -99,8 +114,12 @@ void DemoPlan::set(const std::string& assignment) {
     *it->second = number;
   } else if (auto dt = doubles.find(key); dt != doubles.end()) {
     const double number = parse_number(key, value);
-    PERPO_CHECK_INPUT(key != "warmup_share" || (number >= 0 && number <= 1),
-                      "demo setting 'warmup_share' must be in [0, 1], got ", value);
+    PERPO_CHECK_INPUT(
+        (key != "warmup_share" && key != "ocr_inverted") || (number >= 0 && number <= 1),
+        "demo setting '", key, "' must be in [0, 1], got ", value);
+    PERPO_CHECK_INPUT(
+        key.find("text_height") == std::string::npos || (number >= 0.1 && number <= 0.9),
+        "demo setting '", key, "' must be in [0.1, 0.9], got ", value);
     *dt->second = number;
   } else if (starts_with(key, "arm_lr.")) {
     arm_lr[key.substr(7)] = parse_number(key, value);
@@ -144,6 +163,10 @@ std::vector<std::pair<std::string, std::string>> DemoPlan::describe() const {
       {"test_records", std::to_string(test_records)},
       {"max_shapes", std::to_string(max_shapes)},
       {"ocr_max_words", std::to_string(ocr_max_words)},
+      {"ocr_lexicon", std::to_string(ocr_lexicon)},
+      {"ocr_min_text_height", number_text(ocr_min_text_height)},
+      {"ocr_max_text_height", number_text(ocr_max_text_height)},
+      {"ocr_inverted", number_text(ocr_inverted)},
       {"vocab_size", std::to_string(vocab_size)},
       {"eval_split", eval_split},
       {"sft_steps", std::to_string(sft_steps)},
@@ -253,8 +276,11 @@ void write_mixed(const fs::path& out, const std::vector<std::string>& tasks,
 
 }  // namespace
 
-double run_data_stage(const DemoOptions& options) {
-  const auto start = std::chrono::steady_clock::now();
+namespace {
+
+// The data stage's plan from the demo's settings; throws perpo::Error (input) when the
+// generators would refuse them.
+DemoDataPlan demo_data_plan(const DemoOptions& options) {
   const DemoPlan& plan = options.plan;
   DemoDataPlan data_plan;  // demo_data.h: splits, reuse, tokenizer
   data_plan.tasks = plan.tasks;
@@ -263,11 +289,29 @@ double run_data_stage(const DemoOptions& options) {
                       {"val", plan.val_records},
                       {"test", plan.test_records}};
   data_plan.seed = options.seed;
-  data_plan.image_size = 48;
-  data_plan.max_shapes = plan.max_shapes;
-  data_plan.max_words = plan.ocr_max_words;
+  SynthOptions& synth = data_plan.synth;
+  synth.image_size = 48;
+  synth.max_shapes = plan.max_shapes;
+  synth.max_words = plan.ocr_max_words;
+  synth.lexicon = plan.ocr_lexicon;
+  synth.min_text_height = plan.ocr_min_text_height;
+  synth.max_text_height = plan.ocr_max_text_height;
+  synth.inverted = plan.ocr_inverted;
   data_plan.tokenizer.vocab_size = plan.vocab_size;
-  const DemoData data = prepare_demo_data(options.out / "data", data_plan);
+  for (const auto& task : plan.tasks) {
+    SynthOptions check = synth;
+    check.task = task;
+    validate_synth_options(check);
+  }
+  return data_plan;
+}
+
+}  // namespace
+
+double run_data_stage(const DemoOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
+  const DemoPlan& plan = options.plan;
+  const DemoData data = prepare_demo_data(options.out / "data", demo_data_plan(options));
   int reused = 0;
   for (const auto& set : data.sets) reused += set.reused ? 1 : 0;
   write_mixed(options.out, plan.tasks, "sft");
@@ -280,6 +324,7 @@ double run_data_stage(const DemoOptions& options) {
 // ---- the run -------------------------------------------------------------------------------
 
 DemoResult run_demo(const DemoOptions& options) {
+  demo_data_plan(options);  // the generators' options are checked before anything is written
   prepare_output_dir(options.out, {{}, options.force});
   const auto start = std::chrono::steady_clock::now();
   DemoResult result;

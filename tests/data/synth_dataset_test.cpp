@@ -5,11 +5,14 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <set>
 
 #include "perpo/core/atomic_file.h"
 #include "perpo/data/jsonl.h"
 #include "perpo/data/synth.h"
 #include "perpo/data/synth_font.h"
+#include "perpo/data/synth_ocr.h"
 #include "perpo/image/image.h"
 #include "perpo/reward/box.h"
 #include "test_util.h"
@@ -203,6 +206,49 @@ TEST(SynthDataset, MaxWordsBoundsTheWordsOfAnOcrLine) {
     options.max_words = bad;
     EXPECT_NE(test::error_of([&] { validate_synth_options(options); }).find("max_words"),
               std::string::npos);
+  }
+}
+
+TEST(SynthDataset, OcrLexiconHeightsAndInversionAreCheckedAndRecorded) {
+  const Font font(default_font_path());
+  SynthOptions options = options_for("ocr", 1, 5);
+  options.lexicon = 4;
+  options.max_words = 1;
+  std::set<std::string> texts;
+  for (std::uint64_t i = 0; i < 40; ++i) {
+    texts.insert(make_synth_record(options, i, &font, nullptr).ground_truth);
+  }
+  const std::vector<std::string> four = ocr_lexicon(4);
+  EXPECT_EQ(texts, std::set<std::string>(four.begin(), four.end()));
+  options.min_text_height = 0.4;
+  options.max_text_height = 0.5;
+  options.inverted = 0;
+  const nlohmann::json json = synth_options_json(options);
+  EXPECT_EQ(json["lexicon"], 4);
+  EXPECT_EQ(json["min_text_height"], 0.4);
+  EXPECT_EQ(json["max_text_height"], 0.5);
+  EXPECT_EQ(json["inverted"], 0);
+  EXPECT_FALSE(synth_options_json(options_for("grounding", 1, 5)).contains("lexicon"));
+  // The defaults draw the same records as before these options existed: all 150 words.
+  EXPECT_EQ(ocr_lexicon(options_for("ocr", 1, 5).lexicon).size(), ocr_words().size());
+  const std::vector<std::pair<std::function<void(SynthOptions&)>, std::string>> bad = {
+      {[](SynthOptions& o) { o.lexicon = 1; }, "lexicon must be 0 (all words) or in [2, "},
+      {[](SynthOptions& o) { o.lexicon = 141; }, "lexicon"},
+      {[](SynthOptions& o) { o.min_text_height = 0.05; }, "0.1 <= min <= max <= 0.9"},
+      {[](SynthOptions& o) { o.max_text_height = 0.95; }, "0.1 <= min <= max <= 0.9"},
+      {[](SynthOptions& o) {
+         o.min_text_height = 0.5;
+         o.max_text_height = 0.4;
+       },
+       "0.1 <= min <= max <= 0.9"},
+      {[](SynthOptions& o) { o.inverted = 1.5; }, "inverted lines must be in [0, 1]"},
+  };
+  for (const auto& [change, message] : bad) {
+    SynthOptions wrong = options_for("ocr", 1, 5);
+    change(wrong);
+    EXPECT_NE(test::error_of([&] { validate_synth_options(wrong); }).find(message),
+              std::string::npos)
+        << message;
   }
 }
 

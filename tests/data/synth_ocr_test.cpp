@@ -3,6 +3,7 @@
 // PNGs decode back to the same pixels.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <set>
 
@@ -11,6 +12,7 @@
 #include "perpo/data/synth_ocr.h"
 #include "perpo/data/synth_raster.h"
 #include "perpo/image/image.h"
+#include "test_util.h"
 
 namespace perpo {
 namespace {
@@ -62,6 +64,46 @@ TEST(SynthOcr, TextIsRenderedInsideItsRegionAndNowhereElse) {
   }
   EXPECT_GE(texts.size(), 85u);  // 1-2 of ~140 words: some repeats
   EXPECT_EQ(word_counts, (std::set<int>{1, 2}));
+}
+
+TEST(SynthOcr, LexiconHeightAndInversionShapeTheLines) {
+  // A lexicon of 16: 16 distinct words evenly spaced over the list, the first word first.
+  const std::vector<std::string> lexicon = ocr_lexicon(16);
+  ASSERT_EQ(lexicon.size(), 16u);
+  EXPECT_EQ(std::set<std::string>(lexicon.begin(), lexicon.end()).size(), 16u);
+  EXPECT_EQ(lexicon[0], ocr_words()[0]);
+  EXPECT_EQ(lexicon[1], ocr_words()[ocr_words().size() / 16]);
+  EXPECT_EQ(ocr_lexicon(0), ocr_words());
+  EXPECT_NE(
+      test::error_of([] { ocr_lexicon(static_cast<int>(ocr_words().size()) + 1); }).find("lexicon"),
+      std::string::npos);
+
+  const double side = 48;
+  for (const double inverted : {0.0, 1.0}) {
+    std::set<std::string> seen;
+    for (int index = 0; index < 80; ++index) {
+      SynthRng rng = SynthRng::for_record(5, "ocr", index);
+      OcrOptions options;
+      options.lexicon = 16;
+      options.max_words = 1;
+      options.min_height = 0.45;
+      options.max_height = 0.55;
+      options.inverted = inverted;
+      const OcrItem item = make_ocr_item(rng, dejavu(), options);
+      seen.insert(item.text);
+      auto brightness = [](const Rgb& c) { return int{c.r} + c.g + c.b; };
+      // inverted 0: every line dark on light; 1: every line light on dark.
+      EXPECT_EQ(brightness(item.background) > brightness(item.ink), inverted == 0.0) << index;
+      // The height is drawn from [0.45, 0.55] x side, shrunk only when a word does not fit.
+      EXPECT_LE(item.pixel_height, 0.55 * side + 1e-9) << item.text;
+      const bool fits_at_min = dejavu().text_width(item.text, 0.45 * side) <= side - 4;
+      if (fits_at_min) EXPECT_GE(item.pixel_height, 0.45 * side - 1e-9) << item.text;
+    }
+    for (const auto& text : seen) {
+      EXPECT_NE(std::find(lexicon.begin(), lexicon.end(), text), lexicon.end()) << text;
+    }
+    EXPECT_GE(seen.size(), 12u);  // 80 draws of 16 words
+  }
 }
 
 TEST(SynthOcr, GlyphsComeFromTheFont) {

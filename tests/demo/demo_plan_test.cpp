@@ -24,6 +24,9 @@ TEST(DemoPlan, SetParsesEachKindOfSetting) {
   plan.set("ground_truth_in_list=false");
   plan.set("ocr_max_words=1");
   plan.set("vocab_size=320");
+  plan.set("ocr_lexicon=16");
+  plan.set("ocr_min_text_height=0.45");
+  plan.set("ocr_inverted=0");
   EXPECT_EQ(plan.answers, 12);
   EXPECT_DOUBLE_EQ(plan.warmup_share, 0.2);
   EXPECT_DOUBLE_EQ(plan.arm_lr.at("dpo"), 3e-5);
@@ -31,6 +34,12 @@ TEST(DemoPlan, SetParsesEachKindOfSetting) {
   EXPECT_FALSE(plan.ground_truth_in_list);
   EXPECT_EQ(plan.ocr_max_words, 1);
   EXPECT_EQ(plan.vocab_size, 320);
+  EXPECT_EQ(plan.ocr_lexicon, 16);
+  EXPECT_DOUBLE_EQ(plan.ocr_min_text_height, 0.45);
+  EXPECT_DOUBLE_EQ(plan.ocr_inverted, 0.0);
+  EXPECT_TRUE(described(plan, "ocr_lexicon", "16"));
+  EXPECT_TRUE(described(plan, "ocr_min_text_height", "0.45"));
+  EXPECT_TRUE(described(plan, "ocr_inverted", "0"));
   EXPECT_TRUE(described(plan, "answers", "12"));
   EXPECT_TRUE(described(plan, "warmup_share", "0.2"));
   EXPECT_TRUE(described(plan, "ocr_max_words", "1"));
@@ -55,6 +64,9 @@ TEST(DemoPlan, BadSettingsAreNamed) {
       {"ocr_max_words=0", "'ocr_max_words' must be in [1, 8]"},
       {"vocab_size=10", "'vocab_size' must be in [64, 32000]"},
       {"warmup_share=1.5", "'warmup_share' must be in [0, 1]"},
+      {"ocr_lexicon=141", "'ocr_lexicon' must be in [0, 140]"},
+      {"ocr_inverted=-1", "'ocr_inverted' must be in [0, 1]"},
+      {"ocr_max_text_height=0.95", "'ocr_max_text_height' must be in [0.1, 0.9]"},
       {"tasks=vqa", "demo task 'vqa'"},
       {"arms=ppo", "demo arm 'ppo'"},
       {"ground_truth_in_list=yes", "must be true or false"},

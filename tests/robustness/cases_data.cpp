@@ -17,6 +17,13 @@ PERPO_ROBUSTNESS_CASES(data) {
        2, "none.ttf"},
       {"max_shapes_zero", "data synth --task grounding --n 2 --max-shapes 0 --out {dir}/out",
        nullptr, 2, "max_shapes"},
+      {"lexicon_of_one", "data synth --task ocr --n 2 --lexicon 1 --out {dir}/out", nullptr, 2,
+       "lexicon must be 0 (all words) or in [2, 140]"},
+      {"text_heights_crossed",
+       "data synth --task ocr --n 2 --min-text-height 0.5 --max-text-height 0.4 --out {dir}/out",
+       nullptr, 2, "0.1 <= min <= max <= 0.9"},
+      {"inverted_negative", "data synth --task ocr --n 2 --inverted -0.5 --out {dir}/out", nullptr,
+       2, "inverted lines must be in [0, 1]"},
       {"max_words_too_many", "data synth --task ocr --n 2 --max-words 9 --out {dir}/out", nullptr,
        2, "max_words"},
   };

@@ -45,9 +45,13 @@ struct SynthOptions {
   double noise = 3.0;              // pixel noise amplitude (8-bit levels); 0 = none
   int max_shapes = 5;              // grounding: 1 .. max_shapes shapes per image, e.g. 5
   int max_words = 2;               // ocr: 1 .. max_words words per line, e.g. 2
-  std::filesystem::path font;      // OCR font; empty = DejaVu Sans (fonts-dejavu-core)
-  bool force = false;              // write into a folder perpo did not write (files of the
-                                   // same name are replaced; nothing else is touched)
+  int lexicon = 0;                 // ocr: words drawn from this many (ocr_lexicon); 0 = all
+  double min_text_height = 0.26;   // ocr: font height in [min, max] x image side
+  double max_text_height = 0.36;
+  double inverted = 0.3;       // ocr: share of lines drawn light on dark
+  std::filesystem::path font;  // OCR font; empty = DejaVu Sans (fonts-dejavu-core)
+  bool force = false;          // write into a folder perpo did not write (files of the
+                               // same name are replaced; nothing else is touched)
 };
 
 /// The built-in synthetic tasks: "grounding", "ocr".

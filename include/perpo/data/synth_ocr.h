@@ -27,9 +27,15 @@ struct OcrOptions {
   int max_words = 2;         // words per line, 1 .. max_words, e.g. 2
   double min_height = 0.26;  // font pixel height in [min_height, max_height] x image side
   double max_height = 0.36;
-  double noise = 3.0;  // uniform pixel noise amplitude in 8-bit levels, e.g. 3; 0 = none
-  int margin = 2;      // pixels kept clear at every edge, e.g. 2
+  double noise = 3.0;     // uniform pixel noise amplitude in 8-bit levels, e.g. 3; 0 = none
+  int margin = 2;         // pixels kept clear at every edge, e.g. 2
+  int lexicon = 0;        // words drawn from this many of ocr_words() (evenly spaced); 0 = all
+  double inverted = 0.3;  // share of lines drawn light on dark (the rest dark on light)
 };
+
+/// The `count` words of ocr_words() that a lexicon of that size draws from: evenly spaced over
+/// the list (0 or the list's size = all of them).
+std::vector<std::string> ocr_lexicon(int count);
 
 struct OcrItem {
   RgbImage image;

@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "perpo/data/synth.h"
 #include "perpo/tokenizer/trainer.h"
 
 namespace perpo {
@@ -36,9 +37,9 @@ struct DemoDataPlan {
   std::vector<DemoSplit> splits = {{"sft", 4096}, {"pref", 2048}, {"val", 500}, {"test", 2000}};
   std::string tokenizer_split = "sft";  // the split whose texts train the tokenizer
   std::uint64_t seed = 1;
-  int image_size = 48;
-  int max_shapes = 5;  // grounding: shapes per image 1 .. max_shapes
-  int max_words = 2;   // ocr: words per line 1 .. max_words
+  // Generator options of every split (image size, shapes, words, ...); task, count, seed and
+  // first_index are set per task and split.
+  SynthOptions synth;
   TokenizerTrainOptions tokenizer;
 };
 

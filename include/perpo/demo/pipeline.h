@@ -50,7 +50,14 @@ struct DemoPlan {
   // 36.5 (1-2 shapes), 19.0 (1-3 shapes).
   int max_shapes = 1;
   int ocr_max_words = 2;  // OCR: 1 .. ocr_max_words words per line
-  int vocab_size = 160;   // upper bound of the tokenizer's pieces (trained on the sft texts)
+  // OCR lines: words from a lexicon of this many (0 = all 140), font height as a share of the
+  // image side, share of light-on-dark lines (perpo data synth's --lexicon, --min-text-height,
+  // --max-text-height, --inverted).
+  int ocr_lexicon = 0;
+  double ocr_min_text_height = 0.26;
+  double ocr_max_text_height = 0.36;
+  double ocr_inverted = 0.3;
+  int vocab_size = 160;  // upper bound of the tokenizer's pieces (trained on the sft texts)
   std::string eval_split = "test";  // "val" while tuning, "test" for the reported table
 
   // Stage 1.
