@@ -13,23 +13,24 @@ namespace perpo::cli {
 
 void register_demo(CLI::App& app, CommandRegistry& registry) {
   auto* demo = app.add_subcommand(
-      "demo", "The whole chain on synthetic grounding and OCR with a tiny model, on CPU");
+      "demo", "The whole chain on synthetic grounding and OCR with tiny models, on CPU");
   demo->footer(
       "Stages (each reused when run again on the same folder): data (synthetic splits + tiny\n"
       "tokenizer) -> sft (stage 1, from scratch) -> sample (N answers per fresh prompt, scored)\n"
       "-> arms sft / dpo / perpo (same start, prompts and steps) -> eval (held-out split) ->\n"
-      "summary.json, report.md, plots/. Default tasks: grounding, one shape per image (what the\n"
-      "tiny model learns in minutes; see README). OCR learns only in a reduced regime (one word\n"
-      "of a 16-word lexicon in a large font; README, \"OCR in a reduced regime\", gives the\n"
-      "settings). --quick: a small run for CI (minutes).\n"
-      "Settings (--set key=value): sft_steps, sft_batch, sft_lr, pref_steps, lists_per_step,\n"
-      "answers, ground_truth_in_list, resample_every (0 = offline lists), temperature, beta,\n"
-      "gamma, warmup_share, arm_lr.<arm>, tasks, arms, eval_split (val while tuning),\n"
+      "summary.json, report.md, plots/. One model per task (a chain each, in <out>/<task>/):\n"
+      "grounding, one shape per image, and OCR in the reduced regime that the tiny model learns\n"
+      "in minutes (one word of a 16-word lexicon in a large font; README, \"The demo\").\n"
+      "--quick: a small run for CI (minutes).\n"
+      "Settings (--set key=value for every chain, --set ocr.key=value or grounding.key=value for\n"
+      "one; tasks=grounding,ocr chooses the chains): sft_steps, sft_batch, sft_lr, pref_steps,\n"
+      "lists_per_step, answers, ground_truth_in_list, resample_every (0 = offline lists),\n"
+      "temperature, beta, gamma, warmup_share, arm_lr.<arm>, arms, eval_split (val to tune),\n"
       "sft_records, pref_records, val_records, test_records, max_shapes (grounding),\n"
       "ocr_max_words, ocr_lexicon, ocr_min_text_height, ocr_max_text_height, ocr_inverted\n"
       "(perpo data synth's OCR options), vocab_size (tokenizer pieces), curve_points,\n"
       "curve_records, threads.");
-  auto options = std::make_shared<DemoOptions>();
+  auto options = std::make_shared<DemoSuiteOptions>();
   auto quick = std::make_shared<bool>(false);
   auto sets = std::make_shared<std::vector<std::string>>();
   demo->add_option("--out,-o", options->out, "output folder")->capture_default_str();
@@ -40,8 +41,8 @@ void register_demo(CLI::App& app, CommandRegistry& registry) {
   demo->add_flag("--force", options->force, "write into a folder perpo did not make");
   registry.add(demo, [options, quick, sets] {
     install_signal_handlers();
-    options->plan = *quick ? DemoPlan::quick() : DemoPlan::full();
-    for (const auto& assignment : *sets) options->plan.set(assignment);
+    options->suite = *quick ? DemoSuite::quick() : DemoSuite::full();
+    for (const auto& assignment : *sets) options->suite.set(assignment);
     run_demo(*options);
     return 0;
   });

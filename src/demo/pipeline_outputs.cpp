@@ -2,12 +2,14 @@
 // the plots through synth's report writer (report.h), fed from the stages' files: the arms'
 // metrics.jsonl (loss and validation curves), resampled.json (mean reward of the online lists),
 // lists/done.json (rewards of the stage-1 samples).
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 
 #include <nlohmann/json.hpp>
 
 #include "perpo/core/atomic_file.h"
+#include "perpo/core/strings.h"
 #include "perpo/demo/pipeline_stages.h"
 #include "perpo/demo/report.h"
 
@@ -36,9 +38,10 @@ CurveSeries metric_series(const fs::path& metrics, const std::string& arm, const
   return series;
 }
 
-void add_curves(DemoReport& report, const DemoContext& c) {
-  const DemoPlan& plan = c.options.plan;
-  const fs::path out = c.options.out;
+void add_curves(DemoReport& report, const DemoOptions& chain) {
+  const DemoPlan& plan = chain.plan;
+  const fs::path& out = chain.out;
+  const std::string name = join(plan.tasks, "+");  // the chain's model
   for (const auto& task : plan.tasks) {
     const std::vector<std::pair<std::string, std::string>> metrics =
         task == "grounding"
@@ -68,30 +71,29 @@ void add_curves(DemoReport& report, const DemoContext& c) {
     }
     if (!reward.series.empty()) report.curves.push_back(reward);
   }
-  CurvePlot loss{"train", "loss", "training loss", {}};
+  CurvePlot loss{name + "-train", "loss", "training loss (" + name + ")", {}};
   for (const auto& arm : plan.arms) {
     loss.series.push_back(metric_series(out / "arms" / arm / "run" / "metrics.jsonl", arm, "loss"));
   }
   report.curves.push_back(loss);
-  CurvePlot stage1{"stage1",
+  CurvePlot stage1{name + "-stage1",
                    "loss",
-                   "stage-1 SFT loss",
+                   "stage-1 SFT loss (" + name + ")",
                    {metric_series(out / "sft" / "metrics.jsonl", "sft", "loss")}};
   report.curves.push_back(stage1);
 }
 
 }  // namespace
 
-void write_demo_outputs(DemoContext& c, DemoResult& result) {
-  const DemoPlan& plan = c.options.plan;
-  DemoReport report;
-  report.seed = c.options.seed;
-  report.arms = {"start"};
-  report.arms.insert(report.arms.end(), plan.arms.begin(), plan.arms.end());
-  report.results = result.results;
-  report.stage_seconds = result.stage_seconds;
-  add_curves(report, c);
-  const auto lists = nlohmann::json::parse(read_file(c.options.out / "lists" / "done.json"));
+void add_chain_to_report(DemoReport& report, const DemoOptions& chain) {
+  const DemoPlan& plan = chain.plan;
+  for (const auto& arm : plan.arms) {
+    if (std::find(report.arms.begin(), report.arms.end(), arm) == report.arms.end()) {
+      report.arms.push_back(arm);
+    }
+  }
+  add_curves(report, chain);
+  const auto lists = nlohmann::json::parse(read_file(chain.out / "lists" / "done.json"));
   for (const auto& task : plan.tasks) {
     const auto& stats = lists["tasks"][task];
     report.sampled_rewards[task] = stats["sampled_rewards"].get<std::vector<double>>();
@@ -101,13 +103,22 @@ void write_demo_outputs(DemoContext& c, DemoResult& result) {
                            std::to_string(stats["lists"].get<int>()) +
                            " lists have all rewards equal.");
   }
-  report.notes.push_back(
-      "Row \"start\" is the stage-1 model every arm starts from; metrics on the " +
-      plan.eval_split + " split; value +- one standard error over records.");
-  std::string settings = "Settings:";
+  report.notes.push_back(join(plan.tasks, "+") + " (one model, in " + chain.out.string() +
+                         "): metrics on the " + plan.eval_split + " split.");
+  std::string settings = join(plan.tasks, "+") + " settings:";
   for (const auto& [key, value] : plan.describe()) settings += " " + key + "=" + value + ";";
   report.notes.push_back(settings);
-  const ReportFiles files = write_demo_report(c.options.out, report);
+}
+
+void write_demo_outputs(const DemoSuiteOptions& options, DemoReport& report, DemoResult& result) {
+  report.seed = options.seed;
+  report.arms.insert(report.arms.begin(), "start");
+  report.results = result.results;
+  report.stage_seconds = result.stage_seconds;
+  report.notes.insert(report.notes.begin(),
+                      "Row \"start\" is the stage-1 model every arm of its task starts from; one "
+                      "model per task; value +- one standard error over records.");
+  const ReportFiles files = write_demo_report(options.out, report);
   result.summary_json = files.summary_json;
   result.report_md = files.report_md;
   result.plots = files.plots;

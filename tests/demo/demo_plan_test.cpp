@@ -1,5 +1,6 @@
 // DemoPlan::set: `perpo demo --set key=value` parses numbers, lists and flags, checks the ranges
 // of the settings that have one, and names what it refuses; describe() lists every setting.
+// DemoSuite: one chain (model) per task; "key=value" reaches every chain, "ocr.key=value" one.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -75,6 +76,66 @@ TEST(DemoPlan, BadSettingsAreNamed) {
   for (const auto& [assignment, phrase] : cases) {
     DemoPlan plan;
     const std::string message = test::error_of([&] { plan.set(assignment); });
+    EXPECT_NE(message.find(phrase), std::string::npos) << assignment << ": " << message;
+  }
+}
+
+TEST(DemoSuite, TheDefaultRunsAGroundingAndAnOcrChainEachWithItsOwnModelSettings) {
+  const DemoSuite suite = DemoSuite::full();
+  EXPECT_EQ(suite.tasks, (std::vector<std::string>{"grounding", "ocr"}));
+  const DemoPlan& grounding = suite.plans.at("grounding");
+  const DemoPlan& ocr = suite.plans.at("ocr");
+  EXPECT_EQ(grounding.tasks, std::vector<std::string>{"grounding"});
+  EXPECT_EQ(ocr.tasks, std::vector<std::string>{"ocr"});
+  // The reduced OCR regime (README): one word of 16, large dark font, letters as pieces, its own
+  // stage-1 lr and length.
+  EXPECT_EQ(ocr.ocr_max_words, 1);
+  EXPECT_EQ(ocr.ocr_lexicon, 16);
+  EXPECT_DOUBLE_EQ(ocr.ocr_min_text_height, 0.45);
+  EXPECT_DOUBLE_EQ(ocr.ocr_inverted, 0.0);
+  EXPECT_EQ(ocr.vocab_size, 64);
+  EXPECT_DOUBLE_EQ(ocr.sft_lr, 5e-4);
+  EXPECT_DOUBLE_EQ(grounding.sft_lr, 2e-3);
+  EXPECT_NE(ocr.sft_steps, grounding.sft_steps);
+  // quick keeps each chain's stage 1 and shrinks stage 2.
+  const DemoSuite quick = DemoSuite::quick();
+  for (const auto& task : {"grounding", "ocr"}) {
+    EXPECT_EQ(quick.plans.at(task).sft_steps, suite.plans.at(task).sft_steps) << task;
+    EXPECT_DOUBLE_EQ(quick.plans.at(task).sft_lr, suite.plans.at(task).sft_lr) << task;
+    EXPECT_EQ(quick.plans.at(task).tasks, suite.plans.at(task).tasks) << task;
+    EXPECT_LT(quick.plans.at(task).pref_steps, suite.plans.at(task).pref_steps) << task;
+  }
+}
+
+TEST(DemoSuite, SettingsReachEveryChainOrTheNamedOne) {
+  DemoSuite suite;
+  suite.set("pref_steps=100");
+  suite.set("ocr.sft_lr=1e-3");
+  suite.set("grounding.arm_lr.dpo=7e-5");
+  EXPECT_EQ(suite.plans.at("grounding").pref_steps, 100);
+  EXPECT_EQ(suite.plans.at("ocr").pref_steps, 100);
+  EXPECT_DOUBLE_EQ(suite.plans.at("ocr").sft_lr, 1e-3);
+  EXPECT_DOUBLE_EQ(suite.plans.at("grounding").sft_lr, 2e-3);
+  EXPECT_DOUBLE_EQ(suite.plans.at("grounding").arm_lr.at("dpo"), 7e-5);
+  EXPECT_NE(suite.plans.at("ocr").arm_lr.at("dpo"), 7e-5);
+  suite.set("tasks=ocr");
+  EXPECT_EQ(suite.tasks, std::vector<std::string>{"ocr"});
+  EXPECT_EQ(suite.plans.at("ocr").tasks, std::vector<std::string>{"ocr"});  // the chain's own
+}
+
+TEST(DemoSuite, BadSettingsAreNamed) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"tasks=ocr,ocr", "demo task 'ocr' is named twice"},
+      {"tasks=vqa", "demo task 'vqa' is not grounding or ocr"},
+      {"tasks=", "demo setting 'tasks' is empty"},
+      {"ocr.tasks=grounding", "a chain's task is its name"},
+      {"ocr.sft_lr=fast", "'fast' is not a number"},
+      {"vqa.sft_lr=1e-3", "unknown demo setting 'vqa.sft_lr'"},
+      {"answers=many", "'many' is not a number"},
+  };
+  for (const auto& [assignment, phrase] : cases) {
+    DemoSuite suite;
+    const std::string message = test::error_of([&] { suite.set(assignment); });
     EXPECT_NE(message.find(phrase), std::string::npos) << assignment << ": " << message;
   }
 }

@@ -24,6 +24,13 @@ PERPO_ROBUSTNESS_CASES(demo) {
        nullptr, 2, "0.1 <= min <= max <= 0.9"},
       {"ocr_inverted_above_one", "demo --quick --out {dir}/out --set ocr_inverted=2", nullptr, 2,
        "'ocr_inverted' must be in [0, 1]"},
+      // Every chain's settings are checked before the first chain writes anything.
+      {"ocr_chain_bad_lexicon", "demo --quick --out {dir}/out --set ocr.ocr_lexicon=1", nullptr, 2,
+       "lexicon must be 0 (all words) or in [2, 140]"},
+      {"task_named_twice", "demo --quick --out {dir}/out --set tasks=ocr,ocr", nullptr, 2,
+       "named twice"},
+      {"chain_task_changed", "demo --quick --out {dir}/out --set ocr.tasks=grounding", nullptr, 2,
+       "a chain's task is its name"},
       {"vocab_size_too_small", "demo --quick --out {dir}/out --set vocab_size=10", nullptr, 2,
        "'vocab_size' must be in [64, 32000]"},
   };

@@ -1,12 +1,14 @@
-// `perpo demo`: the whole PerPO chain on the built-in synthetic tasks with a tiny model, on CPU.
+// `perpo demo`: the whole PerPO chain on the built-in synthetic tasks with tiny models, on CPU.
 //
-//   perpo::DemoOptions options;           // out = runs/demo, seed 1
-//   options.plan = perpo::DemoPlan::quick();
+//   perpo::DemoSuiteOptions options;      // out = runs/demo, seed 1, grounding and OCR
+//   options.suite = perpo::DemoSuite::quick();
 //   perpo::DemoResult result = perpo::run_demo(options);
-//   // result.results["perpo"]["grounding"]["acc@0.5"]
+//   // result.results["perpo"]["grounding"]["acc@0.5"], result.results["dpo"]["ocr"]["f1"]
 //
-// Stages, each in its own folder under `out`, each reused when run again on the same folder (a
-// stage is done when its done.json, written last, holds the same settings):
+// One chain per task, each with its own tiny model and plan (a joint stage 1 on both tasks did
+// not learn either: README, "The demo"), in <out>/<task>/. Stages of a chain, each in its own
+// folder, each reused when run again on the same folder (a stage is done when its done.json,
+// written last, holds the same settings):
 //   data/      synthetic splits per task (sft, pref, val, test: disjoint index ranges of one seed)
 //              and the tiny SentencePiece tokenizer trained on the sft texts
 //   sft/       stage 1: the tiny model trained from scratch on the sft split (perpo train, sft);
@@ -17,7 +19,8 @@
 //              pref ground truths), dpo, perpo (on the lists; online re-sampling from the policy
 //              every plan.resample_every steps when > 0)
 //   eval/      greedy answers of the start and of every arm on the eval split, and their metrics
-//   summary.json, report.md, plots/   the table (arm -> task -> metric) and plots
+// and in <out>: summary.json, report.md, plots/   every chain's table (arm -> task -> metric)
+// and plots.
 //
 // The output folder follows the output-path rules (core/output_paths.h): new, empty or perpo's.
 #pragma once
@@ -33,18 +36,20 @@
 
 namespace perpo {
 
-/// Sizes and settings of one demo run. full() is the README's demo, quick() the CI test's.
+/// Sizes and settings of one chain of the demo (one model). full(task) is the README's demo,
+/// quick(task) the CI test's. The member defaults are the grounding chain's.
 struct DemoPlan {
   // The defaults are what stage 1 learns within minutes on 2 cores (README, "The demo"):
-  // grounding only, one shape per image. Measured alternatives whose stage 1 did not begin to use
-  // the image: grounding + OCR mixed (3000 x 32 steps, lr 1e-3: val Acc@0.5 5-8, OCR edit
+  // grounding, one shape per image; full("ocr") is the reduced OCR regime that it learns (one
+  // word of 16, large font). Measured alternatives whose stage 1 did not begin to use the image:
+  // one model on grounding + OCR mixed (3000 x 32 steps, lr 1e-3: val Acc@0.5 5-8, OCR edit
   // distance 0.86-0.92), 1-2 shapes with 4096 prompts (3000 x 32, lr 2e-3: sampled mean IoU
-  // 0.09-0.17 over 3 seeds). "tasks=grounding,ocr" and "max_shapes=K" run those.
-  std::vector<std::string> tasks = {"grounding"};
-  int sft_records = 2048;   // stage-1 prompts per task
-  int pref_records = 2048;  // fresh stage-2 prompts per task
-  int val_records = 500;    // validation (choose settings here)
-  int test_records = 2000;  // test (report here)
+  // 0.09-0.17 over 3 seeds). "max_shapes=K" runs the latter.
+  std::vector<std::string> tasks = {"grounding"};  // the tasks this chain's one model learns
+  int sft_records = 2048;                          // stage-1 prompts per task
+  int pref_records = 2048;                         // fresh stage-2 prompts per task
+  int val_records = 500;                           // validation (choose settings here)
+  int test_records = 2000;                         // test (report here)
   // Grounding: 1 .. max_shapes shapes per image (perpo data synth allows up to 8, default 5).
   // Grounding-only stage 1, 1500 x 32 steps, 2048 prompts, seed 1 -> test Acc@0.5 73.5 (1 shape),
   // 36.5 (1-2 shapes), 19.0 (1-3 shapes).
@@ -87,8 +92,9 @@ struct DemoPlan {
 
   int threads = 1;  // LibTorch threads (one: tiny matmuls gain nothing from more); 0 = default
 
-  static DemoPlan full();
-  static DemoPlan quick();
+  /// The README's demo plan of a task's chain ("grounding" or "ocr"), and the CI test's.
+  static DemoPlan full(const std::string& task = "grounding");
+  static DemoPlan quick(const std::string& task = "grounding");
   /// Applies "key=value" (e.g. "pref_steps=200", "arm_lr.dpo=3e-5", "tasks=grounding");
   /// throws perpo::Error (input) naming an unknown key or a bad value.
   void set(const std::string& assignment);
@@ -96,18 +102,40 @@ struct DemoPlan {
   std::vector<std::pair<std::string, std::string>> describe() const;
 };
 
+/// The demo's chains: one model per task, each with its own plan.
+struct DemoSuite {
+  std::vector<std::string> tasks = {"grounding", "ocr"};  // the chains that run, in this order
+  std::map<std::string, DemoPlan> plans = {{"grounding", DemoPlan::full("grounding")},
+                                           {"ocr", DemoPlan::full("ocr")}};
+  static DemoSuite full();
+  static DemoSuite quick();
+  /// "key=value" sets every chain's plan, "<task>.key=value" (e.g. "ocr.sft_lr=1e-3") one chain's,
+  /// "tasks=grounding,ocr" which chains run; throws perpo::Error (input) like DemoPlan::set.
+  void set(const std::string& assignment);
+};
+
+/// One chain of the demo (one model): its folder and plan.
 struct DemoOptions {
-  std::filesystem::path out = "runs/demo";
+  std::filesystem::path out = "runs/demo/grounding";
   std::uint64_t seed = 1;  // data, model init and sampling all follow it
   bool force = false;      // write into a folder perpo did not make
   DemoPlan plan = DemoPlan::full();
+};
+
+/// The whole demo: every chain of `suite` in <out>/<task>/, with the same seed.
+struct DemoSuiteOptions {
+  std::filesystem::path out = "runs/demo";
+  std::uint64_t seed = 1;
+  bool force = false;
+  DemoSuite suite = DemoSuite::full();
 };
 
 using DemoTable = std::map<std::string, std::map<std::string, std::map<std::string, double>>>;
 
 struct DemoResult {
   DemoTable results;  // arm ("start" = stage 1) -> task -> metric -> value
-  std::vector<std::pair<std::string, double>> stage_seconds;  // in the order they ran
+  // In the order they ran; run_demo names them "<task>/<stage>" (e.g. "ocr/arm-dpo").
+  std::vector<std::pair<std::string, double>> stage_seconds;
   std::filesystem::path summary_json;
   std::filesystem::path report_md;
   std::vector<std::filesystem::path> plots;
@@ -117,8 +145,17 @@ struct DemoResult {
 /// before each stage fills in data, steps and losses.
 Config demo_base_config(const DemoOptions& options);
 
-/// Runs (or resumes) every stage; prints progress and, at the end, the table. Throws perpo::Error.
-DemoResult run_demo(const DemoOptions& options);
+/// Runs (or resumes) every chain; prints progress and, at the end, the table; writes
+/// summary.json, report.md and plots/ in options.out. Throws perpo::Error; every chain's settings
+/// are checked before anything is written.
+DemoResult run_demo(const DemoSuiteOptions& options);
+
+/// Checks a chain's settings against the data generators; throws perpo::Error (input).
+void check_demo_chain(const DemoOptions& options);
+
+/// Runs (or resumes) the stages of one chain in options.out, without the report (run_demo writes
+/// it). Throws perpo::Error.
+DemoResult run_demo_chain(const DemoOptions& options);
 
 /// The results table as text: one row per arm and task, value +- SE and n.
 std::string format_demo_table(const DemoTable& results, const std::vector<std::string>& arms);

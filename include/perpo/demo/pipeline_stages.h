@@ -12,6 +12,7 @@
 #include "perpo/config/config.h"
 #include "perpo/data/records.h"
 #include "perpo/demo/pipeline.h"
+#include "perpo/demo/report.h"
 
 namespace perpo {
 
@@ -51,7 +52,10 @@ double run_sample_stage(DemoContext& context);
 double run_arm_stage(DemoContext& context, const std::string& arm);
 /// Evaluates the stage-1 model ("start") and every arm; fills `results`.
 double run_eval_stage(DemoContext& context, DemoTable& results);
-/// summary.json, report.md and the plots; prints the table.
-void write_demo_outputs(DemoContext& context, DemoResult& result);
+/// Adds a finished chain's curves (from its files), sampled rewards and notes to `report`.
+void add_chain_to_report(DemoReport& report, const DemoOptions& chain);
+/// The suite's summary.json, report.md and plots in options.out, from `report` and `result`
+/// (which get the files' paths); prints the table.
+void write_demo_outputs(const DemoSuiteOptions& options, DemoReport& report, DemoResult& result);
 
 }  // namespace perpo
