@@ -81,6 +81,9 @@ class Trainer {
   std::int64_t resamples_ = 0;
   std::vector<PreferenceList> online_lists_;  // online mode: the lists in use (checkpointed)
   std::int64_t online_sampled_at_ = 0;        // the step they were sampled at
+  // Online lists carry the live reference's log-probs from when they were sampled (the reference
+  // is frozen, so they stay exact): the steps read them instead of running the reference again.
+  bool online_refs_live_ = false;
   int pad_id_ = 0;
   c10::Device device_{c10::kCPU};
   c10::ScalarType dtype_ = c10::kFloat;
@@ -193,7 +196,7 @@ void Trainer::score_and_backward(const TrainExample& example, double scale, Step
   if (t.rewards.defined()) in.rewards = t.rewards.unsqueeze(0);
   if (loss_needs_reference(config_.loss)) {
     at::Tensor ref = t.ref_logps;
-    if (live_reference_) {
+    if (live_reference_ && !(online_refs_live_ && ref.defined())) {
       ref =
           torch::tensor(reference_logps(*live_reference_->model, example, config_), torch::kFloat64)
               .to(torch::kFloat32)
@@ -269,6 +272,9 @@ void Trainer::maybe_resample() {
   std::vector<PreferenceList> lists = hooks_.resample(model_, step_);
   ++resamples_;
   if (loss_needs_reference(config_.loss)) {  // kept with the lists (and checkpointed)
+    if (live_reference_) {
+      for (PreferenceList& list : lists) list.ref_logps.clear();  // all from the live reference
+    }
     fill_frozen_start_logps(lists, model_, live_reference_ ? live_reference_->model.get() : nullptr,
                             config_);
   }
@@ -284,6 +290,7 @@ void Trainer::use_online_lists(std::vector<PreferenceList> lists, std::int64_t s
                                        config_.data.shuffle);
   online_lists_ = std::move(lists);
   online_sampled_at_ = sampled_at;
+  online_refs_live_ = live_reference_.has_value();  // maybe_resample filled them from it
 }
 
 void Trainer::setup_online_mode() {

@@ -58,10 +58,10 @@ std::vector<nlohmann::json> metrics_lines(const fs::path& run_dir) {
   return lines;
 }
 
-TEST(TrainerOnline, InterruptedOnlineRunResumesBitForBit) {
-  fs::path dir = test::fresh_scratch_dir("train", "online_resume");
+// Runs 6 online steps straight, and stopped after step 3 then resumed: same losses and weights.
+void expect_online_resume_bit_for_bit(const std::string& name, std::vector<std::string> extra) {
+  fs::path dir = test::fresh_scratch_dir("train", name);
   fs::path lists = test::write_train_lists(dir, 3, 3, /*with_ref=*/true);
-  std::vector<std::string> extra = kLoraOnly;
   // Re-sample every 2 steps from the policy; ocr_edit scores the random model's answers against
   // the ground truth with distinct values, so the re-sampled lists carry a training signal.
   extra.insert(extra.end(), {"train.online_resample_every=2", "train.max_steps=6",
@@ -99,6 +99,17 @@ TEST(TrainerOnline, InterruptedOnlineRunResumesBitForBit) {
   }
 }
 
+TEST(TrainerOnline, InterruptedOnlineRunResumesBitForBit) {
+  expect_online_resume_bit_for_bit("online_resume", kLoraOnly);
+}
+
+TEST(TrainerOnline, InterruptedOnlineRunWithLiveReferenceResumesBitForBit) {
+  // Every weight trains; the frozen start is a second model (loss.reference=live) whose
+  // log-probs of the re-sampled answers are kept with the lists and checkpointed.
+  expect_online_resume_bit_for_bit(
+      "online_resume_live", {"loss.reference=live", "train.lists_per_step=1", "optim.lr=0.05"});
+}
+
 TEST(TrainerOnline, FrozenStartLogpsComeFromThePolicyWithAdaptersOff) {
   fs::path dir = test::fresh_scratch_dir("train", "online_adapters_off");
   // Without ref_logps in the lists the pre-pass scores them with the initial weights, as the live
@@ -123,6 +134,15 @@ TEST(TrainerOnline, FrozenStartLogpsComeFromThePolicyWithAdaptersOff) {
   ASSERT_EQ(off.size(), 4u);
   ASSERT_EQ(live.size(), 4u);
   for (int i = 0; i < 4; ++i) EXPECT_NEAR(off[i].loss, live[i].loss, 1e-6) << "step " << i + 1;
+  // ref_logps that a sampler returns are replaced by the live reference's (as when it ran every
+  // step); a step reads them from the lists rather than running the reference again.
+  PreferenceList bogus = fixed;
+  bogus.ref_logps = {5.0, -5.0, 40.0};
+  hooks.resample = [&](LoadedModel&, std::int64_t) { return std::vector<PreferenceList>{bogus}; };
+  std::vector<StepMetrics> replaced =
+      run_and_record(tiny_config(lists, dir / "replaced", extra), hooks);
+  ASSERT_EQ(replaced.size(), 4u);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(replaced[i].loss, live[i].loss) << "step " << i + 1;
 
   // The checkpointed lists hold the initial model's log-probs of the answers...
   const auto state = nlohmann::json::parse(
