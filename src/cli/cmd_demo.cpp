@@ -26,6 +26,7 @@ void register_demo(CLI::App& app, CommandRegistry& registry) {
       "one; tasks=grounding,ocr chooses the chains): sft_steps, sft_batch, sft_lr, pref_steps,\n"
       "lists_per_step, answers, ground_truth_in_list, resample_every (0 = offline lists),\n"
       "temperature, beta, gamma, warmup_share, arm_lr.<arm>, arms, eval_split (val to tune),\n"
+      "reference (start = the frozen stage-1 model, sampler = the policy that re-sampled),\n"
       "sft_records, pref_records, val_records, test_records, max_shapes (grounding),\n"
       "ocr_max_words, ocr_lexicon, ocr_min_text_height, ocr_max_text_height, ocr_inverted\n"
       "(perpo data synth's OCR options), vocab_size (tokenizer pieces), curve_points,\n"

@@ -161,6 +161,10 @@ void DemoPlan::set(const std::string& assignment) {
     PERPO_CHECK_INPUT(value == "true" || value == "false", "demo setting '", key,
                       "' must be true or false");
     ground_truth_in_list = value == "true";
+  } else if (key == "reference") {
+    PERPO_CHECK_INPUT(value == "start" || value == "sampler",
+                      "demo setting reference must be start or sampler, got '", value, "'");
+    reference = value;
   } else if (key == "eval_split") {
     PERPO_CHECK_INPUT(value == "val" || value == "test",
                       "demo setting eval_split must be val or "
@@ -240,6 +244,7 @@ std::vector<std::pair<std::string, std::string>> DemoPlan::describe() const {
       {"ground_truth_in_list", ground_truth_in_list ? "true" : "false"},
       {"resample_every", std::to_string(resample_every)},
       {"temperature", number_text(temperature)},
+      {"reference", reference},
       {"beta", number_text(beta)},
       {"gamma", number_text(gamma)},
       {"warmup_share", number_text(warmup_share)}};

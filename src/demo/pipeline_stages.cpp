@@ -145,7 +145,8 @@ double run_arm_stage(DemoContext& c, const std::string& arm) {
       arm == "sft" ? mixed_records(c.options.out, "pref").string() : lists_file(c).string();
   if (online) {
     config.train.online_resample_every = plan.resample_every;
-    config.loss.reference = "live";  // re-sampled lists are scored by the frozen stage-1 model
+    // Re-sampled lists are scored by the frozen stage-1 model, or by the policy that sampled them.
+    config.loss.reference = plan.reference == "sampler" ? "sampler" : "live";
   }
   config.train.max_steps = plan.pref_steps;
   config.train.lists_per_step = plan.lists_per_step;

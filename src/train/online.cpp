@@ -98,6 +98,14 @@ void fill_frozen_start_logps(std::vector<PreferenceList>& lists, LoadedModel& po
   }
 }
 
+void fill_sampler_logps(std::vector<PreferenceList>& lists, LoadedModel& policy,
+                        const Config& config) {
+  TrainData encoded = encode_lists(lists, config, policy);
+  for (std::size_t i = 0; i < lists.size(); ++i) {
+    lists[i].ref_logps = reference_logps(*policy.model, encoded.examples[i], config);
+  }
+}
+
 nlohmann::json online_lists_to_json(const std::vector<PreferenceList>& lists) {
   nlohmann::json out = nlohmann::json::array();
   for (const PreferenceList& list : lists) {

@@ -145,7 +145,7 @@ ReferencePlan prepare_reference(TrainData& data, LoadedModel& model, const Confi
   }
   bool all_present = true;
   for (const auto& example : data.examples) all_present &= !example.list.ref_logps.empty();
-  if (all_present && config.loss.reference == "auto") {
+  if (all_present && (config.loss.reference == "auto" || config.loss.reference == "sampler")) {
     plan.source = "lists";
     return plan;
   }

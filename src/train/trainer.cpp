@@ -272,11 +272,15 @@ void Trainer::maybe_resample() {
   std::vector<PreferenceList> lists = hooks_.resample(model_, step_);
   ++resamples_;
   if (loss_needs_reference(config_.loss)) {  // kept with the lists (and checkpointed)
-    if (live_reference_) {
-      for (PreferenceList& list : lists) list.ref_logps.clear();  // all from the live reference
+    if (live_reference_ || config_.loss.reference == "sampler") {
+      for (PreferenceList& list : lists) list.ref_logps.clear();  // all from the chosen model
     }
-    fill_frozen_start_logps(lists, model_, live_reference_ ? live_reference_->model.get() : nullptr,
-                            config_);
+    if (config_.loss.reference == "sampler") {
+      fill_sampler_logps(lists, model_, config_);  // the policy that sampled them
+    } else {
+      fill_frozen_start_logps(lists, model_,
+                              live_reference_ ? live_reference_->model.get() : nullptr, config_);
+    }
   }
   use_online_lists(std::move(lists), step_);
   PERPO_LOG_INFO("online mode: step ", step_, ": ", data_.summary(config_));
@@ -299,7 +303,8 @@ void Trainer::setup_online_mode() {
         "train.online_resample_every applies to the list losses, not to loss.name sft")
         .hint("set train.online_resample_every=0");
   }
-  if (loss_needs_reference(config_.loss) && config_.loss.reference != "live") {
+  if (loss_needs_reference(config_.loss) && config_.loss.reference != "live" &&
+      config_.loss.reference != "sampler") {
     // Under LoRA with nothing else trained, the policy with its adapters off is the frozen start.
     if (!adapters_are_all_that_trains(*model_.model)) {
       throw input_error(

@@ -28,7 +28,10 @@ TEST(DemoPlan, SetParsesEachKindOfSetting) {
   plan.set("ocr_lexicon=16");
   plan.set("ocr_min_text_height=0.45");
   plan.set("ocr_inverted=0");
+  plan.set("reference=sampler");
   EXPECT_EQ(plan.answers, 12);
+  EXPECT_EQ(plan.reference, "sampler");
+  EXPECT_TRUE(described(plan, "reference", "sampler"));
   EXPECT_DOUBLE_EQ(plan.warmup_share, 0.2);
   EXPECT_DOUBLE_EQ(plan.arm_lr.at("dpo"), 3e-5);
   EXPECT_EQ(plan.tasks, (std::vector<std::string>{"grounding", "ocr"}));
@@ -72,6 +75,7 @@ TEST(DemoPlan, BadSettingsAreNamed) {
       {"arms=ppo", "demo arm 'ppo'"},
       {"ground_truth_in_list=yes", "must be true or false"},
       {"eval_split=train", "eval_split must be val or test"},
+      {"reference=frozen", "reference must be start or sampler"},
   };
   for (const auto& [assignment, phrase] : cases) {
     DemoPlan plan;

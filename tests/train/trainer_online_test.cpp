@@ -182,6 +182,44 @@ TEST(TrainerOnline, FrozenStartLogpsComeFromThePolicyWithAdaptersOff) {
   EXPECT_NE(message.find("model.lora.enabled"), std::string::npos) << message;
 }
 
+TEST(TrainerOnline, SamplerReferenceScoresEachResampledListWithThePolicyThatSampledIt) {
+  fs::path dir = test::fresh_scratch_dir("train", "online_sampler_reference");
+  fs::path lists = test::write_train_lists(dir, 2, 3, /*with_ref=*/true);
+  // Every weight trains, and no frozen copy is needed (neither live nor LoRA).
+  const Config config =
+      tiny_config(lists, dir / "run",
+                  {"loss.reference=sampler", "train.online_resample_every=2", "train.max_steps=4",
+                   "train.lists_per_step=1", "optim.lr=0.05"});
+  PreferenceList fixed;
+  fixed.record.id = "fixed";
+  fixed.record.image = test::train_fixture_image().string();
+  fixed.record.image_path = test::train_fixture_image();
+  fixed.record.prompt = "Box?";
+  fixed.answers = {"[0.1, 0.2, 0.3, 0.4]", "[0.5, 0.6, 0.7, 0.8]", "no box"};
+  fixed.rewards = {1.0, 0.5, 0.0};
+  std::vector<double> at_sampling;  // the policy's log-probs when it re-sampled (step 2)
+  TrainerHooks hooks;
+  hooks.resample = [&](LoadedModel& policy, std::int64_t) {
+    TrainData data = encode_lists({fixed}, config, policy);
+    at_sampling = reference_logps(*policy.model, data.examples[0], config);
+    return std::vector<PreferenceList>{fixed};
+  };
+  ASSERT_EQ(run_and_record(config, hooks).size(), 4u);
+  ASSERT_EQ(at_sampling.size(), 3u);
+
+  const auto state = nlohmann::json::parse(
+      read_file(dir / "run" / "checkpoints" / "step-4" / "trainer_state.json"));
+  EXPECT_EQ(state["online"]["sampled_at"], 2);
+  auto saved = online_lists_from_json(state["online"]["lists"]);
+  ASSERT_EQ(saved.size(), 1u);
+  EXPECT_EQ(saved[0].ref_logps, at_sampling);
+  // Not the initial weights' log-probs: the reference moved with the policy.
+  LoadedModel initial = load_model(config);
+  TrainData data = encode_lists({fixed}, config, initial);
+  const std::vector<double> start = reference_logps(*initial.model, data.examples[0], config);
+  EXPECT_GT(std::abs(start[0] - at_sampling[0]), 1e-3);
+}
+
 TEST(TrainerEvaluation, EvaluatingLeavesTheTrainingLossesUntouched) {
   fs::path dir = test::fresh_scratch_dir("train", "eval_hook");
   fs::path lists = test::write_train_lists(dir, 3, 3, /*with_ref=*/true);

@@ -231,10 +231,12 @@ struct LossConfig {
     v.field("length_normalize", length_normalize, "average token log-probs instead of summing");
     v.field("reference_free", reference_free, "ignore reference log-probs");
     v.field("nll_weight", nll_weight, "weight of an added SFT (NLL) term; 0 = off");
-    v.choice("reference", reference, {"auto", "precompute", "live"},
+    v.choice("reference", reference, {"auto", "precompute", "live", "sampler"},
              "reference log-probs: auto = the lists' ref_logps, else computed once with the "
              "initial weights and cached in the run folder; precompute = always that pre-pass; "
-             "live = a frozen copy of the initial model scores every step (twice the memory)");
+             "live = a frozen copy of the initial model scores every step (twice the memory; "
+             "re-sampled lists once); sampler = as auto, and in online mode each re-sampled list "
+             "is scored by the policy that sampled it (the reference follows the policy)");
   }
 };
 

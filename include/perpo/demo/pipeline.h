@@ -81,6 +81,9 @@ struct DemoPlan {
   bool ground_truth_in_list = true;
   int resample_every = 25;  // online re-sampling period in steps; 0 = offline lists
   double temperature = 1.0;
+  // The arms' reference when re-sampling: "start" (the frozen stage-1 model) or "sampler" (each
+  // re-sampled list scored by the policy that sampled it; loss.reference: sampler).
+  std::string reference = "start";
   double beta = 0.1;
   double gamma = 0.5;
   double warmup_share = 0.05;  // the arms' lr warmup, as a share of pref_steps (25 of 500)

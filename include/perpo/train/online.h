@@ -41,6 +41,11 @@ class OnlineSampler {
   std::size_t lists_per_call_;
 };
 
+/// Fills the ref_logps of re-sampled lists with the log-probs of `policy` itself, the model that
+/// sampled them (loss.reference: sampler).
+void fill_sampler_logps(std::vector<PreferenceList>& lists, LoadedModel& policy,
+                        const Config& config);
+
 /// Fills the ref_logps of re-sampled lists that have none with the frozen start's log-probs:
 /// scored by `live` (the frozen initial model, loss.reference: live) when given, else by `policy`
 /// with its LoRA adapters off (reference.h frozen_start_logps; throws perpo::Error, input, when
