@@ -38,6 +38,8 @@ double run_sft_stage(DemoContext& c) {
   config.train.lists_per_step = plan.sft_batch;
   config.optim.lr = plan.sft_lr;
   config.optim.warmup_steps = std::min(100, plan.sft_steps / 10);
+  // Stage 1 does not sample: its stamp must not change with the arms' sampling temperature.
+  config.sampling.temperature = 1.0;
   StageMark mark(dir, {{"config", dump_config(config)}});
   if (mark.done()) {
     stage_line("sft", "reused " + (dir / "model").string());

@@ -229,4 +229,11 @@ TEST(DemoQuick, EveryStageWritesParsableFilesAndStageOneBeatsTrivialAnswers) {
   }
   EXPECT_EQ(reused, 6) << again.output;  // 3 arms x 2 chains
   EXPECT_EQ(read_json(out / "summary.json")["arms"], summary["arms"]);
+
+  // Another sampling temperature: stage 1 (which does not sample) is reused, the lists are not.
+  perpo::test::PerpoRun warmer = run_perpo(
+      "demo --quick --seed 1 --set tasks=grounding --set temperature=0.7 --out " + out.string());
+  ASSERT_EQ(warmer.exit_code, 0) << warmer.output;
+  EXPECT_NE(warmer.output.find("[demo] sft      reused"), std::string::npos) << warmer.output;
+  EXPECT_EQ(warmer.output.find("[demo] sample   reused"), std::string::npos) << warmer.output;
 }
