@@ -49,6 +49,7 @@ DemoPlan DemoPlan::full(const std::string& task) {
   // costs more), sft {0.75, 1.5, 3} e-4.
   plan.answers = 5;
   plan.arm_lr = {{"sft", 1.5e-4}, {"dpo", 2.5e-5}, {"perpo", 2.5e-5}};
+  plan.temperature = 1.0;  // the temperature these were chosen at
   return plan;
 }
 

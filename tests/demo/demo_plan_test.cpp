@@ -100,6 +100,8 @@ TEST(DemoSuite, TheDefaultRunsAGroundingAndAnOcrChainEachWithItsOwnModelSettings
   EXPECT_EQ(ocr.vocab_size, 64);
   EXPECT_DOUBLE_EQ(ocr.sft_lr, 5e-4);
   EXPECT_DOUBLE_EQ(grounding.sft_lr, 2e-3);
+  EXPECT_DOUBLE_EQ(grounding.temperature, 0.7);  // each chain's, chosen on val
+  EXPECT_DOUBLE_EQ(ocr.temperature, 1.0);
   EXPECT_NE(ocr.sft_steps, grounding.sft_steps);
   // quick keeps each chain's stage 1 and shrinks stage 2.
   const DemoSuite quick = DemoSuite::quick();

@@ -232,7 +232,7 @@ TEST(DemoQuick, EveryStageWritesParsableFilesAndStageOneBeatsTrivialAnswers) {
 
   // Another sampling temperature: stage 1 (which does not sample) is reused, the lists are not.
   perpo::test::PerpoRun warmer = run_perpo(
-      "demo --quick --seed 1 --set tasks=grounding --set temperature=0.7 --out " + out.string());
+      "demo --quick --seed 1 --set tasks=grounding --set temperature=0.9 --out " + out.string());
   ASSERT_EQ(warmer.exit_code, 0) << warmer.output;
   EXPECT_NE(warmer.output.find("[demo] sft      reused"), std::string::npos) << warmer.output;
   EXPECT_EQ(warmer.output.find("[demo] sample   reused"), std::string::npos) << warmer.output;
