@@ -272,8 +272,8 @@ void Trainer::maybe_resample() {
   std::vector<PreferenceList> lists = hooks_.resample(model_, step_);
   ++resamples_;
   if (loss_needs_reference(config_.loss)) {  // kept with the lists (and checkpointed)
-    if (live_reference_ || config_.loss.reference == "sampler") {
-      for (PreferenceList& list : lists) list.ref_logps.clear();  // all from the chosen model
+    if (live_reference_) {
+      for (PreferenceList& list : lists) list.ref_logps.clear();  // all from the live reference
     }
     if (config_.loss.reference == "sampler") {
       fill_sampler_logps(lists, model_, config_);  // the policy that sampled them

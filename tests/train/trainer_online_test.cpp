@@ -48,6 +48,18 @@ std::vector<StepMetrics> run_and_record(const Config& config, TrainerHooks hooks
   return steps;
 }
 
+// A list as a caller's sampler returns it: three scored answers, no ref_logps.
+PreferenceList sampled_list() {
+  PreferenceList list;
+  list.record.id = "fixed";
+  list.record.image = test::train_fixture_image().string();
+  list.record.image_path = test::train_fixture_image();
+  list.record.prompt = "Box?";
+  list.answers = {"[0.1, 0.2, 0.3, 0.4]", "[0.5, 0.6, 0.7, 0.8]", "no box"};
+  list.rewards = {1.0, 0.5, 0.0};
+  return list;
+}
+
 std::vector<nlohmann::json> metrics_lines(const fs::path& run_dir) {
   std::ifstream in(run_dir / "metrics.jsonl");
   std::vector<nlohmann::json> lines;
@@ -117,13 +129,7 @@ TEST(TrainerOnline, FrozenStartLogpsComeFromThePolicyWithAdaptersOff) {
   fs::path lists = test::write_train_lists(dir, 2, 3, /*with_ref=*/false);
   std::vector<std::string> extra = kLoraOnly;
   extra.insert(extra.end(), {"train.online_resample_every=2", "train.max_steps=4"});
-  PreferenceList fixed;  // what the caller's sampler returns: no ref_logps
-  fixed.record.id = "fixed";
-  fixed.record.image = test::train_fixture_image().string();
-  fixed.record.image_path = test::train_fixture_image();
-  fixed.record.prompt = "Box?";
-  fixed.answers = {"[0.1, 0.2, 0.3, 0.4]", "[0.5, 0.6, 0.7, 0.8]", "no box"};
-  fixed.rewards = {1.0, 0.5, 0.0};
+  const PreferenceList fixed = sampled_list();  // what the caller's sampler returns
   TrainerHooks hooks;
   hooks.resample = [&](LoadedModel&, std::int64_t) { return std::vector<PreferenceList>{fixed}; };
 
@@ -190,13 +196,7 @@ TEST(TrainerOnline, SamplerReferenceScoresEachResampledListWithThePolicyThatSamp
       tiny_config(lists, dir / "run",
                   {"loss.reference=sampler", "train.online_resample_every=2", "train.max_steps=4",
                    "train.lists_per_step=1", "optim.lr=0.05"});
-  PreferenceList fixed;
-  fixed.record.id = "fixed";
-  fixed.record.image = test::train_fixture_image().string();
-  fixed.record.image_path = test::train_fixture_image();
-  fixed.record.prompt = "Box?";
-  fixed.answers = {"[0.1, 0.2, 0.3, 0.4]", "[0.5, 0.6, 0.7, 0.8]", "no box"};
-  fixed.rewards = {1.0, 0.5, 0.0};
+  const PreferenceList fixed = sampled_list();
   std::vector<double> at_sampling;  // the policy's log-probs when it re-sampled (step 2)
   TrainerHooks hooks;
   hooks.resample = [&](LoadedModel& policy, std::int64_t) {
