@@ -64,23 +64,28 @@ int descriptor_of(const fs::path& path) {
   return -1;
 }
 
-/// The pid in a temp file name "<prefix><pid>-<k>", or 0.
+/// The pid in a temp file name "<prefix><pid>-<k>" (both decimal, nothing after), or 0 for any
+/// other name: a user's ".out.jsonl.tmp-2024" is not perpo's and is never swept.
 pid_t pid_after(const std::string& name, const std::string& prefix) {
   if (name.rfind(prefix, 0) != 0) return 0;
-  pid_t pid = 0;
-  for (std::size_t i = prefix.size(); i < name.size() && name[i] != '-'; ++i) {
-    if (name[i] < '0' || name[i] > '9') return 0;
-    pid = pid * 10 + (name[i] - '0');
-  }
-  return pid;
+  const std::size_t dash = name.find('-', prefix.size());
+  if (dash == std::string::npos || dash == prefix.size() || dash + 1 == name.size()) return 0;
+  auto digits = [&](std::size_t from, std::size_t to) {
+    for (std::size_t i = from; i < to; ++i) {
+      if (name[i] < '0' || name[i] > '9') return false;
+    }
+    return to - from <= 9;
+  };
+  if (!digits(prefix.size(), dash) || !digits(dash + 1, name.size())) return 0;
+  return static_cast<pid_t>(std::stol(name.substr(prefix.size(), dash - prefix.size())));
 }
 }  // namespace
 
 int remove_stale_temp_files(const fs::path& target) {
   const fs::path folder = target.parent_path().empty() ? fs::path(".") : target.parent_path();
   const std::string name = target.filename().string();
-  // This version's names, and the ".<name>.tmp-<pid>-<k>" of perpo 0.1.0.
-  const std::string prefixes[] = {"." + name + kTempTag, "." + name + ".tmp-"};
+  // Only perpo's own pattern ".<name>.perpo-tmp-<pid>-<k>": another name may be the user's.
+  const std::string prefixes[] = {"." + name + kTempTag};
   int removed = 0;
   std::error_code error;
   for (fs::directory_iterator it(folder, error), end; !error && it != end; it.increment(error)) {

@@ -178,13 +178,21 @@ TEST(AtomicFile, StaleTempFilesOfDeadProcessesAreSwept) {
   ASSERT_EQ(::waitpid(child, &status, 0), child);
   const std::string dead = std::to_string(child);
   write_file_atomic(dir / (".scored.jsonl.perpo-tmp-" + dead + "-0"), "stale");
-  write_file_atomic(dir / (".scored.jsonl.tmp-" + dead + "-3"), "stale, old naming");
+  // Names that only look like perpo's are the user's files and stay (issue 21: a user's
+  // ".out.jsonl.tmp-2024" was swept): another tag, no counter, letters after the counter.
+  write_file_atomic(dir / (".scored.jsonl.tmp-" + dead + "-3"), "user's, another tag");
+  write_file_atomic(dir / (".scored.jsonl.tmp-" + dead), "user's, no counter");
+  write_file_atomic(dir / (".scored.jsonl.perpo-tmp-" + dead), "user's, no counter");
+  write_file_atomic(dir / (".scored.jsonl.perpo-tmp-" + dead + "-0.bak"), "user's backup");
   // A live process's temp file (ours: pid 1 is always alive) and other files stay.
   write_file_atomic(dir / ".scored.jsonl.perpo-tmp-1-0", "someone else's");
   write_file_atomic(dir / (".other.jsonl.perpo-tmp-" + dead + "-0"), "another target");
   write_file_atomic(file, "new");
   EXPECT_FALSE(fs::exists(dir / (".scored.jsonl.perpo-tmp-" + dead + "-0")));
-  EXPECT_FALSE(fs::exists(dir / (".scored.jsonl.tmp-" + dead + "-3")));
+  EXPECT_TRUE(fs::exists(dir / (".scored.jsonl.tmp-" + dead + "-3")));
+  EXPECT_TRUE(fs::exists(dir / (".scored.jsonl.tmp-" + dead)));
+  EXPECT_TRUE(fs::exists(dir / (".scored.jsonl.perpo-tmp-" + dead)));
+  EXPECT_TRUE(fs::exists(dir / (".scored.jsonl.perpo-tmp-" + dead + "-0.bak")));
   EXPECT_TRUE(fs::exists(dir / ".scored.jsonl.perpo-tmp-1-0"));
   EXPECT_TRUE(fs::exists(dir / (".other.jsonl.perpo-tmp-" + dead + "-0")));
   EXPECT_EQ(read_file(file), "new");

@@ -2,7 +2,10 @@
 #include "perpo/core/output_paths.h"
 
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -122,6 +125,116 @@ TEST(OutputDir, CurrentFolderAboveTheInputIsRefused) {
   std::string message = error_of([&] { prepare_output_dir(".", {{"ckpt"}, true}); });
   fs::current_path(previous);
   EXPECT_NE(message.find("above the input"), std::string::npos) << message;
+}
+
+TEST(OutputDir, RunFolderMayHoldItsOwnInputsButNotWriteOverThem) {
+  // The README's chain: sample writes runs/x/lists.jsonl, train reads it into run.dir runs/x,
+  // eval reads runs/x/checkpoints/step-N into run.dir runs/x.
+  fs::path run = scratch("run_inputs") / "x";
+  OutputPolicy sample_policy;
+  sample_policy.writes = {"config.yaml", "lists.jsonl"};
+  prepare_output_dir(run, sample_policy);
+  touch(run / "lists.jsonl", "{}");
+  OutputPolicy train_policy{{run / "lists.jsonl"}, false};
+  train_policy.writes = {"config.yaml", "log.txt", "metrics.jsonl", "checkpoints"};
+  EXPECT_NO_THROW(prepare_output_dir(run, train_policy));
+  fs::create_directories(run / "checkpoints" / "step-2");
+  OutputPolicy eval_policy{{run / "checkpoints" / "step-2"}, false};
+  eval_policy.writes = {"predictions.jsonl", "metrics.json"};
+  EXPECT_NO_THROW(prepare_output_dir(run, eval_policy));
+  // An entry the command writes is never an input, nor above or inside one, even with --force:
+  // a user's config file in the folder, a checkpoint below an entry.
+  touch(run / "my.yaml", "# my comments");
+  OutputPolicy over_config{{run / "my.yaml"}, true};
+  over_config.writes = {"my.yaml"};
+  EXPECT_NE(error_of([&] { prepare_output_dir(run, over_config); }).find("is the input"),
+            std::string::npos);
+  OutputPolicy over_checkpoint{{run / "checkpoints" / "step-2"}, true};
+  over_checkpoint.writes = {"checkpoints"};
+  EXPECT_NE(error_of([&] { prepare_output_dir(run, over_checkpoint); }).find("above the input"),
+            std::string::npos);
+  // A folder that is replaced whole (writes empty: export) may hold no input.
+  OutputPolicy replaced{{run / "lists.jsonl"}, true};
+  EXPECT_NE(error_of([&] { prepare_output_dir(run, replaced); }).find("above the input"),
+            std::string::npos);
+  EXPECT_EQ(read_file(run / "my.yaml"), "# my comments");
+}
+
+TEST(OutputDir, MarkedFolderOfAnotherKindIsRefusedUnlessForced) {
+  fs::path root = scratch("kinds");
+  prepare_output_dir(root / "run", {});  // a run folder (sample / train / eval)
+  EXPECT_EQ(output_marker_kind(root / "run"), std::optional<std::string>("run"));
+  touch(root / "run" / "metrics.jsonl");
+  OutputPolicy export_policy;
+  export_policy.kind = OutputPolicy::kOutputKindExport;
+  const std::string message = error_of([&] { prepare_output_dir(root / "run", export_policy); });
+  EXPECT_NE(message.find("holds a run folder"), std::string::npos) << message;
+  EXPECT_NE(message.find("not an export"), std::string::npos) << message;
+  EXPECT_EQ(exit_code_of([&] { prepare_output_dir(root / "run", export_policy); }), 2);
+  EXPECT_EQ(output_marker_kind(root / "run"), std::optional<std::string>("run"));
+  export_policy.force = true;
+  prepare_output_dir(root / "run", export_policy);
+  EXPECT_EQ(output_marker_kind(root / "run"), std::optional<std::string>("export"));
+  // A marker of an older perpo (no kind) is reused by run commands only.
+  fs::create_directories(root / "old");
+  touch(root / "old" / kOutputMarkerName, "This folder was written by perpo.\n");
+  touch(root / "old" / "metrics.jsonl");
+  EXPECT_EQ(output_marker_kind(root / "old"), std::optional<std::string>(""));
+  EXPECT_NO_THROW(prepare_output_dir(root / "old", {}));
+  fs::create_directories(root / "old2");
+  touch(root / "old2" / kOutputMarkerName, "This folder was written by perpo.\n");
+  touch(root / "old2" / "records.jsonl");
+  OutputPolicy dataset;
+  dataset.kind = OutputPolicy::kOutputKindDataset;
+  EXPECT_EQ(exit_code_of([&] { prepare_output_dir(root / "old2", dataset); }), 2);
+  EXPECT_EQ(output_marker_kind(root / "nothing"), std::nullopt);
+}
+
+TEST(OutputLock, SecondHolderIsRefusedWithThePidAndTheLockDiesWithItsProcess) {
+  fs::path root = scratch("lock");
+  {
+    OutputLock held = prepare_output_dir(root / "run", {});
+    ASSERT_TRUE(held.held());
+    // Another process (a child, so flock sees two open file descriptions) is refused.
+    int pipe_fds[2];
+    ASSERT_EQ(::pipe(pipe_fds), 0);
+    pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+      std::string message = error_of([&] { OutputLock::folder(root / "run", "run folder"); });
+      const bool ok = message.find("in use by another perpo process (pid " +
+                                   std::to_string(::getppid()) + ")") != std::string::npos;
+      ::_exit(ok ? 0 : 1);
+    }
+    int status = 0;
+    ASSERT_EQ(::waitpid(child, &status, 0), child);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    ::close(pipe_fds[0]);
+    ::close(pipe_fds[1]);
+    // The marked folder is still reused by the holder's own kind once it is released.
+  }
+  EXPECT_FALSE(fs::exists(root / "run" / ".perpo-lock"));
+  // A holder killed with SIGKILL leaves its lock file, but not its lock.
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    OutputLock lock = OutputLock::file(root / "out.jsonl");
+    ::pause();
+    ::_exit(0);
+  }
+  for (int i = 0; i < 500 && !fs::exists(root / ".out.jsonl.perpo-lock"); ++i) ::usleep(10000);
+  for (int i = 0; i < 500 && fs::file_size(root / ".out.jsonl.perpo-lock") == 0; ++i) {
+    ::usleep(10000);
+  }
+  EXPECT_NE(error_of([&] { OutputLock::file(root / "out.jsonl"); }).find("in use"),
+            std::string::npos);
+  ::kill(child, SIGKILL);
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  OutputLock again = OutputLock::file(root / "out.jsonl");
+  EXPECT_TRUE(again.held());
+  // Devices are written in place and not locked.
+  EXPECT_FALSE(OutputLock::file("/dev/null").held());
 }
 
 TEST(OutputFile, RulesForEachKindOfPath) {
