@@ -29,6 +29,8 @@ Fixtures:
   tiny_new_tied         new key layout, tie_word_embeddings, plain multi-head attention, gelu CLIP,
                         vision_feature_layer -1, "full" strategy (CLS kept), rope_theta 500000,
                         linear rope scaling (factor 2)
+  (tiny_tf5_rope, saved by transformers 5 itself, is written by tools/make_model_fixtures_tf5.py
+  with these helpers.)
 Weights are drawn larger than transformers' init (std 0.02 would make every logit ~0 and the
 parity test unable to fail).
 """
@@ -102,7 +104,7 @@ def make_inputs(image_tokens, generator):
     return input_ids, pixel_values
 
 
-# perpo's canonical parameter names -> transformers' (4.57) module names.
+# perpo's canonical parameter names (hf_param_name gives transformers' module names).
 GRAD_PARAMS = [
     "language_model.embed_tokens.weight",
     "language_model.layers.0.self_attn.q_proj.weight",
@@ -113,8 +115,13 @@ GRAD_PARAMS = [
 ]
 
 
-def hf_param_name(canonical):
-    return canonical if canonical == "lm_head.weight" else "model." + canonical
+def hf_param_name(canonical, params):
+    """The module name in transformers 4.57 or, where params lacks it, in transformers 5 (whose
+    CLIPVisionModel has no vision_model level)."""
+    name = canonical if canonical == "lm_head.weight" else "model." + canonical
+    if name not in params:
+        name = name.replace(".vision_model.", ".", 1)
+    return name
 
 
 def padded_batches(model, input_ids, pixel_values, pad_id):
@@ -163,7 +170,7 @@ def answer_gradients(model, input_ids, pixel_values, pad_id, tied, generator):
     params = dict(model.named_parameters())
     out = {"answer_ids": answers, "answer_mask": mask, "answer_logps": answer_logps.detach()}
     for canonical in GRAD_PARAMS + ([] if tied else ["lm_head.weight"]):
-        out["grad." + canonical] = params[hf_param_name(canonical)].grad.detach().clone()
+        out["grad." + canonical] = params[hf_param_name(canonical, params)].grad.detach().clone()
     return out
 
 

@@ -22,6 +22,29 @@ constexpr PrefixRule kRules[] = {
 
 bool is_exact(const char* prefix) { return !ends_with(prefix, "."); }
 
+// Names that transformers 5 writes beside the two layouts above, rewritten to them before the
+// layout is detected (the tensors are the same; only their names moved):
+//   model.language_model.model.X  (5.4 - 5.5)  -> model.language_model.X
+//   vision_tower.embeddings.X     (5.6 and later; no vision_model level) ->
+//   vision_tower.vision_model.X model.vision_tower.encoder.X  (a 5.x state_dict)  ->
+//   model.vision_tower.vision_model.encoder.X
+std::string normalized_key(const std::string& key) {
+  static const std::string doubled = "model.language_model.model.";
+  if (starts_with(key, doubled)) return "model.language_model." + key.substr(doubled.size());
+  for (const std::string tower : {"vision_tower.", "model.vision_tower."}) {
+    if (starts_with(key, tower) && !starts_with(key, tower + "vision_model.")) {
+      return tower + "vision_model." + key.substr(tower.size());
+    }
+  }
+  return key;
+}
+
+// The head's two spellings: either layout's loader takes either (transformers 5.4 - 5.5 wrote
+// language_model.lm_head.weight beside new-layout names).
+bool is_head(const std::string& key) {
+  return key == "lm_head.weight" || key == "language_model.lm_head.weight";
+}
+
 bool matches(const std::string& key, const char* prefix) {
   return is_exact(prefix) ? key == prefix : starts_with(key, prefix);
 }
@@ -42,11 +65,13 @@ HfLayout parse_hf_layout(const std::string& name) {
 HfLayout detect_hf_layout(const std::vector<std::string>& hf_keys) {
   int old_votes = 0, new_votes = 0;
   std::string old_example, new_example;
-  for (const std::string& key : hf_keys) {
+  for (const std::string& hf_key : hf_keys) {
+    const std::string key = normalized_key(hf_key);
+    if (is_head(key)) continue;  // either spelling in either layout
     // Keys that only one layout produces; vision_tower.* / multi_modal_projector.* without the
     // "model." prefix are old-only too.
-    if (starts_with(key, "language_model.model.") || key == "language_model.lm_head.weight" ||
-        starts_with(key, "vision_tower.") || starts_with(key, "multi_modal_projector.")) {
+    if (starts_with(key, "language_model.model.") || starts_with(key, "vision_tower.") ||
+        starts_with(key, "multi_modal_projector.")) {
       if (old_votes++ == 0) old_example = key;
     } else if (starts_with(key, "model.language_model.") ||
                starts_with(key, "model.vision_tower.") ||
@@ -73,7 +98,9 @@ bool is_ignored_hf_key(const std::string& hf_key) {
   return ends_with(hf_key, ".rotary_emb.inv_freq") || ends_with(hf_key, ".position_ids");
 }
 
-std::optional<std::string> hf_to_canonical(const std::string& hf_key, HfLayout layout) {
+std::optional<std::string> hf_to_canonical(const std::string& raw_key, HfLayout layout) {
+  const std::string hf_key = normalized_key(raw_key);
+  if (is_head(hf_key)) return std::string("lm_head.weight");
   for (const PrefixRule& rule : kRules) {
     const char* from = layout == HfLayout::kOld ? rule.old_hf : rule.new_hf;
     if (!matches(hf_key, from)) continue;

@@ -13,6 +13,8 @@
 // key is never read, so perpo ignores it too.
 // rope_scaling: "linear" (type or rope_type + factor) is read; "dynamic" (NTK scaling recomputed
 // from the longest sequence seen) and llama3/yarn/longrope are refused here, naming the key.
+// transformers 5 writes text_config.rope_parameters {rope_type, rope_theta, factor} instead of
+// rope_theta + rope_scaling: read the same way (rope_parameters wins when both are present).
 // pad_token_id: the embedding row that takes no gradient (nn.Embedding's padding_idx); a negative
 // id counts from the end of the vocabulary, as padding_idx does.
 // Sizes are checked here: every size a positive integer within kMaxSize (layers within kMaxLayers),
@@ -189,7 +191,12 @@ TextConfig read_text(const FieldReader& top) {
   t.num_key_value_heads = f.get_size("num_key_value_heads", t.num_attention_heads, kMaxSize);
   t.head_dim = f.has("head_dim") ? f.get_size("head_dim", 0, kMaxSize) : 0;
   t.rms_norm_eps = f.get_positive("rms_norm_eps", 1e-6);
-  t.rope_theta = f.get_positive("rope_theta", 10000.0);
+  // transformers 5 writes rope_parameters {rope_type, rope_theta, factor, ...} instead of
+  // rope_theta + rope_scaling; both generations are read (rope_parameters wins when present).
+  const bool has_parameters = f.has("rope_parameters");
+  t.rope_theta = has_parameters && f.child("rope_parameters").has("rope_theta")
+                     ? f.child("rope_parameters").get_positive("rope_theta", 10000.0)
+                     : f.get_positive("rope_theta", 10000.0);
   t.max_position_embeddings =
       f.get_size("max_position_embeddings", 2048, std::numeric_limits<int>::max());
   t.hidden_act = f.get_string("hidden_act", "silu");
@@ -215,8 +222,8 @@ TextConfig read_text(const FieldReader& top) {
   if (t.head_dim == 0 && t.hidden_size % t.num_attention_heads != 0) {
     throw f.error("hidden_size", "must be divisible by num_attention_heads");
   }
-  if (f.has("rope_scaling")) {
-    FieldReader scaling = f.child("rope_scaling");
+  if (has_parameters || f.has("rope_scaling")) {
+    FieldReader scaling = f.child(has_parameters ? "rope_parameters" : "rope_scaling");
     const char* kind_key = scaling.has("rope_type") ? "rope_type" : "type";
     std::string kind = scaling.get_string(kind_key, "default");
     if (kind == "linear") {

@@ -84,6 +84,33 @@ TEST(HfNames, DetectsTheLayout) {
               HasSubstr("e.g. transformer.h.0.attn.weight"));
 }
 
+TEST(HfNames, ReadsTheNamesTransformers5Writes) {
+  // 5.6 and later: the old layout with the vision tower's vision_model level gone.
+  const std::vector<std::string> v56 = {
+      "language_model.model.norm.weight", "language_model.lm_head.weight",
+      "vision_tower.embeddings.patch_embedding.weight", "multi_modal_projector.linear_1.weight"};
+  ASSERT_EQ(detect_hf_layout(v56), HfLayout::kOld);
+  EXPECT_EQ(hf_to_canonical("vision_tower.embeddings.patch_embedding.weight", HfLayout::kOld),
+            "vision_tower.vision_model.embeddings.patch_embedding.weight");
+  EXPECT_EQ(hf_to_canonical("vision_tower.encoder.layers.1.mlp.fc1.bias", HfLayout::kOld),
+            "vision_tower.vision_model.encoder.layers.1.mlp.fc1.bias");
+  // 5.4 - 5.5: a doubled model. level and the old head beside new-layout names.
+  const std::vector<std::string> v54 = {"model.language_model.model.norm.weight",
+                                        "language_model.lm_head.weight",
+                                        "model.vision_tower.vision_model.post_layernorm.weight",
+                                        "model.multi_modal_projector.linear_1.weight"};
+  ASSERT_EQ(detect_hf_layout(v54), HfLayout::kNew);
+  EXPECT_EQ(hf_to_canonical("model.language_model.model.norm.weight", HfLayout::kNew),
+            "language_model.norm.weight");
+  EXPECT_EQ(hf_to_canonical("language_model.lm_head.weight", HfLayout::kNew), "lm_head.weight");
+  // A 5.x state_dict: model.vision_tower.embeddings.*
+  EXPECT_EQ(hf_to_canonical("model.vision_tower.embeddings.class_embedding", HfLayout::kNew),
+            "vision_tower.vision_model.embeddings.class_embedding");
+  // Writing keeps the 4.x names, which transformers 4 and 5 both read.
+  EXPECT_EQ(canonical_to_hf("vision_tower.vision_model.embeddings.class_embedding", HfLayout::kNew),
+            "model.vision_tower.vision_model.embeddings.class_embedding");
+}
+
 class LoadBothLayouts : public ::testing::TestWithParam<HfLayout> {};
 
 TEST_P(LoadBothLayouts, RoundTripsEveryParameter) {

@@ -72,7 +72,8 @@ TEST_P(ExportLlava, MergedExportReloadsWithTheSameLogits) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, ExportLlava,
-                         ::testing::Values("tiny_old_untied_gqa", "tiny_new_tied"));
+                         ::testing::Values("tiny_old_untied_gqa", "tiny_new_tied",
+                                           "tiny_tf5_rope"));
 
 }  // namespace
 }  // namespace perpo

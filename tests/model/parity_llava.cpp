@@ -71,7 +71,8 @@ TEST_P(LlavaParity, IncrementalDecodingMatchesFullForward) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, LlavaParity,
-                         ::testing::Values("tiny_old_untied_gqa", "tiny_new_tied"));
+                         ::testing::Values("tiny_old_untied_gqa", "tiny_new_tied",
+                                           "tiny_tf5_rope"));
 
 TEST(LlavaFixtures, CoverBothLayoutsTyingAndGqa) {
   Fixture old_layout = load_fixture("tiny_old_untied_gqa");
@@ -83,6 +84,13 @@ TEST(LlavaFixtures, CoverBothLayoutsTyingAndGqa) {
   EXPECT_TRUE(new_layout.config.tie_word_embeddings);
   EXPECT_FALSE(static_cast<bool>(new_layout.model->lm_head));
   EXPECT_EQ(old_layout.config.text.num_key_value_heads, 2);  // grouped-query attention
+  // Saved by transformers 5 itself: rope_parameters instead of rope_theta / rope_scaling, the
+  // vision tower without its vision_model level (issue 21: theta 10000 unscaled was used, and the
+  // tower refused). The logits test above holds it to transformers 5's own numbers.
+  Fixture tf5 = load_fixture("tiny_tf5_rope");
+  EXPECT_EQ(tf5.config.text.rope_theta, 500000.0);
+  EXPECT_EQ(tf5.config.text.rope_scaling_type, "linear");
+  EXPECT_EQ(tf5.config.text.rope_scaling_factor, 2.0);
 }
 
 }  // namespace

@@ -126,7 +126,8 @@ TEST_P(PaddedParity, AnswerLogProbsAndGradientsMatchTransformers) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, PaddedParity,
-                         ::testing::Values("tiny_old_untied_gqa", "tiny_new_tied"));
+                         ::testing::Values("tiny_old_untied_gqa", "tiny_new_tied",
+                                           "tiny_tf5_rope"));
 
 }  // namespace
 }  // namespace perpo

@@ -6,6 +6,10 @@
 //   vision_tower.X                      vision_tower.X                        model.vision_tower.X
 //   multi_modal_projector.X             multi_modal_projector.X model.multi_modal_projector.X
 //
+// transformers 5 writes variants that are read as these layouts: model.language_model.model.X
+// (5.4 - 5.5), vision_tower.X without the vision_model level (5.6 and later), and the head as
+// either lm_head.weight or language_model.lm_head.weight in either layout.
+//
 //   HfLayout layout = detect_hf_layout(checkpoint.names());
 //   std::optional<std::string> name = hf_to_canonical("language_model.model.norm.weight", layout);
 //   // -> "language_model.norm.weight"
