@@ -196,6 +196,11 @@ step "build perpo" 300 "$logs/build_perpo.log" cmake --build "$build_dir" -j "$j
 
 bench_log="$logs/bench_7b.log"
 export PERPO_PYTHON="$python"
+# perpo bench fails when the peer cannot run: measure perpo alone where transformers is missing.
+if [ "${#peer_flag[@]}" -eq 0 ] && ! "$python" -c 'import torch, transformers' >/dev/null 2>&1; then
+  echo "gpu_check: $python lacks torch or transformers: the bench runs without its peer" >&2
+  peer_flag=(--no-peer)
+fi
 if step "bench 7b bf16" 240 "$bench_log" "$build_dir/perpo" bench --shape 7b --device cuda \
   --dtype bf16 --iterations 3 "${peer_flag[@]}"; then
   summary+=("$(sed -n '/^ *perpo  *peer/,$p' "$bench_log")")

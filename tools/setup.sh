@@ -3,7 +3,8 @@
 # installs what is missing.
 #
 #   ./tools/setup.sh              system packages + LibTorch (pip torch into .venv)
-#   ./tools/setup.sh --fixtures   also the Python packages that regenerate test fixtures
+#   ./tools/setup.sh --fixtures   also the Python packages that regenerate test fixtures and
+#                                 that perpo bench's peer needs (transformers)
 #
 # Use your own LibTorch instead of the pip one by setting PERPO_LIBTORCH (a LibTorch folder or its
 # share/cmake), Torch_DIR or CMAKE_PREFIX_PATH before running this script.
@@ -26,7 +27,7 @@ want_fixtures=0
 for arg in "$@"; do
   case "$arg" in
     --fixtures) want_fixtures=1 ;;
-    -h | --help) sed -n '2,9p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,10p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done

@@ -4,12 +4,17 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cctype>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <utility>
 
+#include "perpo/core/error.h"
 #include "perpo/core/log.h"
+#include "perpo/core/signals.h"
 #include "perpo/model/model_config.h"
 
 namespace perpo::bench_detail {
@@ -53,7 +58,7 @@ double number_after(const std::string& text, const char* key) {
   return at == std::string::npos ? 0 : std::atof(text.c_str() + at + std::strlen(key));
 }
 
-/// Runs `command`, returns its output (stdout + stderr) and exit status.
+/// Runs `command`, returns its output (stdout + stderr) and exit status (-1: it did not exit).
 std::pair<int, std::string> run_command(const std::string& command) {
   std::string output;
   std::FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
@@ -64,38 +69,119 @@ std::pair<int, std::string> run_command(const std::string& command) {
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
 }
 
-std::string last_lines(const std::string& text, int count) {
-  std::size_t at = text.size();
-  for (int i = 0; i <= count && at != std::string::npos && at > 0; ++i) {
-    at = text.rfind('\n', at - 1);
+/// The last `count` lines of `text`, trailing blank space left out ("" for an empty text).
+std::string last_lines(std::string text, int count) {
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
+  if (count <= 0) return "";
+  std::size_t start = text.size();
+  for (int i = 0; i < count; ++i) {
+    if (start == 0) return text;
+    start = text.rfind('\n', start - 1);
+    if (start == std::string::npos) return text;
   }
-  return at == std::string::npos ? text : text.substr(at + 1);
+  return text.substr(start + 1);
 }
+
+/// What a command printed, for "it printed ...": "nothing", or ":" and its last lines.
+std::string printed(const std::string& output) {
+  const std::string tail = last_lines(output, 6);
+  return tail.empty() ? "nothing" : ":\n" + tail;
+}
+
+/// The top-level module of Python's "No module named 'X'" in `output`; "" when there is none.
+std::string missing_module(const std::string& output) {
+  const std::string key = "No module named '";
+  const std::size_t at = output.rfind(key);
+  if (at == std::string::npos) return "";
+  const std::size_t begin = at + key.size();
+  const std::size_t end = output.find_first_of("'.", begin);
+  return end == std::string::npos ? "" : output.substr(begin, end - begin);
+}
+
+/// The error of a peer command (`python` running `what`) that failed with `status`.
+Error peer_error(const std::string& python, const std::string& what, int status,
+                 const std::string& output) {
+  const std::string no_peer = "; or pass --no-peer to measure perpo alone";
+  const std::string module = missing_module(output);
+  if (!module.empty()) {
+    const std::string install =
+        module == "transformers"
+            ? "run tools/setup.sh --fixtures (it installs transformers into .venv), or " + python +
+                  " -m pip install 'transformers>=4.45,<5'"
+            : "run " + python + " -m pip install " + module;
+    return perpo::runtime_error("the bench peer's Python ", python, " lacks the Python module '",
+                                module, "' (", what, ": No module named '", module, "')")
+        .hint(install + no_peer);
+  }
+  const std::string ended =
+      status >= 0 ? "exited with status " + std::to_string(status) : "did not exit normally";
+  return perpo::runtime_error("the bench peer failed: ", python, " ", what, " ", ended,
+                              "; it printed ", printed(output))
+      .hint("fix the peer's Python (--python, $PERPO_PYTHON)" + no_peer);
+}
+
+/// A new folder in the temporary folder ($TMPDIR or /tmp), removed with its files when this goes
+/// out of scope (a failing peer included) or when a signal ends perpo meanwhile.
+class TempFolder {
+ public:
+  explicit TempFolder(const std::string& prefix) : path_(make(prefix)), guard_(path_) {}
+  ~TempFolder() {
+    std::error_code error;
+    fs::remove_all(path_, error);
+  }
+  TempFolder(const TempFolder&) = delete;
+  TempFolder& operator=(const TempFolder&) = delete;
+  const fs::path& path() const { return path_; }
+
+ private:
+  static fs::path make(const std::string& prefix) {
+    std::string pattern = (fs::temp_directory_path() / (prefix + "XXXXXX")).string();
+    if (::mkdtemp(pattern.data()) == nullptr) {
+      throw perpo::runtime_error("cannot create a temporary folder ", pattern, ": ",
+                                 std::strerror(errno));
+    }
+    return pattern;
+  }
+
+  fs::path path_;
+  TempPathGuard guard_;
+};
 
 }  // namespace
 
+PeerProgram find_peer(const std::string& requested_python) {
+  PeerProgram program;
+  program.scripts = peer_dir();
+  program.python = python_for(requested_python, program.scripts);
+  if (program.python.empty()) {
+    throw perpo::runtime_error("perpo bench found no Python for its peer (torch + transformers)")
+        .hint(
+            "pass --python or set PERPO_PYTHON, or run tools/setup.sh --fixtures (a .venv with "
+            "torch and transformers); or pass --no-peer to measure perpo alone");
+  }
+  const std::string imports = "-c 'import torch, transformers'";
+  const auto [status, output] = run_command(quoted(std::as_const(program.python)) + " " + imports);
+  if (status != 0) throw peer_error(program.python, imports, status, output);
+  std::error_code error;
+  if (program.scripts.empty() || !fs::exists(program.scripts / kTrainScript, error) ||
+      !fs::exists(program.scripts / kSampleScript, error)) {
+    throw perpo::runtime_error(
+        "perpo bench's peer scripts (bench/", kTrainScript, ", bench/", kSampleScript,
+        ") were not found ",
+        program.scripts.empty() ? "above the perpo executable" : "in " + program.scripts.string())
+        .hint(
+            "set PERPO_BENCH_PEER_DIR to the bench/ folder of perpo's source tree; or pass "
+            "--no-peer to measure perpo alone");
+  }
+  return program;
+}
+
 PeerFigures run_peer(const PeerRequest& request, std::vector<std::string>& notes) {
   PeerFigures figures;
-  const fs::path scripts = peer_dir();
-  std::error_code error;
-  if (scripts.empty() || !fs::exists(scripts / kTrainScript, error) ||
-      !fs::exists(scripts / kSampleScript, error)) {
-    notes.push_back("peer skipped: bench/" + std::string(kTrainScript) +
-                    " not found above the perpo executable (set PERPO_BENCH_PEER_DIR)");
-    return figures;
-  }
-  const std::string python = python_for(request.python, scripts);
-  if (python.empty()) {
-    notes.push_back("peer skipped: no Python (set PERPO_PYTHON, or run tools/setup.sh for .venv)");
-    return figures;
-  }
+  const PeerProgram& program = request.program;
   // The peer builds transformers' model from perpo's own config.json of the shape.
-  char folder[] = "/tmp/perpo-bench-XXXXXX";
-  if (::mkdtemp(folder) == nullptr) {
-    notes.push_back("peer skipped: cannot create a temporary folder in /tmp");
-    return figures;
-  }
-  const fs::path config = fs::path(folder) / "config.json";
+  const TempFolder folder("perpo-bench-");
+  const fs::path config = folder.path() / "config.json";
   save_model_config(request.shape.model, config);
   const BenchShape& shape = request.shape;
   const std::string common =
@@ -103,30 +189,40 @@ PeerFigures run_peer(const PeerRequest& request, std::vector<std::string>& notes
       " --answers " + std::to_string(shape.answers) + " --device " + quoted(request.device) +
       " --dtype " + request.dtype + " --threads " + std::to_string(request.threads) +
       " --iterations " + std::to_string(request.iterations);
-  const std::string train_command =
-      quoted(python) + " " + quoted((scripts / kTrainScript).string()) + common +
-      " --answer-tokens " + std::to_string(shape.answer_tokens) + " --freeze-vision" +
-      (shape.name == "7b" ? " --gradient-checkpointing" : "");
-  const std::string sample_command = quoted(python) + " " +
-                                     quoted((scripts / kSampleScript).string()) + common +
-                                     " --new-tokens " + std::to_string(shape.sampled_tokens);
-  const std::vector<std::pair<std::string, bool>> commands = {{train_command, true},
-                                                              {sample_command, false}};
-  for (const auto& [command, train] : commands) {
-    notes.push_back("peer: " + command);
-    PERPO_LOG_INFO("bench: running the peer: ", command);
-    const auto [status, output] = run_command(command);
-    const double seconds = number_after(output, train ? " s_per_list=" : "seconds_per_list ");
-    const double peak = number_after(output, train ? "peak_memory_mb=" : "peak_memory_mb ");
-    if (status != 0 || !(seconds > 0)) {
-      notes.push_back("peer failed (exit " + std::to_string(status) +
-                      "): " + last_lines(output, 3));
-      continue;
+  const fs::path train_script = program.scripts / kTrainScript;
+  const fs::path sample_script = program.scripts / kSampleScript;
+  const std::string python = quoted(program.python);
+  struct PeerCommand {
+    fs::path script;
+    std::string command;
+    bool train;
+  };
+  const std::vector<PeerCommand> commands = {
+      {train_script,
+       python + " " + quoted(train_script.string()) + common + " --answer-tokens " +
+           std::to_string(shape.answer_tokens) + " --freeze-vision" +
+           (shape.name == "7b" ? " --gradient-checkpointing" : ""),
+       true},
+      {sample_script,
+       python + " " + quoted(sample_script.string()) + common + " --new-tokens " +
+           std::to_string(shape.sampled_tokens),
+       false}};
+  for (const PeerCommand& peer : commands) {
+    notes.push_back("peer: " + peer.command);
+    PERPO_LOG_INFO("bench: running the peer: ", peer.command);
+    const auto [status, output] = run_command(peer.command);
+    const char* seconds_key = peer.train ? " s_per_list=" : "seconds_per_list ";
+    const double seconds = number_after(output, seconds_key);
+    const double peak = number_after(output, peer.train ? "peak_memory_mb=" : "peak_memory_mb ");
+    if (status != 0) throw peer_error(program.python, peer.script.string(), status, output);
+    if (!(seconds > 0)) {
+      throw perpo::runtime_error("the bench peer ", program.python, " ", peer.script.string(),
+                                 " printed no figure ('", seconds_key, "<seconds>'); it printed ",
+                                 printed(output));
     }
-    (train ? figures.train_seconds_per_list : figures.sample_seconds_per_list) = seconds;
-    (train ? figures.train_peak_mib : figures.sample_peak_mib) = peak;
+    (peer.train ? figures.train_seconds_per_list : figures.sample_seconds_per_list) = seconds;
+    (peer.train ? figures.train_peak_mib : figures.sample_peak_mib) = peak;
   }
-  fs::remove_all(folder, error);
   return figures;
 }
 

@@ -8,10 +8,12 @@
 //
 // Finding them: the scripts in $PERPO_BENCH_PEER_DIR, else in bench/ of the first folder above the
 // perpo executable that has them (the source tree of a build folder); the Python in --python,
-// else $PERPO_PYTHON, else <source tree>/.venv/bin/python. When either is missing or a script
-// fails, the figures stay 0 and a note says why.
+// else $PERPO_PYTHON, else <source tree>/.venv/bin/python. A peer that cannot run is an error
+// (perpo::Error, runtime: exit 1) naming the Python, what it printed and how to fix it; perpo
+// bench --no-peer measures perpo alone.
 #pragma once
 
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -19,23 +21,36 @@
 
 namespace perpo::bench_detail {
 
+/// The peer's scripts folder and Python.
+struct PeerProgram {
+  std::filesystem::path scripts;  // holds train_step_peer.py and generate_sampling_peer.py
+  std::string python;
+};
+
+/// Finds the peer (see above) and checks that its Python imports torch and transformers, before
+/// perpo measures anything. Throws perpo::Error (runtime) naming what is missing: the module and
+/// how to install it (tools/setup.sh --fixtures, or pip install), the Python and what it printed.
+PeerProgram find_peer(const std::string& requested_python);
+
 struct PeerRequest {
   BenchShape shape;
   std::string device;  // as given to perpo bench
   std::string dtype;   // fp32 | bf16
   int threads = 0;
   int iterations = 1;
-  std::string python;  // "" = default (see above)
+  PeerProgram program;  // find_peer's
 };
 
 struct PeerFigures {
-  double train_seconds_per_list = 0;  // 0 = not measured
+  double train_seconds_per_list = 0;
   double train_peak_mib = 0;
-  double sample_seconds_per_list = 0;  // 0 = not measured
+  double sample_seconds_per_list = 0;
   double sample_peak_mib = 0;
 };
 
-/// Runs both peer scripts; appends what happened (commands, skips, failures) to `notes`.
+/// Runs both peer scripts; appends their command lines to `notes`. Throws perpo::Error (runtime)
+/// when a script fails or prints no figure, quoting the end of its output. Its temporary folder
+/// (the shape's config.json) is removed on every path.
 PeerFigures run_peer(const PeerRequest& request, std::vector<std::string>& notes);
 
 }  // namespace perpo::bench_detail

@@ -181,6 +181,10 @@ BenchReport run_bench(const BenchOptions& options) {
   const c10::Device device = parse_device(options.device);
   const c10::ScalarType dtype = parse_dtype(options.dtype);
   check_fits(shape, device, dtype);
+  // The peer is found and its Python checked before perpo measures anything: a peer that cannot
+  // run is an error (exit 1), not a report without the peer's figures.
+  bench_detail::PeerProgram peer_program;
+  if (options.peer) peer_program = bench_detail::find_peer(options.python);
   const int threads = set_threads(options.threads);
   report.commit = build_commit();
   report.device_name = bench_detail::device_name(device);
@@ -227,8 +231,8 @@ BenchReport run_bench(const BenchOptions& options) {
     report.notes.push_back("peer skipped (--no-peer)");
     return report;
   }
-  bench_detail::PeerRequest request{shape,   options.device,     options.dtype,
-                                    threads, options.iterations, options.python};
+  const bench_detail::PeerRequest request{shape,   options.device,     options.dtype,
+                                          threads, options.iterations, peer_program};
   const bench_detail::PeerFigures peer = bench_detail::run_peer(request, report.notes);
   if (peer.train_seconds_per_list > 0) {
     add(report, "peer.train.lists_per_s", 1 / peer.train_seconds_per_list, "lists/s");

@@ -24,8 +24,10 @@ void register_bench(CLI::App& app, CommandRegistry& registry) {
       "The peer (bench/train_step_peer.py, bench/generate_sampling_peer.py: transformers,\n"
       "image and prompt repeated N times, a live reference forward; generate with\n"
       "num_return_sequences=N) runs next with the same shape, device, dtype and threads; its\n"
-      "Python is --python, $PERPO_PYTHON or <source>/.venv/bin/python, its scripts\n"
-      "$PERPO_BENCH_PEER_DIR or bench/ above the executable; without them it is skipped.\n"
+      "Python is --python, $PERPO_PYTHON or <source>/.venv/bin/python (it needs torch and\n"
+      "transformers: tools/setup.sh --fixtures installs them into .venv), its scripts\n"
+      "$PERPO_BENCH_PEER_DIR or bench/ above the executable. A peer that cannot run is an\n"
+      "error (exit 1); --no-peer measures perpo alone.\n"
       "--json prints one object per figure and line: name, value, unit, shape, device, dtype,\n"
       "commit.");
   auto options = std::make_shared<BenchOptions>();
@@ -44,7 +46,8 @@ void register_bench(CLI::App& app, CommandRegistry& registry) {
   bench->add_option("--peak-tflops", options->peak_tflops,
                     "device peak TFLOP/s for MFU (default: a table of GPUs; none on CPU)");
   bench->add_option("--python", options->python, "Python of the peer");
-  bench->add_flag("--no-peer", *no_peer, "do not run the Python peer");
+  bench->add_flag("--no-peer", *no_peer,
+                  "measure perpo alone, without the Python peer (transformers) and its ratio");
   bench->add_flag("--json", *json, "one JSON object per figure and line");
 
   registry.add(bench, [options, json, no_peer] {

@@ -1,5 +1,6 @@
 // perpo data synth --task grounding|ocr --n K --out DIR [--seed S]: synthetic records + PNGs.
 // The work is perpo::write_synth_dataset (data/synth.h); this file only maps flags onto it.
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -32,11 +33,14 @@ void register_data(CLI::App& app, CommandRegistry& registry) {
       ->check(CLI::IsMember(synth_task_names()));
   synth->add_option("--n,-n", options->count, "number of records, e.g. 1000")->required();
   synth->add_option("--out,-o", *out, "output folder (new or empty)")->required();
-  synth->add_option("--seed,-s", options->seed, "generator seed")->capture_default_str();
+  synth->add_option("--seed,-s", options->seed, "generator seed (>= 0)")
+      ->capture_default_str()
+      ->check(whole_number_validator());
   synth
       ->add_option("--first-index", options->first_index,
                    "number of the first record (records first..first+n-1 of the seed's stream)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(whole_number_validator());
   synth->add_option("--image-size", options->image_size, "image side in pixels")
       ->capture_default_str();
   synth->add_option("--noise", options->noise, "uniform pixel noise amplitude, 8-bit levels")

@@ -1,5 +1,6 @@
 // perpo demo [--out DIR] [--quick] [--seed S] [--set key=value ...]: the whole chain on the
 // built-in synthetic tasks. The work is perpo::run_demo (demo/pipeline.h).
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -36,8 +37,9 @@ void register_demo(CLI::App& app, CommandRegistry& registry) {
   auto sets = std::make_shared<std::vector<std::string>>();
   demo->add_option("--out,-o", options->out, "output folder")->capture_default_str();
   demo->add_flag("--quick", *quick, "small sizes (CI): a few minutes on 2 cores");
-  demo->add_option("--seed,-s", options->seed, "seed of data, model and sampling")
-      ->capture_default_str();
+  demo->add_option("--seed,-s", options->seed, "seed of data, model and sampling (>= 0)")
+      ->capture_default_str()
+      ->check(whole_number_validator());
   demo->add_option("--set", *sets, "demo setting key=value (repeatable)");
   demo->add_flag("--force", options->force, "write into a folder perpo did not make");
   registry.add(demo, [options, quick, sets] {

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "commands.h"
+#include "perpo/core/output_lock.h"
 #include "perpo/core/output_paths.h"
 #include "perpo/model/convert.h"
 #include "perpo/train/export.h"
@@ -22,9 +23,10 @@ void register_export(CLI::App& app, CommandRegistry& registry) {
       "found beside the weights. The checkpoint\n"
       "is loaded strictly first. C: a Hugging Face LLaVA folder (config.json + safetensors), or\n"
       "a perpo training checkpoint run.dir/checkpoints/step-N (its base model + trained weights\n"
-      "or adapters, merged). DIR must be new, empty, or an earlier perpo output (it holds a\n"
-      ".perpo-output marker); it is then replaced atomically. Any other folder is refused unless\n"
-      "--force (which replaces it, removing what it held). DIR may never be C, inside C or above "
+      "or adapters, merged; its tokenizer written as tokenizer.model). DIR must be new, empty,\n"
+      "or an earlier perpo export (its .perpo-output marker says so); it is then replaced\n"
+      "atomically. Any other folder (a training run, a dataset, ...) is refused unless --force\n"
+      "(which replaces it, removing what it held). DIR may never be C, inside C or above "
       "C,\nnor (for a training checkpoint) its base model or tokenizer folder, inside or above "
       "them.");
   struct Options {
@@ -54,12 +56,17 @@ void register_export(CLI::App& app, CommandRegistry& registry) {
     const bool run_checkpoint = is_run_checkpoint(options->checkpoint);
     std::vector<std::filesystem::path> inputs = {options->checkpoint};
     if (run_checkpoint) inputs = training_checkpoint_inputs(options->checkpoint);
-    check_output_dir(options->output, {inputs, options->force});
+    OutputPolicy policy{inputs, options->force};
+    policy.kind = OutputPolicy::kOutputKindExport;  // an export replaces only an export
+    check_output_dir(options->output, policy);
+    // One export into DIR at a time (the lock sits beside DIR: DIR itself is swapped).
+    OutputLock lock = OutputLock::file(options->output, "export output");
+    check_output_dir(options->output, policy);  // again, under the lock
     ConvertSummary summary =
         run_checkpoint
             ? export_training_checkpoint(options->checkpoint, options->output, options->convert)
             : export_hf_checkpoint(options->checkpoint, options->output, options->convert);
-    write_output_marker(options->output);
+    write_output_marker(options->output, OutputPolicy::kOutputKindExport);
     std::fputs(summary.to_text().c_str(), stdout);
     std::printf("wrote %s\n", options->output.c_str());
     return 0;

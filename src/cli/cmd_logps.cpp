@@ -6,6 +6,7 @@
 
 #include "commands.h"
 #include "model_command.h"
+#include "perpo/core/output_lock.h"
 #include "perpo/core/output_paths.h"
 #include "perpo/generate/logps_file.h"
 
@@ -19,7 +20,8 @@ void register_logps(CLI::App& app, CommandRegistry& registry) {
       "--input-format). Output: JSONL, each list as read plus 'ref_logps' (one per answer: the\n"
       "log-prob of the answer's tokens and EOS given the prompt and image, summed), written\n"
       "atomically. The prompt runs once per list and its answers share it; the numbers equal\n"
-      "those `perpo sample` writes for the same model and config.");
+      "those `perpo sample` writes for the same model and config. Relative image paths are\n"
+      "written relative to the output's folder.");
   auto options = std::make_shared<ModelCommandOptions>();
   auto input = std::make_shared<std::string>();
   auto output = std::make_shared<std::string>();
@@ -33,10 +35,11 @@ void register_logps(CLI::App& app, CommandRegistry& registry) {
 
   registry.add(logps, [options, input, output, format] {
     Config config = load_config(options->config, options->overrides);
-    std::vector<std::filesystem::path> inputs = {*input};
-    if (!config.model.path.empty()) inputs.push_back(config.model.path);
+    std::vector<std::filesystem::path> inputs = config_inputs(config, options->config);
+    inputs.push_back(*input);
     check_output_file(*output, OutputPolicy{inputs, options->force});
     ModelSession session = open_model(config);
+    OutputLock lock = OutputLock::file(*output);  // one perpo writes this file at a time
     LogpsSummary summary =
         logps_file(*session.loaded.model, *session.prompts, config, *input, *output, *format);
     std::fputs(summary.to_text().c_str(), stdout);

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <string>
 
 #include "commands.h"
@@ -16,6 +17,18 @@ void register_all(CLI::App& app, CommandRegistry& registry) {
   register_eval(app, registry);
   register_demo(app, registry);
   register_bench(app, registry);
+}
+
+const CLI::Validator& whole_number_validator() {
+  static const CLI::Validator validator(
+      [](std::string& input) -> std::string {
+        const bool digits = !input.empty() && std::all_of(input.begin(), input.end(), [](char c) {
+          return c >= '0' && c <= '9';
+        });
+        return digits ? std::string() : "must be a whole number >= 0, got '" + input + "'";
+      },
+      "", "whole number >= 0");
+  return validator;
 }
 
 std::string version_text() { return std::string("perpo 0.1.0\n") + runtime_summary(); }

@@ -8,12 +8,19 @@
 #include "model_command.h"
 #include "perpo/core/atomic_file.h"
 #include "perpo/core/error.h"
+#include "perpo/core/output_lock.h"
 #include "perpo/core/output_paths.h"
 #include "perpo/core/signals.h"
 #include "perpo/data/jsonl.h"
 #include "perpo/generate/sample_run.h"
+#include "perpo/reward/reward_config.h"
 
 namespace perpo::cli {
+
+namespace {
+/// The resolved config of a sampling run, beside its lists (train's config.yaml is its own).
+constexpr const char* kSampleConfigName = "sample-config.yaml";
+}  // namespace
 
 void register_sample(CLI::App& app, CommandRegistry& registry) {
   auto* sample = app.add_subcommand(
@@ -26,9 +33,12 @@ void register_sample(CLI::App& app, CommandRegistry& registry) {
       "(summed log-prob of each answer under the sampling model; sampling.reference_logps).\n"
       "sampling.unique_answers drops repeated answers and samples again (at most\n"
       "sampling.max_samples draws); sampling.add_ground_truth adds the truth as an answer.\n"
+      "Relative image paths are written relative to the output's folder. With the default\n"
+      "output, run.dir also gets sample-config.yaml (the resolved config).\n"
       "Answer n of a record depends only on run.seed, the record id and n, not on the batch.\n"
       "Lists are appended as they are made: a killed or interrupted run, started again with\n"
-      "the same command, continues after the last complete list. Prints a summary at the end.");
+      "the same command, continues after the last complete list (refused when the sampling\n"
+      "settings differ from the run that wrote it). Prints a summary at the end.");
   auto options = std::make_shared<ModelCommandOptions>();
   auto input = std::make_shared<std::string>();
   add_model_command_options(sample, *options);
@@ -41,31 +51,46 @@ void register_sample(CLI::App& app, CommandRegistry& registry) {
       throw input_error("perpo sample needs dataset records")
           .hint("set data.train in the config or pass --input FILE");
     }
-    std::vector<std::filesystem::path> inputs = {data};
-    if (!config.model.path.empty()) inputs.push_back(config.model.path);
-    const OutputPolicy policy{inputs, options->force};
+    ReadReport report;
+    std::vector<DatasetRecord> records =
+        read_dataset(data, ReadOptions::from(config.data), &report);
+    // Inputs: the records, their images, the config file, the model and the tokenizer.
+    std::vector<std::filesystem::path> inputs = config_inputs(config, options->config);
+    inputs.push_back(data);
+    add_image_inputs(inputs, records);
+    OutputPolicy policy{inputs, options->force};
     std::filesystem::path output = config.sampling.output;
     const bool in_run_dir = output.empty();
     if (in_run_dir) {
+      policy.writes = {kSampleConfigName, "lists.jsonl"};
       check_output_dir(config.run.dir, policy);  // nothing is written before the inputs check out
       output = std::filesystem::path(config.run.dir) / "lists.jsonl";
     }
     OutputPolicy file_policy = policy;
     file_policy.continue_existing = true;  // resumed if it holds this dataset's lists (below)
     check_output_file(output, file_policy);
-    ReadReport report;
-    std::vector<DatasetRecord> records =
-        read_dataset(data, ReadOptions::from(config.data), &report);
-    check_sample_output(output, records, options->force);  // before the model is loaded
+    check_sample_output(output, records, options->force, sample_stamp(config));  // before the model
     install_signal_handlers(StopMode::kFlag);
     ModelSession session = open_model(config);
+    RecordCheck check;
+    check.reward_name = config.reward.name;
+    check.reward_options = reward_options_from(config.reward);
+    check.max_new_tokens = config.sampling.max_new_tokens;
+    check.context = session.loaded.config.text.max_position_embeddings;
+    check.skip_bad = config.data.on_bad_record == "skip";
+    check.hint = "lower sampling.max_new_tokens, or skip such records with data.on_bad_record=skip";
+    check_records(records, *session.prompts, check);  // every record, before anything is written
+    OutputLock dir_lock;
     if (in_run_dir) {
-      prepare_output_dir(config.run.dir, policy);  // created, or reused if perpo made it
-      write_file_atomic(std::filesystem::path(config.run.dir) / "config.yaml", dump_config(config));
+      dir_lock = prepare_output_dir(config.run.dir, policy);  // created, or reused if perpo made it
+      write_file_atomic(std::filesystem::path(config.run.dir) / kSampleConfigName,
+                        dump_config(config));
     }
+    OutputLock file_lock = OutputLock::file(output);  // one perpo sample per output file
     ListSampler sampler(*session.loaded.model, *session.prompts, config);
     SampleSummary summary =
-        sample_to_file(sampler, records, output, config.sampling.lists_per_batch, options->force);
+        sample_to_file(sampler, records, output, config.sampling.lists_per_batch, options->force,
+                       sample_stamp(config));
     summary.skipped += report.skipped;
     for (const std::string& message : report.skip_messages) {
       if (summary.skip_messages.size() < 20) summary.skip_messages.push_back(message);

@@ -96,6 +96,7 @@ void register_score(CLI::App& app, CommandRegistry& registry) {
     }
     score_options.format = parse_list_input_format(options->input_format);
     score_options.force = options->force;
+    if (!options->config.empty()) score_options.inputs.emplace_back(options->config);
     ScoreSummary summary = score_list_file(options->input, options->output, score_options);
     std::fputs(summary.to_text().c_str(), stdout);
     std::printf("wrote %s\n", options->output.c_str());

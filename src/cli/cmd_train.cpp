@@ -66,8 +66,10 @@ void register_train(CLI::App& app, CommandRegistry& registry) {
     hooks.stop_requested = [] { return stop_requested(); };
     hooks.checkpoint_fault = fault_from_environment();
     if (config.train.eval_every > 0) hooks.evaluate = training_evaluator(config);  // data.eval
-    TrainSummary summary =
-        run_training(config, {.resume = options->resume, .force = options->force}, hooks);
+    TrainSummary summary = run_training(
+        config,
+        {.resume = options->resume, .force = options->force, .config_file = options->config},
+        hooks);
     std::printf("steps: %lld of %lld%s\n", static_cast<long long>(summary.steps),
                 static_cast<long long>(summary.total_steps),
                 summary.stopped ? " (stopped by signal; continue with --resume)" : "");

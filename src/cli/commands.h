@@ -23,6 +23,10 @@ struct CommandRegistry {
 };
 
 void register_all(CLI::App& app, CommandRegistry& registry);
+
+/// A check for unsigned options (seeds, indices): CLI11 reads a uint64 with strtoull, which turns
+/// "-1" into 2^64 - 1, so only digits are taken ("must be a whole number >= 0, got '-1'").
+const CLI::Validator& whole_number_validator();
 std::string version_text();
 
 // One per cmd_*.cpp.

@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,28 @@ inline void add_model_command_options(CLI::App* command, ModelCommandOptions& op
                     "write into an output folder that perpo did not make");
   command->add_option("overrides", options.overrides,
                       "key=value config overrides, e.g. run.seed=1");
+}
+
+/// What every model command reads besides its data: the --config file, model.path and
+/// tokenizer.path (interfaces.md: an input is never an output, with or without --force).
+inline std::vector<std::filesystem::path> config_inputs(const Config& config,
+                                                        const std::string& config_file) {
+  std::vector<std::filesystem::path> inputs;
+  for (const std::string& input : {config_file, config.model.path, config.tokenizer.path}) {
+    if (!input.empty()) inputs.emplace_back(input);
+  }
+  return inputs;
+}
+
+/// Adds the image files of `records` to `inputs` (each once).
+inline void add_image_inputs(std::vector<std::filesystem::path>& inputs,
+                             const std::vector<DatasetRecord>& records) {
+  std::set<std::filesystem::path> seen;
+  for (const DatasetRecord& record : records) {
+    if (!record.image.empty() && seen.insert(record.image_path).second) {
+      inputs.push_back(record.image_path);
+    }
+  }
 }
 
 /// The model, its tokenizer and the record encoder, ready for decoding.

@@ -536,4 +536,75 @@ bool configs_equal(const Config& a_in, const Config& b_in) {
   return true;
 }
 
+namespace {
+
+// Walks Config::visit and records every field as text.
+struct FlattenVisitor {
+  std::map<std::string, std::string>* out;
+  std::string prefix;
+
+  template <typename T>
+  static std::string text(const T& value) {
+    std::ostringstream s;
+    if constexpr (std::is_same_v<T, bool>) {
+      s << (value ? "true" : "false");
+    } else if constexpr (std::is_same_v<T, std::vector<std::string>> ||
+                         std::is_same_v<T, std::vector<double>>) {
+      s << "[";
+      for (std::size_t i = 0; i < value.size(); ++i) s << (i ? ", " : "") << text(value[i]);
+      s << "]";
+    } else if constexpr (std::is_same_v<T, double>) {
+      char buffer[64];
+      auto end = std::to_chars(buffer, buffer + sizeof(buffer), value).ptr;  // shortest exact
+      s << std::string(buffer, end);
+    } else {
+      s << value;
+    }
+    return s.str();
+  }
+  template <typename T>
+  void field(const char* name, T& value, const char*) {
+    (*out)[prefix + name] = text(value);
+  }
+  void choice(const char* name, std::string& value, std::vector<std::string>, const char*) {
+    (*out)[prefix + name] = value;
+  }
+  template <typename S>
+  void section(const char* name, S& value, const char*) {
+    FlattenVisitor inner{out, prefix + name + "."};
+    value.visit(inner);
+  }
+};
+
+}  // namespace
+
+std::map<std::string, std::string> flatten_config(const Config& config) {
+  std::map<std::string, std::string> out;
+  Config copy = config;
+  FlattenVisitor visitor{&out, ""};
+  copy.visit(visitor);
+  return out;
+}
+
+std::vector<NumericField> numeric_fields(const Config& config) {
+  Config copy = config;
+  TableBuilder table = table_of(copy);
+  std::vector<NumericField> out;
+  for (const Field& field : table.fields) {
+    std::visit(
+        [&](auto* ptr) {
+          using T = std::remove_pointer_t<decltype(ptr)>;
+          if constexpr (std::is_same_v<T, int> || std::is_same_v<T, std::uint64_t>) {
+            out.push_back({field.path, {static_cast<double>(*ptr)}, true});
+          } else if constexpr (std::is_same_v<T, double>) {
+            out.push_back({field.path, {*ptr}, false});
+          } else if constexpr (std::is_same_v<T, std::vector<double>>) {
+            out.push_back({field.path, *ptr, false});
+          }
+        },
+        field.ptr);
+  }
+  return out;
+}
+
 }  // namespace perpo

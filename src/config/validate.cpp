@@ -1,6 +1,9 @@
 // validate(): value ranges and combinations, each failure naming the key and how to fix it.
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <sstream>
 
 #include "perpo/config/config_io.h"
 #include "perpo/core/error.h"
@@ -22,31 +25,130 @@ bool is_device_text(const std::string& device) {
   return std::all_of(device.begin() + 5, device.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
+// The numeric-settings table: every numeric key's finite range, in one place. Values outside
+// (and NaN, inf, absurdly large numbers that would overflow a step or an allocation) are refused
+// before anything runs. The upper bounds are far beyond any sensible value; they only keep
+// absurd numbers out. A test checks that every numeric key of Config has a row.
+constexpr double kMaxInt = 2147483647.0;
+constexpr double kMaxSeed = 18446744073709551615.0;
+const std::vector<NumberRange> kNumberRanges = {
+    {"model.lora.r", 1, 65536, false, false, "e.g. model.lora.r=128"},
+    {"model.lora.alpha", 0, 1e6, true, false, "e.g. model.lora.alpha=256"},
+    {"model.lora.dropout", 0, 1, false, true, "e.g. model.lora.dropout=0.05"},
+    {"model.tiny.vision_hidden", 1, 65536, false, false, "e.g. 64"},
+    {"model.tiny.vision_layers", 1, 1024, false, false, "e.g. 2"},
+    {"model.tiny.vision_heads", 1, 1024, false, false, "e.g. 4"},
+    {"model.tiny.image_size", 1, 16384, false, false, "e.g. 64"},
+    {"model.tiny.patch_size", 1, 16384, false, false, "e.g. 16"},
+    {"model.tiny.hidden", 1, 65536, false, false, "e.g. 128"},
+    {"model.tiny.layers", 1, 1024, false, false, "e.g. 2"},
+    {"model.tiny.heads", 1, 1024, false, false, "e.g. 4"},
+    {"model.tiny.kv_heads", 1, 1024, false, false, "e.g. 2"},
+    {"model.tiny.intermediate", 1, 262144, false, false, "e.g. 256"},
+    {"data.synthetic.train_records", 1, 1e7, false, false, "e.g. 256"},
+    {"data.synthetic.eval_records", 1, 1e7, false, false, "e.g. 64"},
+    {"data.synthetic.seed", 0, kMaxSeed, false, false, "e.g. 1"},
+    {"data.max_prompt_tokens", 1, 1048576, false, false, "e.g. data.max_prompt_tokens=2048"},
+    {"data.max_answer_tokens", 1, 1048576, false, false, "e.g. data.max_answer_tokens=256"},
+    {"image.size", 1, 16384, false, false, "e.g. image.size=336"},
+    {"image.mean", 0, 1, false, false,
+     "pixels are in [0, 1]; CLIP's mean is [0.481, 0.458, 0.408]"},
+    {"image.std", 1e-3, 10, false, false, "CLIP's std is [0.269, 0.261, 0.276]"},
+    {"sampling.num_answers", 2, 4096, false, false,
+     "a preference list needs at least two answers; e.g. 20 (grounding), 5 (OCR)"},
+    {"sampling.temperature", 0, 100, false, false, "0 is greedy; the authors sample at 1.0"},
+    {"sampling.top_p", 0, 1, true, false, "1 turns nucleus sampling off"},
+    {"sampling.top_k", 0, 16777216, false, false, "0 turns top-k off"},
+    {"sampling.max_new_tokens", 1, 1048576, false, false, "e.g. 32 for boxes"},
+    {"sampling.lists_per_batch", 1, 4096, false, false, "e.g. 4"},
+    {"sampling.max_samples", 0, 1048576, false, false, "0 = 4 x num_answers"},
+    {"loss.beta", 0, 1000, true, false, "the authors use 0.1"},
+    {"loss.gamma", 0, 100, false, false,
+     "the authors use 0.5; 0 weighs every pair with a reward gap equally"},
+    {"loss.nll_weight", 0, 1000, false, false, "0 turns the SFT term off"},
+    {"optim.lr", 0, 10, true, false, "the authors use 5e-6 with LoRA"},
+    {"optim.weight_decay", 0, 10, false, false, "e.g. 0"},
+    {"optim.beta1", 0, 1, false, true, "e.g. 0.9"},
+    {"optim.beta2", 0, 1, false, true, "e.g. 0.999"},
+    {"optim.eps", 0, 1, true, false, "e.g. 1e-8"},
+    {"optim.warmup_steps", 0, kMaxInt, false, false, "e.g. 0"},
+    {"optim.min_lr_ratio", 0, 1, false, false, "e.g. 0"},
+    {"optim.max_grad_norm", 0, 1e6, false, false, "0 turns clipping off; the authors use 1.0"},
+    {"optim.vision_lr", 0, 10, false, false, "0 = the same as optim.lr"},
+    {"optim.projector_lr", 0, 10, false, false, "0 = the same as optim.lr"},
+    {"optim.vision_weight_decay", -1e6, 10, false, false, "negative = optim.weight_decay"},
+    {"optim.projector_weight_decay", -1e6, 10, false, false, "negative = optim.weight_decay"},
+    {"train.epochs", 1, 1e6, false, false, "e.g. 1"},
+    {"train.max_steps", 0, kMaxInt, false, false, "0 = run all epochs"},
+    {"train.lists_per_step", 1, 65536, false, false, "e.g. 2"},
+    {"train.grad_accum", 1, 65536, false, false, "e.g. 1"},
+    {"train.log_every", 1, kMaxInt, false, false, "e.g. 1"},
+    {"train.checkpoint_every", 0, kMaxInt, false, false, "0 = only at the end"},
+    {"train.keep_checkpoints", 1, 1e6, false, false, "e.g. 2"},
+    {"train.online_resample_every", 0, kMaxInt, false, false,
+     "0 = offline training on fixed lists"},
+    {"train.eval_every", 0, kMaxInt, false, false, "0 = off"},
+    {"train.max_nonfinite_steps", 1, 1e6, false, false, "e.g. 5"},
+    {"eval.max_new_tokens", 1, 1048576, false, false, "e.g. 32"},
+    {"eval.batch_size", 1, 65536, false, false, "e.g. 8"},
+    {"eval.iou_threshold", 0, 1, true, false, "the paper reports acc@0.5"},
+    {"eval.limit", 0, kMaxInt, false, false, "0 = all records"},
+    {"distributed.timeout_s", 1, 1e7, false, false, "e.g. 1800"},
+    {"run.seed", 0, kMaxSeed, false, false, "e.g. 42"},
+    {"run.threads", 0, 1024, false, false, "0 = LibTorch's default"},
+};
+
+/// 2048 -> "2048", 1e-08 -> "1e-08": bounds as a user would type them.
+std::string bound_text(double value) {
+  char buffer[64];
+  if (std::fabs(value) < 1e15 && value == std::floor(value)) {
+    std::snprintf(buffer, sizeof(buffer), "%.0f", value);
+  } else {
+    std::snprintf(buffer, sizeof(buffer), "%.17g", value);
+    // shortest text that reads back the same
+    for (int precision = 1; precision <= 17; ++precision) {
+      char shorter[64];
+      std::snprintf(shorter, sizeof(shorter), "%.*g", precision, value);
+      if (std::strtod(shorter, nullptr) == value) return shorter;
+    }
+  }
+  return buffer;
+}
+
+void check_number_ranges(const Config& c) {
+  for (const NumericField& field : numeric_fields(c)) {
+    const NumberRange* range = nullptr;
+    for (const NumberRange& row : kNumberRanges) {
+      if (field.key == row.key) range = &row;
+    }
+    PERPO_CHECK(range != nullptr, "config key '", field.key,
+                "' has no row in the numeric-settings table (validate.cpp)");
+    for (double value : field.values) {
+      const bool above_min = range->min_open ? value > range->min : value >= range->min;
+      const bool below_max = range->max_open ? value < range->max : value <= range->max;
+      if (std::isfinite(value) && above_min && below_max) continue;
+      std::ostringstream got;
+      got << value;
+      throw input_error("key '", field.key, "' must be in ", range->min_open ? "(" : "[",
+                        bound_text(range->min), ", ", bound_text(range->max),
+                        range->max_open ? ")" : "]", "; got ", got.str())
+          .hint(range->hint);
+    }
+  }
+}
+
 }  // namespace
 
+const std::vector<NumberRange>& number_ranges() { return kNumberRanges; }
+
 void validate(const Config& c) {
+  check_number_ranges(c);  // every numeric key finite and in its range, first
+
   // model
   const auto& lora = c.model.lora;
-  require(lora.r > 0, "model.lora.r", lora.r, "must be > 0", "e.g. model.lora.r=128");
-  require(lora.alpha > 0, "model.lora.alpha", lora.alpha, "must be > 0",
-          "e.g. model.lora.alpha=256");
-  require(lora.dropout >= 0 && lora.dropout < 1, "model.lora.dropout", lora.dropout,
-          "must be in [0, 1)", "e.g. model.lora.dropout=0.05");
   require(!lora.targets.empty(), "model.lora.targets", "[]", "must name at least one layer",
           "use [all-linear] or e.g. [q_proj, v_proj]");
   const auto& t = c.model.tiny;
-  for (auto [key, value] : {std::pair{"model.tiny.vision_hidden", t.vision_hidden},
-                            {"model.tiny.vision_layers", t.vision_layers},
-                            {"model.tiny.vision_heads", t.vision_heads},
-                            {"model.tiny.image_size", t.image_size},
-                            {"model.tiny.patch_size", t.patch_size},
-                            {"model.tiny.hidden", t.hidden},
-                            {"model.tiny.layers", t.layers},
-                            {"model.tiny.heads", t.heads},
-                            {"model.tiny.kv_heads", t.kv_heads},
-                            {"model.tiny.intermediate", t.intermediate}}) {
-    require(value > 0, key, value, "must be > 0", "sizes of the tiny model are positive integers");
-  }
   require(t.hidden % t.heads == 0, "model.tiny.hidden", t.hidden,
           "must be divisible by model.tiny.heads", "e.g. hidden=128 with heads=4");
   require(t.heads % t.kv_heads == 0, "model.tiny.heads", t.heads,
@@ -63,20 +165,12 @@ void validate(const Config& c) {
           "set model.lora.enabled=true or model.freeze_llm=false");
 
   // data
-  require(c.data.max_prompt_tokens > 0, "data.max_prompt_tokens", c.data.max_prompt_tokens,
-          "must be > 0", "e.g. data.max_prompt_tokens=2048");
-  require(c.data.max_answer_tokens > 0, "data.max_answer_tokens", c.data.max_answer_tokens,
-          "must be > 0", "e.g. data.max_answer_tokens=256");
   for (const auto& task : c.data.synthetic.tasks) {
     require(task == "grounding" || task == "ocr", "data.synthetic.tasks", task,
             "holds an unknown task", "use grounding and/or ocr");
   }
   require(!c.data.synthetic.tasks.empty(), "data.synthetic.tasks", "[]", "must name a task",
           "e.g. data.synthetic.tasks=[grounding]");
-  require(c.data.synthetic.train_records > 0, "data.synthetic.train_records",
-          c.data.synthetic.train_records, "must be > 0", "e.g. 256");
-  require(c.data.synthetic.eval_records > 0, "data.synthetic.eval_records",
-          c.data.synthetic.eval_records, "must be > 0", "e.g. 64");
 
   // tokenizer
   require(c.tokenizer.chat_template != "plain" || c.tokenizer.system_prompt.empty(),
@@ -85,29 +179,13 @@ void validate(const Config& c) {
           "use tokenizer.chat_template=vicuna_v1, or leave tokenizer.system_prompt empty");
 
   // image
-  require(c.image.size > 0, "image.size", c.image.size, "must be > 0", "e.g. image.size=336");
   require(c.image.mean.size() == 3, "image.mean", c.image.mean.size(),
           "must hold 3 values (R, G, B)", "e.g. image.mean=[0.481, 0.458, 0.408]");
   require(c.image.std.size() == 3, "image.std", c.image.std.size(), "must hold 3 values (R, G, B)",
           "e.g. image.std=[0.269, 0.261, 0.276]");
-  for (double s : c.image.std) {
-    require(s > 0, "image.std", s, "must be > 0 in every channel", "e.g. 0.27");
-  }
 
   // sampling
   const auto& s = c.sampling;
-  require(s.num_answers >= 2, "sampling.num_answers", s.num_answers,
-          "must be >= 2: a preference list needs at least two answers",
-          "e.g. 20 (grounding), 5 (OCR)");
-  require(s.temperature >= 0, "sampling.temperature", s.temperature, "must be >= 0",
-          "0 is greedy; the authors sample at 1.0");
-  require(s.top_p > 0 && s.top_p <= 1, "sampling.top_p", s.top_p, "must be in (0, 1]",
-          "1 turns nucleus sampling off");
-  require(s.top_k >= 0, "sampling.top_k", s.top_k, "must be >= 0", "0 turns top-k off");
-  require(s.max_new_tokens >= 1, "sampling.max_new_tokens", s.max_new_tokens, "must be >= 1",
-          "e.g. 32 for boxes");
-  require(s.lists_per_batch >= 1, "sampling.lists_per_batch", s.lists_per_batch, "must be >= 1",
-          "e.g. 4");
   require(s.max_samples == 0 || s.max_samples >= s.num_answers, "sampling.max_samples",
           s.max_samples, "must be 0 (= 4 x num_answers) or >= sampling.num_answers",
           "e.g. 4 x num_answers");
@@ -125,62 +203,7 @@ void validate(const Config& c) {
     throw error;
   }
 
-  // loss
-  require(c.loss.beta > 0, "loss.beta", c.loss.beta, "must be > 0", "the authors use 0.1");
-  require(c.loss.gamma >= 0, "loss.gamma", c.loss.gamma, "must be >= 0",
-          "the authors use 0.5; 0 weighs every pair with a reward gap equally");
-  require(c.loss.nll_weight >= 0, "loss.nll_weight", c.loss.nll_weight, "must be >= 0",
-          "0 turns the SFT term off");
-
-  // optim
-  const auto& o = c.optim;
-  require(o.lr > 0 && std::isfinite(o.lr), "optim.lr", o.lr, "must be a positive number",
-          "the authors use 5e-6 with LoRA");
-  require(o.weight_decay >= 0, "optim.weight_decay", o.weight_decay, "must be >= 0", "e.g. 0");
-  require(o.beta1 >= 0 && o.beta1 < 1, "optim.beta1", o.beta1, "must be in [0, 1)", "e.g. 0.9");
-  require(o.beta2 >= 0 && o.beta2 < 1, "optim.beta2", o.beta2, "must be in [0, 1)", "e.g. 0.999");
-  require(o.eps > 0, "optim.eps", o.eps, "must be > 0", "e.g. 1e-8");
-  require(o.warmup_steps >= 0, "optim.warmup_steps", o.warmup_steps, "must be >= 0", "e.g. 0");
-  require(o.min_lr_ratio >= 0 && o.min_lr_ratio <= 1, "optim.min_lr_ratio", o.min_lr_ratio,
-          "must be in [0, 1]", "e.g. 0");
-  require(o.max_grad_norm >= 0, "optim.max_grad_norm", o.max_grad_norm, "must be >= 0",
-          "0 turns clipping off; the authors use 1.0");
-
-  require(o.vision_lr >= 0 && std::isfinite(o.vision_lr), "optim.vision_lr", o.vision_lr,
-          "must be >= 0", "0 = the same as optim.lr");
-  require(o.projector_lr >= 0 && std::isfinite(o.projector_lr), "optim.projector_lr",
-          o.projector_lr, "must be >= 0", "0 = the same as optim.lr");
-
-  // train
-  const auto& tr = c.train;
-  require(tr.epochs >= 1, "train.epochs", tr.epochs, "must be >= 1", "e.g. 1");
-  require(tr.max_steps >= 0, "train.max_steps", tr.max_steps, "must be >= 0", "0 = run all epochs");
-  require(tr.lists_per_step >= 1, "train.lists_per_step", tr.lists_per_step, "must be >= 1",
-          "e.g. 2");
-  require(tr.grad_accum >= 1, "train.grad_accum", tr.grad_accum, "must be >= 1", "e.g. 1");
-  require(tr.log_every >= 1, "train.log_every", tr.log_every, "must be >= 1", "e.g. 1");
-  require(tr.checkpoint_every >= 0, "train.checkpoint_every", tr.checkpoint_every, "must be >= 0",
-          "0 = only at the end");
-  require(tr.keep_checkpoints >= 1, "train.keep_checkpoints", tr.keep_checkpoints, "must be >= 1",
-          "e.g. 2");
-  require(tr.online_resample_every >= 0, "train.online_resample_every", tr.online_resample_every,
-          "must be >= 0", "0 = offline training on fixed lists");
-
-  require(tr.eval_every >= 0, "train.eval_every", tr.eval_every, "must be >= 0", "0 = off");
-  require(tr.max_nonfinite_steps >= 1, "train.max_nonfinite_steps", tr.max_nonfinite_steps,
-          "must be >= 1", "e.g. 5");
-
-  // eval
-  require(c.eval.max_new_tokens >= 1, "eval.max_new_tokens", c.eval.max_new_tokens, "must be >= 1",
-          "e.g. 32");
-  require(c.eval.batch_size >= 1, "eval.batch_size", c.eval.batch_size, "must be >= 1", "e.g. 8");
-  require(c.eval.iou_threshold > 0 && c.eval.iou_threshold <= 1, "eval.iou_threshold",
-          c.eval.iou_threshold, "must be in (0, 1]", "the paper reports acc@0.5");
-  require(c.eval.limit >= 0, "eval.limit", c.eval.limit, "must be >= 0", "0 = all records");
-
   // distributed
-  require(c.distributed.timeout_s > 0, "distributed.timeout_s", c.distributed.timeout_s,
-          "must be > 0", "e.g. 1800");
   bool on_cuda = starts_with(c.run.device, "cuda");
   require(c.distributed.backend != "nccl" || on_cuda, "distributed.backend", c.distributed.backend,
           "nccl needs run.device=cuda", "use gloo (or auto) on CPU");
@@ -191,8 +214,6 @@ void validate(const Config& c) {
           "e.g. run.device=cuda:0");
   require(c.run.dtype != "fp16" || on_cuda, "run.dtype", c.run.dtype,
           "fp16 is only supported on CUDA", "use run.dtype=fp32 on CPU (or bf16 on CUDA)");
-  require(c.run.threads >= 0, "run.threads", c.run.threads, "must be >= 0",
-          "0 = LibTorch's default");
 }
 
 }  // namespace perpo

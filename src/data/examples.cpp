@@ -11,6 +11,22 @@ ExampleEncoder::ExampleEncoder(const ChatTemplate& chat, const DataConfig& confi
 }
 
 std::vector<int> ExampleEncoder::encode_prompt(const DatasetRecord& record) const {
+  // The model places one image's features at one placeholder: a prompt with several, or one
+  // without an image to fill it, is a bad record (named here, skippable with on_bad_record=skip).
+  const std::string& placeholder = chat_.image_token();
+  std::size_t placeholders = 0;
+  for (std::size_t at = record.prompt.find(placeholder); at != std::string::npos;
+       at = record.prompt.find(placeholder, at + placeholder.size())) {
+    ++placeholders;
+  }
+  if (placeholders > 1 || (placeholders == 1 && record.image.empty())) {
+    throw input_error(record.source.to_string(), ": the prompt holds ", placeholders,
+                      " image placeholder(s) '", placeholder, "' but the record has ",
+                      record.image.empty() ? "no image" : "one image")
+        .hint(
+            "write the placeholder at most once, and only in records with an image (perpo "
+            "adds it before the prompt when it is absent)");
+  }
   std::vector<int> ids = chat_.encode_prompt(record.prompt, !record.image.empty(), image_tokens_);
   if (config_.max_prompt_tokens > 0 && static_cast<int>(ids.size()) > config_.max_prompt_tokens) {
     throw input_error(record.source.to_string(), ": the prompt has ", ids.size(),

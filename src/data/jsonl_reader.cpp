@@ -54,6 +54,12 @@ void check_image(const fs::path& image, const RecordSource& source, ImageCheck c
     throw input_error(where, ": image ", image.string(), " does not exist")
         .hint("relative image paths are read from the folder of " + source.file.string());
   }
+  if (!fs::is_regular_file(image, error)) {  // a FIFO without a writer would block the read
+    throw input_error(where, ": image ", image.string(), " is ",
+                      fs::is_directory(image, error) ? "a folder" : "not a regular file",
+                      ", not an image file")
+        .hint("images are regular PNG, JPEG, BMP, GIF or PNM files");
+  }
   if (check == ImageCheck::kDecode) {
     try {
       load_image(image);
@@ -249,7 +255,7 @@ std::string detect_list_format(const fs::path& path, const std::string& format) 
     // Peeking would consume a pipe's bytes; read_lists reads it once and detects in memory.
     throw input_error("cannot detect the format of ", path.string(),
                       " without reading it: it is not a regular file")
-        .hint("use read_lists, or give the format (perpo or authors)");
+        .hint("give the format: --input-format perpo (JSONL) or --input-format authors");
   }
   return detect_list_format_of_text(read_input_file(path), format);
 }

@@ -5,8 +5,21 @@
 
 #include "json_fields.h"
 #include "perpo/core/error.h"
+#include "perpo/core/output_paths.h"
 
 namespace perpo {
+namespace fs = std::filesystem;
+
+void rebase_image(DatasetRecord& record, const fs::path& input, const fs::path& output) {
+  if (record.image.empty() || fs::path(record.image).is_absolute()) return;
+  std::error_code error;
+  const bool regular_output = !fs::exists(output, error) || fs::is_regular_file(output, error);
+  if (!fs::is_regular_file(input, error) || !regular_output) return;  // pipes, devices: as read
+  const fs::path out_dir = resolved_path(output).parent_path();
+  if (out_dir == resolved_path(input).parent_path()) return;
+  const fs::path relative = resolved_path(record.image_path).lexically_relative(out_dir);
+  record.image = relative.empty() ? resolved_path(record.image_path).string() : relative.string();
+}
 
 std::string RecordSource::to_string() const {
   if (line == 0) return file.string();
@@ -54,6 +67,28 @@ void validate_list(const PreferenceList& list, bool require_rewards) {
     throw input_error(where, ": field \"ref_logps\" has ", list.ref_logps.size(),
                       " entries but \"answers\" has ", n)
         .hint("drop ref_logps to have them recomputed (perpo logps)");
+  }
+  // Values a loss can use: reward gaps are raised to gamma and log-ratios scaled by beta, so an
+  // absurd number (1e300) would turn every step into NaN far from where it came from.
+  for (std::size_t i = 0; i < list.rewards.size(); ++i) {
+    const double reward = list.rewards[i];
+    if (!std::isfinite(reward) || std::fabs(reward) > kMaxAbsReward) {
+      throw input_error(where, ": reward ", i, " is ", reward,
+                        "; rewards must be finite and within ", "[-", kMaxAbsReward, ", ",
+                        kMaxAbsReward, "]")
+          .hint(
+              "perpo's rewards lie in [0, 1]; rescale custom rewards, or re-score the answers "
+              "with perpo score");
+    }
+  }
+  for (std::size_t i = 0; i < list.ref_logps.size(); ++i) {
+    const double logp = list.ref_logps[i];
+    if (!std::isfinite(logp) || logp > kMaxRefLogp || logp < -kMaxAbsRefLogp) {
+      throw input_error(where, ": ref_logps ", i, " is ", logp,
+                        "; a summed log-probability is a finite number <= 0 (down to -",
+                        kMaxAbsRefLogp, ")")
+          .hint("drop ref_logps to have them recomputed (perpo logps)");
+    }
   }
 }
 

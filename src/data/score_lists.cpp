@@ -8,6 +8,7 @@
 
 #include "perpo/core/atomic_file.h"
 #include "perpo/core/error.h"
+#include "perpo/core/output_lock.h"
 #include "perpo/core/output_paths.h"
 #include "perpo/data/jsonl.h"
 #include "perpo/data/records.h"
@@ -52,18 +53,6 @@ void score_list(PreferenceList& list, const RewardSpec& spec, const RewardOption
   }
   list.record.extra["reward_notes"] = std::move(notes);
   ++summary.records;
-}
-
-/// A relative image path re-written against the output's folder, so it resolves from there.
-void rebase_image(DatasetRecord& record, const fs::path& input, const fs::path& output) {
-  if (record.image.empty() || fs::path(record.image).is_absolute()) return;
-  std::error_code error;
-  const bool regular_output = !fs::exists(output, error) || fs::is_regular_file(output, error);
-  if (!fs::is_regular_file(input, error) || !regular_output) return;  // pipes, devices: as read
-  const fs::path out_dir = resolved_path(output).parent_path();
-  if (out_dir == resolved_path(input).parent_path()) return;
-  const fs::path relative = resolved_path(record.image_path).lexically_relative(out_dir);
-  record.image = relative.empty() ? resolved_path(record.image_path).string() : relative.string();
 }
 
 const char* format_name(ListInputFormat format) {
@@ -118,7 +107,9 @@ std::string ScoreSummary::to_text() const {
 ScoreSummary score_list_file(const fs::path& input, const fs::path& output,
                              const ScoreFileOptions& options) {
   const RewardSpec& spec = find_reward(options.reward);
-  check_output_file(output, {{input}, options.force});
+  std::vector<fs::path> inputs = options.inputs;
+  inputs.push_back(input);
+  check_output_file(output, {inputs, options.force});
   ScoreSummary summary;
   summary.reward = spec.name;
 
@@ -135,6 +126,7 @@ ScoreSummary score_list_file(const fs::path& input, const fs::path& output,
     score_list(list, spec, options.options, summary);
     rebase_image(list.record, input, output);
   }
+  OutputLock lock = OutputLock::file(output);  // one perpo writes this file at a time
   AtomicFileWriter writer(output);
   for (const PreferenceList& list : lists) {
     writer.stream() << to_json(list).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)

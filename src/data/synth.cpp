@@ -173,8 +173,27 @@ SynthSummary write_synth_dataset(const fs::path& out_dir, const SynthOptions& op
   }
   // The output-path rules: new, empty or perpo's own folder (or --force); never over an input.
   OutputPolicy policy{{}, options.force};
+  policy.kind = OutputPolicy::kOutputKindDataset;  // reused by data synth only
   if (font) policy.inputs.push_back(font->path());
-  prepare_output_dir(out_dir, policy);
+  check_output_dir(out_dir, policy);
+  // A dataset already there is someone's input (lists, runs): it is written again only by the
+  // same options (the same bytes), or with --force.
+  std::error_code exists_error;
+  const fs::path earlier_stamp = out_dir / "synth.json";
+  if (!options.force && !options.replace_own &&
+      fs::is_regular_file(out_dir / "records.jsonl", exists_error)) {
+    nlohmann::json earlier;
+    if (fs::is_regular_file(earlier_stamp, exists_error)) {
+      earlier = nlohmann::json::parse(read_file(earlier_stamp), nullptr, false);
+    }
+    if (earlier != synth_options_json(options)) {
+      throw input_error("output folder ", out_dir.string(),
+                        " holds a dataset written with other options (", earlier_stamp.string(),
+                        "); writing would replace its records and images")
+          .hint("choose a new folder, or pass --force to replace it");
+    }
+  }
+  OutputLock lock = prepare_output_dir(out_dir, policy);
   std::error_code ec;
   fs::create_directories(out_dir / "images", ec);
   PERPO_CHECK(!ec, "cannot create ", (out_dir / "images").string(), ": ", ec.message());

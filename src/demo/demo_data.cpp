@@ -97,6 +97,7 @@ DemoData prepare_demo_data(const fs::path& dir, const DemoDataPlan& plan) {
       } else {
         // A folder perpo wrote (its marker) is written again; anything else in the way is
         // refused by the output-path rules.
+        options.replace_own = true;  // the demo's own folder, written before with other settings
         const SynthSummary done = write_synth_dataset(folder, options);
         PERPO_LOG_INFO("[data] ", task, "-", split.name, ": ", done.records, " records written in ",
                        done.seconds, " s");

@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -80,21 +82,66 @@ DemoSuite DemoSuite::quick() {
 
 namespace {
 
-double parse_number(const std::string& key, const std::string& text) {
-  try {
-    std::size_t used = 0;
-    const double value = std::stod(text, &used);
-    if (used == text.size()) return value;
-  } catch (const std::exception&) {
-  }
-  throw input_error("demo setting '", key, "': '", text, "' is not a number");
+constexpr int kNoLimit = std::numeric_limits<int>::max();
+constexpr double kInfinity = std::numeric_limits<double>::infinity();
+
+// The stage-2 arms the demo knows (DemoPlan::arms, arm_lr.<arm>).
+const std::vector<std::string> kDemoArms = {"sft", "dpo", "perpo"};
+
+bool is_demo_arm(const std::string& arm) {
+  return std::find(kDemoArms.begin(), kDemoArms.end(), arm) != kDemoArms.end();
 }
 
-int parse_int(const std::string& key, const std::string& text) {
-  const double value = parse_number(key, text);
-  PERPO_CHECK_INPUT(value == static_cast<int>(value) && value >= 0, "demo setting '", key, "': '",
-                    text, "' is not a whole number >= 0");
-  return static_cast<int>(value);
+// Every numeric setting and its range, checked when it is set and again before a chain runs, so
+// that a bad value is refused before the first stage writes anything.
+struct IntSetting {
+  const char* key;
+  int DemoPlan::*field;
+  int min;
+  int max;  // kNoLimit: no upper bound
+};
+
+struct RealSetting {
+  const char* key;
+  double DemoPlan::*field;
+  double min;
+  double max;         // kInfinity: no upper bound (the value must still be finite)
+  bool min_excluded;  // the value must be > min
+};
+
+const std::vector<IntSetting>& int_settings() {
+  static const std::vector<IntSetting> settings = {
+      {"sft_records", &DemoPlan::sft_records, 1, kNoLimit},
+      {"pref_records", &DemoPlan::pref_records, 1, kNoLimit},
+      {"val_records", &DemoPlan::val_records, 1, kNoLimit},
+      {"test_records", &DemoPlan::test_records, 1, kNoLimit},
+      {"max_shapes", &DemoPlan::max_shapes, 1, 8},
+      {"ocr_max_words", &DemoPlan::ocr_max_words, 1, 8},
+      {"ocr_lexicon", &DemoPlan::ocr_lexicon, 0, static_cast<int>(ocr_words().size())},
+      {"vocab_size", &DemoPlan::vocab_size, 64, 32000},
+      {"sft_steps", &DemoPlan::sft_steps, 1, kNoLimit},
+      {"sft_batch", &DemoPlan::sft_batch, 1, kNoLimit},
+      {"pref_steps", &DemoPlan::pref_steps, 1, kNoLimit},
+      {"lists_per_step", &DemoPlan::lists_per_step, 1, kNoLimit},
+      {"answers", &DemoPlan::answers, 2, kNoLimit},  // a list compares two answers or more
+      {"resample_every", &DemoPlan::resample_every, 0, kNoLimit},
+      {"curve_points", &DemoPlan::curve_points, 0, kNoLimit},
+      {"curve_records", &DemoPlan::curve_records, 1, kNoLimit},
+      {"threads", &DemoPlan::threads, 0, kNoLimit}};
+  return settings;
+}
+
+const std::vector<RealSetting>& real_settings() {
+  static const std::vector<RealSetting> settings = {
+      {"sft_lr", &DemoPlan::sft_lr, 0, kInfinity, true},
+      {"temperature", &DemoPlan::temperature, 0, kInfinity, false},  // 0 = greedy
+      {"beta", &DemoPlan::beta, 0, kInfinity, true},
+      {"gamma", &DemoPlan::gamma, 0, kInfinity, false},
+      {"warmup_share", &DemoPlan::warmup_share, 0, 1, false},
+      {"ocr_min_text_height", &DemoPlan::ocr_min_text_height, 0.1, 0.9, false},
+      {"ocr_max_text_height", &DemoPlan::ocr_max_text_height, 0.1, 0.9, false},
+      {"ocr_inverted", &DemoPlan::ocr_inverted, 0, 1, false}};
+  return settings;
 }
 
 std::string number_text(double value) {
@@ -103,97 +150,155 @@ std::string number_text(double value) {
   return out.str();
 }
 
+// "" when `value` is in the setting's range, else what it must be ("must be in [1, 8]").
+std::string range_problem(const IntSetting& setting, int value) {
+  if (value >= setting.min && value <= setting.max) return "";
+  if (setting.max == kNoLimit) return "must be a whole number >= " + std::to_string(setting.min);
+  return "must be in [" + std::to_string(setting.min) + ", " + std::to_string(setting.max) + "]";
+}
+
+std::string range_problem(const RealSetting& setting, double value) {
+  const bool above_min = setting.min_excluded ? value > setting.min : value >= setting.min;
+  if (std::isfinite(value) && above_min && value <= setting.max) return "";
+  if (setting.max == kInfinity) {
+    return std::string("must be a finite number ") + (setting.min_excluded ? "> " : ">= ") +
+           number_text(setting.min);
+  }
+  return "must be in [" + number_text(setting.min) + ", " + number_text(setting.max) + "]";
+}
+
+// An arm's learning rate: finite and > 0 (as sft_lr).
+const RealSetting kArmLr = {"arm_lr", nullptr, 0, kInfinity, true};
+
+double parse_number(const std::string& name, const std::string& text) {
+  try {
+    std::size_t used = 0;
+    const double value = std::stod(text, &used);
+    if (used == text.size()) return value;
+  } catch (const std::exception&) {
+  }
+  throw input_error("demo setting '", name, "': '", text, "' is not a number");
+}
+
+int parse_int(const std::string& name, const std::string& text) {
+  const double value = parse_number(name, text);
+  PERPO_CHECK_INPUT(std::isfinite(value) && value == std::floor(value) &&
+                        std::fabs(value) <= static_cast<double>(kNoLimit),
+                    "demo setting '", name, "': '", text, "' is not a whole number");
+  return static_cast<int>(value);
+}
+
+// The items of a list setting ("tasks", "arms"): known names, none twice.
+std::vector<std::string> parse_list(const std::string& name, const std::string& key,
+                                    const std::string& text) {
+  std::vector<std::string> items = split(text, ',');
+  PERPO_CHECK_INPUT(!text.empty() && !items.empty(), "demo setting '", name, "' is empty");
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    const std::string& item = items[i];
+    if (key == "tasks") {
+      PERPO_CHECK_INPUT(item == "grounding" || item == "ocr", "demo task '", item,
+                        "' is not grounding or ocr");
+    } else {
+      PERPO_CHECK_INPUT(is_demo_arm(item), "demo arm '", item, "' is not sft, dpo or perpo");
+    }
+    PERPO_CHECK_INPUT(std::find(items.begin(), items.begin() + i, item) == items.begin() + i,
+                      "demo setting '", name, "': '", item, "' is named twice");
+  }
+  return items;
+}
+
 }  // namespace
 
-void DemoPlan::set(const std::string& assignment) {
+void DemoPlan::set(const std::string& assignment, const std::string& shown_prefix) {
   const auto eq = assignment.find('=');
-  PERPO_CHECK_INPUT(eq != std::string::npos, "demo setting '", assignment,
+  PERPO_CHECK_INPUT(eq != std::string::npos, "demo setting '", shown_prefix, assignment,
                     "' is not key=value (e.g. pref_steps=200)");
   const std::string key = assignment.substr(0, eq);
   const std::string value = assignment.substr(eq + 1);
-  std::map<std::string, int*> ints = {{"sft_records", &sft_records},
-                                      {"pref_records", &pref_records},
-                                      {"val_records", &val_records},
-                                      {"test_records", &test_records},
-                                      {"max_shapes", &max_shapes},
-                                      {"ocr_max_words", &ocr_max_words},
-                                      {"vocab_size", &vocab_size},
-                                      {"sft_steps", &sft_steps},
-                                      {"ocr_lexicon", &ocr_lexicon},
-                                      {"sft_batch", &sft_batch},
-                                      {"pref_steps", &pref_steps},
-                                      {"lists_per_step", &lists_per_step},
-                                      {"answers", &answers},
-                                      {"resample_every", &resample_every},
-                                      {"curve_points", &curve_points},
-                                      {"curve_records", &curve_records},
-                                      {"threads", &threads}};
-  std::map<std::string, double*> doubles = {{"sft_lr", &sft_lr},
-                                            {"temperature", &temperature},
-                                            {"beta", &beta},
-                                            {"gamma", &gamma},
-                                            {"warmup_share", &warmup_share},
-                                            {"ocr_min_text_height", &ocr_min_text_height},
-                                            {"ocr_max_text_height", &ocr_max_text_height},
-                                            {"ocr_inverted", &ocr_inverted}};
-  // Settings with a range of their own (the rest only need to be whole numbers >= 0).
-  const std::map<std::string, std::pair<int, int>> ranges = {
-      {"max_shapes", {1, 8}},
-      {"ocr_max_words", {1, 8}},
-      {"vocab_size", {64, 32000}},
-      {"ocr_lexicon", {0, static_cast<int>(ocr_words().size())}}};
-  if (auto it = ints.find(key); it != ints.end()) {
-    const int number = parse_int(key, value);
-    if (auto range = ranges.find(key); range != ranges.end()) {
-      PERPO_CHECK_INPUT(number >= range->second.first && number <= range->second.second,
-                        "demo setting '", key, "' must be in [", range->second.first, ", ",
-                        range->second.second, "], got ", value);
-    }
-    *it->second = number;
-  } else if (auto dt = doubles.find(key); dt != doubles.end()) {
-    const double number = parse_number(key, value);
-    PERPO_CHECK_INPUT(
-        (key != "warmup_share" && key != "ocr_inverted") || (number >= 0 && number <= 1),
-        "demo setting '", key, "' must be in [0, 1], got ", value);
-    PERPO_CHECK_INPUT(
-        key.find("text_height") == std::string::npos || (number >= 0.1 && number <= 0.9),
-        "demo setting '", key, "' must be in [0.1, 0.9], got ", value);
-    *dt->second = number;
-  } else if (starts_with(key, "arm_lr.")) {
-    arm_lr[key.substr(7)] = parse_number(key, value);
+  const std::string name = shown_prefix + key;  // as the user typed it, e.g. "ocr.answers"
+  for (const IntSetting& setting : int_settings()) {
+    if (key != setting.key) continue;
+    const int number = parse_int(name, value);
+    const std::string problem = range_problem(setting, number);
+    PERPO_CHECK_INPUT(problem.empty(), "demo setting '", name, "' ", problem, ", got ", value);
+    this->*setting.field = number;
+    return;
+  }
+  for (const RealSetting& setting : real_settings()) {
+    if (key != setting.key) continue;
+    const double number = parse_number(name, value);
+    const std::string problem = range_problem(setting, number);
+    PERPO_CHECK_INPUT(problem.empty(), "demo setting '", name, "' ", problem, ", got ", value);
+    this->*setting.field = number;
+    return;
+  }
+  if (starts_with(key, "arm_lr.")) {
+    const std::string arm = key.substr(7);
+    PERPO_CHECK_INPUT(is_demo_arm(arm), "demo setting '", name, "': unknown arm '", arm,
+                      "' (the arms are ", join(kDemoArms, ", "), ")");
+    const double lr = parse_number(name, value);
+    const std::string problem = range_problem(kArmLr, lr);
+    PERPO_CHECK_INPUT(problem.empty(), "demo setting '", name, "' ", problem, ", got ", value);
+    arm_lr[arm] = lr;
   } else if (key == "ground_truth_in_list") {
-    PERPO_CHECK_INPUT(value == "true" || value == "false", "demo setting '", key,
+    PERPO_CHECK_INPUT(value == "true" || value == "false", "demo setting '", name,
                       "' must be true or false");
     ground_truth_in_list = value == "true";
   } else if (key == "reference") {
-    PERPO_CHECK_INPUT(value == "start" || value == "sampler",
-                      "demo setting reference must be start or sampler, got '", value, "'");
+    PERPO_CHECK_INPUT(value == "start" || value == "sampler", "demo setting ", name,
+                      " must be start or sampler, got '", value, "'");
     reference = value;
   } else if (key == "eval_split") {
-    PERPO_CHECK_INPUT(value == "val" || value == "test",
-                      "demo setting eval_split must be val or "
-                      "test, got '",
-                      value, "'");
+    PERPO_CHECK_INPUT(value == "val" || value == "test", "demo setting ", name,
+                      " must be val or test, got '", value, "'");
     eval_split = value;
   } else if (key == "tasks" || key == "arms") {
-    std::vector<std::string> items = split(value, ',');
-    PERPO_CHECK_INPUT(!items.empty(), "demo setting '", key, "' is empty");
-    for (const auto& item : items) {
-      if (key == "tasks") {
-        PERPO_CHECK_INPUT(item == "grounding" || item == "ocr", "demo task '", item,
-                          "' is not grounding or ocr");
-      } else {
-        PERPO_CHECK_INPUT(item == "sft" || item == "dpo" || item == "perpo", "demo arm '", item,
-                          "' is not sft, dpo or perpo");
-      }
-    }
-    (key == "tasks" ? tasks : arms) = items;
+    (key == "tasks" ? tasks : arms) = parse_list(name, key, value);
   } else {
-    throw input_error("unknown demo setting '", key, "'")
+    throw input_error("unknown demo setting '", name, "'")
         .hint(
             "settings: sft_steps, pref_steps, answers, arm_lr.<arm>, beta, ... (perpo demo "
             "--help)");
   }
+}
+
+void DemoPlan::check() const {
+  for (const IntSetting& setting : int_settings()) {
+    const int value = this->*setting.field;
+    const std::string problem = range_problem(setting, value);
+    PERPO_CHECK_INPUT(problem.empty(), "demo setting '", setting.key, "' ", problem, ", got ",
+                      value);
+  }
+  for (const RealSetting& setting : real_settings()) {
+    const double value = this->*setting.field;
+    const std::string problem = range_problem(setting, value);
+    PERPO_CHECK_INPUT(problem.empty(), "demo setting '", setting.key, "' ", problem, ", got ",
+                      value);
+  }
+  // The data generators' combined rules (validate_synth_options), named as demo settings.
+  const int words = static_cast<int>(ocr_words().size());
+  PERPO_CHECK_INPUT(ocr_lexicon != 1, "demo setting ocr_lexicon: the lexicon must be 0 ",
+                    "(all words) or in [2, ", words, "], got ", ocr_lexicon);
+  PERPO_CHECK_INPUT(ocr_min_text_height <= ocr_max_text_height,
+                    "demo settings ocr_min_text_height and ocr_max_text_height must satisfy ",
+                    "0.1 <= min <= max <= 0.9, got ", ocr_min_text_height, " and ",
+                    ocr_max_text_height);
+  parse_list("tasks", "tasks", join(tasks, ","));
+  parse_list("arms", "arms", join(arms, ","));
+  for (const auto& arm : arms) {
+    PERPO_CHECK_INPUT(arm_lr.count(arm), "demo: no learning rate for arm '", arm,
+                      "' (setting arm_lr.", arm, ")");
+  }
+  for (const auto& [arm, lr] : arm_lr) {
+    PERPO_CHECK_INPUT(is_demo_arm(arm), "demo setting 'arm_lr.", arm, "': unknown arm '", arm,
+                      "' (the arms are ", join(kDemoArms, ", "), ")");
+    const std::string problem = range_problem(kArmLr, lr);
+    PERPO_CHECK_INPUT(problem.empty(), "demo setting 'arm_lr.", arm, "' ", problem, ", got ", lr);
+  }
+  PERPO_CHECK_INPUT(eval_split == "val" || eval_split == "test",
+                    "demo setting eval_split must be val or test, got '", eval_split, "'");
+  PERPO_CHECK_INPUT(reference == "start" || reference == "sampler",
+                    "demo setting reference must be start or sampler, got '", reference, "'");
 }
 
 void DemoSuite::set(const std::string& assignment) {
@@ -217,7 +322,7 @@ void DemoSuite::set(const std::string& assignment) {
     const std::string rest = assignment.substr(dot + 1);
     PERPO_CHECK_INPUT(!starts_with(rest, "tasks="), "demo setting '", key,
                       "': a chain's task is its name (set tasks=... to choose the chains)");
-    plans.at(key.substr(0, dot)).set(rest);
+    plans.at(key.substr(0, dot)).set(rest, key.substr(0, dot + 1));
     return;
   }
   for (auto& [task, plan] : plans) plan.set(assignment);
@@ -417,11 +522,16 @@ double run_data_stage(const DemoOptions& options) {
 
 // ---- the run -------------------------------------------------------------------------------
 
-void check_demo_chain(const DemoOptions& options) { demo_data_plan(options); }
+void check_demo_chain(const DemoOptions& options) {
+  options.plan.check();
+  demo_data_plan(options);
+}
 
 DemoResult run_demo_chain(const DemoOptions& options) {
   check_demo_chain(options);  // the generators' options are checked before anything is written
-  prepare_output_dir(options.out, {{}, options.force});
+  OutputPolicy policy{{}, options.force};
+  policy.kind = OutputPolicy::kOutputKindDemo;
+  OutputLock lock = prepare_output_dir(options.out, policy);
   DemoResult result;
   DemoContext context{options, demo_base_config(options)};
   result.stage_seconds.emplace_back("data", run_data_stage(options));
@@ -440,9 +550,16 @@ DemoResult run_demo(const DemoSuiteOptions& options) {
   std::vector<DemoOptions> chains;
   for (const auto& task : suite.tasks) {
     chains.push_back({options.out / task, options.seed, options.force, suite.plans.at(task)});
-    check_demo_chain(chains.back());  // every chain's settings before anything is written
+    try {
+      check_demo_chain(chains.back());  // every chain's settings before anything is written
+    } catch (Error& error) {
+      error.context("the " + task + " chain: ");
+      throw;
+    }
   }
-  prepare_output_dir(options.out, {{}, options.force});
+  OutputPolicy policy{{}, options.force};
+  policy.kind = OutputPolicy::kOutputKindDemo;  // one demo per folder at a time
+  OutputLock lock = prepare_output_dir(options.out, policy);
   const auto start = std::chrono::steady_clock::now();
   stage_line("demo", "output " + options.out.string() + ", seed " + std::to_string(options.seed) +
                          ", one model per task: " + join(suite.tasks, ", "));

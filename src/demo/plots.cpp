@@ -43,8 +43,12 @@ std::string header(const std::string& png, const std::string& title, const std::
   return gp.str();
 }
 
-// Runs `gnuplot -e "cd '<dir>'" <script>`; returns "" on success, else what went wrong.
-std::string run_gnuplot(const fs::path& gnuplot, const fs::path& dir, const std::string& script) {
+// Runs `gnuplot -e "cd '<dir>'" <dir>/<script>` with `dir` made absolute: gnuplot reads the
+// script's path after the `cd`, so a relative one (perpo demo --out runs/demo) would name a
+// file under the plots folder itself. Returns "" on success, else what went wrong.
+std::string run_gnuplot(const fs::path& gnuplot, const fs::path& plots_dir,
+                        const std::string& script) {
+  const fs::path dir = fs::absolute(plots_dir);
   const std::string cd = "cd " + quoted(dir.string());
   const fs::path log = dir / (fs::path(script).stem().string() + ".log");
   posix_spawn_file_actions_t actions;

@@ -76,6 +76,8 @@ EvalResult evaluate(LlavaModelImpl& model, RecordPrompts& prompts,
       try {
         const RewardSpec& reward =
             reward_for_task(records[i].task, config.reward.name, record_name(records[i]));
+        check_ground_truth(reward, records[i].ground_truth, reward_options,
+                           record_name(records[i]));
         GenerationPrompt prompt = prompts.build(records[i]);
         prompt.seeds = {0};
         check_prompt_fits_context(

@@ -36,7 +36,10 @@ LogpsSummary logps_file(LlavaModelImpl& model, RecordPrompts& prompts, const Con
                         const std::string& format) {
   const auto start = std::chrono::steady_clock::now();
   LogpsSummary summary;
-  summary.format = detect_list_format(input, format);
+  std::error_code regular_error;  // a pipe is read once, and its format detected then
+  summary.format = format != "auto" || std::filesystem::is_regular_file(input, regular_error)
+                       ? detect_list_format(input, format)
+                       : format;
   ReadOptions options = ReadOptions::from(config.data);
   options.require_rewards = false;
   options.require_ground_truth = false;
@@ -64,6 +67,7 @@ LogpsSummary logps_file(LlavaModelImpl& model, RecordPrompts& prompts, const Con
       bar.advance();
       continue;
     }
+    rebase_image(list.record, input, output);  // resolves from the output's folder
     writer.stream() << to_json(list).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
                     << '\n';
     ++summary.lists;

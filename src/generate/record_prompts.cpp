@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include <unordered_map>
+
 #include "perpo/core/error.h"
 #include "perpo/data/collate.h"
 #include "perpo/reward/text.h"
@@ -48,6 +50,40 @@ GenerationPrompt RecordPrompts::build(const DatasetRecord& record) {
   prompt.pixel_values = pixels(record);
   prompt.name = record_name(record);
   return prompt;
+}
+
+std::vector<int> RecordPrompts::prompt_ids(const DatasetRecord& record) const {
+  return encoder_.encode_prompt(record);
+}
+
+std::size_t check_records(const std::vector<DatasetRecord>& records, RecordPrompts& prompts,
+                          const RecordCheck& check) {
+  std::unordered_map<std::string, std::size_t> first_of;
+  std::size_t bad = 0;
+  for (std::size_t i = 0; i < records.size(); ++i) {
+    const DatasetRecord& record = records[i];
+    const std::string who = record_name(record);
+    auto [it, fresh] = first_of.emplace(record.id, i);
+    if (!fresh) {  // not skippable: which of the two would be the record?
+      throw input_error(record.source.to_string(), ": record id '", record.id,
+                        "' was already used at ", records[it->second].source.to_string())
+          .hint("record ids must be unique (sample resumes by id, eval reports by id)");
+    }
+    try {
+      const RewardSpec& reward = reward_for_task(record.task, check.reward_name, who);
+      check_ground_truth(reward, record.ground_truth, check.reward_options, who);
+      GenerationPrompt prompt;
+      prompt.prompt_ids = prompts.prompt_ids(record);
+      prompt.name = who;
+      if (check.context > 0) {
+        check_prompt_fits_context(prompt, check.max_new_tokens, check.context, check.hint);
+      }
+    } catch (const Error& e) {
+      if (!check.skip_bad || !e.is_input_error()) throw;
+      ++bad;
+    }
+  }
+  return bad;
 }
 
 torch::Tensor RecordPrompts::pixels(const DatasetRecord& record) const {

@@ -60,6 +60,7 @@ SampledBatch ListSampler::sample(const std::vector<DatasetRecord>& records) {
       Pending p;
       p.record = &record;
       p.reward = &reward_for(record);
+      check_ground_truth(*p.reward, record.ground_truth, reward_options_, record_name(record));
       p.seed = record_seed(run_seed_, record.id);
       GenerationPrompt prompt = prompts_.build(record);
       check_prompt_fits_context(

@@ -9,11 +9,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include "perpo/config/config_io.h"
 #include "perpo/core/atomic_file.h"
 #include "perpo/core/error.h"
 #include "perpo/core/log.h"
 #include "perpo/core/progress.h"
 #include "perpo/core/signals.h"
+#include "perpo/core/strings.h"
 #include "perpo/data/jsonl.h"
 #include "perpo/data/jsonl_writer.h"
 
@@ -83,12 +85,77 @@ std::string SampleSummary::to_text() const {
   return out.str();
 }
 
+nlohmann::json sample_stamp(const Config& config) {
+  Config decides;  // the settings that decide the lists, nothing else
+  decides.sampling = config.sampling;
+  decides.sampling.output.clear();
+  decides.sampling.lists_per_batch = 0;  // answers do not depend on the batch (sampler.h)
+  decides.reward = config.reward;
+  decides.model = config.model;
+  decides.tokenizer = config.tokenizer;
+  decides.image = config.image;
+  decides.data.max_prompt_tokens = config.data.max_prompt_tokens;
+  decides.data.max_answer_tokens = config.data.max_answer_tokens;
+  decides.run.seed = config.run.seed;
+  decides.run.dtype = config.run.dtype;
+  nlohmann::json stamp = nlohmann::json::object();
+  for (const auto& [key, value] : flatten_config(decides)) {
+    if (starts_with(key, "sampling.") || starts_with(key, "reward.") ||
+        starts_with(key, "model.") || starts_with(key, "tokenizer.") ||
+        starts_with(key, "image.") || key == "data.max_prompt_tokens" ||
+        key == "data.max_answer_tokens" || key == "run.seed" || key == "run.dtype") {
+      stamp[key] = value;
+    }
+  }
+  return stamp;
+}
+
+std::filesystem::path sample_stamp_path(const std::filesystem::path& output) {
+  const std::filesystem::path folder = output.parent_path();
+  return folder / ("." + output.filename().string() + ".perpo-sample.json");
+}
+
+namespace {
+
+/// The keys whose values differ between two stamps, "key: a then, b now"; keys the earlier stamp
+/// lacks (or an unreadable stamp) are not counted.
+std::vector<std::string> stamp_differences(const nlohmann::json& then, const nlohmann::json& now) {
+  std::vector<std::string> out;
+  for (auto it = now.begin(); it != now.end(); ++it) {
+    // A key the earlier run did not record (an older perpo) is not held against it.
+    if (!then.is_object() || !then.contains(it.key())) continue;
+    const std::string before =
+        then[it.key()].is_string() ? then[it.key()].get<std::string>() : then[it.key()].dump();
+    if (before != it.value().get<std::string>()) {
+      out.push_back(it.key() + ": " + before + " then, " + it.value().get<std::string>() + " now");
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
 bool check_sample_output(const std::filesystem::path& output,
-                         const std::vector<DatasetRecord>& records, bool force) {
+                         const std::vector<DatasetRecord>& records, bool force,
+                         const nlohmann::json& stamp) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(output, ec) ||
       std::filesystem::file_size(output, ec) == 0) {
     return false;
+  }
+  const std::filesystem::path stamp_file = sample_stamp_path(output);
+  if (stamp.is_object() && std::filesystem::is_regular_file(stamp_file, ec)) {
+    nlohmann::json then =
+        nlohmann::json::parse(read_file(stamp_file), nullptr, /*allow_exceptions=*/false);
+    const std::vector<std::string> differences = stamp_differences(then, stamp);
+    if (!differences.empty()) {
+      if (force) return false;
+      throw input_error(output.string(), " holds lists sampled with other settings (",
+                        join(differences, "; "), "); continuing would mix both in one file")
+          .hint(
+              "sample with the same settings to continue it, pass --force to replace it, or "
+              "choose another sampling.output");
+    }
   }
   std::unordered_set<std::string> ids;
   for (const DatasetRecord& record : records) ids.insert(record.id);
@@ -127,7 +194,8 @@ bool check_sample_output(const std::filesystem::path& output,
 }
 
 SampleSummary sample_to_file(ListSampler& sampler, const std::vector<DatasetRecord>& records,
-                             const std::filesystem::path& output, int lists_per_batch, bool force) {
+                             const std::filesystem::path& output, int lists_per_batch, bool force,
+                             const nlohmann::json& stamp) {
   PERPO_CHECK(lists_per_batch >= 1, "lists_per_batch must be >= 1");
   SampleSummary summary;
   summary.records = records.size();
@@ -141,14 +209,20 @@ SampleSummary sample_to_file(ListSampler& sampler, const std::vector<DatasetReco
     }
   }
 
-  const bool ours = check_sample_output(output, records, force);  // before anything is written
+  const bool ours = check_sample_output(output, records, force, stamp);  // before any write
   JsonlWriter writer(output, /*truncate=*/!ours);  // appends; cuts a cut last line of a killed run
+  std::error_code regular_error;
+  if (stamp.is_object() && std::filesystem::is_regular_file(output, regular_error)) {
+    write_file_atomic(sample_stamp_path(output), stamp.dump(2) + "\n");  // what this file holds
+  }
   if (writer.repaired_bytes() > 0) {
     PERPO_LOG_WARN("removed a cut last line (", writer.repaired_bytes(), " bytes) from ",
                    output.string());
   }
   std::unordered_set<std::string> done;
-  if (std::filesystem::file_size(output) > 0) {
+  std::error_code size_error;  // /dev/null, a FIFO, a pipe: nothing to continue
+  if (std::filesystem::is_regular_file(output, size_error) &&
+      std::filesystem::file_size(output, size_error) > 0 && !size_error) {
     ReadOptions options;
     options.image_check = ImageCheck::kNone;
     for (const PreferenceList& list : read_preference_lists(output, options)) {
@@ -182,7 +256,9 @@ SampleSummary sample_to_file(ListSampler& sampler, const std::vector<DatasetReco
     std::vector<DatasetRecord> batch_records;
     for (std::size_t i = first; i < first + count; ++i) batch_records.push_back(*todo[i]);
     SampledBatch batch = sampler.sample(batch_records);
-    for (const PreferenceList& list : batch.lists) {
+    for (PreferenceList& list : batch.lists) {
+      // A relative image is written relative to the output's folder (lists are read from there).
+      rebase_image(list.record, list.record.source.file, output);
       writer.write(to_json(list));
       summary.add(list);
     }

@@ -89,6 +89,10 @@ RgbImage load_image(const std::filesystem::path& path) {
   if (std::filesystem::is_directory(status)) {
     throw input_error("image path '", path.string(), "' is a folder, not an image file");
   }
+  if (!std::filesystem::is_regular_file(status)) {  // a FIFO without a writer would block
+    throw input_error("image path '", path.string(), "' is not a regular file")
+        .hint("images are regular PNG, JPEG, BMP, GIF or PNM files");
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     throw input_error("image file '", path.string(), "' could not be opened for reading")

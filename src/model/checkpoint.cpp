@@ -14,6 +14,7 @@
 #include "perpo/core/strings.h"
 #include "perpo/model/hf_names.h"
 #include "perpo/model/lora_linear.h"
+#include "perpo/model/model_size.h"
 
 namespace perpo {
 namespace fs = std::filesystem;
@@ -171,6 +172,29 @@ LoadReport load_weights_from(torch::nn::Module& model, const SafetensorsCheckpoi
   return report;
 }
 
+void check_checkpoint_shapes(const ModelConfig& config, const fs::path& dir) {
+  SafetensorsCheckpoint checkpoint(dir);  // headers only: the data is mapped, not read
+  std::vector<std::string> keys;
+  for (const std::string& key : checkpoint.names()) {
+    if (!is_ignored_hf_key(key)) keys.push_back(key);
+  }
+  const HfLayout layout = detect_hf_layout(keys);
+  std::map<std::string, std::string> hf_of;  // canonical -> checkpoint key
+  for (const std::string& key : keys) {
+    if (auto canonical = hf_to_canonical(key, layout)) hf_of[*canonical] = key;
+  }
+  for (const ParameterShape& parameter : model_parameter_shapes(config)) {
+    auto it = hf_of.find(parameter.name);
+    if (it == hf_of.end()) continue;  // missing tensors: the strict load names them
+    const std::vector<std::int64_t>& stored = checkpoint.entry(it->second).shape;
+    if (stored != parameter.shape) {
+      throw input_error(dir.string(), ": tensor '", it->second, "' has shape ", shape_text(stored),
+                        " but config.json makes it ", shape_text(parameter.shape))
+          .hint("config.json and the weights must belong to the same model");
+    }
+  }
+}
+
 LoadReport load_weights(torch::nn::Module& model, const fs::path& dir, ModelConfig* config) {
   SafetensorsCheckpoint checkpoint(dir);
   LoadReport report = load_weights_from(model, checkpoint, config);
@@ -237,6 +261,10 @@ void export_checkpoint(torch::nn::Module& model, const ModelConfig& config, cons
         if (fs::exists(source))
           fs::copy_file(source, staging / name, fs::copy_options::overwrite_existing);
       }
+    }
+    if (!options.tokenizer_model.empty()) {
+      fs::copy_file(options.tokenizer_model, staging / "tokenizer.model",
+                    fs::copy_options::overwrite_existing);
     }
     fs::path old =
         parent / ("." + target.filename().string() + ".old-" + std::to_string(::getpid()));

@@ -62,6 +62,7 @@ LoadedModel load_model(const Config& config, const LoadOptions& options) {
     loaded.dir = section.path;
     source = loaded.dir.string();
     loaded.config = load_model_config(loaded.dir);
+    check_checkpoint_shapes(loaded.config, loaded.dir);  // from the headers, before building
     loaded.tokenizer =
         std::make_shared<Tokenizer>(Tokenizer::from_config(config.tokenizer, loaded.dir));
   } else {

@@ -78,6 +78,13 @@ SafetensorsFile::SafetensorsFile(const fs::path& path) : path_(path) {
     ::close(fd);
     throw input_error("cannot stat ", path.string(), ": ", std::strerror(saved));
   }
+  if (!S_ISREG(info.st_mode)) {
+    ::close(fd);
+    throw input_error(path.string(), " is ",
+                      S_ISDIR(info.st_mode) ? "a folder" : "not a regular file",
+                      ", not a safetensors file")
+        .hint("a checkpoint folder holds model.safetensors (or model-*-of-*.safetensors) files");
+  }
   auto size = static_cast<std::uint64_t>(info.st_size);
   if (size < 8) {
     ::close(fd);

@@ -45,6 +45,42 @@ const RewardSpec& reward_for_task(std::string_view task, const std::string& name
   }
 }
 
+void check_ground_truth(const RewardSpec& spec, std::string_view truth,
+                        const RewardOptions& options, const std::string& who) {
+  const bool blank = truth.find_first_not_of(" \t\r\n") == std::string_view::npos;
+  if (blank) {
+    throw input_error(who, ": the ground truth is empty; reward '", spec.name,
+                      "' cannot score answers against it")
+        .hint(
+            "give the record its ground truth, or skip such records with "
+            "data.on_bad_record=skip");
+  }
+  // A truth the reward cannot use scores its own text as "bad_ground_truth".
+  const RewardResult self = spec.score(truth, truth, options);
+  const std::string name = spec.name;
+  if ((name == "iou" || name == "giou") && self.note != "bad_ground_truth") {
+    // Answers with swapped corners are read kindly; a truth with them is a broken record.
+    const auto boxes = parse_boxes(truth, options.box_parse);
+    const BoxCandidate* box = select_box(boxes, BoxSelect::kFirst);
+    if (box != nullptr && box->corners_swapped) {
+      throw input_error(who, ": the ground-truth box '", std::string(truth.substr(0, 80)),
+                        "' has x1 > x2 or y1 > y2")
+          .hint(
+              "a grounding truth is [x1, y1, x2, y2] with x1 < x2 and y1 < y2; fix the record "
+              "or skip such records with data.on_bad_record=skip");
+    }
+  }
+  if (self.note == "bad_ground_truth") {
+    throw input_error(who, ": reward '", spec.name, "' cannot use the ground truth '",
+                      std::string(truth.substr(0, 80)), "'")
+        .hint(name == "iou" || name == "giou"
+                  ? "a grounding truth is one finite box [x1, y1, x2, y2] with x1 < x2 and "
+                    "y1 < y2, e.g. [0.61, 0.10, 0.77, 0.54]; skip such records with "
+                    "data.on_bad_record=skip"
+                  : "fix the ground truth, or skip such records with data.on_bad_record=skip");
+  }
+}
+
 std::string default_reward_for_task(std::string_view task) {
   if (task == "grounding") return "iou";
   if (task == "ocr") return "ocr_edit";

@@ -49,10 +49,19 @@ ConvertSummary export_training_checkpoint(const fs::path& checkpoint_dir, const 
   ExportOptions export_options;
   export_options.layout = options.layout;
   export_options.to_bfloat16 = options.dtype == "bf16";
+  // The tokenizer the run was trained with, whatever its file is called: the export must be
+  // usable on its own (eval, transformers).
+  const fs::path tokenizer = config.tokenizer.path;
   if (!config.model.path.empty()) {
     export_options.tokenizer_dir = config.model.path;
-  } else if (!config.tokenizer.path.empty()) {
-    export_options.tokenizer_dir = fs::path(config.tokenizer.path).parent_path();
+  } else if (!tokenizer.empty()) {
+    export_options.tokenizer_dir =
+        fs::is_directory(tokenizer) ? tokenizer : tokenizer.parent_path();
+  }
+  if (!tokenizer.empty() && fs::is_regular_file(tokenizer)) {
+    export_options.tokenizer_model = tokenizer;
+  } else if (!tokenizer.empty() && fs::is_directory(tokenizer)) {
+    export_options.tokenizer_dir = tokenizer;
   }
   export_checkpoint(*model.model, model.config, out_dir, export_options);
 

@@ -19,7 +19,7 @@ namespace fs = std::filesystem;
 MetricsLog::MetricsLog(const fs::path& run_dir, bool tensorboard, std::int64_t resume_after_step)
     : path_(run_dir / "metrics.jsonl") {
   fs::create_directories(run_dir);
-  if (resume_after_step >= 0 && fs::exists(path_)) {
+  if (fs::exists(path_)) {  // keep the lines up to resume_after_step (none on a fresh run)
     std::istringstream in(read_file(path_));
     std::string kept, line;
     while (std::getline(in, line)) {

@@ -1,6 +1,8 @@
 // Training data: records -> encoded examples -> per-list tensors -> log-probs (train_data.h).
 #include "perpo/train/train_data.h"
 
+#include <cstdio>
+
 #include <torch/torch.h>
 
 #include <memory>
@@ -153,6 +155,38 @@ ListLogps score_list(LlavaModelImpl& model, const ListTensors& tensors) {
   out.tokens = lengths.narrow(0, 0, N);                            // (N)
   if (tensors.has_target) out.target_nll = -sums[N] / lengths[N];  // ()
   return out;
+}
+
+std::string TrainData::fingerprint() const {
+  std::uint64_t h = 1469598103934665603ULL;  // FNV-1a
+  auto mix = [&h](const void* bytes, std::size_t size) {
+    const auto* p = static_cast<const unsigned char*>(bytes);
+    for (std::size_t i = 0; i < size; ++i) h = (h ^ p[i]) * 1099511628211ULL;
+  };
+  auto mix_ints = [&](const std::vector<int>& ids) {
+    const std::size_t n = ids.size();
+    mix(&n, sizeof n);
+    mix(ids.data(), n * sizeof(int));
+  };
+  auto mix_doubles = [&](const std::vector<double>& values) {
+    const std::size_t n = values.size();
+    mix(&n, sizeof n);
+    mix(values.data(), n * sizeof(double));
+  };
+  const std::size_t count = examples.size();
+  mix(&count, sizeof count);
+  for (const TrainExample& example : examples) {
+    mix_ints(example.list.prompt_ids);
+    for (const auto& answer : example.list.answer_ids) mix_ints(answer);
+    mix_doubles(example.list.rewards);
+    mix_doubles(example.list.ref_logps);
+    mix_ints(example.target_ids);
+    const std::string image = example.record.image_path.string();
+    mix(image.data(), image.size() + 1);
+  }
+  char text[17];
+  std::snprintf(text, sizeof(text), "%016llx", static_cast<unsigned long long>(h));
+  return text;
 }
 
 }  // namespace perpo

@@ -71,7 +71,9 @@ class Trainer {
   LoadedModel model_;
   std::optional<LoadedModel> live_reference_;
   TrainData data_;
+  std::string data_fingerprint_;  // of data_ as loaded (checkpointed, checked on --resume)
   OutputPolicy run_dir_policy_;
+  OutputLock run_dir_lock_;  // held while training: a second perpo on run.dir is refused
   std::unique_ptr<AdamW> optim_;
   std::unique_ptr<DataOrder> order_;
   std::int64_t step_ = 0;
@@ -95,14 +97,28 @@ void Trainer::prepare_run_dir() {
   OutputPolicy policy;
   policy.force = options_.force;
   const std::string eval = config_.train.eval_every > 0 ? config_.data.eval : std::string();
-  for (const std::string& input :
-       {config_.data.train, eval, config_.model.path, config_.tokenizer.path}) {
+  for (const std::string& input : {config_.data.train, eval, config_.model.path,
+                                   config_.tokenizer.path, options_.config_file}) {
     if (!input.empty()) policy.inputs.emplace_back(input);
   }
+  // The run folder is filled, not replaced: it may hold this run's inputs (the lists that
+  // `perpo sample` wrote into it) beside what training writes.
+  policy.writes = {"config.yaml",    "log.txt",
+                   "metrics.jsonl",  "checkpoints",
+                   "tensorboard",    reference_cache_path(run_dir_).filename().string(),
+                   kOutputMarkerName};
   // Checked here, written only once the model and the data have loaded (bad input writes nothing).
   check_output_dir(run_dir_, policy);
   run_dir_policy_ = policy;
   checkpoint_root_ = run_dir_ / "checkpoints";
+  std::error_code root_error;
+  const fs::file_type root_type = fs::symlink_status(checkpoint_root_, root_error).type();
+  if (root_type != fs::file_type::not_found && root_type != fs::file_type::directory) {
+    throw input_error(checkpoint_root_.string(), " exists and is not a folder")
+        .hint(
+            "training writes its checkpoints there; remove or rename it, or choose another "
+            "run.dir");
+  }
   const auto latest = latest_run_checkpoint(checkpoint_root_);
   if (!options_.resume && latest) {
     throw input_error("run.dir ", run_dir_.string(), " already holds checkpoints (newest ",
@@ -116,7 +132,7 @@ void Trainer::prepare_run_dir() {
 }
 
 void Trainer::create_run_dir() {
-  prepare_output_dir(run_dir_, run_dir_policy_);
+  run_dir_lock_ = prepare_output_dir(run_dir_, run_dir_policy_);
   const int removed = remove_partial_checkpoints(checkpoint_root_);
   if (removed > 0) PERPO_LOG_WARN("removed ", removed, " partial checkpoint folder(s)");
   write_file_atomic(run_dir_ / "config.yaml", dump_config(config_));
@@ -146,6 +162,15 @@ void Trainer::restore(const CheckpointContent& content) {
   optim_->load_state(optim);
   step_ = content.step;
   const auto& state = content.state;
+  // Data changed at the same path (another file sampled into data.train): the data order and
+  // position in the checkpoint would point into other lists.
+  const std::string saved_data = state.value("data_fingerprint", std::string());
+  if (!saved_data.empty() && saved_data != data_fingerprint_) {
+    throw input_error("--resume refused: data.train (", config_.data.train,
+                      ") is not the data the checkpoint was trained on (fingerprint ",
+                      data_fingerprint_, ", the checkpoint's ", saved_data, ")")
+        .hint("resume with the data the run started with, or start a new run.dir");
+  }
   if (state.contains("online")) {  // the re-sampled lists the interrupted run was training on
     const auto& online = state.at("online");
     use_online_lists(online_lists_from_json(online.at("lists")),
@@ -175,7 +200,8 @@ fs::path Trainer::save_checkpoint() {
                    {"nonfinite_in_row", nonfinite_in_row_},
                    {"total_steps", total_},
                    {"host_rng", rng.host},
-                   {"weights", everything ? "all" : "trained"}};
+                   {"weights", everything ? "all" : "trained"},
+                   {"data_fingerprint", data_fingerprint_}};
   if (online_sampled_at_ > 0) {
     content.state["online"] = {{"sampled_at", online_sampled_at_},
                                {"lists", online_lists_to_json(online_lists_)}};
@@ -368,6 +394,7 @@ TrainSummary Trainer::run() {
   model_ = load_model(config_);
   pad_id_ = std::max(model_.tokenizer->pad_id(), 0);
   data_ = load_train_data(config_, model_);
+  data_fingerprint_ = data_.fingerprint();
   if (config_.train.online_resample_every > 0) setup_online_mode();  // checks before any write
   create_run_dir();
   PERPO_LOG_INFO("training data: ", data_.summary(config_));
@@ -394,6 +421,8 @@ TrainSummary Trainer::run() {
   summary.total_steps = total_;
   summary.truncated_answers = data_.truncated_answers;
   summary.reference_source = reference.source;
+  // A fresh run starts metrics.jsonl empty (a run killed before its first checkpoint left
+  // lines there); a resumed one keeps the lines up to its checkpoint's step.
   MetricsLog metrics(run_dir_, config_.run.tensorboard, options_.resume ? step_ : -1);
   auto counts = count_parameters(*model_.model);
   PERPO_LOG_INFO("training ", counts.trainable, " of ", counts.total, " parameters; loss ",
@@ -445,6 +474,13 @@ TrainSummary Trainer::run() {
   }
   bar.finish();
   if (saved_at != step_) summary.last_checkpoint = save_checkpoint();
+  const std::int64_t ran = step_ - summary.first_step;
+  if (ran > 0 && skipped_ >= ran && !summary.stopped) {
+    throw runtime_error("every step of this run (", ran,
+                        ") was skipped for a non-finite loss or gradient: nothing was learned")
+        .hint("check the lists' rewards and ref_logps and the learning rate; the checkpoint " +
+              summary.last_checkpoint.string() + " holds the unchanged weights");
+  }
   summary.steps = step_;
   summary.skipped_steps = skipped_;
   summary.resamples = resamples_;

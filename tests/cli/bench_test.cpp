@@ -1,5 +1,6 @@
 // `perpo bench` end to end on the tiny shape: JSON lines with finite positive figures, the FLOP
-// count of the formula, and a peer that cannot run reported instead of failing the command.
+// count of the formula, the text table, and a peer that cannot run failing the command with a
+// message (unless --no-peer).
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -51,17 +52,21 @@ TEST(CliBench, TinyJsonLinesHoldFinitePositiveFigures) {
   EXPECT_FALSE(names.count("peer.train.lists_per_s")) << "--no-peer ran the peer";
 }
 
-TEST(CliBench, APeerThatCannotRunIsReportedAndTheCommandSucceeds) {
-  const auto run = run_perpo(
-      "bench --shape tiny --iterations 1 --threads 1 --answers 3 --peak-tflops 1 "
-      "--python /nonexistent/python");
+TEST(CliBench, TheTextTableWithoutAPeerAndAPeerThatCannotRunIsAnError) {
+  auto run = run_perpo(
+      "bench --shape tiny --iterations 1 --threads 1 --answers 3 --peak-tflops 1 --no-peer");
   ASSERT_EQ(run.exit_code, 0) << run.output;
   EXPECT_NE(run.output.find("perpo bench: shape tiny"), std::string::npos) << run.output;
   EXPECT_NE(run.output.find("N = 3 answers"), std::string::npos) << run.output;
   EXPECT_NE(run.output.find("train MFU %"), std::string::npos) << run.output;
-  EXPECT_TRUE(run.output.find("peer failed") != std::string::npos ||
-              run.output.find("peer skipped") != std::string::npos)
-      << run.output;
+  // Asked for the peer but it cannot run: a failure that names the Python and the way out
+  // (issue 21: the peer used to be dropped silently with exit 0).
+  run = run_perpo(
+      "bench --shape tiny --iterations 1 --threads 1 --answers 3 --peak-tflops 1 "
+      "--python /nonexistent/python");
+  EXPECT_EQ(run.exit_code, 1) << run.output;
+  EXPECT_NE(run.output.find("/nonexistent/python"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("--no-peer"), std::string::npos) << run.output;
 }
 
 }  // namespace

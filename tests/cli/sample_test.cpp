@@ -30,7 +30,7 @@ TEST(CliSample, WritesScoredListsWithRefLogpsAndASummary) {
       << r.output;
   EXPECT_NE(r.output.find("20 answers: mean reward"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("lists with all rewards equal (no signal)"), std::string::npos);
-  EXPECT_TRUE(fs::exists(dir / "run" / "config.yaml"));
+  EXPECT_TRUE(fs::exists(dir / "run" / "sample-config.yaml"));
   auto lists = read_jsonl(dir / "run" / "lists.jsonl");
   ASSERT_EQ(lists.size(), 5u);
   for (std::size_t i = 0; i < lists.size(); ++i) {

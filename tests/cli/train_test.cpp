@@ -17,6 +17,8 @@
 #include <thread>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "perpo/train/run_checkpoint.h"
 #include "run_perpo.h"
 #include "test_paths.h"
@@ -79,6 +81,16 @@ TEST(CliTrain, SigtermFinishesTheStepSavesAndExitsZero) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   ASSERT_GE(metrics_line_count(dir / "run"), 2u) << read_text(dir / "log");
+  // A second perpo train on the same run.dir while the first runs: refused with its pid, and
+  // nothing of the first run is touched (issue 21: both used to exit 0, interleaving lines).
+  const std::string metrics_before = read_text(dir / "run" / "metrics.jsonl");
+  auto second = run_perpo(train_args(dir, {"train.max_steps=100000", "train.lists_per_step=1"}));
+  EXPECT_EQ(second.exit_code, 2) << second.output;
+  EXPECT_NE(
+      second.output.find("is in use by another perpo process (pid " + std::to_string(pid) + ")"),
+      std::string::npos)
+      << second.output;
+  EXPECT_EQ(read_text(dir / "run" / "metrics.jsonl").rfind(metrics_before, 0), 0u);
   ASSERT_EQ(kill(pid, SIGTERM), 0);
   int status = 0;
   ASSERT_EQ(waitpid(pid, &status, 0), pid);
@@ -128,6 +140,42 @@ TEST(CliTrain, SigkillWhileCheckpointingLeavesThePreviousOne) {
   ASSERT_EQ(exported.exit_code, 0) << exported.output;
   EXPECT_TRUE(fs::exists(dir / "hf" / "config.json"));
   EXPECT_TRUE(fs::exists(dir / "hf" / "model.safetensors"));
+}
+
+TEST(CliTrain, RestartAfterAKillBeforeTheFirstCheckpointStartsMetricsAfresh) {
+  fs::path dir = perpo::test::fresh_scratch_dir("cli_train", "restart");
+  perpo::test::write_train_lists(dir, 4, 3, true);
+  const std::vector<std::string> extra = {"train.max_steps=3", "train.checkpoint_every=2"};
+  setenv("PERPO_FAULT_KILL_CHECKPOINT", "1", 1);  // killed writing its first checkpoint
+  auto killed = run_perpo(train_args(dir, extra));
+  unsetenv("PERPO_FAULT_KILL_CHECKPOINT");
+  ASSERT_EQ(killed.exit_code, 128 + SIGKILL) << killed.output;
+  ASSERT_EQ(metrics_line_count(dir / "run"), 2u);  // steps 1 and 2 of the dead run
+  auto fresh = run_perpo(train_args(dir, extra));
+  ASSERT_EQ(fresh.exit_code, 0) << fresh.output;
+  // Steps 1, 2, 3 once each: the dead run's lines are gone.
+  std::ifstream in(dir / "run" / "metrics.jsonl");
+  std::vector<int> steps;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty()) steps.push_back(nlohmann::json::parse(line).at("step").get<int>());
+  }
+  EXPECT_EQ(steps, (std::vector<int>{1, 2, 3}));
+}
+
+TEST(CliTrain, ResumeOnDataThatChangedAtTheSamePathIsRefused) {
+  fs::path dir = perpo::test::fresh_scratch_dir("cli_train", "data_changed");
+  perpo::test::write_train_lists(dir, 4, 3, true);
+  auto first = run_perpo(train_args(dir, {"train.max_steps=2"}));
+  ASSERT_EQ(first.exit_code, 0) << first.output;
+  perpo::test::write_train_lists(dir, 5, 3, true);  // other lists at the same path
+  auto resumed = run_perpo(train_args(dir, {"train.max_steps=4"}) + " --resume");
+  EXPECT_EQ(resumed.exit_code, 2) << resumed.output;
+  EXPECT_NE(resumed.output.find("is not the data the checkpoint was trained on"), std::string::npos)
+      << resumed.output;
+  perpo::test::write_train_lists(dir, 4, 3, true);  // the run's own data again: it resumes
+  resumed = run_perpo(train_args(dir, {"train.max_steps=4"}) + " --resume");
+  EXPECT_EQ(resumed.exit_code, 0) << resumed.output;
 }
 
 TEST(CliTrain, BadInputsExitTwo) {

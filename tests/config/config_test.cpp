@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
+#include <set>
 
 #include "perpo/config/config_io.h"
 #include "perpo/core/atomic_file.h"
@@ -178,9 +180,22 @@ TEST(Config, ValidationNamesKeyAndHowToFixIt) {
     std::string expected;
   };
   std::vector<Case> cases = {
-      {"sampling.num_answers=1", "'sampling.num_answers' must be >= 2"},
-      {"loss.beta=0", "'loss.beta' must be > 0"},
-      {"optim.lr=-1", "'optim.lr' must be a positive number"},
+      {"sampling.num_answers=1", "'sampling.num_answers' must be in [2, 4096]"},
+      {"loss.beta=0", "'loss.beta' must be in (0, 1000]"},
+      {"optim.lr=-1", "'optim.lr' must be in (0, 10]"},
+      // Non-finite and absurd numbers (issue 21: they ran to exit 0 with NaN checkpoints).
+      {"optim.weight_decay=inf", "'optim.weight_decay' must be in [0, 10]; got inf"},
+      {"optim.weight_decay=1e308", "'optim.weight_decay' must be in [0, 10]"},
+      {"optim.lr=1e308", "'optim.lr' must be in (0, 10]"},
+      {"loss.beta=1e308", "'loss.beta' must be in (0, 1000]"},
+      {"model.lora.alpha=inf", "'model.lora.alpha' must be in (0, 1000000]"},
+      {"image.mean=[nan, 0.5, 0.5]", "'image.mean' must be in [0, 1]; got nan"},
+      {"image.std=[1e-320, 0.3, 0.3]", "'image.std' must be in [0.001, 10]"},
+      {"model.lora.r=1000000000", "'model.lora.r' must be in [1, 65536]"},
+      {"sampling.num_answers=1000000000", "'sampling.num_answers' must be in [2, 4096]"},
+      {"run.threads=100000", "'run.threads' must be in [0, 1024]"},
+      {"sampling.temperature=-1", "'sampling.temperature' must be in [0, 100]"},
+      {"optim.beta2=1", "'optim.beta2' must be in [0, 1)"},
       {"sampling.top_p=1.5", "'sampling.top_p' must be in (0, 1]"},
       {"model.tiny.kv_heads=3", "must be divisible by model.tiny.kv_heads"},
       {"run.device=gpu", "'run.device' must be cpu, cuda or cuda:N"},
@@ -246,6 +261,43 @@ TEST(Config, ShippedConfigsLoadAndValidate) {
   EXPECT_EQ(grounding.sampling.num_answers, 20);
   EXPECT_TRUE(grounding.model.lora.enabled);
   EXPECT_EQ(grounding.run.dtype, "bf16");
+}
+
+}  // namespace
+}  // namespace perpo
+
+namespace perpo {
+namespace {
+
+TEST(Config, EveryNumericKeyHasARowInTheRangeTable) {
+  // The numeric-settings table is the one place that bounds numbers: a new numeric key without
+  // a row would make validate() fail on the defaults, and a row for a removed key is dead.
+  std::set<std::string> rows;
+  for (const NumberRange& range : number_ranges()) {
+    EXPECT_TRUE(rows.insert(range.key).second) << "row twice: " << range.key;
+    EXPECT_LT(range.min, range.max) << range.key;
+    EXPECT_TRUE(std::isfinite(range.min) && std::isfinite(range.max)) << range.key;
+  }
+  std::set<std::string> keys;
+  for (const NumericField& field : numeric_fields(Config{})) {
+    keys.insert(field.key);
+    EXPECT_TRUE(rows.count(field.key)) << field.key << " has no row in the numeric table";
+  }
+  for (const std::string& row : rows) EXPECT_TRUE(keys.count(row)) << "dead row " << row;
+  EXPECT_NO_THROW(validate(Config{}));  // every default lies in its range
+  // Every number read from YAML is bounded: each key refuses inf, -inf and nan.
+  for (const std::string& key : keys) {
+    for (const char* bad : {"inf", "-inf", "nan"}) {
+      Config c;
+      const bool list = key == "image.mean" || key == "image.std";
+      try {
+        apply_override(c, key + "=" + (list ? "[" + std::string(bad) + ", 0.3, 0.3]" : bad));
+      } catch (const Error&) {
+        continue;  // an integer key refuses the text itself
+      }
+      EXPECT_THROW(validate(c), Error) << key << "=" << bad;
+    }
+  }
 }
 
 }  // namespace

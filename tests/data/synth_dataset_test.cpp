@@ -121,10 +121,19 @@ TEST(SynthDataset, RefusesANonEmptyFolderUnlessForcedAndDeletesNothing) {
   EXPECT_NE(error.find("perpo did not write"), std::string::npos) << error;
   EXPECT_NE(error.find("--force"), std::string::npos) << error;
   EXPECT_FALSE(fs::exists(dir / "records.jsonl"));
-  // A folder perpo wrote is written again without --force.
+  // A dataset perpo wrote is written again with the same options (the same bytes); with other
+  // options it is refused (it may be the input of lists and runs: issue 21), unless --force or
+  // its owner says so (the demo's own folders).
   const fs::path own = test::fresh_scratch_dir("synth", "own");
   write_synth_dataset(own / "set", options_for("ocr", 2, 1));
-  write_synth_dataset(own / "set", options_for("ocr", 3, 1));
+  write_synth_dataset(own / "set", options_for("ocr", 2, 1));
+  const std::string other =
+      test::error_of([&] { write_synth_dataset(own / "set", options_for("ocr", 3, 1)); });
+  EXPECT_NE(other.find("holds a dataset written with other options"), std::string::npos) << other;
+  EXPECT_EQ(read_dataset(own / "set" / "records.jsonl", ReadOptions{}).size(), 2u);
+  SynthOptions replace = options_for("ocr", 3, 1);
+  replace.replace_own = true;
+  write_synth_dataset(own / "set", replace);
   EXPECT_EQ(read_dataset(own / "set" / "records.jsonl", ReadOptions{}).size(), 3u);
   SynthOptions forced = options_for("ocr", 2, 1);
   forced.force = true;

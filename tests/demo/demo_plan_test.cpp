@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <functional>
 
 #include "perpo/demo/pipeline.h"
 #include "test_util.h"
@@ -76,6 +79,23 @@ TEST(DemoPlan, BadSettingsAreNamed) {
       {"ground_truth_in_list=yes", "must be true or false"},
       {"eval_split=train", "eval_split must be val or test"},
       {"reference=frozen", "reference must be start or sampler"},
+      // Every value is checked when it is set (issue 21: these failed only after stage 1 ran).
+      {"arm_lr.ppo=1e-4", "'arm_lr.ppo': unknown arm 'ppo' (the arms are sft, dpo, perpo)"},
+      {"arm_lr.dpo=-1e-5", "'arm_lr.dpo' must be a finite number > 0, got -1e-5"},
+      {"answers=1", "'answers' must be a whole number >= 2, got 1"},
+      {"answers=nan", "'answers': 'nan' is not a whole number"},
+      {"answers=1e12", "'answers': '1e12' is not a whole number"},
+      {"pref_steps=0", "'pref_steps' must be a whole number >= 1, got 0"},
+      {"sft_batch=-4", "'sft_batch' must be a whole number >= 1, got -4"},
+      {"curve_records=0", "'curve_records' must be a whole number >= 1"},
+      {"temperature=-1", "'temperature' must be a finite number >= 0, got -1"},
+      {"temperature=inf", "'temperature' must be a finite number >= 0, got inf"},
+      {"sft_lr=nan", "'sft_lr' must be a finite number > 0, got nan"},
+      {"sft_lr=0", "'sft_lr' must be a finite number > 0, got 0"},
+      {"beta=0", "'beta' must be a finite number > 0"},
+      {"gamma=-0.5", "'gamma' must be a finite number >= 0"},
+      {"warmup_share=nan", "'warmup_share' must be in [0, 1], got nan"},
+      {"arms=dpo,dpo", "'arms': 'dpo' is named twice"},
   };
   for (const auto& [assignment, phrase] : cases) {
     DemoPlan plan;
@@ -138,12 +158,57 @@ TEST(DemoSuite, BadSettingsAreNamed) {
       {"ocr.sft_lr=fast", "'fast' is not a number"},
       {"vqa.sft_lr=1e-3", "unknown demo setting 'vqa.sft_lr'"},
       {"answers=many", "'many' is not a number"},
+      // A chain's setting is named as the user typed it.
+      {"ocr.answers=1", "demo setting 'ocr.answers' must be a whole number >= 2, got 1"},
+      {"grounding.sft_lr=nan", "demo setting 'grounding.sft_lr' must be a finite number > 0"},
+      {"ocr.arm_lr.ppo=1e-4", "demo setting 'ocr.arm_lr.ppo': unknown arm 'ppo'"},
   };
   for (const auto& [assignment, phrase] : cases) {
     DemoSuite suite;
     const std::string message = test::error_of([&] { suite.set(assignment); });
     EXPECT_NE(message.find(phrase), std::string::npos) << assignment << ": " << message;
   }
+}
+
+TEST(DemoPlan, CheckRefusesBadSettingsMadeInCode) {
+  EXPECT_NO_THROW(DemoPlan::full("grounding").check());
+  EXPECT_NO_THROW(DemoPlan::full("ocr").check());
+  EXPECT_NO_THROW(DemoPlan::quick("grounding").check());
+  EXPECT_NO_THROW(DemoPlan::quick("ocr").check());
+  const std::vector<std::pair<std::function<void(DemoPlan&)>, std::string>> cases = {
+      {[](DemoPlan& p) { p.answers = 1; }, "'answers' must be a whole number >= 2, got 1"},
+      {[](DemoPlan& p) { p.temperature = -1; }, "'temperature' must be a finite number >= 0"},
+      {[](DemoPlan& p) { p.sft_lr = NAN; }, "'sft_lr' must be a finite number > 0"},
+      {[](DemoPlan& p) { p.arm_lr["ppo"] = 1e-4; }, "unknown arm 'ppo'"},
+      {[](DemoPlan& p) { p.arm_lr.erase("dpo"); }, "no learning rate for arm 'dpo'"},
+      {[](DemoPlan& p) { p.arms = {}; }, "'arms' is empty"},
+      {[](DemoPlan& p) { p.ocr_lexicon = 1; }, "lexicon must be 0 (all words) or in [2, 140]"},
+      {[](DemoPlan& p) {
+         p.ocr_min_text_height = 0.5;
+         p.ocr_max_text_height = 0.4;
+       },
+       "0.1 <= min <= max <= 0.9"},
+  };
+  for (const auto& [change, phrase] : cases) {
+    DemoPlan plan;
+    change(plan);
+    const std::string message = test::error_of([&] { plan.check(); });
+    EXPECT_NE(message.find(phrase), std::string::npos) << phrase << ": " << message;
+  }
+}
+
+TEST(DemoSuite, ABadChainIsRefusedBeforeAnythingIsWritten) {
+  // The grounding chain is fine, the OCR chain's plan is not: run_demo refuses it, naming the
+  // chain, before it makes the output folder (the first stage would have run otherwise).
+  const std::filesystem::path out = test::fresh_scratch_dir("demo", "bad-chain") / "out";
+  DemoSuiteOptions options;
+  options.out = out;
+  options.suite = DemoSuite::quick();
+  options.suite.plans.at("ocr").answers = 1;
+  const std::string message = test::error_of([&] { run_demo(options); });
+  EXPECT_NE(message.find("the ocr chain: demo setting 'answers' must be"), std::string::npos)
+      << message;
+  EXPECT_FALSE(std::filesystem::exists(out));
 }
 
 }  // namespace

@@ -6,6 +6,8 @@
 #include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
 
 #include "perpo/core/atomic_file.h"
 #include "perpo/demo/plots.h"
@@ -74,6 +76,49 @@ TEST(DemoReport, WritesSummaryTableAndPlots) {
   const std::string histogram = read_file(dir / "plots" / "grounding-reward-histogram.dat");
   EXPECT_NE(histogram.find("0.025 2\n"), std::string::npos) << histogram;
   EXPECT_NE(histogram.find("0.975 1\n"), std::string::npos) << histogram;
+}
+
+// Changes the working directory for its lifetime.
+class WorkingDirectory {
+ public:
+  explicit WorkingDirectory(const fs::path& dir) : saved_(fs::current_path()) {
+    fs::current_path(dir);
+  }
+  ~WorkingDirectory() {
+    std::error_code error;
+    fs::current_path(saved_, error);
+  }
+  WorkingDirectory(const WorkingDirectory&) = delete;
+  WorkingDirectory& operator=(const WorkingDirectory&) = delete;
+
+ private:
+  fs::path saved_;
+};
+
+TEST(DemoReport, PlotsAreDrawnIntoARelativeFolderFromAnotherWorkingDirectory) {
+  // `perpo demo --out runs/demo` (tools/demo.sh's folder): gnuplot runs in the plots folder, so
+  // it must be given the script's absolute path (issue 21: report.md without its plots).
+  ASSERT_FALSE(find_program("gnuplot").empty())
+      << "gnuplot is missing: install Debian's gnuplot-nox (tools/setup.sh does)";
+  const fs::path root = test::fresh_scratch_dir("demo", "relative-out");
+  ReportOptions options;
+  options.require_plots = true;  // a failed plot is an error, not a note
+  ReportFiles files;
+  {
+    const WorkingDirectory cwd(root);
+    files = write_demo_report(fs::path("runs") / "demo", example_report(), options);
+  }
+  EXPECT_EQ(files.plots_skipped, "");
+  EXPECT_EQ(files.plots.size(), 3u);
+  const fs::path out = root / "runs" / "demo";
+  const std::vector<std::string> names = {"grounding-reward.png", "grounding-acc_0.5.png",
+                                          "grounding-reward-histogram.png"};
+  for (const std::string& name : names) {
+    EXPECT_TRUE(fs::exists(out / "plots" / name)) << name;
+    if (fs::exists(out / "plots" / name)) EXPECT_TRUE(is_png(out / "plots" / name)) << name;
+  }
+  const std::string md = read_file(out / "report.md");
+  EXPECT_NE(md.find("![grounding-reward](plots/grounding-reward.png)"), std::string::npos) << md;
 }
 
 TEST(DemoReport, WithoutGnuplotTheReportIsTextOnlyOrAnErrorWhenPlotsAreRequired) {

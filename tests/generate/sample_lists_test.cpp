@@ -2,7 +2,9 @@
 // forward of prompt + answer; the same lists whatever the batch; unique answers, the ground truth
 // as an answer; bad records and mismatched tokenizers as clear errors (or skips).
 #include <gtest/gtest.h>
+
 #include <torch/torch.h>
+#include <cmath>
 
 #include <set>
 
@@ -224,7 +226,11 @@ TEST_F(SampleLists, ListLogpsDoNotDependOnChunking) {
   std::vector<double> whole = list_logps(*model, prompts.encode_list(list), pixels);
   std::vector<double> pieces = list_logps(*model, prompts.encode_list(list), pixels, 3);
   ASSERT_EQ(whole.size(), 4u);
-  for (std::size_t n = 0; n < 4; ++n) EXPECT_NEAR(whole[n], pieces[n], 1e-6);
+  // Chunks change the batch shape, and with SDPA on some CPUs the float32 reduction order: equal
+  // to float32 rounding of each token's log-prob (relative 1e-7 of the sum).
+  for (std::size_t n = 0; n < 4; ++n) {
+    EXPECT_NEAR(whole[n], pieces[n], 1e-6 + 1e-7 * std::abs(whole[n]));
+  }
 }
 
 }  // namespace

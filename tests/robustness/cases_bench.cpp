@@ -28,6 +28,21 @@ PERPO_ROBUSTNESS_CASES(bench) {
       {"negative_peak", tiny + "--peak-tflops -5", nullptr, 2, "--peak-tflops must be a positive"},
       {"nan_peak", tiny + "--peak-tflops nan", nullptr, 2, "--peak-tflops"},
       {"unknown_flag", tiny + "--fast", nullptr, 2, "--fast"},
+      // A peer that cannot run is an error naming its Python and what it printed (issue 21:
+      // /bin/false crashed with basic_string::substr; a Python without transformers was dropped
+      // silently). Both are found before perpo measures anything.
+      {"peer_python_fails", "bench --shape tiny --iterations 1 --python /bin/false", nullptr, 1,
+       "the bench peer failed: /bin/false -c 'import torch, transformers' exited with status 1; "
+       "it printed nothing"},
+      {"peer_without_transformers", "bench --shape tiny --iterations 1 --python {dir}/python",
+       [](const fs::path& dir) {
+         write_text(dir / "python",
+                    "#!/bin/sh\n"
+                    "echo \"ModuleNotFoundError: No module named 'transformers'\" >&2\n"
+                    "exit 1\n");
+         fs::permissions(dir / "python", fs::perms::owner_all, fs::perm_options::replace);
+       },
+       1, "lacks the Python module 'transformers'"},
   };
   if (!torch::cuda::is_available()) {
     rows.push_back({"cuda_without_gpu", tiny + "--device cuda", nullptr, 2,

@@ -32,11 +32,11 @@ PERPO_ROBUSTNESS_CASES(config) {
       config_case("broken_yaml", "loss: [unclosed\n", "not valid YAML"),
       config_case("top_level_list", "- a\n- b\n", "must be a mapping"),
       config_case("scalar_section", "loss: 3\n", "'loss' is a section"),
-      config_case("invalid_value", "loss:\n  beta: -1\n", "'loss.beta' must be > 0"),
+      config_case("invalid_value", "loss:\n  beta: -1\n", "'loss.beta' must be in (0, 1000]"),
       config_case("bad_override_form", "{}\n", "key=value", " no-equals-sign"),
       config_case("unknown_override_key", "{}\n", "unknown key 'optim.lrr'", " optim.lrr=1"),
-      config_case("override_fails_validation", "{}\n", "'sampling.num_answers' must be >= 2",
-                  " sampling.num_answers=1"),
+      config_case("override_fails_validation", "{}\n",
+                  "'sampling.num_answers' must be in [2, 4096]", " sampling.num_answers=1"),
       config_case("override_wrong_type", "{}\n", "sampling.num_answers", " sampling.num_answers=x"),
   };
 }

@@ -26,6 +26,25 @@ PERPO_ROBUSTNESS_CASES(data) {
        2, "inverted lines must be in [0, 1]"},
       {"max_words_too_many", "data synth --task ocr --n 2 --max-words 9 --out {dir}/out", nullptr,
        2, "max_words"},
+      // Issue 21: a dataset perpo wrote earlier (someone's input) was replaced silently.
+      {"out_holds_another_dataset", "data synth --task grounding --n 2 --out {dir}/out",
+       [](const fs::path& dir) {
+         write_text(dir / "out" / ".perpo-output", "perpo\nkind: dataset\n");
+         write_text(dir / "out" / "records.jsonl", "{}\n");
+         write_text(dir / "out" / "synth.json", "{\"count\": 7}\n");
+       },
+       2, "holds a dataset written with other options"},
+      {"out_is_a_training_run", "data synth --task grounding --n 2 --out {dir}/out",
+       [](const fs::path& dir) {
+         write_text(dir / "out" / ".perpo-output", "perpo\nkind: run\n");
+         write_text(dir / "out" / "metrics.jsonl", "{}\n");
+       },
+       2, "holds a run folder"},
+      // CLI11 reads "-1" into an unsigned seed as 2^64 - 1 (issue 21).
+      {"negative_seed", "data synth --task grounding --n 2 --seed -1 --out {dir}/out", nullptr, 2,
+       "--seed: must be a whole number >= 0, got '-1'"},
+      {"negative_first_index", "data synth --task grounding --n 2 --first-index -5 --out {dir}/out",
+       nullptr, 2, "--first-index: must be a whole number >= 0, got '-5'"},
   };
 }
 

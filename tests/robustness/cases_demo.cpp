@@ -33,6 +33,19 @@ PERPO_ROBUSTNESS_CASES(demo) {
        "a chain's task is its name"},
       {"vocab_size_too_small", "demo --quick --out {dir}/out --set vocab_size=10", nullptr, 2,
        "'vocab_size' must be in [64, 32000]"},
+      // Issue 21: each of these was accepted, or refused only after stage 1 had run.
+      {"arm_lr_unknown_arm", "demo --quick --out {dir}/out --set arm_lr.ppo=1e-4", nullptr, 2,
+       "'arm_lr.ppo': unknown arm 'ppo' (the arms are sft, dpo, perpo)"},
+      {"one_answer", "demo --quick --out {dir}/out --set answers=1", nullptr, 2,
+       "'answers' must be a whole number >= 2, got 1"},
+      {"negative_temperature", "demo --quick --out {dir}/out --set temperature=-1", nullptr, 2,
+       "'temperature' must be a finite number >= 0, got -1"},
+      {"sft_lr_nan", "demo --quick --out {dir}/out --set sft_lr=nan", nullptr, 2,
+       "'sft_lr' must be a finite number > 0, got nan"},
+      {"chain_setting_named_as_typed", "demo --quick --out {dir}/out --set ocr.answers=1", nullptr,
+       2, "demo setting 'ocr.answers' must be a whole number >= 2"},
+      {"negative_seed", "demo --quick --seed -1 --out {dir}/out", nullptr, 2,
+       "--seed: must be a whole number >= 0, got '-1'"},
   };
 }
 

@@ -81,6 +81,19 @@ PERPO_ROBUSTNESS_CASES(export) {
       {"run_checkpoint_output_above_tokenizer",
        "export --checkpoint {dir}/run/step-1 --output {dir}/tok --force", write_run_checkpoint_stub,
        2, "above the input"},
+      // Issue 21: a perpo folder of another kind was replaced without --force.
+      export_case("output_is_a_training_run", "--output {dir}/runs/x",
+                  "holds a run folder (perpo sample, train or eval), not an export",
+                  [](const fs::path& dir) {
+                    write_text(dir / "runs" / "x" / ".perpo-output", "perpo\nkind: run\n");
+                    write_text(dir / "runs" / "x" / "metrics.jsonl", "{\"step\": 1}\n");
+                  }),
+      export_case("output_is_a_dataset", "--output {dir}/data",
+                  "holds a dataset (perpo data synth), not an export",
+                  [](const fs::path& dir) {
+                    write_text(dir / "data" / ".perpo-output", "perpo\nkind: dataset\n");
+                    write_text(dir / "data" / "records.jsonl", "{}\n");
+                  }),
       export_case("bad_layout", "--output {dir}/out --layout newest", "'newest'"),
       export_case("bad_dtype", "--output {dir}/out --dtype fp8", "unknown export dtype 'fp8'"),
   };

@@ -41,6 +41,10 @@ PERPO_ROBUSTNESS_CASES(logps) {
                     "\n");
        },
        2, "one.jsonl:1"},
+      // Issue 21: --force reached the --config file.
+      {"output_is_the_config_forced",
+       run + " --input {dir}/lists.jsonl --output {dir}/c.yaml --force", list_setup, 2,
+       "is the input {dir}/c.yaml"},
       {"bad_input_format",
        run + " --input {dir}/lists.jsonl --output {dir}/o.jsonl "
              "--input-format csv",

@@ -11,7 +11,7 @@ PERPO_ROBUSTNESS_CASES(sample) {
        [](const fs::path& dir) { write_tiny_setup(dir, "sampling:\n  num_answerz: 4\n"); }, 2,
        "did you mean 'sampling.num_answers'"},
       {"one_answer", run + " sampling.num_answers=1",
-       [](const fs::path& dir) { write_tiny_setup(dir); }, 2, "must be >= 2"},
+       [](const fs::path& dir) { write_tiny_setup(dir); }, 2, "must be in [2, 4096]"},
       {"missing_records", run + " data.train={dir}/none.jsonl",
        [](const fs::path& dir) { write_tiny_setup(dir); }, 2, "none.jsonl"},
       {"tiny_model_without_tokenizer", run + " data.train={dir}/records.jsonl tokenizer.path=",
@@ -45,7 +45,99 @@ PERPO_ROBUSTNESS_CASES(sample) {
        2, "no \"id\" and \"answers\""},
       {"output_is_the_records",
        run + " data.train={dir}/records.jsonl sampling.output={dir}/records.jsonl",
-       [](const fs::path& dir) { write_tiny_setup(dir); }, 2, "records.jsonl"},
+       [](const fs::path& dir) { write_tiny_setup_with_image(dir); }, 2,
+       "is the input {dir}/records.jsonl"},
+      // Issue 21: --force never reaches an input (the tokenizer, the config file, an image).
+      {"output_is_the_tokenizer_forced",
+       run + " --force data.train={dir}/records.jsonl sampling.output={dir}/tok.model "
+             "tokenizer.path={dir}/tok.model",
+       [](const fs::path& dir) {
+         write_tiny_setup_with_image(dir);
+         fs::copy_file(fixtures_dir() / "tokenizer" / "tiny.model", dir / "tok.model");
+       },
+       2, "is the input {dir}/tok.model"},
+      {"output_is_the_config_forced",
+       run + " --force data.train={dir}/records.jsonl sampling.output={dir}/c.yaml",
+       [](const fs::path& dir) { write_tiny_setup_with_image(dir); }, 2,
+       "is the input {dir}/c.yaml"},
+      {"output_is_an_image_forced",
+       run + " --force data.train={dir}/records.jsonl sampling.output={dir}/img.png",
+       [](const fs::path& dir) { write_tiny_setup_with_image(dir); }, 2, "is the input"},
+      {"image_mean_nan", run + " data.train={dir}/records.jsonl image.mean=[nan,0.5,0.5]",
+       [](const fs::path& dir) { write_tiny_setup_with_image(dir); }, 2,
+       "'image.mean' must be in [0, 1]; got nan"},
+      {"num_answers_huge", run + " data.train={dir}/records.jsonl sampling.num_answers=1000000000",
+       [](const fs::path& dir) { write_tiny_setup_with_image(dir); }, 2,
+       "'sampling.num_answers' must be in [2, 4096]"},
+      // Per-record checks run before the run folder is created (the row writes nothing).
+      {"two_image_placeholders", run + " data.train={dir}/records.jsonl",
+       [](const fs::path& dir) {
+         write_tiny_setup_with_image(dir);
+         write_text(dir / "records.jsonl",
+                    R"({"id": "r1", "task": "grounding", "image": "img.png", )"
+                    R"("prompt": "<image> and <image>", "ground_truth": "[0.1, 0.2, 0.3, 0.4]"})"
+                    "\n");
+       },
+       2, "records.jsonl:1: the prompt holds 2 image placeholder(s)"},
+      {"duplicate_ids", run + " data.train={dir}/records.jsonl",
+       [](const fs::path& dir) {
+         write_tiny_setup_with_image(dir);
+         write_text(dir / "records.jsonl", std::string(kOneRecord) + kOneRecord);
+       },
+       2, "record id 'r1' was already used"},
+      {"ground_truth_nan_box", run + " data.train={dir}/records.jsonl",
+       [](const fs::path& dir) {
+         write_tiny_setup_with_image(dir);
+         write_text(dir / "records.jsonl",
+                    R"({"id": "r1", "task": "grounding", "image": "img.png", "prompt": "x", )"
+                    R"("ground_truth": "[nan, 0.2, 0.3, 0.4]"})"
+                    "\n");
+       },
+       2, "cannot use the ground truth"},
+      {"ground_truth_degenerate_box", run + " data.train={dir}/records.jsonl",
+       [](const fs::path& dir) {
+         write_tiny_setup_with_image(dir);
+         write_text(dir / "records.jsonl",
+                    R"({"id": "r1", "task": "grounding", "image": "img.png", "prompt": "x", )"
+                    R"("ground_truth": "[0.3, 0.2, 0.3, 0.4]"})"
+                    "\n");
+       },
+       2, "cannot use the ground truth"},
+      {"unknown_task", run + " data.train={dir}/records.jsonl",
+       [](const fs::path& dir) {
+         write_tiny_setup_with_image(dir);
+         write_text(dir / "records.jsonl",
+                    R"({"id": "r1", "task": "vqa", "image": "img.png", "prompt": "x", )"
+                    R"("ground_truth": "yes"})"
+                    "\n");
+       },
+       2, "no default reward for task 'vqa'"},
+      {"image_is_a_fifo", run + " data.train={dir}/records.jsonl",
+       [](const fs::path& dir) {
+         write_tiny_setup(dir);
+         make_fifo(dir / "img.png");
+       },
+       2, "is not a regular file"},
+      // Issue 21: "filesystem error: cannot get file size" for devices; they are written in place.
+      {"output_dev_null",
+       run + " data.train={dir}/records.jsonl sampling.output=/dev/null "
+             "sampling.num_answers=2 sampling.max_new_tokens=2",
+       [](const fs::path& dir) { write_tiny_setup_with_image(dir); }, 0, "wrote /dev/null"},
+      {"output_dev_full",
+       run + " data.train={dir}/records.jsonl sampling.output=/dev/full "
+             "sampling.num_answers=2 sampling.max_new_tokens=2",
+       [](const fs::path& dir) { write_tiny_setup_with_image(dir); }, 1, "/dev/full"},
+      {"continue_with_other_settings", run + " data.train={dir}/records.jsonl",
+       [](const fs::path& dir) {
+         write_tiny_setup_with_image(dir);
+         write_text(dir / "run" / ".perpo-output", "written by perpo\nkind: run\n");
+         write_text(dir / "run" / "lists.jsonl",
+                    R"({"id": "r1", "answers": ["a", "b"], "rewards": [0, 0]})"
+                    "\n");
+         write_text(dir / "run" / ".lists.jsonl.perpo-sample.json",
+                    R"({"sampling.num_answers": "7"})");
+       },
+       2, "sampling.num_answers: 7 then, 20 now"},
   };
 }
 

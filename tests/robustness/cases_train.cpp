@@ -74,6 +74,61 @@ PERPO_ROBUSTNESS_CASES(train) {
        2, "at least 2 answers"},
       {"online_without_frozen_reference", run + " train.online_resample_every=2" + lists,
        [](const fs::path& dir) { write_lists_setup(dir, 3); }, 2, "loss.reference"},
+      // Issue 21: non-finite and absurd settings ran to exit 0 with inf/NaN checkpoints.
+      {"weight_decay_inf", run + " optim.weight_decay=inf" + lists,
+       [](const fs::path& dir) { write_lists_setup(dir, 3); }, 2,
+       "'optim.weight_decay' must be in [0, 10]; got inf"},
+      {"lr_absurd", run + " optim.lr=1e308" + lists,
+       [](const fs::path& dir) { write_lists_setup(dir, 3); }, 2, "'optim.lr' must be in (0, 10]"},
+      {"beta_absurd", run + " loss.beta=1e308" + lists,
+       [](const fs::path& dir) { write_lists_setup(dir, 3); }, 2, "'loss.beta' must be in"},
+      {"lora_alpha_inf", run + " model.lora.enabled=true model.lora.alpha=inf" + lists,
+       [](const fs::path& dir) { write_lists_setup(dir, 3); }, 2, "'model.lora.alpha' must be in"},
+      {"lora_rank_huge", run + " model.lora.enabled=true model.lora.r=1000000000" + lists,
+       [](const fs::path& dir) { write_lists_setup(dir, 3); }, 2, "'model.lora.r' must be in"},
+      {"threads_huge", run + " run.threads=100000" + lists,
+       [](const fs::path& dir) { write_lists_setup(dir, 3); }, 2, "'run.threads' must be in"},
+      {"image_std_tiny", run + " image.std=[1e-320,0.3,0.3]" + lists,
+       [](const fs::path& dir) { write_lists_setup(dir, 3); }, 2, "'image.std' must be in"},
+      {"ref_logps_absurd", run + lists,
+       [](const fs::path& dir) {
+         write_tiny_setup_with_image(dir);
+         std::string list = one_list(3);
+         list.replace(list.find("-20.000000"), 10, "1e300");
+         write_text(dir / "lists.jsonl", list);
+       },
+       2, "lists.jsonl:1: ref_logps 0 is 1e+300"},
+      {"rewards_absurd", run + lists,
+       [](const fs::path& dir) {
+         write_tiny_setup_with_image(dir);
+         std::string list = one_list(3);
+         list.replace(list.find("1.000000"), 8, "1e300");
+         write_text(dir / "lists.jsonl", list);
+       },
+       2, "lists.jsonl:1: reward 0 is 1e+300"},
+      // --force never reaches an input: the config file lies where train writes config.yaml.
+      {"force_over_the_config_file", "train --config {dir}/run/config.yaml --force" + lists,
+       [](const fs::path& dir) {
+         write_lists_setup(dir, 3);
+         write_text(dir / "run" / "config.yaml",
+                    "# my comments\n" + tiny_model_yaml(dir, "loss:\n  name: perpo\n"));
+       },
+       2, "is the input"},
+      {"checkpoints_is_a_file", run + lists,
+       [](const fs::path& dir) {
+         write_lists_setup(dir, 3);
+         write_text(dir / "run" / ".perpo-output",
+                    "This folder was written by perpo.\nkind: run\n");
+         write_text(dir / "run" / "checkpoints", "not a folder");
+       },
+       2, "checkpoints exists and is not a folder"},
+      {"run_dir_of_an_export", run + lists,
+       [](const fs::path& dir) {
+         write_lists_setup(dir, 3);
+         write_text(dir / "run" / ".perpo-output", "written by perpo\nkind: export\n");
+         write_text(dir / "run" / "config.json", "{}");
+       },
+       2, "holds an export (perpo export), not a run folder"},
   };
 }
 

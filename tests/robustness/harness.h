@@ -42,6 +42,7 @@ struct Case {
   std::function<void(const fs::path&)> setup;  // creates inputs in the row's folder (or nullptr)
   int exit_code = 2;                           // expected exit code
   std::string message;                         // a phrase the output (stdout + stderr) must hold
+                                               // ({dir} substituted)
   std::string cwd;                             // optional: run in {dir}/<cwd>
   std::string stdout_to;                       // optional: standard output to this file
   std::string command;                         // filled in by the registry
@@ -56,6 +57,7 @@ std::vector<Case> all_cases();
 
 // Setup helpers.
 void write_text(const fs::path& path, const std::string& text);
+std::string read_text(const fs::path& path);
 void make_fifo(const fs::path& path);
 /// A copy of the tiny LLaVA fixture checkpoint (config.json + model.safetensors) at `to`.
 void copy_checkpoint(const fs::path& to);

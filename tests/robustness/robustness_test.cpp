@@ -74,8 +74,9 @@ TEST_P(Robustness, Bad) {
   const test::PerpoRun run =
       test::run_perpo(args, c.cwd.empty() ? "" : (dir / c.cwd).string(), c.stdout_to);
   EXPECT_EQ(run.exit_code, c.exit_code) << "perpo " << args << "\n" << run.output;
-  EXPECT_NE(run.output.find(c.message), std::string::npos)
-      << "perpo " << args << "\nexpected the message to hold: " << c.message << "\n"
+  const std::string message = replace_all(c.message, "{dir}", dir.string());
+  EXPECT_NE(run.output.find(message), std::string::npos)
+      << "perpo " << args << "\nexpected the message to hold: " << message << "\n"
       << run.output;
   const auto after = snapshot(dir);
   for (const auto& [path, state] : after) {
@@ -123,6 +124,11 @@ std::vector<Case> all_cases() {
 void write_text(const fs::path& path, const std::string& text) {
   fs::create_directories(path.parent_path());
   std::ofstream(path, std::ios::binary) << text;
+}
+
+std::string read_text(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
 void make_fifo(const fs::path& path) {

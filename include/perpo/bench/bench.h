@@ -30,7 +30,7 @@ struct BenchOptions {
   int iterations = 3;           // timed steps after one warm-up step
   int threads = 0;              // LibTorch intra-op threads; 0 = LibTorch's default
   double peak_tflops = 0;       // device peak for MFU; 0 = from the table of known GPUs
-  bool peer = true;             // also run the Python peer
+  bool peer = true;             // also run the Python peer (an error when it cannot run)
   std::string python;           // peer's Python; "" = $PERPO_PYTHON, else <source>/.venv/bin/python
 };
 
@@ -47,7 +47,7 @@ struct BenchReport {
   std::string device_name;            // "cpu (2 threads)" or the GPU's name
   std::optional<double> peak_tflops;  // none on CPU without --peak-tflops
   std::vector<BenchFigure> figures;
-  std::vector<std::string> notes;  // "peer skipped: ...", peer's command lines
+  std::vector<std::string> notes;  // "peer skipped (--no-peer)", the peer's command lines
   std::string commit;              // git commit of the build
 
   /// The human-readable table.
@@ -57,7 +57,9 @@ struct BenchReport {
 };
 
 /// Checks the options (throws perpo::Error (input): unknown shape / device / dtype, N < 2,
-/// iterations < 1, a CUDA device without CUDA, a model that does not fit), then measures.
+/// iterations < 1, a CUDA device without CUDA, a model that does not fit) and, with options.peer,
+/// that the peer can run (throws perpo::Error (runtime): no Python, a Python without torch or
+/// transformers, no peer scripts), then measures; a peer script that fails is an error too.
 BenchReport run_bench(const BenchOptions& options);
 
 /// Validates the options and returns the shape with N applied; no model is built.

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,31 @@ void validate(const Config& config);
 
 /// The config as YAML, every key with its comment; parsing it back gives an equal config.
 std::string dump_config(const Config& config);
+
+/// Every config key with its value as text ("optim.lr" -> "5e-06").
+std::map<std::string, std::string> flatten_config(const Config& config);
+
+/// A numeric key and its values (one, or a list's), for the range table of validate().
+struct NumericField {
+  std::string key;             // "optim.lr"
+  std::vector<double> values;  // as double (exact for every int the table allows)
+  bool integer = false;        // an int / uint64 key
+};
+/// Every numeric key (int, uint64, double, list of doubles) of `config`, in declaration order.
+std::vector<NumericField> numeric_fields(const Config& config);
+
+/// The range of one numeric key: every value must be finite and in it (validate()).
+struct NumberRange {
+  const char* key;
+  double min;
+  double max;
+  bool min_open = false;  // (min, ...: min itself is refused
+  bool max_open = false;  // ..., max): max itself is refused
+  const char* hint = "";  // what a sensible value looks like
+};
+/// The numeric-settings table: every numeric key's finite range, in one place (validate.cpp).
+/// A test checks that every numeric key of Config has a row.
+const std::vector<NumberRange>& number_ranges();
 
 /// Every settable key, dotted ("optim.lr"), in declaration order.
 std::vector<std::string> config_keys();

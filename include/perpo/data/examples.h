@@ -45,10 +45,13 @@ class ExampleEncoder {
   SftExample encode_sft(const DatasetRecord& record);
   ListExample encode_list(const PreferenceList& list);
 
+  /// The prompt ids alone, with the checks of encode_sft (a single image placeholder in records
+  /// with an image, none without; at most data.max_prompt_tokens ids).
+  std::vector<int> encode_prompt(const DatasetRecord& record) const;
+
   std::size_t truncated_answers() const { return truncated_answers_; }
 
  private:
-  std::vector<int> encode_prompt(const DatasetRecord& record) const;
   std::vector<int> encode_answer(const std::string& answer);
 
   const ChatTemplate& chat_;

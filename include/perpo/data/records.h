@@ -53,7 +53,21 @@ struct PreferenceList {
 nlohmann::json to_json(const DatasetRecord& record);
 nlohmann::json to_json(const PreferenceList& list);
 
-/// Checks N >= 2 and that rewards / ref_logps (when present) have N entries. Throws perpo::Error
+/// Re-writes a relative `image` so that it resolves from the folder of `output` (a file written
+/// from records read in `input`): lists written in one folder are read from another
+/// (interfaces.md: image is relative to the JSONL file's folder). Absolute paths, an output in the
+/// input's folder, and pipes or devices on either side keep the image as read.
+void rebase_image(DatasetRecord& record, const std::filesystem::path& input,
+                  const std::filesystem::path& output);
+
+/// Bounds of the numbers in a list (validate_list): rewards within +-kMaxAbsReward, ref_logps in
+/// [-kMaxAbsRefLogp, kMaxRefLogp] (a little above 0 for rounding in bf16).
+inline constexpr double kMaxAbsReward = 1e6;
+inline constexpr double kMaxAbsRefLogp = 1e9;
+inline constexpr double kMaxRefLogp = 1.0;
+
+/// Checks N >= 2, that rewards / ref_logps (when present) have N entries and lie in the bounds
+/// above. Throws perpo::Error
 /// (input) naming `list.record.source` and saying which counts differ.
 void validate_list(const PreferenceList& list, bool require_rewards = true);
 

@@ -26,6 +26,7 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "perpo/reward/reward.h"
 
@@ -55,7 +56,8 @@ struct ScoreFileOptions {
   std::string reward = "iou";  // a registered reward name (reward.h)
   RewardOptions options;       // box selection, normalisations, default image size
   ListInputFormat format = ListInputFormat::kAuto;
-  bool force = false;  // replace an existing output file (refused otherwise)
+  bool force = false;                         // replace an existing output file (refused otherwise)
+  std::vector<std::filesystem::path> inputs;  // read besides `input` (the --config file)
 };
 
 /// Scores `input` into `output` (see above). Throws perpo::Error (input) naming the file and the

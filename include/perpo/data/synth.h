@@ -51,7 +51,10 @@ struct SynthOptions {
   double inverted = 0.3;       // ocr: share of lines drawn light on dark
   std::filesystem::path font;  // OCR font; empty = DejaVu Sans (fonts-dejavu-core)
   bool force = false;          // write into a folder perpo did not write (files of the
-                               // same name are replaced; nothing else is touched)
+                               // same name are replaced; nothing else is touched), or over a
+                               // dataset written with other options
+  bool replace_own = false;    // replace a dataset perpo wrote with other options without
+                               // force (the demo's own data folders)
 };
 
 /// The built-in synthetic tasks: "grounding", "ocr".

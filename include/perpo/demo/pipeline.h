@@ -102,8 +102,13 @@ struct DemoPlan {
   static DemoPlan full(const std::string& task = "grounding");
   static DemoPlan quick(const std::string& task = "grounding");
   /// Applies "key=value" (e.g. "pref_steps=200", "arm_lr.dpo=3e-5", "tasks=grounding");
-  /// throws perpo::Error (input) naming an unknown key or a bad value.
-  void set(const std::string& assignment);
+  /// throws perpo::Error (input) naming an unknown key, an unknown arm or a value out of its
+  /// range (numbers must be finite). `shown_prefix` is how the user typed what came before the
+  /// key ("ocr." for `--set ocr.answers=1`), so that messages name the setting as typed.
+  void set(const std::string& assignment, const std::string& shown_prefix = "");
+  /// Checks every setting's range (as set() does), the arms' names and learning rates and the
+  /// OCR generator's combined rules; throws perpo::Error (input) naming the setting.
+  void check() const;
   /// One line per setting, "key: value" (done.json / report notes).
   std::vector<std::pair<std::string, std::string>> describe() const;
 };

@@ -4,8 +4,9 @@
 //   auto pngs = perpo::draw_report_plots("runs/demo/plots", report, options, &skipped);
 //
 // Each plot is a data file (<name>.dat), a gnuplot script (<name>.gp) and the PNG gnuplot makes
-// from them (pngcairo terminal); gnuplot runs as a child process (no shell) in the plots folder,
-// its stderr kept in <name>.log when it fails.
+// from them (pngcairo terminal); gnuplot runs as a child process (no shell) in the plots folder
+// (its absolute path, so a relative folder works from any working directory), its stderr kept in
+// <name>.log when it fails.
 #pragma once
 
 #include <filesystem>

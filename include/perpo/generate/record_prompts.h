@@ -15,6 +15,7 @@
 #include "perpo/data/records.h"
 #include "perpo/generate/generator.h"
 #include "perpo/model/model_config.h"
+#include "perpo/reward/reward.h"
 #include "perpo/tokenizer/chat_template.h"
 #include "perpo/tokenizer/tokenizer.h"
 
@@ -29,6 +30,27 @@ std::string record_name(const DatasetRecord& record);
 void check_model_matches(const ModelConfig& model, const Tokenizer& tokenizer,
                          const ChatTemplate& chat, const ImageConfig& image);
 
+/// What a command checks of its records before it writes anything (sample, eval).
+struct RecordCheck {
+  std::string reward_name;       // reward.name ("" = each record's task default)
+  RewardOptions reward_options;  // how answers and the truth are parsed
+  int max_new_tokens = 32;       // decoding budget that must fit the context
+  int context = 0;               // text_config.max_position_embeddings
+  bool skip_bad = false;         // data.on_bad_record == "skip": bad records are counted
+  std::string hint;              // what the user can do about a prompt over the context
+};
+
+class RecordPrompts;
+
+/// The per-record checks that need no image decoding and no model run, over all records before
+/// the command creates its outputs: unique ids, a reward for the record's task, a ground truth
+/// that reward can use (check_ground_truth), a single image placeholder, a prompt within
+/// data.max_prompt_tokens and, with max_new_tokens, within the context. The first bad record
+/// throws perpo::Error (input) naming it; with skip_bad every bad record is counted and nothing
+/// is thrown (the command skips them again when it reaches them). Returns how many were bad.
+std::size_t check_records(const std::vector<DatasetRecord>& records, RecordPrompts& prompts,
+                          const RecordCheck& check);
+
 class RecordPrompts {
  public:
   /// Keeps a reference to `tokenizer`, which must outlive this object.
@@ -39,6 +61,8 @@ class RecordPrompts {
   /// Prompt ids (errors for prompts over data.max_prompt_tokens) and pixels (errors for a
   /// missing or undecodable image), both naming the record. `seeds` is left empty.
   GenerationPrompt build(const DatasetRecord& record);
+  /// The prompt ids alone (no image is read): the checks of build() without its cost.
+  std::vector<int> prompt_ids(const DatasetRecord& record) const;
   /// The record's image as (3, H, W) float32, or undefined when it has none.
   torch::Tensor pixels(const DatasetRecord& record) const;
   /// Prompt and answer ids of a list (answers cut to data.max_answer_tokens, + EOS).

@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <filesystem>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -52,8 +53,20 @@ struct SampleSummary {
 /// when it is (sampling continues it) and false when `output` is absent or empty. Anything else
 /// throws perpo::Error (input) naming the file and the line, unless `force`: then it returns
 /// false and the caller starts the file afresh. Never modifies `output`.
+/// `stamp` (sample_stamp) says how the lists are drawn; it is kept beside the output in
+/// .<name>.perpo-sample.json, and a file written with another stamp is not continued (refused, or
+/// replaced with `force`): a killed run continued with another N, seed or temperature would mix
+/// lists of both in one file.
 bool check_sample_output(const std::filesystem::path& output,
-                         const std::vector<DatasetRecord>& records, bool force);
+                         const std::vector<DatasetRecord>& records, bool force,
+                         const nlohmann::json& stamp = nlohmann::json());
+
+/// The settings that decide the lists perpo sample writes (sampling.*, run.seed, reward.*, the
+/// model and tokenizer, data limits), as JSON.
+nlohmann::json sample_stamp(const Config& config);
+
+/// Where check_sample_output keeps the stamp of `output`.
+std::filesystem::path sample_stamp_path(const std::filesystem::path& output);
 
 /// Samples lists for `records` into `output` (appending; see the file comment), `lists_per_batch`
 /// records decoded together, with a progress bar (lists/s, tokens/s, ETA). Stops after the
@@ -62,6 +75,6 @@ bool check_sample_output(const std::filesystem::path& output,
 /// `force`: an output that is not such lists is replaced (check_sample_output).
 SampleSummary sample_to_file(ListSampler& sampler, const std::vector<DatasetRecord>& records,
                              const std::filesystem::path& output, int lists_per_batch,
-                             bool force = false);
+                             bool force = false, const nlohmann::json& stamp = nlohmann::json());
 
 }  // namespace perpo

@@ -38,6 +38,12 @@ struct LoadReport {
 /// converting each tensor to its parameter's dtype and device. Throws perpo::Error (input) naming
 /// the tensor on a missing, unexpected or mis-shaped tensor (with both shapes). When `config` is
 /// given, its key_layout is set to the layout found.
+/// Compares the shapes config.json gives every parameter with the checkpoint's tensors, from the
+/// safetensors headers alone, before the model is built: a config.json that claims a far larger
+/// model than its weights fails here, naming the tensor and both shapes, instead of allocating
+/// the model first. Throws perpo::Error (input).
+void check_checkpoint_shapes(const ModelConfig& config, const std::filesystem::path& dir);
+
 LoadReport load_weights(torch::nn::Module& model, const std::filesystem::path& dir,
                         ModelConfig* config = nullptr);
 
@@ -53,6 +59,9 @@ NamedTensors canonical_state(torch::nn::Module& model);
 struct ExportOptions {
   std::string layout = "new";           // HF key layout: "new" (transformers >= 4.52) | "old"
   std::filesystem::path tokenizer_dir;  // copy tokenizer / processor files from here, if set
+  // A SentencePiece model to write as tokenizer.model whatever its own name (the tokenizer.path
+  // a run was trained with); wins over a tokenizer.model in tokenizer_dir.
+  std::filesystem::path tokenizer_model;
   std::uint64_t max_shard_bytes = 5'000'000'000;  // larger exports are sharded (index.json)
   bool to_bfloat16 = false;  // store weights as BF16 (else the parameters' dtypes)
 };

@@ -77,4 +77,12 @@ std::string default_reward_for_task(std::string_view task);
 const RewardSpec& reward_for_task(std::string_view task, const std::string& name,
                                   const std::string& who);
 
+/// Throws perpo::Error (input) starting with `who` when `spec` cannot score answers against
+/// `truth`: an empty truth, or one the reward reports as bad_ground_truth (no box, a NaN,
+/// degenerate or inverted box for iou / giou; no number for numeric). Such a record is a bad
+/// record (refused, or skipped with data.on_bad_record=skip), never scored as if its answers
+/// were wrong.
+void check_ground_truth(const RewardSpec& spec, std::string_view truth,
+                        const RewardOptions& options, const std::string& who);
+
 }  // namespace perpo

@@ -89,6 +89,8 @@ class ChatTemplate {
   /// empty).
   const std::string& system_prompt() const { return system_prompt_; }
   int image_token_id() const { return image_token_id_; }
+  /// The image placeholder's text (tokenizer.image_token, e.g. "<image>").
+  const std::string& image_token() const { return config_.image_token; }
   const Tokenizer& tokenizer() const { return tokenizer_; }
 
  private:

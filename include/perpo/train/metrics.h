@@ -41,8 +41,9 @@ struct StepMetrics {
 
 class MetricsLog {
  public:
-  /// Opens <run_dir>/metrics.jsonl for appending. `resume_after_step` >= 0 first drops the lines
-  /// of later steps (written after the checkpoint a resumed run starts from).
+  /// Opens <run_dir>/metrics.jsonl for appending. It first drops the lines of steps after
+  /// `resume_after_step` (written after the checkpoint a resumed run starts from); -1, a fresh
+  /// run, drops every line (left by a run killed before its first checkpoint).
   MetricsLog(const std::filesystem::path& run_dir, bool tensorboard,
              std::int64_t resume_after_step = -1);
 

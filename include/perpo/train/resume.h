@@ -13,12 +13,10 @@
 #include <nlohmann/json.hpp>
 
 #include "perpo/config/config.h"
+#include "perpo/config/config_io.h"  // flatten_config
 #include "perpo/model/safetensors.h"
 
 namespace perpo {
-
-/// Every config key with its value as text ("optim.lr" -> "5e-06").
-std::map<std::string, std::string> flatten_config(const Config& config);
 
 /// Keys that may change between a run and its resumption: how long it runs (train.max_steps,
 /// train.epochs), how often it logs / saves / evaluates, threads, log level, TensorBoard,

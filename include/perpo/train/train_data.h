@@ -40,6 +40,10 @@ struct TrainData {
 
   /// "120 lists (N=20: 118, N=19: 2); 3 answers truncated to 32 tokens; 0 records skipped".
   std::string summary(const Config& config) const;
+  /// A hash (16 hex digits) of what training reads from the data: every example's prompt,
+  /// answers, rewards, reference log-probs, target and image path. Kept in checkpoints, so a
+  /// --resume on data that changed at the same path is refused.
+  std::string fingerprint() const;
 };
 
 /// True for loss.name sft (dataset records in, one answer per example).

@@ -38,8 +38,9 @@
 namespace perpo {
 
 struct TrainOptions {
-  bool resume = false;  // continue from the newest checkpoint in run.dir/checkpoints
-  bool force = false;   // use run.dir even when it holds files perpo did not write
+  bool resume = false;      // continue from the newest checkpoint in run.dir/checkpoints
+  bool force = false;       // use run.dir even when it holds files perpo did not write
+  std::string config_file;  // the --config file: an input, never written over (may be "")
 };
 
 /// Seams to code outside this module; every one is optional.
