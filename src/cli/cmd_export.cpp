@@ -10,8 +10,7 @@
 #include "perpo/core/output_lock.h"
 #include "perpo/core/output_paths.h"
 #include "perpo/model/convert.h"
-#include "perpo/train/export.h"
-#include "perpo/train/run_checkpoint.h"
+#include "perpo/model/run_checkpoint.h"
 
 namespace perpo::cli {
 

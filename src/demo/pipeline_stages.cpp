@@ -13,9 +13,9 @@
 #include "perpo/core/error.h"
 #include "perpo/core/signals.h"
 #include "perpo/demo/pipeline_decode.h"
+#include "perpo/model/convert.h"
 #include "perpo/model/load.h"
-#include "perpo/train/export.h"
-#include "perpo/train/run_checkpoint.h"
+#include "perpo/model/run_checkpoint.h"
 #include "perpo/train/trainer.h"
 
 namespace perpo {

@@ -2,12 +2,10 @@
 
 #include <torch/torch.h>
 
-#include <map>
-
 #include "perpo/config/config_io.h"
 #include "perpo/core/error.h"
 #include "perpo/core/log.h"
-#include "perpo/train/run_checkpoint.h"
+#include "perpo/model/run_checkpoint.h"
 
 namespace perpo {
 
@@ -29,20 +27,9 @@ LoadedModel load_eval_model(Config& config, const std::filesystem::path& checkpo
   config.image = trained.image;
   config.model.gradient_checkpointing = false;
   LoadedModel loaded = load_model(config);
-  torch::NoGradGuard no_grad;
-  std::map<std::string, at::Tensor> weights(content.weights.begin(), content.weights.end());
-  std::size_t copied = 0;
-  for (auto& item : loaded.model->named_parameters()) {
-    auto it = weights.find(item.key());
-    if (it == weights.end()) continue;
-    PERPO_CHECK_INPUT(it->second.sizes() == item.value().sizes(), checkpoint.string(), ": tensor '",
-                      item.key(), "' has shape ", it->second.sizes(), ", the model needs ",
-                      item.value().sizes());
-    item.value().copy_(it->second.to(item.value().options()));
-    ++copied;
-  }
-  PERPO_CHECK_INPUT(copied == weights.size(), checkpoint.string(), ": ", weights.size() - copied,
-                    " trained tensor(s) match no parameter of the model its config.yaml describes");
+  const std::size_t copied =
+      load_trained_weights(*loaded.model, content.weights, checkpoint.string(),
+                           /*every_trained_parameter=*/false);
   PERPO_LOG_INFO("evaluating training checkpoint ", checkpoint.string(), " (step ", content.step,
                  ", ", copied, " trained tensors)");
   return loaded;

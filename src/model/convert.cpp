@@ -1,14 +1,19 @@
-// export_hf_checkpoint: strict load of a Hugging Face LLaVA folder, then export_checkpoint.
+// export_hf_checkpoint (a Hugging Face LLaVA folder) and export_training_checkpoint (a perpo
+// training checkpoint): a strict load into a model, then export_checkpoint.
 #include "perpo/model/convert.h"
 
 #include <algorithm>
 #include <sstream>
 #include <system_error>
 
+#include "perpo/config/config_io.h"
+#include "perpo/core/atomic_file.h"
 #include "perpo/core/error.h"
 #include "perpo/model/checkpoint.h"
 #include "perpo/model/llava.h"
+#include "perpo/model/load.h"
 #include "perpo/model/model_config.h"
+#include "perpo/model/run_checkpoint.h"
 #include "perpo/model/safetensors.h"
 
 namespace perpo {
@@ -35,6 +40,30 @@ void check_input_folder(const fs::path& in_dir) {
     throw input_error("checkpoint folder ", in_dir.string(), " has no config.json")
         .hint("pass a Hugging Face LLaVA folder holding config.json and *.safetensors");
   }
+}
+
+/// What export wrote into `out_dir`: tensors, bytes, files, tokenizer files.
+ConvertSummary summarize_export(const fs::path& out_dir, const std::string& input_layout,
+                                const ConvertOptions& options) {
+  ConvertSummary summary;
+  summary.input_layout = input_layout;
+  summary.output_layout = options.layout;
+  summary.dtype = options.dtype;
+  SafetensorsCheckpoint written(out_dir);
+  summary.tensors = static_cast<int>(written.names().size());
+  const auto& tokenizer_names = tokenizer_file_names();
+  for (const auto& entry : fs::directory_iterator(out_dir)) {
+    if (!entry.is_regular_file()) continue;
+    std::string name = entry.path().filename().string();
+    summary.files.push_back(name);
+    if (entry.path().extension() == ".safetensors") summary.weight_bytes += entry.file_size();
+    if (std::find(tokenizer_names.begin(), tokenizer_names.end(), name) != tokenizer_names.end()) {
+      summary.tokenizer_files.push_back(name);
+    }
+  }
+  std::sort(summary.files.begin(), summary.files.end());
+  std::sort(summary.tokenizer_files.begin(), summary.tokenizer_files.end());
+  return summary;
 }
 
 bool same_folder(const fs::path& a, const fs::path& b) {
@@ -78,25 +107,54 @@ ConvertSummary export_hf_checkpoint(const fs::path& in_dir, const fs::path& out_
   export_options.to_bfloat16 = options.dtype == "bf16";
   export_checkpoint(*model, config, out_dir, export_options);
 
-  ConvertSummary summary;
-  summary.input_layout = report.layout;
-  summary.output_layout = options.layout;
-  summary.dtype = options.dtype;
-  SafetensorsCheckpoint written(out_dir);
-  summary.tensors = static_cast<int>(written.names().size());
-  const auto& tokenizer_names = tokenizer_file_names();
-  for (const auto& entry : fs::directory_iterator(out_dir)) {
-    if (!entry.is_regular_file()) continue;
-    std::string name = entry.path().filename().string();
-    summary.files.push_back(name);
-    if (entry.path().extension() == ".safetensors") summary.weight_bytes += entry.file_size();
-    if (std::find(tokenizer_names.begin(), tokenizer_names.end(), name) != tokenizer_names.end()) {
-      summary.tokenizer_files.push_back(name);
-    }
+  return summarize_export(out_dir, report.layout, options);
+}
+
+ConvertSummary export_training_checkpoint(const fs::path& checkpoint_dir, const fs::path& out_dir,
+                                          const ConvertOptions& options) {
+  check_options(options);
+  CheckpointContent content = load_run_checkpoint(checkpoint_dir);
+  Config config;
+  merge_yaml(config, content.config_yaml, (checkpoint_dir / "config.yaml").string());
+  config.run.device = "cpu";  // export on the host, in fp32 (bf16 only when writing, if asked)
+  config.run.dtype = "fp32";
+  config.model.gradient_checkpointing = false;
+  LoadedModel model = load_model(config);
+  load_trained_weights(*model.model, content.weights, checkpoint_dir.string(),
+                       /*every_trained_parameter=*/false);  // fp32 copies, strict names
+  model.model->eval();
+  ExportOptions export_options;
+  export_options.layout = options.layout;
+  export_options.to_bfloat16 = options.dtype == "bf16";
+  // The tokenizer the run was trained with, whatever its file is called: the export must be
+  // usable on its own (eval, transformers).
+  const fs::path tokenizer = config.tokenizer.path;
+  if (!config.model.path.empty()) {
+    export_options.tokenizer_dir = config.model.path;
+  } else if (!tokenizer.empty()) {
+    export_options.tokenizer_dir =
+        fs::is_directory(tokenizer) ? tokenizer : tokenizer.parent_path();
   }
-  std::sort(summary.files.begin(), summary.files.end());
-  std::sort(summary.tokenizer_files.begin(), summary.tokenizer_files.end());
-  return summary;
+  if (!tokenizer.empty() && fs::is_regular_file(tokenizer)) {
+    export_options.tokenizer_model = tokenizer;
+  } else if (!tokenizer.empty() && fs::is_directory(tokenizer)) {
+    export_options.tokenizer_dir = tokenizer;
+  }
+  export_checkpoint(*model.model, model.config, out_dir, export_options);
+  return summarize_export(
+      out_dir, "perpo training checkpoint (step " + std::to_string(content.step) + ")", options);
+}
+
+std::vector<fs::path> training_checkpoint_inputs(const fs::path& checkpoint_dir) {
+  const fs::path file = checkpoint_dir / "config.yaml";
+  PERPO_CHECK_INPUT(fs::is_regular_file(file), checkpoint_dir.string(),
+                    " is not a complete training checkpoint: it has no config.yaml");
+  Config config;
+  merge_yaml(config, read_file(file), file.string());
+  std::vector<fs::path> inputs = {checkpoint_dir};
+  if (!config.model.path.empty()) inputs.emplace_back(config.model.path);
+  if (!config.tokenizer.path.empty()) inputs.emplace_back(config.tokenizer.path);
+  return inputs;
 }
 
 }  // namespace perpo

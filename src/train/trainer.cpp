@@ -141,20 +141,9 @@ void Trainer::create_run_dir() {
 
 void Trainer::restore(const CheckpointContent& content) {
   torch::NoGradGuard no_grad;
-  std::map<std::string, at::Tensor> weights(content.weights.begin(), content.weights.end());
-  for (auto& item : model_.model->named_parameters()) {
-    auto it = weights.find(item.key());
-    if (it == weights.end()) {
-      if (item.value().requires_grad()) {
-        throw input_error("checkpoint has no weights for trained parameter '", item.key(), "'");
-      }
-      continue;
-    }
-    PERPO_CHECK_INPUT(it->second.sizes() == item.value().sizes(), "checkpoint tensor '", item.key(),
-                      "' has shape ", it->second.sizes(), ", the model needs ",
-                      item.value().sizes());
-    item.value().copy_(it->second);
-  }
+  load_trained_weights(*model_.model, content.weights,
+                       "checkpoint step-" + std::to_string(content.step),
+                       /*every_trained_parameter=*/true);
   NamedTensors rng, optim;
   for (const auto& entry : content.optimizer) {
     (starts_with(entry.first, "rng.") ? rng : optim).push_back(entry);

@@ -19,7 +19,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "perpo/train/run_checkpoint.h"
+#include "perpo/model/run_checkpoint.h"
 #include "run_perpo.h"
 #include "test_paths.h"
 #include "test_util.h"

@@ -8,10 +8,10 @@
 #include <fstream>
 
 #include "perpo/config/config_io.h"
+#include "perpo/model/run_checkpoint.h"
 #include "perpo/train/data_order.h"
 #include "perpo/train/optimizer.h"
 #include "perpo/train/resume.h"
-#include "perpo/train/run_checkpoint.h"
 #include "perpo/train/schedule.h"
 #include "perpo/train/tensorboard.h"
 #include "test_util.h"

@@ -1,7 +1,7 @@
 // The model `perpo eval --checkpoint C` evaluates:
 //   C empty                          load_model(config) (model.path, or the tiny model)
 //   C a Hugging Face LLaVA folder    model.path = C
-//   C a perpo training checkpoint    (checkpoints/step-N, train/run_checkpoint.h) the model its
+//   C a perpo training checkpoint    (checkpoints/step-N, model/run_checkpoint.h) the model its
 //                                    config.yaml describes (its model, tokenizer and image
 //                                    sections replace the given config's), with the trained
 //                                    weights loaded over it

@@ -32,8 +32,8 @@
 #include "perpo/config/config.h"
 #include "perpo/data/records.h"
 #include "perpo/model/load.h"
+#include "perpo/model/run_checkpoint.h"
 #include "perpo/train/metrics.h"
-#include "perpo/train/run_checkpoint.h"
 
 namespace perpo {
 

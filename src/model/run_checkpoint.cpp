@@ -1,9 +1,11 @@
 // Checkpoint folders written atomically (run_checkpoint.h).
-#include "perpo/train/run_checkpoint.h"
+#include "perpo/model/run_checkpoint.h"
 
+#include <torch/torch.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <map>
 #include <regex>
 
 #include "perpo/core/atomic_file.h"
@@ -140,6 +142,32 @@ CheckpointContent load_run_checkpoint(const fs::path& dir) {
   content.weights = read_tensors(dir / "weights.safetensors");
   content.optimizer = read_tensors(dir / "optimizer.safetensors");
   return content;
+}
+
+std::size_t load_trained_weights(torch::nn::Module& model, const NamedTensors& weights,
+                                 const std::string& source, bool every_trained_parameter) {
+  torch::NoGradGuard no_grad;
+  std::map<std::string, at::Tensor> by_name(weights.begin(), weights.end());
+  std::size_t copied = 0;
+  for (auto& item : model.named_parameters()) {
+    auto it = by_name.find(item.key());
+    if (it == by_name.end()) {
+      if (every_trained_parameter && item.value().requires_grad()) {
+        throw input_error(source, ": the checkpoint has no weights for trained parameter '",
+                          item.key(), "'")
+            .hint("the checkpoint was written for other trainable parameters (LoRA / freezing)");
+      }
+      continue;
+    }
+    PERPO_CHECK_INPUT(it->second.sizes() == item.value().sizes(), source, ": tensor '", item.key(),
+                      "' has shape ", it->second.sizes(), ", the model needs ",
+                      item.value().sizes());
+    item.value().copy_(it->second.to(item.value().options()));
+    ++copied;
+  }
+  PERPO_CHECK_INPUT(copied == by_name.size(), source, ": ", by_name.size() - copied,
+                    " trained tensor(s) match no parameter of the model its config.yaml describes");
+  return copied;
 }
 
 }  // namespace perpo

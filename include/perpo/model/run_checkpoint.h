@@ -25,6 +25,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include <torch/nn/module.h>
+
 #include "perpo/model/safetensors.h"
 
 namespace perpo {
@@ -56,6 +58,14 @@ int remove_partial_checkpoints(const std::filesystem::path& root);
 
 /// True when `dir` holds a perpo training checkpoint (trainer_state.json).
 bool is_run_checkpoint(const std::filesystem::path& dir);
+
+/// The one way trained weights go from a checkpoint into a model (train --resume, eval, export):
+/// every tensor of `weights` must name a parameter of `model` with the same shape (copied in the
+/// parameter's dtype and device), and, with `every_trained_parameter`, every parameter that
+/// requires a gradient must be among them. Throws perpo::Error (input) naming `source`, the tensor
+/// and both shapes. Returns how many tensors were copied.
+std::size_t load_trained_weights(torch::nn::Module& model, const NamedTensors& weights,
+                                 const std::string& source, bool every_trained_parameter);
 
 /// Reads a checkpoint folder back. Throws perpo::Error (input) naming the folder when it is not
 /// a complete checkpoint.
