@@ -44,6 +44,21 @@ AttentionImpl attention_impl() {
 
 void set_attention_impl(AttentionImpl impl) { chosen_impl.store(static_cast<int>(impl)); }
 
+void apply_attention_setting(const std::string& setting) {
+  if (setting == "auto") return;
+  AttentionImpl impl;
+  if (setting == "sdpa") {
+    impl = AttentionImpl::sdpa;
+  } else if (setting == "reference") {
+    impl = AttentionImpl::reference;
+  } else {
+    throw input_error("model.attention is '", setting, "'").hint("use auto, sdpa or reference");
+  }
+  const char* environment = std::getenv("PERPO_ATTENTION");
+  if (environment != nullptr && *environment != '\0') return;  // the environment overrides
+  set_attention_impl(impl);
+}
+
 KVCache KVCache::appended(const KVCache& newer) const {
   if (empty()) return newer;
   if (newer.empty()) return *this;

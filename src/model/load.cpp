@@ -7,6 +7,7 @@
 #include "perpo/core/error.h"
 #include "perpo/core/log.h"
 #include "perpo/core/strings.h"
+#include "perpo/model/attention.h"
 #include "perpo/model/checkpoint.h"
 #include "perpo/model/lora.h"
 #include "perpo/runtime/runtime.h"
@@ -55,6 +56,7 @@ void check_tokenizer_fits(const Tokenizer& tokenizer, const ModelConfig& model,
 
 LoadedModel load_model(const Config& config, const LoadOptions& options) {
   seed_all(config.run.seed);
+  apply_attention_setting(config.model.attention);
   LoadedModel loaded;
   const ModelSectionConfig& section = config.model;
   std::string source;

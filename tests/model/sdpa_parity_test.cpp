@@ -6,11 +6,13 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cstdlib>
 #include <map>
 #include <string>
 #include <tuple>
 #include <vector>
 
+#include "perpo/core/error.h"
 #include "perpo/model/attention.h"
 #include "perpo/model/llava.h"
 #include "small_llava.h"
@@ -209,6 +211,23 @@ TEST(SdpaParity, ImplementationComesFromTheEnvironmentOrTheSetter) {
   EXPECT_FALSE(mask.causal);
   ASSERT_TRUE(mask.allowed.defined());
   EXPECT_EQ(mask.allowed.sizes(), (std::vector<std::int64_t>{1, 1, 4, 4}));
+}
+
+TEST(SdpaParity, ConfigKeyChoosesUnlessTheEnvironmentDoes) {
+  // model.attention (applied by load_model): sdpa / reference select, auto keeps the choice;
+  // PERPO_ATTENTION, when set (ctest's *_sdpa runs), overrides the config.
+  AttentionImplGuard guard(AttentionImpl::reference);
+  const char* environment = std::getenv("PERPO_ATTENTION");
+  const bool overridden = environment != nullptr && *environment != '\0';
+  apply_attention_setting("sdpa");
+  EXPECT_EQ(attention_impl(), overridden ? AttentionImpl::reference : AttentionImpl::sdpa);
+  set_attention_impl(AttentionImpl::sdpa);
+  apply_attention_setting("reference");
+  EXPECT_EQ(attention_impl(), overridden ? AttentionImpl::sdpa : AttentionImpl::reference);
+  const AttentionImpl before = attention_impl();
+  apply_attention_setting("auto");
+  EXPECT_EQ(attention_impl(), before);
+  EXPECT_THROW(apply_attention_setting("flash"), Error);
 }
 
 TEST(SdpaParity, PackedMaskLetsEachAnswerSeeThePrefixAndItselfCausally) {

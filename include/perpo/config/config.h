@@ -68,6 +68,7 @@ struct ModelSectionConfig {             // YAML "model:" (perpo::ModelConfig, mo
   bool freeze_projector = false;        // keep the projector fixed, e.g. false
   bool freeze_llm = false;              // keep the decoder fixed (only sensible with LoRA off)
   bool gradient_checkpointing = false;  // recompute decoder layers in backward to save memory
+  std::string attention = "auto";       // auto | sdpa | reference (model/attention.h)
 
   template <typename V>
   void visit(V& v) {
@@ -79,6 +80,10 @@ struct ModelSectionConfig {             // YAML "model:" (perpo::ModelConfig, mo
     v.field("freeze_llm", freeze_llm, "keep the language model fixed");
     v.field("gradient_checkpointing", gradient_checkpointing,
             "recompute each decoder layer in backward (less memory, ~30% more compute)");
+    v.choice("attention", attention, {"auto", "sdpa", "reference"},
+             "attention: sdpa (at::scaled_dot_product_attention) or reference (explicit "
+             "matmuls); auto = sdpa with CUDA, reference on CPU; the environment variable "
+             "PERPO_ATTENTION overrides it");
   }
 };
 
@@ -220,7 +225,7 @@ struct LossConfig {
   bool reference_free = false;    // drop the reference log-probs
   double nll_weight = 0.0;        // weight of an added SFT term, e.g. 0 (off)
 
-  // Where reference log-probs come from: auto | precompute | live (see visit()).
+  // Where reference log-probs come from: auto | precompute | live | sampler (see visit()).
   std::string reference = "auto";
 
   template <typename V>
@@ -280,7 +285,7 @@ struct OptimConfig {
 struct TrainConfig {
   int epochs = 1;                 // passes over the lists, e.g. 1
   int max_steps = 0;              // stop after this many optimizer steps; 0 = by epochs
-  int lists_per_step = 2;         // lists per optimizer step (per process), e.g. 2
+  int lists_per_step = 2;         // lists per micro-batch (per process), e.g. 2
   int grad_accum = 1;             // micro-batches per optimizer step, e.g. 1
   int log_every = 1;              // steps between metrics.jsonl lines, e.g. 1
   int checkpoint_every = 0;       // steps between checkpoints; 0 = only at the end
@@ -293,7 +298,9 @@ struct TrainConfig {
   void visit(V& v) {
     v.field("epochs", epochs, "passes over the training lists, e.g. 1");
     v.field("max_steps", max_steps, "stop after this many optimizer steps; 0 = run all epochs");
-    v.field("lists_per_step", lists_per_step, "lists (or SFT records) per micro-batch, e.g. 2");
+    v.field("lists_per_step", lists_per_step,
+            "lists (or SFT records) per micro-batch; an optimizer step takes lists_per_step x "
+            "grad_accum, e.g. 2");
     v.field("grad_accum", grad_accum, "micro-batches accumulated per optimizer step, e.g. 1");
     v.field("log_every", log_every, "optimizer steps between metrics.jsonl lines, e.g. 1");
     v.field("checkpoint_every", checkpoint_every, "steps between checkpoints; 0 = at the end only");

@@ -7,9 +7,10 @@
 //   reference  the hand-written path below (attend): fp32 scores materialised, a past shared by
 //              the whole batch (batch 1) broadcast by folding queries. The CPU reference and the
 //              fallback.
-// The choice is process-wide: set_attention_impl(), or the environment variable
-// PERPO_ATTENTION=reference|sdpa read once at the first use; unset, sdpa when a CUDA device
-// exists and the reference otherwise.
+// The choice is process-wide: the config key model.attention (auto | sdpa | reference, applied by
+// load_model through apply_attention_setting), set_attention_impl(), or the environment variable
+// PERPO_ATTENTION=reference|sdpa, which overrides the config; with neither, sdpa when a CUDA
+// device exists and the reference otherwise.
 //
 // Shape legend: B = batch, H = query heads, Hkv = key/value heads (H % Hkv == 0; query head h
 // reads key/value head h / (H / Hkv), as transformers' repeat_kv), T = new tokens, P = past tokens,
@@ -17,6 +18,8 @@
 #pragma once
 
 #include <torch/types.h>
+
+#include <string>
 
 namespace perpo {
 
@@ -26,6 +29,11 @@ enum class AttentionImpl { sdpa, reference };
 /// CUDA device and reference without.
 AttentionImpl attention_impl();
 void set_attention_impl(AttentionImpl impl);
+
+/// model.attention: "sdpa" or "reference" selects it, unless PERPO_ATTENTION is set (the
+/// environment overrides the config); "auto" keeps the current choice. Throws perpo::Error
+/// (input) for another value.
+void apply_attention_setting(const std::string& setting);
 
 /// Sets the implementation for a scope (tests compare both), restores the previous one after.
 class AttentionImplGuard {
