@@ -21,7 +21,7 @@ void register_demo(CLI::App& app, CommandRegistry& registry) {
       "-> arms sft / dpo / perpo (same start, prompts and steps) -> eval (held-out split) ->\n"
       "summary.json, report.md, plots/. One model per task (a chain each, in <out>/<task>/):\n"
       "grounding, one shape per image, and OCR in the reduced regime that the tiny model learns\n"
-      "in minutes (one word of a 16-word lexicon in a large font; README, \"The demo\").\n"
+      "in minutes (one word of a 16-word lexicon in a large font; docs/demo-study.md).\n"
       "--quick: a small run for CI (minutes).\n"
       "Settings (--set key=value for every chain, --set ocr.key=value or grounding.key=value for\n"
       "one; tasks=grounding,ocr chooses the chains): sft_steps, sft_batch, sft_lr, pref_steps,\n"

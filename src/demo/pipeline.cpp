@@ -31,10 +31,10 @@ DemoPlan DemoPlan::full(const std::string& task) {
                     "' is not grounding or ocr");
   DemoPlan plan;
   if (task == "grounding") return plan;
-  // OCR in the regime the tiny model learns (README, "OCR in a reduced regime"): one word per
-  // image from 16 of the 140 words, in a large font, dark on light, letters as tokenizer pieces.
-  // The 140-word task did not learn in 4000 x 32 steps (val edit distance 0.895), nor with lr
-  // 1e-3 to 3e-3; with 16 words lr 5e-4 learns, 1e-3 less (seed 3, 4000 steps: val exact match
+  // OCR in the regime the tiny model learns (docs/demo-study.md, "OCR in a reduced regime"): one
+  // word per image from 16 of the 140 words, in a large font, dark on light, letters as tokenizer
+  // pieces. The 140-word task did not learn in 4000 x 32 steps (val edit distance 0.895), nor with
+  // lr 1e-3 to 3e-3; with 16 words lr 5e-4 learns, 1e-3 less (seed 3, 4000 steps: val exact match
   // 90.4 vs 44.0). 2500 steps: a start that is good but not saturated (test edit distance 0.168,
   // mean of seeds 1-3; 0.064 after 4000 steps, with 72% of the sampled lists all equal).
   plan.tasks = {"ocr"};
@@ -47,7 +47,7 @@ DemoPlan DemoPlan::full(const std::string& task) {
   plan.sft_lr = 5e-4;
   plan.sft_steps = 2500;
   // N = 5, the paper's OCR N, and the arms' lrs: each arm's best mean val edit distance of seeds
-  // 1-3 (README, "The demo"): dpo and perpo {2.5, 5, 10} e-5 at N = 5 (N = 20 was no better and
+  // 1-3 (docs/demo-study.md): dpo and perpo {2.5, 5, 10} e-5 at N = 5 (N = 20 was no better and
   // costs more), sft {0.75, 1.5, 3} e-4.
   plan.answers = 5;
   plan.arm_lr = {{"sft", 1.5e-4}, {"dpo", 2.5e-5}, {"perpo", 2.5e-5}};

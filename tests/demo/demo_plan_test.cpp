@@ -111,8 +111,8 @@ TEST(DemoSuite, TheDefaultRunsAGroundingAndAnOcrChainEachWithItsOwnModelSettings
   const DemoPlan& ocr = suite.plans.at("ocr");
   EXPECT_EQ(grounding.tasks, std::vector<std::string>{"grounding"});
   EXPECT_EQ(ocr.tasks, std::vector<std::string>{"ocr"});
-  // The reduced OCR regime (README): one word of 16, large dark font, letters as pieces, its own
-  // stage-1 lr and length.
+  // The reduced OCR regime (docs/demo-study.md): one word of 16, large dark font, letters as
+  // pieces, its own stage-1 lr and length.
   EXPECT_EQ(ocr.ocr_max_words, 1);
   EXPECT_EQ(ocr.ocr_lexicon, 16);
   EXPECT_DOUBLE_EQ(ocr.ocr_min_text_height, 0.45);

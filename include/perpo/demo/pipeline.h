@@ -6,7 +6,7 @@
 //   // result.results["perpo"]["grounding"]["acc@0.5"], result.results["dpo"]["ocr"]["f1"]
 //
 // One chain per task, each with its own tiny model and plan (a joint stage 1 on both tasks did
-// not learn either: README, "The demo"), in <out>/<task>/. Stages of a chain, each in its own
+// not learn either: docs/demo-study.md), in <out>/<task>/. Stages of a chain, each in its own
 // folder, each reused when run again on the same folder (a stage is done when its done.json,
 // written last, holds the same settings):
 //   data/      synthetic splits per task (sft, pref, val, test: disjoint index ranges of one seed)
@@ -36,10 +36,10 @@
 
 namespace perpo {
 
-/// Sizes and settings of one chain of the demo (one model). full(task) is the README's demo,
-/// quick(task) the CI test's. The member defaults are the grounding chain's.
+/// Sizes and settings of one chain of the demo (one model). full(task) is the demo of
+/// docs/demo-study.md, quick(task) the CI test's. The member defaults are the grounding chain's.
 struct DemoPlan {
-  // The defaults are what stage 1 learns within minutes on 2 cores (README, "The demo"):
+  // The defaults are what stage 1 learns within minutes on 2 cores (docs/demo-study.md):
   // grounding, one shape per image; full("ocr") is the reduced OCR regime that it learns (one
   // word of 16, large font). Measured alternatives whose stage 1 did not begin to use the image:
   // one model on grounding + OCR mixed (3000 x 32 steps, lr 1e-3: val Acc@0.5 5-8, OCR edit
@@ -74,15 +74,15 @@ struct DemoPlan {
   std::vector<std::string> arms = {"sft", "dpo", "perpo"};
   int pref_steps = 500;
   int lists_per_step = 8;
-  // N sampled answers per list: the paper's grounding N. Chosen on val (README, "The demo"):
+  // N sampled answers per list: the paper's grounding N. Chosen on val (docs/demo-study.md):
   // PerPO's Acc@0.5 rose with N (58.6 at N = 8, 59.1 at N = 20, mean of seeds 1-3), DPO's did
   // not (58.1 at 8, 57.5 at 20): best vs worst uses two answers of any list.
   int answers = 20;
   bool ground_truth_in_list = true;
   int resample_every = 25;  // online re-sampling period in steps; 0 = offline lists
-  // Sampling temperature of the lists (stage 2), chosen on val like the lrs (README): mean
-  // Acc@0.5 of seeds 1-3 DPO / PerPO 58.5 / 60.0 at 0.7, 57.5 / 59.1 at 1; 1.5 lost 3-11 points
-  // (seeds 1, 2).
+  // Sampling temperature of the lists (stage 2), chosen on val like the lrs (docs/demo-study.md):
+  // mean Acc@0.5 of seeds 1-3 DPO / PerPO 58.5 / 60.0 at 0.7, 57.5 / 59.1 at 1; 1.5 lost 3-11
+  // points (seeds 1, 2).
   double temperature = 0.7;
   // The arms' reference when re-sampling: "start" (the frozen stage-1 model) or "sampler" (each
   // re-sampled list scored by the policy that sampled it; loss.reference: sampler).
@@ -91,14 +91,15 @@ struct DemoPlan {
   double gamma = 0.5;
   double warmup_share = 0.05;  // the arms' lr warmup, as a share of pref_steps (25 of 500)
   // Each arm's lr is its best val Acc@0.5 (mean of seeds 1-3) at N = 20 among
-  // sft {1.5, 3, 6} e-4, dpo {0.5, 1} e-4, perpo {0.5, 1} e-4 (README, "The demo").
+  // sft {1.5, 3, 6} e-4, dpo {0.5, 1} e-4, perpo {0.5, 1} e-4 (docs/demo-study.md).
   std::map<std::string, double> arm_lr = {{"sft", 1.5e-4}, {"dpo", 5e-5}, {"perpo", 1e-4}};
   int curve_points = 5;     // evaluations on a validation subset during each arm
   int curve_records = 200;  // records per task of that subset
 
   int threads = 1;  // LibTorch threads (one: tiny matmuls gain nothing from more); 0 = default
 
-  /// The README's demo plan of a task's chain ("grounding" or "ocr"), and the CI test's.
+  /// The demo plan of docs/demo-study.md of a task's chain ("grounding" or "ocr"), and the CI
+  /// test's.
   static DemoPlan full(const std::string& task = "grounding");
   static DemoPlan quick(const std::string& task = "grounding");
   /// Applies "key=value" (e.g. "pref_steps=200", "arm_lr.dpo=3e-5", "tasks=grounding");
