@@ -23,31 +23,10 @@ PERPO_ROBUSTNESS_CASES(eval) {
        "is the input {dir}/records.jsonl"},
       // Issue 21: a truth the reward cannot use was counted as an unparsable answer.
       {"ground_truth_inverted_box", run + " data.eval={dir}/records.jsonl",
-       [](const fs::path& dir) {
-         write_tiny_setup_with_image(dir);
-         write_text(dir / "records.jsonl",
-                    R"({"id": "r1", "task": "grounding", "image": "img.png", "prompt": "x", )"
-                    R"("ground_truth": "[0.5, 0.6, 0.1, 0.2]"})"
-                    "\n");
-       },
-       2, "has x1 > x2 or y1 > y2"},
+       record_setup("grounding", "x", "[0.5, 0.6, 0.1, 0.2]"), 2, "has x1 > x2 or y1 > y2"},
       {"ground_truth_text", run + " data.eval={dir}/records.jsonl",
-       [](const fs::path& dir) {
-         write_tiny_setup_with_image(dir);
-         write_text(dir / "records.jsonl",
-                    R"({"id": "r1", "task": "grounding", "image": "img.png", "prompt": "x", )"
-                    R"("ground_truth": "the cat on the left"})"
-                    "\n");
-       },
-       2, "cannot use the ground truth"},
-      {"ground_truth_empty", run + " data.eval={dir}/records.jsonl",
-       [](const fs::path& dir) {
-         write_tiny_setup_with_image(dir);
-         write_text(dir / "records.jsonl",
-                    R"({"id": "r1", "task": "ocr", "image": "img.png", "prompt": "x", )"
-                    R"("ground_truth": " "})"
-                    "\n");
-       },
+       record_setup("grounding", "x", "the cat on the left"), 2, "cannot use the ground truth"},
+      {"ground_truth_empty", run + " data.eval={dir}/records.jsonl", record_setup("ocr", "x", " "),
        2, "the ground truth is empty"},
       {"duplicate_ids", run + " data.eval={dir}/records.jsonl",
        [](const fs::path& dir) {

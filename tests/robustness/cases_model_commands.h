@@ -3,6 +3,7 @@
 // small dataset at {dir}/records.jsonl (its image need not exist for rows that fail earlier).
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include "harness.h"
@@ -34,6 +35,19 @@ inline void write_tiny_setup(const fs::path& dir, const std::string& extra = "")
 inline void write_tiny_setup_with_image(const fs::path& dir) {
   write_tiny_setup(dir);
   fs::copy_file(fixtures_dir() / "image" / "grey_40x30.png", dir / "img.png");
+}
+
+/// A setup: write_tiny_setup_with_image, then {dir}/records.jsonl holding one record "r1" of
+/// `task` with `prompt` and `ground_truth` (JSON-escaped already).
+inline std::function<void(const fs::path&)> record_setup(const std::string& task,
+                                                         const std::string& prompt,
+                                                         const std::string& ground_truth) {
+  return [=](const fs::path& dir) {
+    write_tiny_setup_with_image(dir);
+    write_text(dir / "records.jsonl", R"({"id": "r1", "task": ")" + task +
+                                          R"(", "image": "img.png", "prompt": ")" + prompt +
+                                          R"(", "ground_truth": ")" + ground_truth + "\"}\n");
+  };
 }
 
 }  // namespace perpo::robustness

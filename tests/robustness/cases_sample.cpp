@@ -71,14 +71,8 @@ PERPO_ROBUSTNESS_CASES(sample) {
        "'sampling.num_answers' must be in [2, 4096]"},
       // Per-record checks run before the run folder is created (the row writes nothing).
       {"two_image_placeholders", run + " data.train={dir}/records.jsonl",
-       [](const fs::path& dir) {
-         write_tiny_setup_with_image(dir);
-         write_text(dir / "records.jsonl",
-                    R"({"id": "r1", "task": "grounding", "image": "img.png", )"
-                    R"("prompt": "<image> and <image>", "ground_truth": "[0.1, 0.2, 0.3, 0.4]"})"
-                    "\n");
-       },
-       2, "records.jsonl:1: the prompt holds 2 image placeholder(s)"},
+       record_setup("grounding", "<image> and <image>", "[0.1, 0.2, 0.3, 0.4]"), 2,
+       "records.jsonl:1: the prompt holds 2 image placeholder(s)"},
       {"duplicate_ids", run + " data.train={dir}/records.jsonl",
        [](const fs::path& dir) {
          write_tiny_setup_with_image(dir);
@@ -86,32 +80,11 @@ PERPO_ROBUSTNESS_CASES(sample) {
        },
        2, "record id 'r1' was already used"},
       {"ground_truth_nan_box", run + " data.train={dir}/records.jsonl",
-       [](const fs::path& dir) {
-         write_tiny_setup_with_image(dir);
-         write_text(dir / "records.jsonl",
-                    R"({"id": "r1", "task": "grounding", "image": "img.png", "prompt": "x", )"
-                    R"("ground_truth": "[nan, 0.2, 0.3, 0.4]"})"
-                    "\n");
-       },
-       2, "cannot use the ground truth"},
+       record_setup("grounding", "x", "[nan, 0.2, 0.3, 0.4]"), 2, "cannot use the ground truth"},
       {"ground_truth_degenerate_box", run + " data.train={dir}/records.jsonl",
-       [](const fs::path& dir) {
-         write_tiny_setup_with_image(dir);
-         write_text(dir / "records.jsonl",
-                    R"({"id": "r1", "task": "grounding", "image": "img.png", "prompt": "x", )"
-                    R"("ground_truth": "[0.3, 0.2, 0.3, 0.4]"})"
-                    "\n");
-       },
-       2, "cannot use the ground truth"},
-      {"unknown_task", run + " data.train={dir}/records.jsonl",
-       [](const fs::path& dir) {
-         write_tiny_setup_with_image(dir);
-         write_text(dir / "records.jsonl",
-                    R"({"id": "r1", "task": "vqa", "image": "img.png", "prompt": "x", )"
-                    R"("ground_truth": "yes"})"
-                    "\n");
-       },
-       2, "no default reward for task 'vqa'"},
+       record_setup("grounding", "x", "[0.3, 0.2, 0.3, 0.4]"), 2, "cannot use the ground truth"},
+      {"unknown_task", run + " data.train={dir}/records.jsonl", record_setup("vqa", "x", "yes"), 2,
+       "no default reward for task 'vqa'"},
       {"image_is_a_fifo", run + " data.train={dir}/records.jsonl",
        [](const fs::path& dir) {
          write_tiny_setup(dir);

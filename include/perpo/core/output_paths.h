@@ -39,6 +39,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "perpo/core/output_lock.h"
@@ -47,6 +48,11 @@ namespace perpo {
 
 /// What a command reads (files or folders) and whether the user passed --force.
 struct OutputPolicy {
+  OutputPolicy() = default;
+  OutputPolicy(std::vector<std::filesystem::path> inputs_, bool force_ = false,
+               bool continue_existing_ = false)
+      : inputs(std::move(inputs_)), force(force_), continue_existing(continue_existing_) {}
+
   std::vector<std::filesystem::path> inputs;
   bool force = false;
   // check_output_file: an existing regular file is the command's own output to continue; the
