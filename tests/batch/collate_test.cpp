@@ -10,8 +10,8 @@
 #include <nlohmann/json.hpp>
 #include <numeric>
 
-#include "perpo/core/error.h"
 #include "perpo/batch/collate.h"
+#include "perpo/core/error.h"
 #include "perpo/data/examples.h"
 #include "perpo/data/jsonl.h"
 #include "test_paths.h"
