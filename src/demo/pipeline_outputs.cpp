@@ -1,6 +1,6 @@
 // The demo's last stage (pipeline_stages.h): the table on stdout, and summary.json, report.md and
 // the plots through synth's report writer (report.h), fed from the stages' files: the arms'
-// metrics.jsonl (loss and validation curves), resampled.json (mean reward of the online lists),
+// metrics.jsonl (loss and validation curves, the mean reward of the online lists),
 // lists/done.json (rewards of the stage-1 samples).
 #include <algorithm>
 #include <cstdio>
@@ -59,14 +59,8 @@ void add_curves(DemoReport& report, const DemoOptions& chain) {
     }
     CurvePlot reward{task, "reward", "mean reward of the re-sampled lists", {}};
     for (const auto& arm : plan.arms) {
-      const fs::path file = out / "arms" / arm / "resampled.json";
-      if (!fs::exists(file)) continue;
-      CurveSeries series{arm, {}, {}};
-      for (const auto& point : nlohmann::json::parse(read_file(file))) {
-        if (point["task"] != task) continue;
-        series.steps.push_back(point["step"].get<double>());
-        series.values.push_back(point["mean_reward"].get<double>());
-      }
+      CurveSeries series = metric_series(out / "arms" / arm / "run" / "metrics.jsonl", arm,
+                                         "online/" + task + "/mean_reward");
       if (!series.steps.empty()) reward.series.push_back(series);
     }
     if (!reward.series.empty()) report.curves.push_back(reward);

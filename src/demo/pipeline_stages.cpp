@@ -41,7 +41,8 @@ TrainSummary train_and_export(const Config& config, const fs::path& stage_dir,
     resume = same && latest_run_checkpoint(run_dir / "checkpoints").has_value();
     if (!resume) fs::remove_all(run_dir);  // our own unfinished stage with other settings
   }
-  TrainSummary summary = run_training(config, {.resume = resume}, hooks);
+  TrainSummary summary =
+      run_training(config, {.resume = resume, .force = false, .config_file = {}}, hooks);
   PERPO_CHECK(!summary.stopped, "stopped by a signal at step ", summary.steps, " of ",
               summary.total_steps, "; run the demo again to continue");
   const fs::path model_dir = stage_dir / "model";
@@ -55,15 +56,6 @@ Config model_config_for(const DemoContext& c, const fs::path& model_dir) {
   config.model.path = model_dir.string();
   config.tokenizer.path = tokenizer_file(c).string();
   return config;
-}
-
-std::vector<DatasetRecord> task_records(const DemoContext& c, const std::string& split) {
-  std::vector<DatasetRecord> all;
-  for (const auto& task : c.options.plan.tasks) {
-    auto records = read_records(split_records(c.options.out, task, split));
-    all.insert(all.end(), records.begin(), records.end());
-  }
-  return all;
 }
 
 // The first `per_task` records of each task of the validation split (curves during training).
@@ -144,7 +136,11 @@ double run_arm_stage(DemoContext& c, const std::string& arm) {
   config.data.train =
       arm == "sft" ? mixed_records(c.options.out, "pref").string() : lists_file(c).string();
   if (online) {
+    // perpo train's own online sampler (train/online.h), with the stage-1 sampling settings.
     config.train.online_resample_every = plan.resample_every;
+    config.sampling.num_answers = plan.answers;
+    config.sampling.add_ground_truth = plan.ground_truth_in_list;
+    config.sampling.lists_per_batch = 16;
     // Re-sampled lists are scored by the frozen stage-1 model, or by the policy that sampled them.
     config.loss.reference = plan.reference == "sampler" ? "sampler" : "live";
   }
@@ -172,9 +168,7 @@ double run_arm_stage(DemoContext& c, const std::string& arm) {
                         std::to_string(plan.lists_per_step) + " lists, lr " +
                         std::to_string(config.optim.lr) + (online ? ", online" : ""));
 
-  const auto pref = task_records(c, "pref");
   const auto curves = curve_sets(c);
-  nlohmann::json resampled = nlohmann::json::array();
   TrainerHooks hooks;
   hooks.stop_requested = [] { return stop_requested(); };
   hooks.evaluate = [&](LoadedModel& policy, std::int64_t) {
@@ -189,36 +183,7 @@ double run_arm_stage(DemoContext& c, const std::string& arm) {
     }
     return values;
   };
-  if (online) {
-    hooks.resample = [&](LoadedModel& policy, std::int64_t step) {
-      DemoDecoder decoder(*policy.model, *policy.tokenizer, policy.config, config);
-      const std::size_t count =
-          std::min(pref.size(), static_cast<std::size_t>(plan.resample_every) *
-                                    static_cast<std::size_t>(plan.lists_per_step));
-      const std::size_t round = static_cast<std::size_t>(step / plan.resample_every);
-      std::vector<DatasetRecord> records;
-      for (std::size_t i = 0; i < count; ++i) {
-        records.push_back(pref[(round * count + i * 7919) % pref.size()]);
-      }
-      auto lists = decoder.sample_lists(records, plan.answers, plan.ground_truth_in_list,
-                                        c.options.seed * 1000003 + static_cast<std::uint64_t>(step),
-                                        /*reference_logps=*/false);
-      std::map<std::string, std::pair<double, int>> sums;
-      for (const auto& list : lists) {
-        for (int i = 0; i < plan.answers; ++i) {
-          sums[list.record.task].first += list.rewards[static_cast<std::size_t>(i)];
-          sums[list.record.task].second += 1;
-        }
-      }
-      for (const auto& [task, sum] : sums) {
-        resampled.push_back(
-            {{"step", step}, {"task", task}, {"mean_reward", sum.first / sum.second}});
-      }
-      return lists;
-    };
-  }
   const TrainSummary summary = train_and_export(config, dir, hooks);
-  write_file_atomic(dir / "resampled.json", resampled.dump() + "\n");
   const double seconds = seconds_since(start);
   mark.finish(seconds, {{"last_loss", summary.last_loss}, {"steps", summary.steps}});
   stage_line("arm", arm + ": done in " + std::to_string(static_cast<int>(seconds)) + " s");

@@ -116,6 +116,7 @@ SampledBatch ListSampler::sample(const std::vector<DatasetRecord>& records) {
     for (std::size_t i = 0; list.answers.size() < 2 && i < p.repeated.size(); ++i) {
       list.answers.push_back(p.repeated[i]);  // a list needs two answers, even equal ones
     }
+    batch.sampled.push_back(list.answers.size());
     if (sampling_.add_ground_truth) {
       const std::string truth(trim(p.record->ground_truth));
       const bool present = std::any_of(list.answers.begin(), list.answers.end(),

@@ -1,20 +1,11 @@
-// Online mode's sampler: generate + reward (online.h).
+// Online mode's sampler: a record chooser over generate's ListSampler (online.h).
 #include "perpo/train/online.h"
 
 #include <algorithm>
 
-#include <torch/torch.h>
-
 #include "perpo/core/error.h"
-#include "perpo/data/collate.h"
-#include "perpo/data/examples.h"
-#include "perpo/generate/generator.h"
 #include "perpo/generate/record_prompts.h"
-#include "perpo/reward/reward.h"
-#include "perpo/reward/reward_config.h"
-#include "perpo/tokenizer/chat_template.h"
-#include "perpo/train/reference.h"
-#include "perpo/train/train_data.h"
+#include "perpo/generate/sample_lists.h"
 
 namespace perpo {
 
@@ -26,84 +17,56 @@ OnlineSampler::OnlineSampler(const Config& config, std::vector<DatasetRecord> re
     PERPO_CHECK_INPUT(!record.ground_truth.empty(), record.source.to_string(),
                       ": online mode scores new answers against the ground_truth, which is empty");
   }
+  // The sampling policy's own log-probs are the reference only for loss.reference: sampler.
+  config_.sampling.reference_logps = config_.loss.reference == "sampler";
+}
+
+std::vector<DatasetRecord> OnlineSampler::records_for(std::int64_t step) const {
+  const std::int64_t every = std::max(config_.train.online_resample_every, 1);
+  const std::int64_t call = std::max<std::int64_t>(step / every - 1, 0);  // 0 for the first call
+  const std::size_t count = std::min(std::max<std::size_t>(lists_per_call_, 1), records_.size());
+  const std::size_t first = static_cast<std::size_t>(call) * count;
+  std::vector<DatasetRecord> chosen;
+  for (std::size_t k = 0; k < count; ++k) chosen.push_back(records_[(first + k) % records_.size()]);
+  return chosen;
 }
 
 std::vector<PreferenceList> OnlineSampler::operator()(LoadedModel& policy, std::int64_t step) {
-  ChatTemplate chat(*policy.tokenizer, config_.tokenizer);
-  const auto param = policy.model->parameters().front();
-  const std::int64_t every = std::max(config_.train.online_resample_every, 1);
-  const std::int64_t call = std::max<std::int64_t>(step / every - 1, 0);  // 0 for the first call
-  const std::size_t first = static_cast<std::size_t>(call) * lists_per_call_;
-  std::vector<DatasetRecord> chosen;
-  std::vector<GenerationPrompt> prompts;
-  for (std::size_t k = 0; k < lists_per_call_; ++k) {
-    const DatasetRecord& record = records_[(first + k) % records_.size()];
-    GenerationPrompt prompt;
-    prompt.prompt_ids =
-        chat.encode_prompt(record.prompt, !record.image.empty(), policy.config.image_tokens());
-    if (!record.image.empty()) {
-      prompt.pixel_values = pixels_to_tensor(load_pixels(record, config_.image))
-                                .to(param.device(), param.scalar_type());  // (3, H, W)
-    }
-    const std::uint64_t seed =
-        record_seed(config_.run.seed + static_cast<std::uint64_t>(step), record.id);
-    for (int n = 0; n < config_.sampling.num_answers; ++n) {
-      prompt.seeds.push_back(answer_seed(seed, n));
-    }
-    prompt.name = record.source.to_string();
-    prompts.push_back(std::move(prompt));
-    chosen.push_back(record);
-  }
-  GenerationOptions options;
-  options.max_new_tokens = config_.sampling.max_new_tokens;
-  options.stop_ids = {policy.tokenizer->eos_id()};
-  options.sampler = SamplerOptions::from(config_.sampling);
-  options.pad_id = std::max(policy.tokenizer->pad_id(), 0);
-  auto answers = generate(*policy.model, prompts, options);  // eval mode, restored afterwards
-
-  const RewardOptions reward_options = reward_options_from(config_.reward);
+  RecordPrompts prompts(policy.config, *policy.tokenizer, config_);
+  ListSampler sampler(*policy.model, prompts, config_);
+  sampler.set_seed(config_.run.seed + static_cast<std::uint64_t>(step));
+  const std::vector<DatasetRecord> records = records_for(step);
+  const auto batch = static_cast<std::size_t>(std::max(config_.sampling.lists_per_batch, 1));
   std::vector<PreferenceList> lists;
-  for (std::size_t r = 0; r < chosen.size(); ++r) {
-    PreferenceList list;
-    list.record = chosen[r];
-    const RewardSpec& reward =
-        reward_for_task(list.record.task, config_.reward.name, record_name(list.record));
-    for (const GeneratedAnswer& answer : answers[r]) {
-      list.answers.push_back(policy.tokenizer->decode(answer.ids));
-      list.rewards.push_back(
-          reward.score(list.answers.back(), list.record.ground_truth, reward_options).score);
+  std::map<std::string, double> reward_sum, answers, all_equal;
+  double short_lists = 0;
+  for (std::size_t start = 0; start < records.size(); start += batch) {
+    const std::size_t end = std::min(records.size(), start + batch);
+    SampledBatch sampled =
+        sampler.sample(std::vector<DatasetRecord>(records.begin() + start, records.begin() + end));
+    short_lists += static_cast<double>(sampled.short_lists);
+    for (std::size_t i = 0; i < sampled.lists.size(); ++i) {
+      PreferenceList& list = sampled.lists[i];
+      const std::string& task = list.record.task;
+      for (std::size_t a = 0; a < sampled.sampled[i]; ++a) reward_sum[task] += list.rewards[a];
+      answers[task] += static_cast<double>(sampled.sampled[i]);
+      const auto [lo, hi] = std::minmax_element(list.rewards.begin(), list.rewards.end());
+      all_equal[task] += *lo == *hi ? 1.0 : 0.0;
+      lists.push_back(std::move(list));
     }
-    lists.push_back(std::move(list));
   }
+  last_metrics_.clear();
+  double total_sum = 0, total_answers = 0;
+  for (const auto& [task, count] : answers) {
+    if (count > 0) last_metrics_["online/" + task + "/mean_reward"] = reward_sum[task] / count;
+    last_metrics_["online/" + task + "/all_equal_lists"] = all_equal[task];
+    total_sum += reward_sum[task];
+    total_answers += count;
+  }
+  last_metrics_["online/lists"] = static_cast<double>(lists.size());
+  if (total_answers > 0) last_metrics_["online/mean_reward"] = total_sum / total_answers;
+  last_metrics_["online/short_lists"] = short_lists;
   return lists;
-}
-
-void fill_frozen_start_logps(std::vector<PreferenceList>& lists, LoadedModel& policy,
-                             LlavaModelImpl* live, const Config& config) {
-  const bool adapters_off = live == nullptr && adapters_are_all_that_trains(*policy.model);
-  TrainData encoded = encode_lists(lists, config, policy);
-  for (std::size_t i = 0; i < lists.size(); ++i) {
-    if (!lists[i].ref_logps.empty()) continue;
-    const TrainExample& example = encoded.examples[i];
-    if (live != nullptr) {
-      lists[i].ref_logps = reference_logps(*live, example, config);
-    } else if (adapters_off) {
-      lists[i].ref_logps = frozen_start_logps(*policy.model, example, config);
-    } else {
-      throw input_error(example.list.source.to_string(), ": a re-sampled list has no ref_logps")
-          .hint(
-              "online mode needs loss.reference=live, LoRA alone trained, or a sampler that "
-              "fills ref_logps");
-    }
-  }
-}
-
-void fill_sampler_logps(std::vector<PreferenceList>& lists, LoadedModel& policy,
-                        const Config& config) {
-  TrainData encoded = encode_lists(lists, config, policy);
-  for (std::size_t i = 0; i < lists.size(); ++i) {
-    lists[i].ref_logps = reference_logps(*policy.model, encoded.examples[i], config);
-  }
 }
 
 nlohmann::json online_lists_to_json(const std::vector<PreferenceList>& lists) {

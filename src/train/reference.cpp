@@ -15,6 +15,7 @@
 #include "perpo/loss/objectives.h"
 #include "perpo/model/lora_linear.h"
 #include "perpo/runtime/runtime.h"
+#include "perpo/train/train_data.h"
 
 namespace perpo {
 namespace fs = std::filesystem;
@@ -178,6 +179,71 @@ ReferencePlan prepare_reference(TrainData& data, LoadedModel& model, const Confi
   write_file_atomic(plan.cache, cache.dump());
   plan.source = "computed";
   return plan;
+}
+
+void ReferenceSource::check_online(const Config& config, LlavaModelImpl& policy) {
+  if (!loss_needs_reference(config.loss) || config.loss.reference == "live" ||
+      config.loss.reference == "sampler") {
+    return;
+  }
+  // Under LoRA with nothing else trained, the policy with its adapters off is the frozen start.
+  if (!adapters_are_all_that_trains(policy)) {
+    throw input_error(
+        "train.online_resample_every > 0 scores the re-sampled answers with the frozen initial "
+        "model: it needs key 'loss.reference' = live, or LoRA (model.lora.enabled) as the only "
+        "trained part (model.freeze_vision and model.freeze_projector true)")
+        .hint("add loss.reference=live, or train LoRA adapters alone (or loss.reference_free)");
+  }
+  PERPO_LOG_INFO(
+      "online mode: reference log-probs of re-sampled lists from the policy with "
+      "its LoRA adapters off (the frozen start)");
+}
+
+ReferenceSource::ReferenceSource(TrainData& data, LoadedModel& policy, const Config& config,
+                                 const fs::path& run_dir, bool resuming)
+    : config_(config), plan_(prepare_reference(data, policy, config, run_dir, resuming)) {
+  if (plan_.source == "live") {
+    live_ = load_model(config);  // the initial weights, frozen
+    for (auto& p : live_->model->parameters()) p.set_requires_grad(false);
+    live_->model->eval();
+  }
+}
+
+at::Tensor ReferenceSource::step_logps(const TrainExample& example, const at::Tensor& stored,
+                                       const c10::Device& device, bool resampled) {
+  if (live_ && !(resampled && stored.defined())) {
+    return torch::tensor(reference_logps(*live_->model, example, config_), torch::kFloat64)
+        .to(torch::kFloat32)
+        .to(device);
+  }
+  PERPO_CHECK(stored.defined(), example.list.source.to_string(), ": no reference log-probs");
+  return stored;
+}
+
+void ReferenceSource::fill_resampled(std::vector<PreferenceList>& lists, LoadedModel& policy) {
+  if (!needed()) return;
+  if (live_) {
+    for (PreferenceList& list : lists) list.ref_logps.clear();  // all from the live reference
+  }
+  const bool sampler = config_.loss.reference == "sampler";
+  const bool adapters_off = !live_ && !sampler && adapters_are_all_that_trains(*policy.model);
+  TrainData encoded = encode_lists(lists, config_, policy);
+  for (std::size_t i = 0; i < lists.size(); ++i) {
+    if (!lists[i].ref_logps.empty()) continue;
+    const TrainExample& example = encoded.examples[i];
+    if (live_) {
+      lists[i].ref_logps = reference_logps(*live_->model, example, config_);
+    } else if (sampler) {
+      lists[i].ref_logps = reference_logps(*policy.model, example, config_);
+    } else if (adapters_off) {
+      lists[i].ref_logps = frozen_start_logps(*policy.model, example, config_);
+    } else {
+      throw input_error(example.list.source.to_string(), ": a re-sampled list has no ref_logps")
+          .hint(
+              "online mode needs loss.reference=live or sampler, LoRA alone trained, or a "
+              "sampler that fills ref_logps");
+    }
+  }
 }
 
 }  // namespace perpo

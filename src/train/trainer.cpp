@@ -69,7 +69,7 @@ class Trainer {
   fs::path run_dir_;
   fs::path checkpoint_root_;
   LoadedModel model_;
-  std::optional<LoadedModel> live_reference_;
+  std::unique_ptr<ReferenceSource> reference_;
   TrainData data_;
   std::string data_fingerprint_;  // of data_ as loaded (checkpointed, checked on --resume)
   OutputPolicy run_dir_policy_;
@@ -81,11 +81,11 @@ class Trainer {
   std::int64_t nonfinite_in_row_ = 0;
   std::int64_t skipped_ = 0;
   std::int64_t resamples_ = 0;
-  std::vector<PreferenceList> online_lists_;  // online mode: the lists in use (checkpointed)
-  std::int64_t online_sampled_at_ = 0;        // the step they were sampled at
-  // Online lists carry the live reference's log-probs from when they were sampled (the reference
-  // is frozen, so they stay exact): the steps read them instead of running the reference again.
-  bool online_refs_live_ = false;
+  std::vector<PreferenceList> online_lists_;       // online mode: the lists in use (checkpointed)
+  std::int64_t online_sampled_at_ = 0;             // the step they were sampled at
+  std::shared_ptr<OnlineSampler> online_sampler_;  // the built-in sampler, unless a hook's
+  std::map<std::string, double> online_metrics_;   // of the last re-sampling, logged with the
+                                                   // next step
   int pad_id_ = 0;
   c10::Device device_{c10::kCPU};
   c10::ScalarType dtype_ = c10::kFloat;
@@ -209,16 +209,9 @@ void Trainer::score_and_backward(const TrainExample& example, double scale, Step
   in.policy_logps = logps.answers.unsqueeze(0);  // (1, N)
   in.answer_tokens = logps.tokens.unsqueeze(0);  // (1, N)
   if (t.rewards.defined()) in.rewards = t.rewards.unsqueeze(0);
-  if (loss_needs_reference(config_.loss)) {
-    at::Tensor ref = t.ref_logps;
-    if (live_reference_ && !(online_refs_live_ && ref.defined())) {
-      ref =
-          torch::tensor(reference_logps(*live_reference_->model, example, config_), torch::kFloat64)
-              .to(torch::kFloat32)
-              .to(device_);
-    }
-    PERPO_CHECK(ref.defined(), example.list.source.to_string(), ": no reference log-probs");
-    in.ref_logps = ref.unsqueeze(0);  // (1, N)
+  if (reference_->needed()) {
+    const bool resampled = online_sampled_at_ > 0;  // the lists in use came from fill_resampled
+    in.ref_logps = reference_->step_logps(example, t.ref_logps, device_, resampled).unsqueeze(0);
   }
   if (logps.target_nll.defined()) in.nll = logps.target_nll.unsqueeze(0);  // (1)
   LossOutput out = compute_loss(in, config_.loss);
@@ -286,17 +279,8 @@ void Trainer::maybe_resample() {
   if (every <= 0 || step_ == 0 || step_ % every != 0) return;
   std::vector<PreferenceList> lists = hooks_.resample(model_, step_);
   ++resamples_;
-  if (loss_needs_reference(config_.loss)) {  // kept with the lists (and checkpointed)
-    if (live_reference_) {
-      for (PreferenceList& list : lists) list.ref_logps.clear();  // all from the live reference
-    }
-    if (config_.loss.reference == "sampler") {
-      fill_sampler_logps(lists, model_, config_);  // the policy that sampled them
-    } else {
-      fill_frozen_start_logps(lists, model_,
-                              live_reference_ ? live_reference_->model.get() : nullptr, config_);
-    }
-  }
+  reference_->fill_resampled(lists, model_);  // kept with the lists (and checkpointed)
+  if (online_sampler_) online_metrics_ = online_sampler_->last_metrics();
   use_online_lists(std::move(lists), step_);
   PERPO_LOG_INFO("online mode: step ", step_, ": ", data_.summary(config_));
 }
@@ -309,7 +293,6 @@ void Trainer::use_online_lists(std::vector<PreferenceList> lists, std::int64_t s
                                        config_.data.shuffle);
   online_lists_ = std::move(lists);
   online_sampled_at_ = sampled_at;
-  online_refs_live_ = live_reference_.has_value();  // maybe_resample filled them from it
 }
 
 void Trainer::setup_online_mode() {
@@ -318,27 +301,14 @@ void Trainer::setup_online_mode() {
         "train.online_resample_every applies to the list losses, not to loss.name sft")
         .hint("set train.online_resample_every=0");
   }
-  if (loss_needs_reference(config_.loss) && config_.loss.reference != "live" &&
-      config_.loss.reference != "sampler") {
-    // Under LoRA with nothing else trained, the policy with its adapters off is the frozen start.
-    if (!adapters_are_all_that_trains(*model_.model)) {
-      throw input_error(
-          "train.online_resample_every > 0 scores the re-sampled answers with the frozen initial "
-          "model: it needs key 'loss.reference' = live, or LoRA (model.lora.enabled) as the only "
-          "trained part (model.freeze_vision and model.freeze_projector true)")
-          .hint("add loss.reference=live, or train LoRA adapters alone (or loss.reference_free)");
-    }
-    PERPO_LOG_INFO(
-        "online mode: reference log-probs of re-sampled lists from the policy with "
-        "its LoRA adapters off (the frozen start)");
-  }
+  ReferenceSource::check_online(config_, *model_.model);
   if (hooks_.resample) return;  // a caller's sampler
   std::vector<DatasetRecord> records;
   for (const TrainExample& example : data_.examples) records.push_back(example.record);
   const auto per_call = static_cast<std::size_t>(config_.train.lists_per_step) *
                         config_.train.grad_accum * config_.train.online_resample_every;
-  auto sampler = std::make_shared<OnlineSampler>(config_, std::move(records), per_call);
-  hooks_.resample = [sampler](LoadedModel& policy, std::int64_t step) {
+  online_sampler_ = std::make_shared<OnlineSampler>(config_, std::move(records), per_call);
+  hooks_.resample = [sampler = online_sampler_](LoadedModel& policy, std::int64_t step) {
     return (*sampler)(policy, step);
   };
 }
@@ -391,12 +361,8 @@ TrainSummary Trainer::run() {
     PERPO_LOG_WARN(data_.truncated_answers, " answers were longer than data.max_answer_tokens = ",
                    config_.data.max_answer_tokens, " and were truncated");
   }
-  ReferencePlan reference = prepare_reference(data_, model_, config_, run_dir_, options_.resume);
-  if (reference.source == "live") {
-    live_reference_ = load_model(config_);  // the initial weights, frozen
-    for (auto& p : live_reference_->model->parameters()) p.set_requires_grad(false);
-    live_reference_->model->eval();
-  }
+  reference_ = std::make_unique<ReferenceSource>(data_, model_, config_, run_dir_, options_.resume);
+  const ReferencePlan& reference = reference_->plan();
   optim_ = std::make_unique<AdamW>(model_.model->named_parameters(), config_.optim);
   order_ =
       std::make_unique<DataOrder>(data_.examples.size(), config_.run.seed, config_.data.shuffle);
@@ -428,6 +394,10 @@ TrainSummary Trainer::run() {
   while (step_ < total_) {
     maybe_resample();
     StepMetrics m = step();
+    if (!online_metrics_.empty()) {  // what the lists of this step were sampled with
+      metrics.write_extra(m.step, online_metrics_);
+      online_metrics_.clear();
+    }
     summary.last_loss = m.loss;
     if (m.skipped) {
       PERPO_LOG_WARN("step ", m.step, ": non-finite loss (", m.loss, ") or gradient norm (",

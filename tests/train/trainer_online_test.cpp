@@ -10,9 +10,13 @@
 
 #include "perpo/config/config_io.h"
 #include "perpo/core/atomic_file.h"
+#include "perpo/generate/record_prompts.h"
+#include "perpo/generate/sample_lists.h"
+#include "perpo/model/load.h"
 #include "perpo/runtime/runtime.h"
 #include "perpo/train/online.h"
 #include "perpo/train/reference.h"
+#include "perpo/train/train_data.h"
 #include "perpo/train/trainer.h"
 #include "test_util.h"
 #include "train_fixture.h"
@@ -44,7 +48,7 @@ std::vector<StepMetrics> run_and_record(const Config& config, TrainerHooks hooks
     stop = m.step == stop_after;
   };
   if (stop_after > 0) hooks.stop_requested = [&] { return stop; };
-  run_training(config, {.resume = resume}, hooks);
+  run_training(config, {.resume = resume, .force = false, .config_file = {}}, hooks);
   return steps;
 }
 
@@ -93,7 +97,8 @@ void expect_online_resume_bit_for_bit(const std::string& name, std::vector<std::
       read_file(dir / "part" / "checkpoints" / "step-3" / "trainer_state.json"));
   ASSERT_TRUE(state.contains("online"));
   EXPECT_EQ(state["online"]["sampled_at"], 2);
-  EXPECT_EQ(state["online"]["lists"].size(), 4u);  // lists_per_step 1 x grad_accum 2 x K 2
+  // lists_per_step 1 x grad_accum 2 x K 2 = 4 wanted, at most the 3 records (none twice).
+  EXPECT_EQ(state["online"]["lists"].size(), 3u);
   std::vector<StepMetrics> second = run_and_record(part, {}, /*resume=*/true);
   ASSERT_EQ(second.size(), 3u);
   for (int i = 0; i < 6; ++i) {
@@ -120,6 +125,64 @@ TEST(TrainerOnline, InterruptedOnlineRunWithLiveReferenceResumesBitForBit) {
   // log-probs of the re-sampled answers are kept with the lists and checkpointed.
   expect_online_resume_bit_for_bit(
       "online_resume_live", {"loss.reference=live", "train.lists_per_step=1", "optim.lr=0.05"});
+}
+
+// Online training samples with `perpo sample`'s ListSampler: the same lists (ground truth added,
+// rewards, ref_logps for loss.reference=sampler) as it gives with run.seed + step, for the
+// records the chooser picks: the next ones in data order, cycling, none twice in a call.
+TEST(TrainerOnline, OnlineSamplerIsPerpoSampleWithTheStepsSeed) {
+  fs::path dir = test::fresh_scratch_dir("train", "online_sampler_is_sample");
+  fs::path lists = test::write_train_lists(dir, 3, 3, /*with_ref=*/true);
+  const Config config = tiny_config(
+      lists, dir / "run",
+      {"sampling.num_answers=3", "sampling.max_new_tokens=6", "sampling.add_ground_truth=true",
+       "reward.name=ocr_edit", "train.online_resample_every=2", "run.seed=5",
+       "loss.reference=sampler", "sampling.lists_per_batch=1"});
+  LoadedModel policy = load_model(config);
+  const TrainData data = load_train_data(config, policy);
+  std::vector<DatasetRecord> records;
+  for (const TrainExample& example : data.examples) records.push_back(example.record);
+  ASSERT_EQ(records.size(), 3u);
+
+  OnlineSampler online(config, records, 2);
+  auto ids = [&](std::int64_t step) {
+    std::vector<std::string> out;
+    for (const DatasetRecord& record : online.records_for(step)) out.push_back(record.id);
+    return out;
+  };
+  EXPECT_EQ(ids(2), (std::vector<std::string>{records[0].id, records[1].id}));
+  EXPECT_EQ(ids(4), (std::vector<std::string>{records[2].id, records[0].id}));
+  EXPECT_EQ(ids(6), (std::vector<std::string>{records[1].id, records[2].id}));
+  EXPECT_EQ(OnlineSampler(config, records, 7).records_for(2).size(), 3u);  // each once
+
+  const std::vector<PreferenceList> got = online(policy, 4);
+  Config at_step = config;
+  at_step.run.seed = 5 + 4;
+  RecordPrompts prompts(policy.config, *policy.tokenizer, at_step);
+  ListSampler sampler(*policy.model, prompts, at_step);
+  const SampledBatch want = sampler.sample({records[2], records[0]});
+  ASSERT_EQ(got.size(), 2u);
+  ASSERT_EQ(want.lists.size(), 2u);
+  double reward_sum = 0;
+  for (std::size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(got[i].record.id, want.lists[i].record.id);
+    EXPECT_EQ(got[i].answers, want.lists[i].answers);
+    EXPECT_EQ(got[i].rewards, want.lists[i].rewards);
+    ASSERT_EQ(got[i].answers.size(), 4u);  // 3 sampled + the ground truth
+    EXPECT_EQ(got[i].answers.back(), got[i].record.ground_truth);
+    EXPECT_EQ(got[i].rewards.back(), 1.0);
+    ASSERT_EQ(got[i].ref_logps.size(), 4u);  // the sampling policy's own (loss.reference=sampler)
+    for (std::size_t a = 0; a < 4; ++a) {
+      EXPECT_NEAR(got[i].ref_logps[a], want.lists[i].ref_logps[a], 1e-5);
+    }
+    for (std::size_t a = 0; a < 3; ++a) reward_sum += got[i].rewards[a];
+  }
+  // The metrics leave the added ground truth out.
+  EXPECT_DOUBLE_EQ(online.last_metrics().at("online/grounding/mean_reward"), reward_sum / 6);
+  EXPECT_EQ(online.last_metrics().at("online/lists"), 2.0);
+
+  // Another step draws other answers (its own seed).
+  EXPECT_NE(online(policy, 10)[0].answers, got[0].answers);
 }
 
 TEST(TrainerOnline, FrozenStartLogpsComeFromThePolicyWithAdaptersOff) {

@@ -48,7 +48,7 @@ std::vector<StepMetrics> train_and_record(const Config& config, bool resume = fa
   TrainerHooks hooks;
   hooks.on_step = [&](const StepMetrics& m) { steps.push_back(m); };
   hooks.stop_requested = std::move(stop);
-  run_training(config, {.resume = resume}, hooks);
+  run_training(config, {.resume = resume, .force = false, .config_file = {}}, hooks);
   return steps;
 }
 
@@ -218,7 +218,8 @@ TEST(Trainer, ResumeInsideGradientAccumulationIsBitExact) {
   Config other = tiny_config(lists, dir / "part", extra);
   other.loss.beta = 0.5;
   other.model.lora.r = 8;
-  std::string message = test::error_of([&] { run_training(other, {.resume = true}); });
+  std::string message = test::error_of(
+      [&] { run_training(other, {.resume = true, .force = false, .config_file = {}}); });
   EXPECT_NE(message.find("loss.beta: 0.1 in the checkpoint, 0.5 now"), std::string::npos)
       << message;
   EXPECT_NE(message.find("model.lora.r: 4 in the checkpoint, 8 now"), std::string::npos);
@@ -278,7 +279,7 @@ TEST(Trainer, FailedCheckpointWriteKeepsThePreviousAndResumes) {
   const fs::path root = dir / "run" / "checkpoints";
   EXPECT_EQ(list_run_checkpoints(root).size(), 1u);
   EXPECT_EQ(load_run_checkpoint(root / "step-1").step, 1);
-  TrainSummary resumed = run_training(config, {.resume = true});
+  TrainSummary resumed = run_training(config, {.resume = true, .force = false, .config_file = {}});
   EXPECT_EQ(resumed.first_step, 1);
   EXPECT_EQ(resumed.steps, 3);
 }
@@ -394,6 +395,21 @@ TEST(Trainer, OnlineModeTrainsOnListsSampledFromThePolicy) {
     EXPECT_EQ(steps[i].lists_without_signal, 1);
     EXPECT_EQ(steps[i].loss, 0.0);
   }
+  // What the re-sampled lists held is logged with the first step trained on them.
+  std::ifstream metrics_file(dir / "run" / "metrics.jsonl");
+  std::map<std::string, double> online;
+  for (std::string line; std::getline(metrics_file, line);) {
+    const auto row = nlohmann::json::parse(line);
+    if (!row.contains("online/lists")) continue;
+    EXPECT_EQ(row["step"], 3);
+    for (const auto& [key, value] : row.items()) {
+      if (key != "step") online[key] = value.get<double>();
+    }
+  }
+  EXPECT_EQ(online["online/lists"], 2.0);  // lists_per_step 1 x K 2, both records
+  EXPECT_EQ(online["online/mean_reward"], 0.0);
+  EXPECT_EQ(online["online/grounding/mean_reward"], 0.0);
+  EXPECT_EQ(online["online/grounding/all_equal_lists"], 2.0);
 
   // A caller's sampler replaces the built-in one.
   int calls = 0;

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,8 @@ struct SampledBatch {
   std::vector<std::string> skipped;    // messages of bad records left out (on_bad_record skip)
   std::size_t duplicates_dropped = 0;  // repeated answers dropped (unique_answers)
   std::size_t short_lists = 0;         // lists with fewer than N distinct answers
+  std::vector<std::size_t> sampled;    // per list: its answers drawn from the model (the rest,
+                                       // at the end, is the added ground truth)
   GenerationStats stats;               // tokens decoded
 };
 
@@ -49,6 +52,9 @@ class ListSampler {
 
   /// The reward that scores `record`'s answers: reward.name, else the task's default.
   const RewardSpec& reward_for(const DatasetRecord& record) const;
+  /// The seed that answer streams derive from (run.seed at construction); online training
+  /// draws each round from its own (run.seed + step).
+  void set_seed(std::uint64_t seed) { run_seed_ = seed; }
   const GenerationOptions& generation_options() const { return options_; }
 
  private:

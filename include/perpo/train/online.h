@@ -1,17 +1,23 @@
 // Online mode (train.online_resample_every = K): every K steps the trainer trains on lists freshly
 // sampled from the current policy instead of the fixed data.train lists.
 //
-//   perpo::OnlineSampler sampler(config, records);       // the prompts to sample for
+//   perpo::OnlineSampler sampler(config, records, lists_per_call);  // the prompts to sample for
 //   std::vector<perpo::PreferenceList> lists = sampler(policy, step);
+//   sampler.last_metrics();   // {"online/grounding/mean_reward": 0.41, ...} of that call
 //
-// The call at step s (a multiple of K) takes records [(s/K - 1) * lists_per_call, s/K *
-// lists_per_call) (cycling through `records`): a function of the step alone, so a resumed run
-// samples for the same records. It decodes sampling.num_answers answers per record with the
-// generate module (sampling.temperature / top_p / top_k / max_new_tokens; seeds from run.seed, the
-// step and the record id, so a run is repeatable), and scores them with reward.name (or the task's
-// default reward). ref_logps stay empty: the trainer fills them with the frozen start's log-probs
-// (the live reference model, or the policy with its LoRA adapters switched off), as the offline
-// lists' were scored by the model that sampled them.
+// The sampling is `perpo sample`'s (generate/sample_lists.h ListSampler): the same prompts,
+// sampling.* settings (num_answers, temperature, top_p, top_k, max_new_tokens, unique_answers,
+// max_samples, add_ground_truth, lists_per_batch), context checks and rewards. Answer n of record
+// r at step s comes from the stream answer_seed(record_seed(run.seed + s, id), n), so a run is
+// repeatable and a resumed run samples what the interrupted one would have.
+//
+// The record chooser: the call at step s (a multiple of K) takes the next lists_per_call records
+// (at most all of them) of `records`, cycling in their order: records [(s/K - 1) * n, s/K * n)
+// modulo the count. A function of the step alone.
+//
+// ref_logps: with loss.reference: sampler the sampler stores the sampling policy's own log-probs
+// (scored on the prompt's keys/values from decoding); otherwise they stay empty and the trainer's
+// ReferenceSource (reference.h) fills them with the frozen start's.
 //
 // The lists in use are part of a checkpoint (online_lists_to_json), so a resumed run trains on
 // exactly the lists the interrupted one was training on.
@@ -19,7 +25,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <string>
 #include <vector>
 
 #include "perpo/config/config.h"
@@ -30,28 +38,28 @@ namespace perpo {
 
 class OnlineSampler {
  public:
+  /// Throws perpo::Error (input) when there is no record, or one without a ground truth.
   OnlineSampler(const Config& config, std::vector<DatasetRecord> records,
                 std::size_t lists_per_call);
 
+  /// The records the call at `step` samples for (the chooser above).
+  std::vector<DatasetRecord> records_for(std::int64_t step) const;
+
+  /// Lists for records_for(step), sampled from `policy` (eval mode for the call, restored after).
   std::vector<PreferenceList> operator()(LoadedModel& policy, std::int64_t step);
+
+  /// What the last call sampled, for metrics.jsonl: per task "online/<task>/mean_reward" (of the
+  /// answers drawn from the policy; an added ground truth left out) and
+  /// "online/<task>/all_equal_lists" (lists whose rewards are all equal: no preference signal),
+  /// and "online/lists", "online/mean_reward", "online/short_lists".
+  const std::map<std::string, double>& last_metrics() const { return last_metrics_; }
 
  private:
   Config config_;
   std::vector<DatasetRecord> records_;
   std::size_t lists_per_call_;
+  std::map<std::string, double> last_metrics_;
 };
-
-/// Fills the ref_logps of re-sampled lists with the log-probs of `policy` itself, the model that
-/// sampled them (loss.reference: sampler).
-void fill_sampler_logps(std::vector<PreferenceList>& lists, LoadedModel& policy,
-                        const Config& config);
-
-/// Fills the ref_logps of re-sampled lists that have none with the frozen start's log-probs:
-/// scored by `live` (the frozen initial model, loss.reference: live) when given, else by `policy`
-/// with its LoRA adapters off (reference.h frozen_start_logps; throws perpo::Error, input, when
-/// the adapters are not all that trains).
-void fill_frozen_start_logps(std::vector<PreferenceList>& lists, LoadedModel& policy,
-                             LlavaModelImpl* live, const Config& config);
 
 /// Re-sampled lists as JSON for trainer_state.json: every field training reads (record id, task,
 /// image path, prompt, ground truth, answers, rewards, ref_logps; doubles round-trip exactly).

@@ -1,13 +1,25 @@
-// Reference log-probs: from the lists when they carry them, else computed once with the initial
-// weights (a pre-pass before the first step) and cached in the run folder, so a resumed run reads
-// them back instead of needing the initial weights. A frozen second model is held only for
-// loss.reference: live.
+// Reference log-probs, decided in one place: the trainer asks its ReferenceSource for the values
+// of every step's list and for those of re-sampled lists (online mode).
 //
-//   perpo::ReferencePlan plan = perpo::prepare_reference(data, model, config, run_dir, resuming);
-//   // plan.source: "lists", "cache", "computed", "live" or "none" (sft / reference_free)
+// Offline lists: from the lists when they carry them, else computed once with the initial weights
+// (a pre-pass before the first step) and cached in the run folder, so a resumed run reads them
+// back instead of needing the initial weights. A frozen second model is held only for
+// loss.reference: live, which scores every step's list with it.
+//
+// Re-sampled lists (online mode) get theirs when they are sampled, and keep them (checkpointed):
+//   live          the frozen second model
+//   sampler       the policy that sampled them (the online sampler stores them while decoding)
+//   adapters-off  the policy with its LoRA adapters switched off, which is the frozen start when
+//                 the adapters are all that trains (no second model)
+//
+//   perpo::ReferenceSource reference(data, model, config, run_dir, resuming);
+//   reference.plan().source;    // "lists", "cache", "computed", "live" or "none"
+//   at::Tensor ref = reference.step_logps(example, stored, device, from_resampled);
+//   reference.fill_resampled(lists, policy);
 #pragma once
 
 #include <filesystem>
+#include <optional>
 #include <string>
 
 #include "perpo/config/config.h"
@@ -46,5 +58,36 @@ bool adapters_are_all_that_trains(torch::nn::Module& model);
 /// for the call, then on again. Requires adapters_are_all_that_trains(model).
 std::vector<double> frozen_start_logps(LlavaModelImpl& model, const TrainExample& example,
                                        const Config& config);
+
+class ReferenceSource {
+ public:
+  /// Throws perpo::Error (input) when online mode (train.online_resample_every > 0) cannot score
+  /// re-sampled lists: loss.reference other than live or sampler without LoRA adapters as the
+  /// only trained part. Called before the run writes anything.
+  static void check_online(const Config& config, LlavaModelImpl& policy);
+
+  /// prepare_reference for `data`, and the frozen second model for loss.reference: live (loaded
+  /// from config.model: the initial weights).
+  ReferenceSource(TrainData& data, LoadedModel& policy, const Config& config,
+                  const std::filesystem::path& run_dir, bool resuming);
+
+  const ReferencePlan& plan() const { return plan_; }
+  bool needed() const { return plan_.source != "none"; }
+
+  /// The reference log-probs (N) of a step's list as float32 on `device`: `stored` (the list's
+  /// ref_logps as a tensor), or the live model's for a data.train list under loss.reference: live.
+  /// `resampled`: the list came from fill_resampled, whose values are kept.
+  at::Tensor step_logps(const TrainExample& example, const at::Tensor& stored,
+                        const c10::Device& device, bool resampled);
+
+  /// Fills the ref_logps of freshly re-sampled lists as the table above says (live: every list's
+  /// values replaced; sampler and adapters-off: those of lists that have none).
+  void fill_resampled(std::vector<PreferenceList>& lists, LoadedModel& policy);
+
+ private:
+  const Config& config_;
+  ReferencePlan plan_;
+  std::optional<LoadedModel> live_;
+};
 
 }  // namespace perpo

@@ -49,11 +49,11 @@ struct TrainerHooks {
   /// (SIGINT/SIGTERM through core/signals.h's stop_requested()).
   std::function<bool()> stop_requested;
   /// Online mode (train.online_resample_every = K): every K steps, the lists to train on next,
-  /// sampled from the current policy. Default: OnlineSampler (online.h: generate + reward) over
-  /// the records of data.train. Lists without ref_logps get the frozen start's log-probs: from
-  /// the live reference (loss.reference: live) or, when LoRA adapters are all that trains, from
-  /// the policy with its adapters off (no second model); any other setup is refused up front.
-  /// The lists in use go into every checkpoint, so --resume continues on exactly them.
+  /// sampled from the current policy. Default: OnlineSampler (online.h: `perpo sample`'s
+  /// ListSampler and a record chooser) over the records of data.train, whose per-task rewards
+  /// are logged to metrics.jsonl ("online/..."). The run's ReferenceSource (reference.h) fills
+  /// the lists' ref_logps; a setup that cannot is refused up front. The lists in use go into
+  /// every checkpoint, so --resume continues on exactly them.
   std::function<std::vector<PreferenceList>(LoadedModel& policy, std::int64_t step)> resample;
   /// Periodic evaluation (train.eval_every) on data.eval (`perpo train` passes
   /// eval/train_eval.h's training_evaluator): metric name -> value, written to metrics.jsonl
