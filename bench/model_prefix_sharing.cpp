@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "model_reference.h"
 #include "perpo/model/llava.h"
 
 namespace {
@@ -69,7 +70,7 @@ int main(int argc, char** argv) {
     backward_s += seconds_since(start);
   };
   auto run_repeated = [&] {
-    model->answer_logps_repeated(prompt, pixels, answers, mask).sum().backward();
+    test::answer_logps_repeated(*model, prompt, pixels, answers, mask).sum().backward();
   };
   auto measure = [&](const char* name, const std::function<void()>& step) {
     step();  // warm-up

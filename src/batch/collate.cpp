@@ -44,7 +44,7 @@ at::Tensor to_float_tensor(const std::vector<double>& values) {
 SftBatch collate_sft(const std::vector<SftExample>& examples,
                      const std::vector<PixelValues>& pixels, int pad_id) {
   PERPO_CHECK(!examples.empty(), "cannot collate an empty SFT batch");
-  PERPO_CHECK(examples.size() == pixels.size(), "SFT batch has ", examples.size(), " examples but ",
+  PERPO_CHECK(pixels.size() <= examples.size(), "SFT batch has ", examples.size(), " examples but ",
               pixels.size(), " images");
   const std::int64_t batch = static_cast<std::int64_t>(examples.size());
   std::int64_t longest = 0;
@@ -57,9 +57,17 @@ SftBatch collate_sft(const std::vector<SftExample>& examples,
   out.input_ids = torch::full({batch, longest}, pad, torch::kInt64);        // (B, T)
   out.labels = torch::full({batch, longest}, kIgnoreLabel, torch::kInt64);  // (B, T)
   out.attention_mask = torch::zeros({batch, longest}, torch::kInt64);       // (B, T)
+  std::int64_t longest_answer = 1;
+  for (const SftExample& example : examples) {
+    longest_answer = std::max<std::int64_t>(longest_answer, example.answer_ids.size());
+  }
+  out.answer_start = torch::zeros({batch}, torch::kInt64);                 // (B)
+  out.answer_mask = torch::zeros({batch, longest_answer}, torch::kInt64);  // (B, A)
   auto ids = out.input_ids.accessor<std::int64_t, 2>();
   auto labels = out.labels.accessor<std::int64_t, 2>();
   auto mask = out.attention_mask.accessor<std::int64_t, 2>();
+  auto start = out.answer_start.accessor<std::int64_t, 1>();
+  auto answer_mask = out.answer_mask.accessor<std::int64_t, 2>();
   for (std::int64_t b = 0; b < batch; ++b) {
     const SftExample& example = examples[b];
     std::int64_t t = 0;
@@ -67,13 +75,16 @@ SftBatch collate_sft(const std::vector<SftExample>& examples,
       ids[b][t] = id;
       mask[b][t++] = 1;
     }
-    for (int id : example.answer_ids) {
-      ids[b][t] = id;
-      labels[b][t] = id;
+    start[b] = t;
+    for (std::size_t a = 0; a < example.answer_ids.size(); ++a) {
+      ids[b][t] = example.answer_ids[a];
+      labels[b][t] = example.answer_ids[a];
+      answer_mask[b][static_cast<std::int64_t>(a)] = 1;
       mask[b][t++] = 1;
     }
+    out.tokens += t;
   }
-  out.pixel_values = stack_pixels(pixels);  // (B, 3, H, W)
+  if (!pixels.empty()) out.pixel_values = stack_pixels(pixels);  // (I, 3, H, W)
   return out;
 }
 

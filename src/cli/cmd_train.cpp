@@ -1,8 +1,6 @@
 // perpo train --config F [--resume] [k.k=v ...]: SFT / PerPO / DPO / LiPO / ranking training.
 // The work is perpo::run_training (train/trainer.h); this file maps flags and signals onto it.
-#include <csignal>
 #include <cstdio>
-#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
@@ -15,21 +13,6 @@
 #include "perpo/train/trainer.h"
 
 namespace perpo::cli {
-namespace {
-
-// Fault injection for the crash tests: PERPO_FAULT_KILL_CHECKPOINT=K sends SIGKILL to this process
-// in the middle of writing its K-th checkpoint (after the first file).
-CheckpointFault fault_from_environment() {
-  const char* value = std::getenv("PERPO_FAULT_KILL_CHECKPOINT");
-  if (value == nullptr) return {};
-  const int target = std::atoi(value);
-  auto count = std::make_shared<int>(0);
-  return [target, count](const std::string& written) {
-    if (written == "weights.safetensors" && ++*count == target) std::raise(SIGKILL);
-  };
-}
-
-}  // namespace
 
 void register_train(CLI::App& app, CommandRegistry& registry) {
   auto* command = app.add_subcommand("train", "Train with SFT / PerPO / DPO / LiPO (loss.name)");
@@ -64,7 +47,6 @@ void register_train(CLI::App& app, CommandRegistry& registry) {
     install_signal_handlers(StopMode::kFlag);
     TrainerHooks hooks;
     hooks.stop_requested = [] { return stop_requested(); };
-    hooks.checkpoint_fault = fault_from_environment();
     if (config.train.eval_every > 0) hooks.evaluate = training_evaluator(config);  // data.eval
     TrainSummary summary = run_training(
         config,

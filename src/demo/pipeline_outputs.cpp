@@ -73,7 +73,7 @@ void add_curves(DemoReport& report, const DemoOptions& chain) {
   CurvePlot stage1{name + "-stage1",
                    "loss",
                    "stage-1 SFT loss (" + name + ")",
-                   {metric_series(out / "sft" / "metrics.jsonl", "sft", "loss")}};
+                   {metric_series(out / "sft" / "run" / "metrics.jsonl", "sft", "loss")}};
   report.curves.push_back(stage1);
 }
 
@@ -96,6 +96,26 @@ void add_chain_to_report(DemoReport& report, const DemoOptions& chain) {
                            std::to_string(stats["all_equal_lists"].get<int>()) + " of " +
                            std::to_string(stats["lists"].get<int>()) +
                            " lists have all rewards equal.");
+  }
+  // Every arm as plain perpo commands (from stage 1's model, as the demo trained it).
+  auto quoted = [](const fs::path& path) {
+    const std::string text = path.string();
+    return text.find_first_of(" '\"$\\") == std::string::npos ? text : "'" + text + "'";
+  };
+  for (const auto& arm : plan.arms) {
+    const fs::path again = chain.out / "reproduce" / arm;
+    report.commands.push_back("perpo train --config " +
+                              quoted(chain.out / "arms" / arm / "run" / "config.yaml") +
+                              " run.dir=" + quoted(again) + " train.eval_every=0");
+    report.commands.push_back(
+        "perpo export --checkpoint " +
+        quoted(again / "checkpoints" / ("step-" + std::to_string(plan.pref_steps))) + " --output " +
+        quoted(again / "model"));
+    for (const auto& task : plan.tasks) {
+      report.commands.push_back(
+          "perpo eval --config " + quoted(eval_config_file(chain.out, arm, task)) +
+          " model.path=" + quoted(again / "model") + " --out " + quoted(again / ("eval-" + task)));
+    }
   }
   report.notes.push_back(join(plan.tasks, "+") + " (one model, in " + chain.out.string() +
                          "): metrics on the " + plan.eval_split + " split.");

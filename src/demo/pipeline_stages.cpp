@@ -1,5 +1,5 @@
 // The model stages of `perpo demo` (pipeline_stages.h): stage-1 SFT, sampling the lists, the
-// three stage-2 arms, evaluation.
+// three stage-2 arms, evaluation. Training is perpo train's (run_training), in <stage>/run.
 #include "perpo/demo/pipeline_stages.h"
 
 #include <torch/torch.h>
@@ -51,6 +51,17 @@ TrainSummary train_and_export(const Config& config, const fs::path& stage_dir,
   return summary;
 }
 
+// The evaluation settings of the demo's tables (DemoDecoder::evaluate): every record of the
+// split, greedy, each task's default reward, Acc@0.5.
+Config eval_config(Config config, const fs::path& records) {
+  config.data.eval = records.string();
+  config.eval.batch_size = 32;
+  config.eval.limit = 0;
+  config.eval.iou_threshold = 0.5;
+  config.reward.name.clear();
+  return config;
+}
+
 Config model_config_for(const DemoContext& c, const fs::path& model_dir) {
   Config config = c.base;
   config.model.path = model_dir.string();
@@ -70,6 +81,47 @@ std::vector<std::vector<DatasetRecord>> curve_sets(const DemoContext& c) {
 }
 
 }  // namespace
+
+fs::path eval_config_file(const fs::path& out, const std::string& model, const std::string& task) {
+  return out / "eval" / model / (task + ".eval.yaml");
+}
+
+double run_sft_stage(DemoContext& c) {
+  // Stage 1: the tiny model trained from scratch on the ground truths of the sft split, by perpo
+  // train's sft mode (padded batches of train.lists_per_step records).
+  const auto start = std::chrono::steady_clock::now();
+  const DemoPlan& plan = c.options.plan;
+  const fs::path dir = c.options.out / "sft";
+  Config config = c.base;
+  config.tokenizer.path = tokenizer_file(c).string();
+  config.data.train = mixed_records(c.options.out, "sft").string();
+  config.loss.name = "sft";
+  config.train.max_steps = plan.sft_steps;
+  config.train.lists_per_step = plan.sft_batch;
+  config.train.log_every = 25;
+  config.train.checkpoint_every = 0;
+  config.train.keep_checkpoints = 1;
+  config.optim.lr = plan.sft_lr;
+  config.optim.warmup_steps = std::min(100, plan.sft_steps / 10);
+  // Stage 1 does not sample: its stamp must not change with the arms' sampling temperature.
+  config.sampling.temperature = 1.0;
+  config.run.dir = (dir / "run").string();
+  StageMark mark(dir, {{"config", dump_config(config)}});
+  if (mark.done()) {
+    stage_line("sft", "reused " + (dir / "model").string());
+    return mark.saved().value("seconds", 0.0);
+  }
+  fs::create_directories(dir);
+  stage_line("sft", "stage 1 from scratch: " + std::to_string(plan.sft_steps) + " steps x " +
+                        std::to_string(plan.sft_batch) + " records");
+  TrainerHooks hooks;
+  hooks.stop_requested = [] { return stop_requested(); };
+  train_and_export(config, dir, hooks);
+  const double seconds = seconds_since(start);
+  mark.finish(seconds);
+  stage_line("sft", "done in " + std::to_string(static_cast<int>(seconds)) + " s");
+  return seconds;
+}
 
 double run_sample_stage(DemoContext& c) {
   const auto start = std::chrono::steady_clock::now();
@@ -215,6 +267,11 @@ double run_eval_stage(DemoContext& c, DemoTable& results) {
     const auto model_start = std::chrono::steady_clock::now();
     fs::create_directories(dir / name);
     const Config config = model_config_for(c, model_dir);
+    for (const auto& task : plan.tasks) {  // what `perpo eval --config` reproduces it with
+      write_file_atomic(
+          eval_config_file(c.options.out, name, task),
+          dump_config(eval_config(config, split_records(c.options.out, task, plan.eval_split))));
+    }
     LoadedModel loaded = load_model(config);
     DemoDecoder decoder(*loaded.model, *loaded.tokenizer, loaded.config, config);
     nlohmann::json metrics_json = nlohmann::json::object();

@@ -165,6 +165,13 @@ ReportFiles write_demo_report(const fs::path& dir, const DemoReport& report,
     md << "![" << fs::path(name).stem().string() << "](" << name << ")\n\n";
   }
   if (plot_names.empty() && files.plots_skipped.empty()) md << "No curves or rewards to plot.\n\n";
+  if (!report.commands.empty()) {
+    md << "## Reproduce\n\nEach stage is an ordinary perpo run with the config the demo wrote; "
+          "from "
+          "the folder the demo ran in:\n\n```sh\n";
+    for (const std::string& command : report.commands) md << command << "\n";
+    md << "```\n\n";
+  }
   if (!report.notes.empty()) {
     md << "## Notes\n\n";
     for (const std::string& note : report.notes) md << "- " << note << "\n";

@@ -161,25 +161,35 @@ torch::Tensor LlavaModelImpl::answer_logps(const PrefixState& prefix,
   return chunked_token_logps(predictors, targets, real, chunk);
 }
 
-torch::Tensor LlavaModelImpl::answer_logps_repeated(const torch::Tensor& prompt_ids,
+torch::Tensor LlavaModelImpl::sequence_answer_logps(const torch::Tensor& ids,
                                                     const torch::Tensor& pixel_values,
-                                                    const torch::Tensor& answer_ids,
+                                                    const torch::Tensor& attention_mask,
+                                                    const torch::Tensor& answer_start,
                                                     const torch::Tensor& answer_mask,
                                                     std::int64_t chunk) {
-  check_answers(answer_ids, answer_mask);
-  PERPO_CHECK(prompt_ids.dim() == 2 && prompt_ids.size(0) == 1, "prompt ids must be (1, P), got ",
-              prompt_ids.sizes());
-  const auto N = answer_ids.size(0), T = answer_ids.size(1), P = prompt_ids.size(1);
-  torch::Tensor real = answer_mask.to(torch::kBool);                        // (N, T)
-  torch::Tensor targets = answer_ids.masked_fill(real.logical_not(), 0);    // (N, T)
-  torch::Tensor ids = torch::cat({prompt_ids.expand({N, P}), targets}, 1);  // (N, P+T)
-  torch::Tensor pixels =
-      pixel_values.defined() ? pixel_values.expand({N, -1, -1, -1}).contiguous() : torch::Tensor();
-  torch::Tensor key_mask = torch::cat({torch::ones({N, P}, real.options()), real}, 1);  // (N, P+T)
-  torch::Tensor positions =
-      torch::arange(P + T, ids.options().dtype(torch::kInt64)).unsqueeze(0);    // (1, P+T)
-  DecoderOutput out = language_model(embed(ids, pixels), positions, key_mask);  // (N, P+T, C)
-  torch::Tensor predictors = out.hidden.narrow(1, P - 1, T);                    // (N, T, C)
+  PERPO_CHECK(ids.dim() == 2 && attention_mask.sizes() == ids.sizes(),
+              "sequence ids (B, S) and attention mask must match, got ", ids.sizes(), " and ",
+              attention_mask.sizes());
+  const auto B = ids.size(0), S = ids.size(1);
+  PERPO_CHECK(answer_mask.dim() == 2 && answer_mask.size(0) == B && answer_mask.size(1) > 0 &&
+                  answer_start.dim() == 1 && answer_start.size(0) == B,
+              "answer_start (B) and answer_mask (B, A) must match ", B, " sequences, got ",
+              answer_start.sizes(), " and ", answer_mask.sizes());
+  // The checks read answer_start and answer_mask: host tensors keep them free of device syncs.
+  check_answers(answer_mask, answer_mask);  // right padding
+  PERPO_CHECK(answer_start.min().item<std::int64_t>() >= 1,
+              "an answer must follow at least one token");
+  const auto A = answer_mask.size(1);
+  const torch::Tensor start = answer_start.to(ids.device(), torch::kInt64);    // (B)
+  torch::Tensor real = answer_mask.to(ids.device(), torch::kBool);             // (B, A)
+  torch::Tensor offsets = torch::arange(A, start.options()).unsqueeze(0);      // (1, A)
+  torch::Tensor target_pos = (start.unsqueeze(1) + offsets).clamp_max(S - 1);  // (B, A)
+  torch::Tensor positions = torch::arange(S, start.options()).unsqueeze(0);    // (1, S)
+  DecoderOutput out = language_model(embed(ids, pixel_values), positions, attention_mask);
+  const auto C = out.hidden.size(2);
+  torch::Tensor predictors =
+      out.hidden.gather(1, (target_pos - 1).unsqueeze(2).expand({B, A, C}));  // (B, A, C)
+  torch::Tensor targets = ids.gather(1, target_pos).masked_fill(real.logical_not(), 0);  // (B, A)
   return chunked_token_logps(predictors, targets, real, chunk);
 }
 

@@ -8,6 +8,7 @@
 #include <map>
 #include <optional>
 
+#include "perpo/batch/collate.h"
 #include "perpo/config/config_io.h"
 #include "perpo/core/atomic_file.h"
 #include "perpo/core/error.h"
@@ -57,6 +58,8 @@ class Trainer {
   StepMetrics step();
   void score_and_backward(const TrainExample& example, double scale, StepMetrics& m,
                           double& pair_count, std::int64_t& tokens);
+  void sft_backward(const std::vector<std::size_t>& indices, double scale, StepMetrics& m,
+                    std::int64_t& tokens);
   fs::path save_checkpoint();
   void maybe_resample();
   void use_online_lists(std::vector<PreferenceList> lists, std::int64_t sampled_at);
@@ -231,6 +234,36 @@ void Trainer::score_and_backward(const TrainExample& example, double scale, Step
   ++m.lists;
 }
 
+// loss.name sft: the micro-batch's records as one padded batch in one forward; the objective is
+// the token mean of the answers' NLL over the batch (loss/objectives.h sft).
+void Trainer::sft_backward(const std::vector<std::size_t>& indices, double scale, StepMetrics& m,
+                           std::int64_t& tokens) {
+  std::vector<SftExample> records;
+  std::vector<PixelValues> pixels;  // of the records that have an image, in order
+  for (std::size_t index : indices) {
+    const TrainExample& example = data_.examples[index];
+    records.push_back(
+        {example.list.prompt_ids, example.list.answer_ids.front(), example.list.source});
+    if (!example.record.image.empty()) pixels.push_back(load_pixels(example.record, config_.image));
+  }
+  const SftBatch batch = collate_sft(records, pixels, pad_id_);
+  const at::Tensor pixel_values =
+      batch.pixel_values.defined() ? batch.pixel_values.to(device_, dtype_) : at::Tensor();
+  const at::Tensor logps = model_.model->sequence_answer_logps(
+      batch.input_ids.to(device_), pixel_values, batch.attention_mask.to(device_),
+      batch.answer_start, batch.answer_mask);  // (B, A)
+  ListwiseInputs in;
+  in.policy_logps = logps.to(torch::kFloat32).sum(1).unsqueeze(1);                        // (B, 1)
+  in.answer_tokens = batch.answer_mask.sum(1).to(device_, torch::kFloat32).unsqueeze(1);  // (B, 1)
+  const LossOutput out = compute_loss(in, config_.loss);
+  const auto B = static_cast<double>(indices.size());
+  (out.loss * (scale * B)).backward();  // the batch counts as its B records in the step's mean
+  m.loss += out.loss.item<double>() * B;
+  m.objective += out.objective.item<double>() * B;
+  tokens += batch.tokens;
+  m.lists += static_cast<std::int64_t>(indices.size());
+}
+
 StepMetrics Trainer::step() {
   const auto start = std::chrono::steady_clock::now();
   StepMetrics m;
@@ -240,7 +273,12 @@ StepMetrics Trainer::step() {
   double pair_count = 0;
   std::int64_t tokens = 0;
   for (int micro = 0; micro < tr.grad_accum; ++micro) {
-    for (std::size_t index : order_->take(tr.lists_per_step)) {
+    const std::vector<std::size_t> indices = order_->take(tr.lists_per_step);
+    if (is_sft(config_)) {
+      sft_backward(indices, scale, m, tokens);
+      continue;
+    }
+    for (std::size_t index : indices) {
       score_and_backward(data_.examples[index], scale, m, pair_count, tokens);
     }
   }

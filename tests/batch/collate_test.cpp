@@ -58,8 +58,19 @@ TEST(CollateSft, PadsRightAndMasksEverythingButTheAnswer) {
   EXPECT_EQ(batch.pixel_values.sizes(), (at::IntArrayRef{2, 3, 4, 4}));
   EXPECT_FLOAT_EQ(batch.pixel_values[0].sum().item<float>(), 0.5f * 48);  // 3 * 4 * 4 = 48 values
   EXPECT_FLOAT_EQ(batch.pixel_values[1].sum().item<float>(), -48.f);
+  EXPECT_EQ(row(batch.answer_start.unsqueeze(0), 0), (std::vector<std::int64_t>{3, 1}));
+  EXPECT_EQ(row(batch.answer_mask, 0), (std::vector<std::int64_t>{1, 1}));
+  EXPECT_EQ(row(batch.answer_mask, 1), (std::vector<std::int64_t>{1, 1}));
+  EXPECT_EQ(batch.tokens, 8);
 
-  EXPECT_THROW(collate_sft(examples, {constant_pixels(4, 0.f)}, 0), Error);  // 2 examples, 1 image
+  // Images belong to the examples that have one, in order: fewer images than examples is fine,
+  // none gives no pixel tensor, more is an error.
+  EXPECT_EQ(collate_sft(examples, {constant_pixels(4, 0.f)}, 0).pixel_values.size(0), 1);
+  EXPECT_FALSE(collate_sft(examples, {}, 0).pixel_values.defined());
+  EXPECT_THROW(
+      collate_sft(examples,
+                  {constant_pixels(4, 0.f), constant_pixels(4, 0.f), constant_pixels(4, 0.f)}, 0),
+      Error);
   EXPECT_THROW(collate_sft(examples, {constant_pixels(4, 0.f), constant_pixels(5, 0.f)}, 0), Error);
 }
 

@@ -115,7 +115,9 @@ TEST(DemoReport, PlotsAreDrawnIntoARelativeFolderFromAnotherWorkingDirectory) {
                                           "grounding-reward-histogram.png"};
   for (const std::string& name : names) {
     EXPECT_TRUE(fs::exists(out / "plots" / name)) << name;
-    if (fs::exists(out / "plots" / name)) EXPECT_TRUE(is_png(out / "plots" / name)) << name;
+    if (fs::exists(out / "plots" / name)) {
+      EXPECT_TRUE(is_png(out / "plots" / name)) << name;
+    }
   }
   const std::string md = read_file(out / "report.md");
   EXPECT_NE(md.find("![grounding-reward](plots/grounding-reward.png)"), std::string::npos) << md;

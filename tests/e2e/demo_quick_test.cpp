@@ -230,6 +230,48 @@ TEST(DemoQuick, EveryStageWritesParsableFilesAndStageOneBeatsTrivialAnswers) {
   EXPECT_EQ(reused, 6) << again.output;  // 3 arms x 2 chains
   EXPECT_EQ(read_json(out / "summary.json")["arms"], summary["arms"]);
 
+  // Every arm is reproduced by the plain commands report.md lists: the grounding chain's PerPO arm
+  // (online re-sampling, the frozen stage-1 model as reference) gives the same training losses,
+  // re-sampled rewards and test metrics with perpo train, export and eval.
+  const fs::path chain = out / "grounding";
+  std::vector<std::string> commands;
+  std::istringstream report_lines(report);
+  for (std::string line; std::getline(report_lines, line);) {
+    if (line.rfind("perpo ", 0) == 0 &&
+        line.find((chain / "reproduce" / "perpo").string()) != std::string::npos) {
+      commands.push_back(line.substr(6));
+    }
+  }
+  ASSERT_EQ(commands.size(), 3u) << report;  // train, export, eval
+  for (const std::string& command : commands) {
+    perpo::test::PerpoRun step = run_perpo(command);
+    ASSERT_EQ(step.exit_code, 0) << command << "\n" << step.output;
+  }
+  auto column = [](const fs::path& metrics, const std::string& key) {
+    std::vector<double> values;
+    std::ifstream lines(metrics);
+    for (std::string line; std::getline(lines, line);) {
+      const auto row = nlohmann::json::parse(line);
+      if (row.contains(key)) values.push_back(row[key].get<double>());
+    }
+    return values;
+  };
+  const fs::path demo_run = chain / "arms" / "perpo" / "run" / "metrics.jsonl";
+  const fs::path again_run = chain / "reproduce" / "perpo" / "metrics.jsonl";
+  for (const std::string key : {"loss", "grad_norm", "online/grounding/mean_reward"}) {
+    EXPECT_FALSE(column(demo_run, key).empty()) << key;
+    EXPECT_EQ(column(again_run, key), column(demo_run, key)) << key;
+  }
+  const auto demo_metrics = read_json(chain / "eval" / "perpo" / "metrics.json")["grounding"];
+  const auto again_metrics =
+      read_json(chain / "reproduce" / "perpo" / "eval-grounding" / "metrics.json")["grounding"];
+  for (const auto& [name, value] : demo_metrics.items()) {
+    const std::string key = name == "n" ? "count" : name;  // perpo eval names it count
+    ASSERT_TRUE(again_metrics.contains(key)) << key;
+    EXPECT_EQ(again_metrics[key], value) << key;
+  }
+  EXPECT_EQ(demo_metrics["acc@0.5"], summary["arms"]["perpo"]["grounding"]["acc@0.5"]);
+
   // Another sampling temperature: stage 1 (which does not sample) is reused, the lists are not.
   perpo::test::PerpoRun warmer = run_perpo(
       "demo --quick --seed 1 --set tasks=grounding --set temperature=0.9 --out " + out.string());

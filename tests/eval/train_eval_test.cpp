@@ -10,6 +10,7 @@
 #include "perpo/eval/train_eval.h"
 #include "perpo/train/tensorboard.h"
 #include "perpo/train/trainer.h"
+#include "tensorboard_reader.h"
 #include "test_util.h"
 #include "train_fixture.h"
 
@@ -87,7 +88,7 @@ TEST(TrainEval, EvalEveryWritesEvalMetricsAndKeepsTheLosses) {
   }
   ASSERT_EQ(files.size(), 1u);
   int eval_scalars = 0;
-  for (const ScalarEvent& event : read_tensorboard_scalars(files[0])) {
+  for (const test::ScalarEvent& event : test::read_tensorboard_scalars(files[0])) {
     if (event.tag == "eval/grounding/mean_iou") {
       EXPECT_EQ(event.step, 2 * (eval_scalars + 1));
       ++eval_scalars;

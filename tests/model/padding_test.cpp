@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "model_reference.h"
 #include "perpo/core/error.h"
 #include "perpo/model/llava.h"
 #include "perpo/model/model_config.h"
@@ -64,7 +65,8 @@ TEST(AnswerMask, LeftPaddedOrHoledMasksAreRefused) {
   EXPECT_THAT(test::error_of([&] { model->answer_logps(prefix, answers, holed); }),
               HasSubstr("answer mask row 0 is not right-padded"));
   EXPECT_THAT(test::error_of([&] {
-                model->answer_logps_repeated(test::small_prompt_ids(), pixels, answers, left);
+                test::answer_logps_repeated(*model, test::small_prompt_ids(), pixels, answers,
+                                            left);
               }),
               HasSubstr("answer mask row 1 is not right-padded"));
   // Values other than 0 and 1 are not a mask.

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <string>
 
+#include "model_reference.h"
 #include "perpo/model/checkpoint.h"
 #include "perpo/model/llava.h"
 #include "perpo/model/model_config.h"
@@ -96,7 +97,7 @@ TEST_P(PaddedParity, AnswerLogProbsAndGradientsMatchTransformers) {
     torch::Tensor logps =
         shared_prefix
             ? f.model->answer_logps(f.model->encode_prefix(prompt, pixels), answers, mask, 2)
-            : f.model->answer_logps_repeated(prompt, pixels, answers, mask, 2);  // (N, T)
+            : test::answer_logps_repeated(*f.model, prompt, pixels, answers, mask, 2);  // (N, T)
     torch::Tensor expected = f.get("answer_logps");
     EXPECT_LT((logps - expected).abs().max().item<double>(), 1e-4);
     logps.sum().backward();
@@ -121,7 +122,9 @@ TEST_P(PaddedParity, AnswerLogProbsAndGradientsMatchTransformers) {
     ASSERT_EQ(pad, 0);
     ASSERT_EQ(answers[0][2].item<std::int64_t>(), pad);
     torch::Tensor pad_row = params["language_model.embed_tokens.weight"].grad()[pad];
-    if (!f.config.tie_word_embeddings) EXPECT_EQ(pad_row.abs().max().item<double>(), 0.0);
+    if (!f.config.tie_word_embeddings) {
+      EXPECT_EQ(pad_row.abs().max().item<double>(), 0.0);
+    }
   }
 }
 

@@ -7,6 +7,7 @@
 #include <map>
 #include <string>
 
+#include "model_reference.h"
 #include "perpo/model/llava.h"
 #include "small_llava.h"
 
@@ -87,8 +88,8 @@ TEST_P(PrefixSharing, EqualsRepeatedPrefix) {
 
   // Reference: the prompt repeated for every answer, no checkpointing.
   model->set_gradient_checkpointing(false);
-  torch::Tensor ref = model->answer_logps_repeated(b.prompt_ids, b.pixel_values, b.answer_ids,
-                                                   b.answer_mask, /*chunk=*/16);  // (N, T)
+  torch::Tensor ref = test::answer_logps_repeated(
+      *model, b.prompt_ids, b.pixel_values, b.answer_ids, b.answer_mask, /*chunk=*/16);  // (N, T)
   (ref * b.weights).sum().backward();
   auto ref_grads = gradients(model);
   zero_grads(model);
@@ -139,8 +140,8 @@ TEST(PrefixSharing, RepeatedPathEqualsLogSoftmaxOfForwardLogits) {
   model->eval();
   const Batch b = make_batch();
   torch::NoGradGuard no_grad;
-  torch::Tensor logps = model->answer_logps_repeated(b.prompt_ids, b.pixel_values, b.answer_ids,
-                                                     b.answer_mask, 3);  // (N, T)
+  torch::Tensor logps = test::answer_logps_repeated(*model, b.prompt_ids, b.pixel_values,
+                                                    b.answer_ids, b.answer_mask, 3);  // (N, T)
   const auto P = b.prompt_ids.size(1);
   for (std::int64_t n = 0; n < 3; ++n) {
     torch::Tensor ids = torch::cat({b.prompt_ids, b.answer_ids.narrow(0, n, 1)}, 1);  // (1, P+T)
@@ -163,8 +164,8 @@ TEST(PrefixSharing, WorksUnderNoGrad) {
   torch::NoGradGuard no_grad;
   PrefixState prefix = model->encode_prefix(b.prompt_ids, b.pixel_values);
   torch::Tensor shared = model->answer_logps(prefix, b.answer_ids, b.answer_mask, 4);
-  torch::Tensor ref =
-      model->answer_logps_repeated(b.prompt_ids, b.pixel_values, b.answer_ids, b.answer_mask, 4);
+  torch::Tensor ref = test::answer_logps_repeated(*model, b.prompt_ids, b.pixel_values,
+                                                  b.answer_ids, b.answer_mask, 4);
   EXPECT_FALSE(shared.requires_grad());
   EXPECT_LT((shared - ref).abs().max().item<double>(), 1e-5);
 }

@@ -14,6 +14,7 @@
 #include "perpo/train/resume.h"
 #include "perpo/train/schedule.h"
 #include "perpo/train/tensorboard.h"
+#include "tensorboard_reader.h"
 #include "test_util.h"
 
 namespace perpo {
@@ -176,7 +177,7 @@ TEST(TensorBoard, ScalarsReadBack) {
   }
   EXPECT_EQ(file.filename().string().rfind("events.out.tfevents.", 0), 0u);
   std::string version;
-  auto scalars = read_tensorboard_scalars(file, &version);
+  auto scalars = test::read_tensorboard_scalars(file, &version);
   EXPECT_EQ(version, "brain.Event:2");
   ASSERT_EQ(scalars.size(), 3u);
   EXPECT_EQ(scalars[1].tag, "train/loss");
@@ -190,7 +191,8 @@ TEST(TensorBoard, ScalarsReadBack) {
   f.seekp(-6, std::ios::end);
   f.put('\x7f');
   f.close();
-  EXPECT_NE(test::error_of([&] { read_tensorboard_scalars(file); }).find("CRC"), std::string::npos);
+  EXPECT_NE(test::error_of([&] { test::read_tensorboard_scalars(file); }).find("CRC"),
+            std::string::npos);
 }
 
 CheckpointContent small_checkpoint(std::int64_t step) {

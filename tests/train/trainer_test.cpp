@@ -8,16 +8,21 @@
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 
+#include "perpo/batch/collate.h"
 #include "perpo/config/config_io.h"
 #include "perpo/data/collate.h"
 #include "perpo/data/examples.h"
 #include "perpo/model/checkpoint.h"
 #include "perpo/model/convert.h"
+#include "perpo/model/load.h"
 #include "perpo/model/model_config.h"
 #include "perpo/tokenizer/chat_template.h"
 #include "perpo/train/tensorboard.h"
+#include "perpo/train/train_data.h"
 #include "perpo/train/trainer.h"
+#include "tensorboard_reader.h"
 #include "test_util.h"
 #include "train_fixture.h"
 
@@ -124,6 +129,54 @@ TEST(Trainer, StepOneLossIsTheFormulaOfMethodMd) {
   }
   EXPECT_EQ(lines[0]["step"], 1);
   EXPECT_DOUBLE_EQ(lines[0]["lr"].get<double>(), 0.01);
+}
+
+// loss.name sft runs a micro-batch of records as one right-padded batch: step 1's loss is the
+// token mean of the answers' NLL over the batch, computed here record by record with a plain
+// forward each (prompts and answers of different lengths, so rows are padded).
+TEST(Trainer, SftStepIsTheTokenMeanNllOfItsPaddedBatch) {
+  fs::path dir = test::fresh_scratch_dir("train", "sft_batch");
+  fs::create_directories(dir);
+  const fs::path data = dir / "records.jsonl";
+  {
+    std::ofstream out(data);
+    const std::vector<std::pair<std::string, std::string>> rows = {
+        {"Box?", "[0.1, 0.2, 0.5, 0.6]"},
+        {"Please provide the bounding box of the small red object on the left", "[0.3, 0.4]"},
+        {"Where is it?", "[0.25, 0.125, 0.75, 0.875] and more words here"}};
+    for (std::size_t k = 0; k < rows.size(); ++k) {
+      out << nlohmann::json{{"id", "r" + std::to_string(k)},
+                            {"task", "grounding"},
+                            {"image", test::train_fixture_image().string()},
+                            {"prompt", rows[k].first},
+                            {"ground_truth", rows[k].second}}
+                 .dump()
+          << "\n";
+    }
+  }
+  Config config = tiny_config(
+      data, dir / "run",
+      {"loss.name=sft", "train.max_steps=1", "train.lists_per_step=3", "data.shuffle=false"});
+  std::vector<StepMetrics> steps = train_and_record(config);
+  ASSERT_EQ(steps.size(), 1u);
+  EXPECT_EQ(steps[0].lists, 3);
+
+  LoadedModel initial = load_model(config);
+  initial.model->train();  // as the step ran
+  const TrainData encoded = load_train_data(config, initial);
+  ASSERT_EQ(encoded.examples.size(), 3u);
+  double logp_sum = 0, tokens = 0;
+  std::set<std::size_t> lengths;
+  for (const TrainExample& example : encoded.examples) {
+    const at::Tensor pixels =
+        pixels_to_tensor(load_pixels(example.record, config.image)).unsqueeze(0);
+    const auto& answer = example.list.answer_ids.front();
+    logp_sum += plain_answer_logp(*initial.model, example.list.prompt_ids, answer, pixels);
+    tokens += static_cast<double>(answer.size());
+    lengths.insert(example.list.prompt_ids.size() + answer.size());
+  }
+  EXPECT_EQ(lengths.size(), 3u) << "the rows should need padding";
+  EXPECT_NEAR(steps[0].loss, -logp_sum / tokens, 1e-5);
 }
 
 struct LearnCase {
@@ -294,9 +347,9 @@ TEST(Trainer, TensorBoardEventsHoldTheLoggedScalars) {
     files.push_back(entry.path());
   }
   ASSERT_EQ(files.size(), 1u);
-  auto scalars = read_tensorboard_scalars(files[0]);
+  auto scalars = test::read_tensorboard_scalars(files[0]);
   int losses = 0;
-  for (const ScalarEvent& e : scalars) {
+  for (const test::ScalarEvent& e : scalars) {
     if (e.tag != "train/loss") continue;
     EXPECT_EQ(e.value, static_cast<float>(steps[e.step - 1].loss));
     ++losses;

@@ -39,7 +39,10 @@ struct SftBatch {
   at::Tensor input_ids;       // (B, T) int64
   at::Tensor labels;          // (B, T) int64, kIgnoreLabel outside the answers
   at::Tensor attention_mask;  // (B, T) int64
-  at::Tensor pixel_values;    // (B, 3, H, W) float32
+  at::Tensor pixel_values;    // (I, 3, H, W) float32, one per record with an image; or undefined
+  at::Tensor answer_start;    // (B) int64: where each answer starts (its prompt's length)
+  at::Tensor answer_mask;     // (B, A) int64: 1 on each answer's tokens (right padding)
+  std::int64_t tokens = 0;    // prompt + answer tokens (no padding)
 };
 
 struct ListBatch {
@@ -54,8 +57,9 @@ struct ListBatch {
 /// The pixels as a (3, H, W) float32 tensor (a copy).
 at::Tensor pixels_to_tensor(const PixelValues& pixels);
 
-/// `examples` and `pixels` pair up by index and must have the same size (>= 1); all images must
-/// share one size. `pad_id` < 0 pads with 0.
+/// Right-padded rows of prompt + answer. `pixels` holds the images of the examples that have one,
+/// in order (the model splices image i into the i-th image placeholder run), so at most one per
+/// example (>= 1 examples); all images must share one size. `pad_id` < 0 pads with 0.
 SftBatch collate_sft(const std::vector<SftExample>& examples,
                      const std::vector<PixelValues>& pixels, int pad_id);
 

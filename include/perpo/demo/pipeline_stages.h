@@ -45,6 +45,10 @@ std::filesystem::path split_records(const std::filesystem::path& out, const std:
 /// <out>/data/<split>-mixed.jsonl: every task's records of a split (training input).
 std::filesystem::path mixed_records(const std::filesystem::path& out, const std::string& split);
 std::vector<DatasetRecord> read_records(const std::filesystem::path& file);
+/// <out>/eval/<model>/<task>.eval.yaml: the config that `perpo eval --config` reproduces the
+/// table row of `model` ("start" or an arm) on `task` with.
+std::filesystem::path eval_config_file(const std::filesystem::path& out, const std::string& model,
+                                       const std::string& task);
 
 double run_data_stage(const DemoOptions& options);
 double run_sft_stage(DemoContext& context);

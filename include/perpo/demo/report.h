@@ -61,6 +61,7 @@ struct DemoReport {
   std::vector<CurvePlot> curves;
   std::map<std::string, std::vector<double>> sampled_rewards;  // task -> rewards of sampled lists
   std::vector<std::string> notes;                              // free lines for report.md
+  std::vector<std::string> commands;  // report.md "Reproduce": shell lines, run where the demo ran
 };
 
 struct ReportOptions {

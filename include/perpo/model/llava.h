@@ -72,11 +72,15 @@ class LlavaModelImpl : public torch::nn::Module {
   torch::Tensor answer_logps(const PrefixState& prefix, const torch::Tensor& answer_ids,
                              const torch::Tensor& answer_mask, std::int64_t chunk = 16);
 
-  /// Reference for answer_logps: the prompt repeated N times, each copy followed by its answer,
-  /// in one plain forward (N, P + T). Same result, N times the prefix work.
-  torch::Tensor answer_logps_repeated(const torch::Tensor& prompt_ids,
-                                      const torch::Tensor& pixel_values,
-                                      const torch::Tensor& answer_ids,
+  /// Per-token log-probs (B, A) of the answers inside whole sequences, in one plain forward:
+  /// ids (B, S) right-padded with attention_mask (B, S), pixel_values (I, 3, H, W) or undefined;
+  /// answer b starts at answer_start[b] (B, int64, >= 1) and covers answer_mask[b] (B, A, right
+  /// padding). Entry (b, t) is log p(ids[b, start_b + t] | ids[b, :start_b + t]), 0 where the
+  /// mask is 0. Batched SFT runs on it (B records with different prompts); with one prompt
+  /// repeated it equals answer_logps (tests/support/model_reference.h).
+  torch::Tensor sequence_answer_logps(const torch::Tensor& ids, const torch::Tensor& pixel_values,
+                                      const torch::Tensor& attention_mask,
+                                      const torch::Tensor& answer_start,
                                       const torch::Tensor& answer_mask, std::int64_t chunk = 16);
 
   /// Recompute each decoder layer in backward (saves activation memory in training).

@@ -43,18 +43,4 @@ class TensorBoardWriter {
   std::ofstream out_;
 };
 
-/// One scalar read back from an event file.
-struct ScalarEvent {
-  std::string tag;
-  std::int64_t step = 0;
-  float value = 0;
-  double wall_time = 0;
-};
-
-/// Reads every scalar of an event file, checking the framing and both CRCs of every record;
-/// throws perpo::Error naming the file and the record on a mismatch. Also returns the
-/// file_version of the first record in `file_version` when given.
-std::vector<ScalarEvent> read_tensorboard_scalars(const std::filesystem::path& path,
-                                                  std::string* file_version = nullptr);
-
 }  // namespace perpo
