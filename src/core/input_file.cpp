@@ -15,10 +15,21 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string kind_of(fs::file_type type) {
+std::string size_text(std::uint64_t bytes) {
+  return bytes % (1u << 30) == 0 ? std::to_string(bytes >> 30) + " GiB"
+                                 : std::to_string(bytes) + " bytes";
+}
+
+}  // namespace
+
+std::string describe_file_type(fs::file_type type) {
   switch (type) {
     case fs::file_type::directory:
       return "a folder";
+    case fs::file_type::regular:
+      return "a regular file";
+    case fs::file_type::fifo:
+      return "a FIFO";
     case fs::file_type::character:
       return "a character device";
     case fs::file_type::block:
@@ -30,13 +41,6 @@ std::string kind_of(fs::file_type type) {
   }
 }
 
-std::string size_text(std::uint64_t bytes) {
-  return bytes % (1u << 30) == 0 ? std::to_string(bytes >> 30) + " GiB"
-                                 : std::to_string(bytes) + " bytes";
-}
-
-}  // namespace
-
 std::string read_input_file(const fs::path& path, std::uint64_t max_bytes) {
   std::error_code error;
   const fs::file_status status = fs::status(path, error);  // follows symlinks (/dev/fd/63)
@@ -46,7 +50,7 @@ std::string read_input_file(const fs::path& path, std::uint64_t max_bytes) {
   }
   const bool regular = type == fs::file_type::regular;
   if (!regular && type != fs::file_type::fifo) {
-    throw input_error("cannot read ", path.string(), ": it is ", kind_of(type),
+    throw input_error("cannot read ", path.string(), ": it is ", describe_file_type(type),
                       "; perpo reads regular files, FIFOs and pipes")
         .hint("pass the file that holds the data");
   }

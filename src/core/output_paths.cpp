@@ -1,6 +1,8 @@
 // Output-path rules (see output_paths.h).
 #include "perpo/core/output_paths.h"
 
+#include "perpo/core/input_file.h"
+
 #include <system_error>
 
 #include "perpo/core/atomic_file.h"
@@ -21,26 +23,6 @@ bool starts_with(const fs::path& path, const fs::path& ancestor) {
   return true;
 }
 
-/// "a FIFO", "a folder", ... for messages.
-std::string describe(fs::file_type type) {
-  switch (type) {
-    case fs::file_type::directory:
-      return "a folder";
-    case fs::file_type::regular:
-      return "a regular file";
-    case fs::file_type::fifo:
-      return "a FIFO";
-    case fs::file_type::character:
-      return "a character device";
-    case fs::file_type::block:
-      return "a block device";
-    case fs::file_type::socket:
-      return "a socket";
-    default:
-      return "not a regular file";
-  }
-}
-
 /// The nearest existing folder at or above `path`'s parent must be a folder: `a.txt/out.jsonl`
 /// cannot be created when a.txt is a file.
 void check_parent_can_hold(const fs::path& path, const std::string& what) {
@@ -52,7 +34,7 @@ void check_parent_can_hold(const fs::path& path, const std::string& what) {
   }
   if (!parent.empty() && fs::exists(parent, error) && !fs::is_directory(parent, error)) {
     throw input_error(what, " ", path.string(), " cannot be created: ", parent.string(), " is ",
-                      describe(fs::status(parent, error).type()), ", not a folder");
+                      describe_file_type(fs::status(parent, error).type()), ", not a folder");
   }
 }
 
@@ -190,8 +172,8 @@ void check_output_dir(const fs::path& dir, const OutputPolicy& policy) {
   if (status.type() == fs::file_type::not_found) {
     check_parent_can_hold(dir, "output folder");
   } else if (status.type() != fs::file_type::directory) {
-    throw input_error("output folder ", dir.string(), " exists and is ", describe(status.type()),
-                      ", not a folder")
+    throw input_error("output folder ", dir.string(), " exists and is ",
+                      describe_file_type(status.type()), ", not a folder")
         .hint("choose another output path; perpo does not replace it");
   } else if (!policy.force && !marker_allows(dir, policy.kind) && !is_empty_folder(dir)) {
     const auto marked = output_marker_kind(dir);
@@ -246,7 +228,7 @@ void check_output_file(const fs::path& file, const OutputPolicy& policy) {
     case fs::file_type::character:  // written in place (/dev/null, /dev/stdout)
       return;
     default:
-      throw input_error("output file ", file.string(), " is ", describe(type),
+      throw input_error("output file ", file.string(), " is ", describe_file_type(type),
                         "; perpo writes regular files, FIFOs and character devices only")
           .hint("choose another output path");
   }

@@ -1,25 +1,14 @@
 #include "perpo/core/strings.h"
 
+#include "perpo/core/levenshtein_table.h"
+
 #include <algorithm>
 #include <numeric>
 
 namespace perpo {
 
 std::size_t edit_distance_bytes(std::string_view a, std::string_view b) {
-  // One row of the dynamic-programming table: row[j] = distance(a[0..i), b[0..j)).
-  std::vector<std::size_t> row(b.size() + 1);
-  std::iota(row.begin(), row.end(), 0);
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    std::size_t diagonal = row[0];
-    row[0] = i;
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      std::size_t above = row[j];
-      std::size_t substitute = diagonal + (a[i - 1] == b[j - 1] ? 0 : 1);
-      row[j] = std::min({above + 1, row[j - 1] + 1, substitute});
-      diagonal = above;
-    }
-  }
-  return row[b.size()];
+  return levenshtein_table(a, b);
 }
 
 std::optional<std::string> closest_match(std::string_view word,

@@ -16,6 +16,8 @@
 
 #include "perpo/reward/edit_distance.h"
 
+#include "perpo/core/levenshtein_table.h"
+
 namespace perpo {
 namespace {
 
@@ -145,20 +147,7 @@ std::size_t levenshtein(std::u32string_view a, std::u32string_view b) {
 }
 
 std::size_t levenshtein_dp(std::u32string_view a, std::u32string_view b) {
-  // row[j] = distance(a[0..i), b[0..j)) for the current i.
-  std::vector<std::size_t> row(b.size() + 1);
-  std::iota(row.begin(), row.end(), std::size_t{0});
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    std::size_t diagonal = row[0];
-    row[0] = i;
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      std::size_t above = row[j];
-      std::size_t substitute = diagonal + (a[i - 1] == b[j - 1] ? 0 : 1);
-      row[j] = std::min({above + 1, row[j - 1] + 1, substitute});
-      diagonal = above;
-    }
-  }
-  return row[b.size()];
+  return levenshtein_table(a, b);
 }
 
 }  // namespace perpo

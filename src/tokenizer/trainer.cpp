@@ -15,6 +15,7 @@
 #include "perpo/core/atomic_file.h"
 #include "perpo/core/error.h"
 #include "perpo/core/strings.h"
+#include "proto_wire.h"
 
 namespace perpo {
 
@@ -58,55 +59,20 @@ class TextIterator : public sentencepiece::SentenceIterator {
 // --- Protobuf wire format, just enough to rename pieces of a ModelProto ---------------------
 // ModelProto field 1 = repeated SentencePiece; SentencePiece field 1 = piece (string).
 
-std::uint64_t read_varint(std::string_view bytes, std::size_t& at) {
-  std::uint64_t value = 0;
-  for (int shift = 0; at < bytes.size() && shift < 64; shift += 7) {
-    const auto byte = static_cast<unsigned char>(bytes[at++]);
-    value |= static_cast<std::uint64_t>(byte & 0x7f) << shift;
-    if (!(byte & 0x80)) return value;
-  }
-  throw runtime_error("malformed SentencePiece model from the trainer (bad varint)");
-}
-
-void write_varint(std::uint64_t value, std::string& out) {
-  for (; value >= 0x80; value >>= 7) out += static_cast<char>((value & 0x7f) | 0x80);
-  out += static_cast<char>(value);
-}
-
 // Calls edit(field_number, payload) for every length-delimited field of `message`; the field is
 // rewritten with the returned payload. Other fields are copied as they are.
 template <typename Edit>
 std::string rewrite_fields(std::string_view message, Edit edit) {
   std::string out;
-  std::size_t at = 0;
-  while (at < message.size()) {
-    const std::size_t start = at;
-    const std::uint64_t tag = read_varint(message, at);
-    switch (tag & 7) {
-      case 0:
-        read_varint(message, at);
-        break;
-      case 1:
-        at += 8;
-        break;
-      case 5:
-        at += 4;
-        break;
-      case 2: {
-        const std::uint64_t length = read_varint(message, at);
-        PERPO_CHECK(at + length <= message.size(), "malformed SentencePiece model (length)");
-        const std::string payload = edit(tag >> 3, message.substr(at, length));
-        write_varint(tag, out);
-        write_varint(payload.size(), out);
-        out += payload;
-        at += length;
-        continue;
-      }
-      default:
-        throw runtime_error("malformed SentencePiece model (wire type ", tag & 7, ")");
+  for (const ProtoField& field : proto_fields(message)) {
+    if (field.wire_type != 2) {
+      out.append(field.raw);
+      continue;
     }
-    PERPO_CHECK(at <= message.size(), "malformed SentencePiece model (truncated)");
-    out.append(message.substr(start, at - start));
+    const std::string payload = edit(field.number, field.payload);
+    write_varint(field.number << 3 | 2, out);
+    write_varint(payload.size(), out);
+    out += payload;
   }
   return out;
 }

@@ -15,6 +15,9 @@
 
 namespace perpo {
 
+/// "a folder", "a FIFO", "a character device", ... for messages about a path of this type.
+std::string describe_file_type(std::filesystem::file_type type);
+
 /// Largest input perpo reads by default: 16 GiB.
 inline constexpr std::uint64_t kMaxInputBytes = std::uint64_t{16} << 30;
 
