@@ -16,6 +16,16 @@
 namespace perpo {
 namespace fs = std::filesystem;
 
+void StepSums::finish(StepMetrics& m) const {
+  m.lists = static_cast<std::int64_t>(lists);
+  m.lists_without_signal = static_cast<std::int64_t>(lists_without_signal);
+  m.loss = lists > 0 ? loss / lists : 0.0;
+  m.objective = lists > 0 ? objective / lists : 0.0;
+  m.nll = lists > 0 ? nll / lists : 0.0;
+  m.pair_accuracy = pairs > 0 ? pairs_right / pairs : 0.0;
+  m.mean_margin = pairs > 0 ? margin / pairs : 0.0;
+}
+
 MetricsLog::MetricsLog(const fs::path& run_dir, bool tensorboard, std::int64_t resume_after_step)
     : path_(run_dir / "metrics.jsonl") {
   fs::create_directories(run_dir);

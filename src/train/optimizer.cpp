@@ -154,26 +154,49 @@ void AdamW::load_state(const NamedTensors& state) {
   steps_ = steps.item<std::int64_t>();
 }
 
+namespace {
+
+std::vector<at::Tensor> defined_grads(const std::vector<at::Tensor>& params) {
+  std::vector<at::Tensor> grads;
+  for (const at::Tensor& p : params) {
+    if (p.grad().defined()) grads.push_back(p.grad());
+  }
+  return grads;
+}
+
+at::Tensor global_norm(const std::vector<at::Tensor>& grads) {
+  std::vector<at::Tensor> norms;  // one 0-dim tensor per gradient, then their norm
+  for (const at::Tensor& g : grads) norms.push_back(g.to(torch::kFloat64).norm());
+  return torch::stack(norms).norm();  // () float64
+}
+
+}  // namespace
+
 double grad_norm(const std::vector<at::Tensor>& params) {
   torch::NoGradGuard no_grad;
-  std::vector<at::Tensor> norms;  // one 0-dim tensor per gradient: a single host sync below
-  for (const at::Tensor& p : params) {
-    if (p.grad().defined()) norms.push_back(p.grad().to(torch::kFloat64).norm());
+  const std::vector<at::Tensor> grads = defined_grads(params);
+  return grads.empty() ? 0.0 : global_norm(grads).item<double>();
+}
+
+at::Tensor clip_grad_norm_tensor(const std::vector<at::Tensor>& params, double max_norm) {
+  torch::NoGradGuard no_grad;
+  const std::vector<at::Tensor> grads = defined_grads(params);
+  if (grads.empty()) return torch::zeros({}, torch::kFloat64);
+  const at::Tensor norm = global_norm(grads);
+  if (max_norm > 0) {
+    // coef = min(1, max_norm / (norm + 1e-6)); 1 (no change) when the norm is not finite. A
+    // gradient times exactly 1 is itself.
+    const at::Tensor coef = torch::where(
+        torch::isfinite(norm), (max_norm / (norm + 1e-6)).clamp_max(1.0), torch::ones_like(norm));
+    std::map<at::ScalarType, std::vector<at::Tensor>> by_dtype;  // one multi-tensor op per dtype
+    for (const at::Tensor& g : grads) by_dtype[g.scalar_type()].push_back(g);
+    for (auto& [dtype, group] : by_dtype) at::_foreach_mul_(group, coef.to(dtype));
   }
-  if (norms.empty()) return 0.0;
-  return torch::stack(norms).norm().item<double>();
+  return norm;
 }
 
 double clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm) {
-  const double norm = grad_norm(params);
-  if (max_norm <= 0 || !std::isfinite(norm)) return norm;
-  const double coef = max_norm / (norm + 1e-6);
-  if (coef >= 1.0) return norm;
-  torch::NoGradGuard no_grad;
-  for (const at::Tensor& p : params) {
-    if (p.grad().defined()) p.grad().mul_(coef);
-  }
-  return norm;
+  return clip_grad_norm_tensor(params, max_norm).item<double>();
 }
 
 }  // namespace perpo

@@ -44,6 +44,20 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
+// One list's (or one SFT batch's) part of the step's StepSums as a detached (8) float64 tensor on
+// the loss's device, in StepSums' order; `lists` weights the means it holds. No host sync.
+at::Tensor step_sums(const LossOutput& out, double lists, bool ranked) {
+  auto f64 = [](const at::Tensor& t) { return t.detach().to(torch::kFloat64).reshape({}); };
+  const at::Tensor zero = torch::zeros({}, out.loss.options().dtype(torch::kFloat64));
+  const at::Tensor pairs = ranked ? f64(out.metrics.pairs) : zero;
+  return torch::stack({f64(out.loss) * lists, f64(out.objective) * lists,
+                       out.nll_term.defined() ? f64(out.nll_term) * lists : zero, pairs,
+                       ranked ? f64(out.metrics.pair_accuracy) * pairs : zero,
+                       ranked ? f64(out.metrics.mean_margin) * pairs : zero,
+                       ranked ? f64(out.metrics.lists_without_signal) : zero,
+                       torch::full({}, lists, zero.options())});
+}
+
 class Trainer {
  public:
   Trainer(const Config& config, const TrainOptions& options, const TrainerHooks& hooks)
@@ -56,10 +70,8 @@ class Trainer {
   void create_run_dir();   // after the inputs loaded: folder, config.yaml, log.txt
   void restore(const CheckpointContent& content);
   StepMetrics step();
-  void score_and_backward(const TrainExample& example, double scale, StepMetrics& m,
-                          double& pair_count, std::int64_t& tokens);
-  void sft_backward(const std::vector<std::size_t>& indices, double scale, StepMetrics& m,
-                    std::int64_t& tokens);
+  void score_and_backward(const TrainExample& example, double scale, std::int64_t& tokens);
+  void sft_backward(const std::vector<std::size_t>& indices, double scale, std::int64_t& tokens);
   fs::path save_checkpoint();
   void maybe_resample();
   void use_online_lists(std::vector<PreferenceList> lists, std::int64_t sampled_at);
@@ -84,6 +96,7 @@ class Trainer {
   std::int64_t nonfinite_in_row_ = 0;
   std::int64_t skipped_ = 0;
   std::int64_t resamples_ = 0;
+  std::vector<at::Tensor> step_sums_;  // this step's StepSums parts, on the device (step_sums)
   std::vector<PreferenceList> online_lists_;       // online mode: the lists in use (checkpointed)
   std::int64_t online_sampled_at_ = 0;             // the step they were sampled at
   std::shared_ptr<OnlineSampler> online_sampler_;  // the built-in sampler, unless a hook's
@@ -204,8 +217,7 @@ fs::path Trainer::save_checkpoint() {
   return dir;
 }
 
-void Trainer::score_and_backward(const TrainExample& example, double scale, StepMetrics& m,
-                                 double& pair_count, std::int64_t& tokens) {
+void Trainer::score_and_backward(const TrainExample& example, double scale, std::int64_t& tokens) {
   ListTensors t = list_tensors(example, config_, device_, dtype_, pad_id_);
   ListLogps logps = score_list(*model_.model, t);
   ListwiseInputs in;
@@ -219,24 +231,13 @@ void Trainer::score_and_backward(const TrainExample& example, double scale, Step
   if (logps.target_nll.defined()) in.nll = logps.target_nll.unsqueeze(0);  // (1)
   LossOutput out = compute_loss(in, config_.loss);
   (out.loss * scale).backward();
-  m.loss += out.loss.item<double>();
-  m.objective += out.objective.item<double>();
-  if (out.nll_term.defined()) m.nll += out.nll_term.item<double>();
-  if (t.rewards.defined()) {
-    auto values = out.metrics.to_map();
-    const double pairs = values["pairs"];
-    pair_count += pairs;
-    m.pair_accuracy += values["pair_accuracy"] * pairs;
-    m.mean_margin += values["mean_margin"] * pairs;
-    m.lists_without_signal += static_cast<std::int64_t>(values["lists_without_signal"]);
-  }
+  step_sums_.push_back(step_sums(out, 1.0, t.rewards.defined()));
   tokens += t.tokens;
-  ++m.lists;
 }
 
 // loss.name sft: the micro-batch's records as one padded batch in one forward; the objective is
 // the token mean of the answers' NLL over the batch (loss/objectives.h sft).
-void Trainer::sft_backward(const std::vector<std::size_t>& indices, double scale, StepMetrics& m,
+void Trainer::sft_backward(const std::vector<std::size_t>& indices, double scale,
                            std::int64_t& tokens) {
   std::vector<SftExample> records;
   std::vector<PixelValues> pixels;  // of the records that have an image, in order
@@ -258,10 +259,8 @@ void Trainer::sft_backward(const std::vector<std::size_t>& indices, double scale
   const LossOutput out = compute_loss(in, config_.loss);
   const auto B = static_cast<double>(indices.size());
   (out.loss * (scale * B)).backward();  // the batch counts as its B records in the step's mean
-  m.loss += out.loss.item<double>() * B;
-  m.objective += out.objective.item<double>() * B;
+  step_sums_.push_back(step_sums(out, B, /*ranked=*/false));
   tokens += batch.tokens;
-  m.lists += static_cast<std::int64_t>(indices.size());
 }
 
 StepMetrics Trainer::step() {
@@ -270,29 +269,28 @@ StepMetrics Trainer::step() {
   m.step = step_ + 1;
   const auto& tr = config_.train;
   const double scale = 1.0 / (static_cast<double>(tr.lists_per_step) * tr.grad_accum);
-  double pair_count = 0;
   std::int64_t tokens = 0;
+  step_sums_.clear();
   for (int micro = 0; micro < tr.grad_accum; ++micro) {
     const std::vector<std::size_t> indices = order_->take(tr.lists_per_step);
     if (is_sft(config_)) {
-      sft_backward(indices, scale, m, tokens);
+      sft_backward(indices, scale, tokens);
       continue;
     }
-    for (std::size_t index : indices) {
-      score_and_backward(data_.examples[index], scale, m, pair_count, tokens);
-    }
-  }
-  const double lists = static_cast<double>(m.lists);
-  m.loss /= lists;
-  m.objective /= lists;
-  m.nll /= lists;
-  if (pair_count > 0) {
-    m.pair_accuracy /= pair_count;
-    m.mean_margin /= pair_count;
+    for (std::size_t index : indices) score_and_backward(data_.examples[index], scale, tokens);
   }
   const std::vector<at::Tensor> params = optim_->params();
   if (hooks_.reduce_gradients) hooks_.reduce_gradients(params);
-  m.grad_norm = clip_grad_norm(params, config_.optim.max_grad_norm);
+  const at::Tensor norm = clip_grad_norm_tensor(params, config_.optim.max_grad_norm);
+  // The step's one host synchronisation: its sums and the gradient norm, read together.
+  const at::Tensor host = torch::cat({torch::stack(step_sums_).sum(0),
+                                      norm.to(step_sums_.front().device()).reshape({1})})
+                              .cpu();
+  step_sums_.clear();
+  const double* v = host.data_ptr<double>();
+  const StepSums sums{v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]};
+  sums.finish(m);
+  m.grad_norm = v[StepSums::kCount];
   optim_->set_lr_multiplier(lr_multiplier(step_, total_, config_.optim));
   m.lr = optim_->current_lr();
   if (!std::isfinite(m.loss) || !std::isfinite(m.grad_norm)) {
@@ -306,7 +304,7 @@ StepMetrics Trainer::step() {
   optim_->zero_grad();
   ++step_;
   const double elapsed = seconds_since(start);
-  m.lists_per_s = lists / elapsed;
+  m.lists_per_s = static_cast<double>(m.lists) / elapsed;
   m.tokens_per_s = static_cast<double>(tokens) / elapsed;
   m.peak_memory_mb = peak_memory_mb(device_);
   return m;

@@ -10,6 +10,7 @@
 #include "perpo/config/config_io.h"
 #include "perpo/model/run_checkpoint.h"
 #include "perpo/train/data_order.h"
+#include "perpo/train/metrics.h"
 #include "perpo/train/optimizer.h"
 #include "perpo/train/resume.h"
 #include "perpo/train/schedule.h"
@@ -139,6 +140,37 @@ TEST(ClipGradNorm, HandWorked) {
   EXPECT_NEAR(grad_norm({a}), 1.0, 1e-6);
   a.mutable_grad() = torch::tensor({std::nanf(""), 1.0f});
   EXPECT_TRUE(std::isnan(clip_grad_norm({a}, 1.0)));
+  EXPECT_EQ(a.grad()[1].item<float>(), 1.0f);  // a non-finite norm leaves the gradients alone
+
+  // The tensor form: the norm stays on the device; under max_norm the gradients are unchanged
+  // bit for bit; without gradients the norm is 0.
+  at::Tensor b = torch::zeros({2}).requires_grad_(true);
+  b.mutable_grad() = torch::tensor({0.3f, 0.4f});
+  const at::Tensor norm = clip_grad_norm_tensor({b}, 1.0);
+  EXPECT_EQ(norm.dim(), 0);
+  EXPECT_EQ(norm.scalar_type(), torch::kFloat64);
+  EXPECT_NEAR(norm.item<double>(), 0.5, 1e-7);
+  EXPECT_EQ(b.grad()[0].item<float>(), 0.3f);
+  EXPECT_EQ(b.grad()[1].item<float>(), 0.4f);
+  EXPECT_EQ(clip_grad_norm_tensor({torch::zeros({2})}, 1.0).item<double>(), 0.0);
+}
+
+TEST(StepSums, FinishTakesMeansOverListsAndPairs) {
+  // Two lists: losses 0.5 and 1.5; 3 pairs of which 2 ranked right, margins summing to 0.9.
+  const StepSums sums{2.0, 1.6, 0.2, 3.0, 2.0, 0.9, 1.0, 2.0};
+  StepMetrics m;
+  sums.finish(m);
+  EXPECT_DOUBLE_EQ(m.loss, 1.0);
+  EXPECT_DOUBLE_EQ(m.objective, 0.8);
+  EXPECT_DOUBLE_EQ(m.nll, 0.1);
+  EXPECT_DOUBLE_EQ(m.pair_accuracy, 2.0 / 3.0);
+  EXPECT_DOUBLE_EQ(m.mean_margin, 0.3);
+  EXPECT_EQ(m.lists, 2);
+  EXPECT_EQ(m.lists_without_signal, 1);
+  StepMetrics none;
+  StepSums{}.finish(none);  // no lists, no pairs: zeros, not NaN
+  EXPECT_EQ(none.loss, 0.0);
+  EXPECT_EQ(none.pair_accuracy, 0.0);
 }
 
 TEST(DataOrder, EpochsArePermutationsAndSeekContinues) {

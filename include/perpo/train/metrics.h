@@ -5,8 +5,11 @@
 //   log.write(metrics);                          // {"step": 3, "loss": 0.41, ...}
 //   log.write_extra(3, {{"eval/acc@0.5", 0.62}}); // eval lines
 //
-// Data-parallel seam: metrics are averaged over ranks before write() (one all-reduce of the
-// numbers in StepMetrics), and only rank 0 holds a MetricsLog.
+// The step gathers its metrics on the device as sums and counts (StepSums) and reads them to the
+// host once per step, together with the gradient norm: that read is the step's only host
+// synchronisation, and it is needed every step anyway (a non-finite loss or gradient skips the
+// update). Data-parallel seam: ranks add up the sums (one all-reduce of StepSums::values) before
+// the means are taken, and only rank 0 holds a MetricsLog.
 #pragma once
 
 #include <c10/core/Device.h>
@@ -37,6 +40,23 @@ struct StepMetrics {
   std::int64_t lists = 0;     // lists (records) in the step
   std::int64_t lists_without_signal = 0;  // lists whose rewards were all equal
   bool skipped = false;                   // non-finite loss or gradient: no update
+};
+
+/// The step's metrics as sums and counts over its lists, as they add up across micro-batches and
+/// ranks. finish() turns them into StepMetrics' means.
+struct StepSums {
+  double loss = 0;                  // sum over lists of each list's loss
+  double objective = 0;             // the same for the objective
+  double nll = 0;                   // the same for the nll term
+  double pairs = 0;                 // better/worse pairs (r_i > r_j)
+  double pairs_right = 0;           // of those, ranked right by the policy
+  double margin = 0;                // summed s_i - s_j over the pairs
+  double lists_without_signal = 0;  // lists whose rewards are all equal
+  double lists = 0;
+
+  static constexpr std::int64_t kCount = 8;  // values in the order above
+  /// Fills loss, objective, nll, pair_accuracy, mean_margin, lists and lists_without_signal.
+  void finish(StepMetrics& m) const;
 };
 
 class MetricsLog {

@@ -82,4 +82,8 @@ double grad_norm(const std::vector<at::Tensor>& params);
 /// the norm before clipping. A non-finite norm leaves the gradients as they are.
 double clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm);
 
+/// clip_grad_norm without a host synchronisation: the norm stays a 0-dim float64 tensor on the
+/// gradients' device (0 without gradients), and the scaling is computed there.
+at::Tensor clip_grad_norm_tensor(const std::vector<at::Tensor>& params, double max_norm);
+
 }  // namespace perpo
