@@ -45,9 +45,6 @@ const std::vector<NumberRange> kNumberRanges = {
     {"model.tiny.heads", 1, 1024, false, false, "e.g. 4"},
     {"model.tiny.kv_heads", 1, 1024, false, false, "e.g. 2"},
     {"model.tiny.intermediate", 1, 262144, false, false, "e.g. 256"},
-    {"data.synthetic.train_records", 1, 1e7, false, false, "e.g. 256"},
-    {"data.synthetic.eval_records", 1, 1e7, false, false, "e.g. 64"},
-    {"data.synthetic.seed", 0, kMaxSeed, false, false, "e.g. 1"},
     {"data.max_prompt_tokens", 1, 1048576, false, false, "e.g. data.max_prompt_tokens=2048"},
     {"data.max_answer_tokens", 1, 1048576, false, false, "e.g. data.max_answer_tokens=256"},
     {"image.size", 1, 16384, false, false, "e.g. image.size=336"},
@@ -163,14 +160,6 @@ void validate(const Config& c) {
   require(trains_something || c.loss.name.empty(), "model.freeze_llm", "true",
           "leaves nothing to train (vision, projector and LLM frozen, LoRA off)",
           "set model.lora.enabled=true or model.freeze_llm=false");
-
-  // data
-  for (const auto& task : c.data.synthetic.tasks) {
-    require(task == "grounding" || task == "ocr", "data.synthetic.tasks", task,
-            "holds an unknown task", "use grounding and/or ocr");
-  }
-  require(!c.data.synthetic.tasks.empty(), "data.synthetic.tasks", "[]", "must name a task",
-          "e.g. data.synthetic.tasks=[grounding]");
 
   // tokenizer
   require(c.tokenizer.chat_template != "plain" || c.tokenizer.system_prompt.empty(),

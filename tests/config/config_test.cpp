@@ -73,13 +73,12 @@ run:
 
 TEST(Config, OverridesApplyAfterTheFile) {
   auto path = write_temp("base.yaml", "optim:\n  lr: 1e-5\n");
-  Config c = load_config(path, {"optim.lr=2e-4", "train.epochs=3", "model.lora.targets=[o_proj]",
-                                "run.dir=runs/x y", "data.synthetic.tasks=ocr"});
+  Config c = load_config(
+      path, {"optim.lr=2e-4", "train.epochs=3", "model.lora.targets=o_proj", "run.dir=runs/x y"});
   EXPECT_DOUBLE_EQ(c.optim.lr, 2e-4);
   EXPECT_EQ(c.train.epochs, 3);
   EXPECT_EQ(c.model.lora.targets, (std::vector<std::string>{"o_proj"}));
   EXPECT_EQ(c.run.dir, "runs/x y");
-  EXPECT_EQ(c.data.synthetic.tasks, (std::vector<std::string>{"ocr"}));
 }
 
 TEST(Config, StringOverridesStayStrings) {
@@ -203,7 +202,6 @@ TEST(Config, ValidationNamesKeyAndHowToFixIt) {
       {"distributed.backend=nccl", "nccl needs run.device=cuda"},
       {"reward.name=iuo", "did you mean 'iou'?"},
       {"image.std=[0.2, 0.2]", "'image.std' must hold 3 values"},
-      {"data.synthetic.tasks=[vqa]", "'data.synthetic.tasks' holds an unknown task"},
   };
   for (const auto& test_case : cases) {
     Config c;

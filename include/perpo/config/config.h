@@ -87,21 +87,6 @@ struct ModelSectionConfig {             // YAML "model:" (perpo::ModelConfig, mo
   }
 };
 
-struct SyntheticDataConfig {
-  std::vector<std::string> tasks = {"grounding", "ocr"};  // built-in tasks, e.g. [grounding]
-  int train_records = 256;  // records generated for training, e.g. 256
-  int eval_records = 64;    // records generated for evaluation, e.g. 64
-  std::uint64_t seed = 1;   // generator seed, e.g. 1
-
-  template <typename V>
-  void visit(V& v) {
-    v.field("tasks", tasks, "built-in synthetic tasks: [grounding, ocr]");
-    v.field("train_records", train_records, "records generated for training, e.g. 256");
-    v.field("eval_records", eval_records, "records generated for evaluation, e.g. 64");
-    v.field("seed", seed, "generator seed, e.g. 1");
-  }
-};
-
 struct DataConfig {
   std::string train;                    // dataset or preference-list JSONL for training
   std::string eval;                     // dataset JSONL for evaluation
@@ -110,7 +95,6 @@ struct DataConfig {
   int max_prompt_tokens = 2048;         // longer prompts are an error, e.g. 2048
   int max_answer_tokens = 256;          // longer answers are truncated (and counted), e.g. 256
   bool shuffle = true;                  // shuffle training lists each epoch
-  SyntheticDataConfig synthetic;        // built-in tasks (demo)
 
   template <typename V>
   void visit(V& v) {
@@ -124,7 +108,6 @@ struct DataConfig {
     v.field("max_answer_tokens", max_answer_tokens,
             "answers are cut to this many tokens, e.g. 256");
     v.field("shuffle", shuffle, "shuffle training lists every epoch");
-    v.section("synthetic", synthetic, "built-in synthetic perception tasks");
   }
 };
 
