@@ -4,8 +4,8 @@
 
 #include <unordered_map>
 
+#include "perpo/batch/collate.h"
 #include "perpo/core/error.h"
-#include "perpo/data/collate.h"
 #include "perpo/reward/text.h"
 
 namespace perpo {

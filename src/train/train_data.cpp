@@ -8,8 +8,8 @@
 #include <memory>
 #include <sstream>
 
+#include "perpo/batch/collate.h"
 #include "perpo/core/error.h"
-#include "perpo/data/collate.h"
 #include "perpo/data/jsonl.h"
 #include "perpo/tokenizer/chat_template.h"
 

@@ -12,7 +12,6 @@
 
 #include "perpo/batch/collate.h"
 #include "perpo/config/config_io.h"
-#include "perpo/data/collate.h"
 #include "perpo/data/examples.h"
 #include "perpo/model/checkpoint.h"
 #include "perpo/model/convert.h"
