@@ -70,7 +70,7 @@ int main(int argc, char** argv) {
     backward_s += seconds_since(start);
   };
   auto run_repeated = [&] {
-    test::answer_logps_repeated(*model, prompt, pixels, answers, mask).sum().backward();
+    perpo::test::answer_logps_repeated(*model, prompt, pixels, answers, mask).sum().backward();
   };
   auto measure = [&](const char* name, const std::function<void()>& step) {
     step();  // warm-up
