@@ -48,7 +48,7 @@ void register_eval(CLI::App& app, CommandRegistry& registry) {
   eval->add_option("--out,-o", *out, "output folder (default: run.dir)");
 
   registry.add(eval, [options, checkpoint, input, out] {
-    Config config = load_config(options->config, options->overrides);
+    Config config = load_command_config(options->config, options->overrides);
     const std::filesystem::path data = input->empty() ? config.data.eval : *input;
     if (data.empty()) {
       throw input_error("perpo eval needs dataset records")

@@ -34,7 +34,7 @@ void register_logps(CLI::App& app, CommandRegistry& registry) {
   logps->add_option("--input-format", *format, "auto | perpo | authors")->capture_default_str();
 
   registry.add(logps, [options, input, output, format] {
-    Config config = load_config(options->config, options->overrides);
+    Config config = load_command_config(options->config, options->overrides);
     std::vector<std::filesystem::path> inputs = config_inputs(config, options->config);
     inputs.push_back(*input);
     check_output_file(*output, OutputPolicy{inputs, options->force});

@@ -2,6 +2,8 @@
 #include <string>
 
 #include "commands.h"
+#include "perpo/config/config_io.h"
+#include "perpo/core/log.h"
 #include "perpo/runtime/runtime.h"
 
 namespace perpo::cli {
@@ -32,5 +34,17 @@ const CLI::Validator& whole_number_validator() {
 }
 
 std::string version_text() { return std::string("perpo 0.1.0\n") + runtime_summary(); }
+
+namespace {
+bool g_log_level_given = false;
+}  // namespace
+
+void set_log_level_given(bool given) { g_log_level_given = given; }
+
+Config load_command_config(const std::string& file, const std::vector<std::string>& overrides) {
+  Config config = load_config(file, overrides);
+  if (!g_log_level_given) init_logging(config.run.log_level);
+  return config;
+}
 
 }  // namespace perpo::cli

@@ -45,7 +45,7 @@ void register_sample(CLI::App& app, CommandRegistry& registry) {
   sample->add_option("--input,-i", *input, "dataset records JSONL (default: data.train)");
 
   registry.add(sample, [options, input] {
-    Config config = load_config(options->config, options->overrides);
+    Config config = load_command_config(options->config, options->overrides);
     const std::filesystem::path data = input->empty() ? config.data.train : *input;
     if (data.empty()) {
       throw input_error("perpo sample needs dataset records")

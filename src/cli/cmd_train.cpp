@@ -41,7 +41,7 @@ void register_train(CLI::App& app, CommandRegistry& registry) {
                       "key=value config overrides, e.g. optim.lr=1e-5 train.max_steps=100");
 
   registry.add(command, [options] {
-    Config config = load_config(options->config, options->overrides);
+    Config config = load_command_config(options->config, options->overrides);
     // First SIGINT/SIGTERM: finish the step, save, exit 0; a second one ends perpo at once (the
     // checkpoint being written is a registered temporary folder and is removed).
     install_signal_handlers(StopMode::kFlag);

@@ -7,6 +7,8 @@
 #include <CLI/CLI.hpp>
 
 #include <functional>
+#include "perpo/config/config.h"
+
 #include <string>
 #include <vector>
 
@@ -28,6 +30,12 @@ void register_all(CLI::App& app, CommandRegistry& registry);
 /// "-1" into 2^64 - 1, so only digits are taken ("must be a whole number >= 0, got '-1'").
 const CLI::Validator& whole_number_validator();
 std::string version_text();
+
+/// The command's config (load_config: defaults <- file <- overrides) with its run.log_level
+/// applied, unless --log-level was given (the flag wins).
+Config load_command_config(const std::string& file, const std::vector<std::string>& overrides);
+/// main(): whether --log-level was on the command line.
+void set_log_level_given(bool given);
 
 // One per cmd_*.cpp.
 void register_config(CLI::App& app, CommandRegistry& registry);

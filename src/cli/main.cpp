@@ -61,6 +61,7 @@ int run(int argc, char** argv) {
 
   try {
     perpo::init_logging(log_level);
+    perpo::cli::set_log_level_given(app.count("--log-level") > 0);
     if (show_version) {
       std::puts(perpo::cli::version_text().c_str());
       return 0;

@@ -22,7 +22,7 @@ spdlog::level::level_enum parse_level(const std::string& level) {
     auto name = spdlog::level::to_string_view(candidate);
     if (level == std::string(name.data(), name.size())) return candidate;
   }
-  if (level == "warning") return spdlog::level::warn;
+  if (level == "warn" || level == "warning") return spdlog::level::warn;
   throw input_error("unknown log level '", level, "'")
       .hint("use one of trace, debug, info, warn, error, off");
 }

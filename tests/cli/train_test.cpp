@@ -137,6 +137,20 @@ TEST(CliTrain, SigtermFinishesTheStepSavesAndExitsZero) {
             static_cast<std::int64_t>(metrics_line_count(dir / "run")));
 }
 
+// run.log_level quiets the run's log lines; --log-level, when given, wins over it.
+TEST(CliTrain, RunLogLevelAppliesUnlessTheFlagIsGiven) {
+  fs::path dir = perpo::test::fresh_scratch_dir("cli_train", "log_level");
+  perpo::test::write_train_lists(dir, 2, 3, true);
+  auto quiet = run_perpo(train_args(dir, {"train.max_steps=1", "run.log_level=warn"}));
+  ASSERT_EQ(quiet.exit_code, 0) << quiet.output;
+  EXPECT_EQ(quiet.output.find("[info]"), std::string::npos) << quiet.output;
+  auto loud =
+      run_perpo("--log-level info " + train_args(dir, {"train.max_steps=1", "run.log_level=warn",
+                                                       "run.dir=" + (dir / "loud").string()}));
+  ASSERT_EQ(loud.exit_code, 0) << loud.output;
+  EXPECT_NE(loud.output.find("[info]"), std::string::npos) << loud.output;
+}
+
 TEST(CliTrain, SigkillWhileCheckpointingLeavesThePreviousOne) {
   fs::path dir = perpo::test::fresh_scratch_dir("cli_train", "sigkill");
   perpo::test::write_train_lists(dir, 4, 3, true);
