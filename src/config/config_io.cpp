@@ -16,6 +16,7 @@
 
 #include "perpo/core/error.h"
 #include "perpo/core/input_file.h"
+#include "perpo/core/log.h"
 #include "perpo/core/strings.h"
 
 namespace perpo {
@@ -240,6 +241,15 @@ void set_field(const Field& field, const YAML::Node& node, const std::string& so
       field.ptr);
 }
 
+// Keys (or sections) of earlier perpo versions that are gone: a config file that still holds
+// them (the config.yaml of an older run, read again by --resume) loads with a warning.
+const std::map<std::string, std::string>& retired_keys() {
+  static const std::map<std::string, std::string> keys = {
+      {"data.synthetic",
+       "it was never read; perpo demo and perpo data synth have their own settings"}};
+  return keys;
+}
+
 void merge_node(TableBuilder& table, const YAML::Node& node, const std::string& prefix,
                 const std::string& source) {
   std::map<std::string, const Field*> fields;
@@ -273,6 +283,9 @@ void merge_node(TableBuilder& table, const YAML::Node& node, const std::string& 
       merge_node(table, value, path, source);
     } else if (auto it = fields.find(path); it != fields.end()) {
       set_field(*it->second, value, source);
+    } else if (auto retired = retired_keys().find(path); retired != retired_keys().end()) {
+      PERPO_LOG_WARN(where(source, key_node), ": '", path, "' is no longer a key (",
+                     retired->second, "); ignored");
     } else {
       throw input_error(where(source, key_node), "unknown key '", path, "'")
           .hint(suggestion_for(path, table));

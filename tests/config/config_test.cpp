@@ -81,6 +81,18 @@ TEST(Config, OverridesApplyAfterTheFile) {
   EXPECT_EQ(c.run.dir, "runs/x y");
 }
 
+// A run written by an earlier perpo holds the retired data.synthetic section in its config.yaml:
+// it still loads (so --resume works), the section ignored.
+TEST(Config, RetiredKeysOfOlderRunsAreIgnored) {
+  auto path = write_temp("old_run.yaml",
+                         "data:\n  train: lists.jsonl\n  synthetic:\n    tasks: [grounding, ocr]\n"
+                         "    seed: 1\n");
+  Config c = load_config(path);
+  EXPECT_EQ(c.data.train, "lists.jsonl");
+  Config d;
+  EXPECT_THROW(apply_override(d, "data.synthetic.seed=2"), Error);  // not a key to set any more
+}
+
 TEST(Config, StringOverridesStayStrings) {
   Config c;
   apply_override(c, "run.dir=1e5");
