@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <map>
+#include <optional>
 
 #include "perpo/core/error.h"
 #include "perpo/core/strings.h"
@@ -60,6 +61,8 @@ AdamW::AdamW(const torch::OrderedDict<std::string, at::Tensor>& named_params,
         .hint("set model.lora.enabled=true, or model.freeze_llm=false / freeze_projector=false");
   }
   set_lr_multiplier(1.0);
+  // float32, as the fused kernels read it (exact up to 2^24 steps).
+  step_count_ = torch::zeros({}, groups_.front().params.front().options().dtype(torch::kFloat32));
 }
 
 void AdamW::set_lr_multiplier(double multiplier) {
@@ -74,28 +77,45 @@ double AdamW::current_lr(const std::string& group) const {
   return current_lr_.front();
 }
 
-void AdamW::step() {
+void AdamW::step() { step(at::Tensor()); }
+
+void AdamW::step(const at::Tensor& found_inf) {
   torch::NoGradGuard no_grad;
-  ++steps_;
-  const double b1 = config_.beta1, b2 = config_.beta2;
-  const double bias1 = 1.0 - std::pow(b1, static_cast<double>(steps_));
-  const double bias2_sqrt = std::sqrt(1.0 - std::pow(b2, static_cast<double>(steps_)));
+  // LibTorch's fused AdamW (one kernel over each group's tensors on CUDA, one vectorised loop per
+  // tensor on CPU): the update of optimizer.h, with the bias corrections from the step count,
+  // which lives on the device. It counts the update first and takes it back when `found_inf`
+  // says the update was skipped, as torch.optim does.
+  std::optional<at::Tensor> skip;
+  if (found_inf.defined()) skip = found_inf.to(step_count_.device(), torch::kFloat32).reshape({});
+  step_count_.add_(1);
+  std::vector<at::Tensor> stored, masters;  // parameters with an fp32 master, and the masters
   for (std::size_t gi = 0; gi < groups_.size(); ++gi) {
     ParamGroup& g = groups_[gi];
-    const double lr = current_lr_[gi];
+    std::vector<at::Tensor> targets, grads, exp_avg, exp_avg_sq, steps;
     for (std::size_t i = 0; i < g.params.size(); ++i) {
-      at::Tensor& p = g.params[i];
+      const at::Tensor& p = g.params[i];
       if (!p.grad().defined()) continue;
-      at::Tensor grad = p.grad().to(torch::kFloat32);
-      at::Tensor target = g.master[i].defined() ? g.master[i] : p;  // fp32 weights to update
-      if (g.weight_decay != 0) target.mul_(1.0 - lr * g.weight_decay);
-      g.exp_avg[i].mul_(b1).add_(grad, 1.0 - b1);
-      g.exp_avg_sq[i].mul_(b2).addcmul_(grad, grad, 1.0 - b2);
-      at::Tensor denom = (g.exp_avg_sq[i].sqrt() / bias2_sqrt).add_(config_.eps);
-      target.addcdiv_(g.exp_avg[i], denom, -lr / bias1);
-      if (g.master[i].defined()) p.copy_(g.master[i]);  // rounded into the stored dtype
+      targets.push_back(g.master[i].defined() ? g.master[i] : p);  // the fp32 weights to update
+      grads.push_back(p.grad().to(torch::kFloat32).contiguous());
+      exp_avg.push_back(g.exp_avg[i]);
+      exp_avg_sq.push_back(g.exp_avg_sq[i]);
+      steps.push_back(step_count_);
+      if (g.master[i].defined()) {
+        stored.push_back(p);
+        masters.push_back(g.master[i]);
+      }
     }
+    if (targets.empty()) continue;
+    at::_fused_adamw_(targets, grads, exp_avg, exp_avg_sq, /*max_exp_avg_sqs=*/{}, steps,
+                      current_lr_[gi], config_.beta1, config_.beta2, g.weight_decay, config_.eps,
+                      /*amsgrad=*/false, /*maximize=*/false, /*grad_scale=*/std::nullopt, skip);
   }
+  if (!stored.empty()) at::_foreach_copy_(stored, masters);  // rounded into the stored dtype
+  if (skip) step_count_.sub_(*skip);
+}
+
+std::int64_t AdamW::steps() const {
+  return static_cast<std::int64_t>(step_count_.item<float>());
 }
 
 void AdamW::zero_grad() {
@@ -122,7 +142,7 @@ NamedTensors AdamW::state() const {
       if (g.master[i].defined()) out.emplace_back(prefix + ".master", g.master[i]);
     }
   }
-  out.emplace_back("optim.__steps__", torch::tensor({steps_}, torch::kInt64));
+  out.emplace_back("optim.__steps__", torch::tensor({steps()}, torch::kInt64));
   return out;
 }
 
@@ -151,7 +171,7 @@ void AdamW::load_state(const NamedTensors& state) {
   }
   at::Tensor steps = torch::zeros({1}, torch::kInt64);
   take("optim.__steps__", steps);
-  steps_ = steps.item<std::int64_t>();
+  step_count_.fill_(static_cast<double>(steps.item<std::int64_t>()));
 }
 
 namespace {
@@ -164,9 +184,18 @@ std::vector<at::Tensor> defined_grads(const std::vector<at::Tensor>& params) {
   return grads;
 }
 
+// The gradients grouped by dtype, for multi-tensor operations (one per dtype).
+std::map<at::ScalarType, std::vector<at::Tensor>> by_dtype(const std::vector<at::Tensor>& grads) {
+  std::map<at::ScalarType, std::vector<at::Tensor>> groups;
+  for (const at::Tensor& g : grads) groups[g.scalar_type()].push_back(g);
+  return groups;
+}
+
 at::Tensor global_norm(const std::vector<at::Tensor>& grads) {
-  std::vector<at::Tensor> norms;  // one 0-dim tensor per gradient, then their norm
-  for (const at::Tensor& g : grads) norms.push_back(g.to(torch::kFloat64).norm());
+  std::vector<at::Tensor> norms;  // one 0-dim float64 norm per gradient, then their norm
+  for (const auto& [dtype, group] : by_dtype(grads)) {
+    for (const at::Tensor& n : at::_foreach_norm(group, 2, torch::kFloat64)) norms.push_back(n);
+  }
   return torch::stack(norms).norm();  // () float64
 }
 
@@ -188,9 +217,7 @@ at::Tensor clip_grad_norm_tensor(const std::vector<at::Tensor>& params, double m
     // gradient times exactly 1 is itself.
     const at::Tensor coef = torch::where(
         torch::isfinite(norm), (max_norm / (norm + 1e-6)).clamp_max(1.0), torch::ones_like(norm));
-    std::map<at::ScalarType, std::vector<at::Tensor>> by_dtype;  // one multi-tensor op per dtype
-    for (const at::Tensor& g : grads) by_dtype[g.scalar_type()].push_back(g);
-    for (auto& [dtype, group] : by_dtype) at::_foreach_mul_(group, coef.to(dtype));
+    for (auto& [dtype, group] : by_dtype(grads)) at::_foreach_mul_(group, coef.to(dtype));
   }
   return norm;
 }

@@ -70,6 +70,9 @@ class Trainer {
   void create_run_dir();   // after the inputs loaded: folder, config.yaml, log.txt
   void restore(const CheckpointContent& content);
   StepMetrics step();
+  bool logged(std::int64_t step) const;
+  void read_counters();
+  void warn_skipped(const StepMetrics& m);
   void score_and_backward(const TrainExample& example, double scale, std::int64_t& tokens);
   void sft_backward(const std::vector<std::size_t>& indices, double scale, std::int64_t& tokens);
   fs::path save_checkpoint();
@@ -93,8 +96,15 @@ class Trainer {
   std::unique_ptr<DataOrder> order_;
   std::int64_t step_ = 0;
   std::int64_t total_ = 0;
+  // Non-finite steps: counted on the device (a skipped update never needs the host), read with
+  // the logged steps' metrics and at checkpoints (read_counters).
   std::int64_t nonfinite_in_row_ = 0;
-  std::int64_t skipped_ = 0;
+  std::int64_t skipped_ = 0;           // in this call
+  std::int64_t skipped_reported_ = 0;  // of those, already warned about
+  std::int64_t warned_through_ = 0;    // the last step that warn_skipped covered
+  std::int64_t metric_reads_ = 0;
+  at::Tensor nonfinite_in_row_device_;  // () float32
+  at::Tensor skipped_device_;           // () float32
   std::int64_t resamples_ = 0;
   std::vector<at::Tensor> step_sums_;  // this step's StepSums parts, on the device (step_sums)
   std::vector<PreferenceList> online_lists_;       // online mode: the lists in use (checkpointed)
@@ -184,10 +194,12 @@ void Trainer::restore(const CheckpointContent& content) {
   order_->seek(
       {state.at("data_epoch").get<std::int64_t>(), state.at("data_cursor").get<std::int64_t>()});
   nonfinite_in_row_ = state.value("nonfinite_in_row", std::int64_t{0});
+  nonfinite_in_row_device_.fill_(static_cast<double>(nonfinite_in_row_));
   restore_rng_states(rng, state.value("host_rng", std::string()));
 }
 
 fs::path Trainer::save_checkpoint() {
+  read_counters();
   CheckpointContent content;
   content.step = step_;
   const bool everything = config_.model.path.empty();  // tiny model: base weights live nowhere
@@ -263,6 +275,31 @@ void Trainer::sft_backward(const std::vector<std::size_t>& indices, double scale
   tokens += batch.tokens;
 }
 
+bool Trainer::logged(std::int64_t step) const {
+  return step % config_.train.log_every == 0 || step == total_;
+}
+
+void Trainer::read_counters() {
+  const at::Tensor host = torch::stack({nonfinite_in_row_device_, skipped_device_}).cpu();
+  nonfinite_in_row_ = static_cast<std::int64_t>(host[0].item<float>());
+  skipped_ = static_cast<std::int64_t>(host[1].item<float>());
+}
+
+void Trainer::warn_skipped(const StepMetrics& m) {
+  const std::int64_t unreported = skipped_ - skipped_reported_;
+  const std::int64_t first = warned_through_ + 1;
+  warned_through_ = m.step;
+  if (unreported <= 0) return;
+  skipped_reported_ = skipped_;
+  if (unreported == 1 && m.skipped) {
+    PERPO_LOG_WARN("step ", m.step, ": non-finite loss (", m.loss, ") or gradient norm (",
+                   m.grad_norm, "): update skipped");
+  } else {
+    PERPO_LOG_WARN(unreported, " of steps ", first, "..", m.step,
+                   " had a non-finite loss or gradient: their updates were skipped");
+  }
+}
+
 StepMetrics Trainer::step() {
   const auto start = std::chrono::steady_clock::now();
   StepMetrics m;
@@ -282,24 +319,34 @@ StepMetrics Trainer::step() {
   const std::vector<at::Tensor> params = optim_->params();
   if (hooks_.reduce_gradients) hooks_.reduce_gradients(params);
   const at::Tensor norm = clip_grad_norm_tensor(params, config_.optim.max_grad_norm);
-  // The step's one host synchronisation: its sums and the gradient norm, read together.
-  const at::Tensor host = torch::cat({torch::stack(step_sums_).sum(0),
-                                      norm.to(step_sums_.front().device()).reshape({1})})
-                              .cpu();
+  const at::Tensor sums = torch::stack(step_sums_).sum(0);
   step_sums_.clear();
-  const double* v = host.data_ptr<double>();
-  const StepSums sums{v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]};
-  sums.finish(m);
-  m.grad_norm = v[StepSums::kCount];
+  // A non-finite loss or gradient skips the update on the device: no host round trip.
+  const at::Tensor found_inf = torch::logical_not(
+      torch::logical_and(torch::isfinite(sums[0]), torch::isfinite(norm.to(sums.device()))));
+  const at::Tensor skip = found_inf.to(torch::kFloat32);
   optim_->set_lr_multiplier(lr_multiplier(step_, total_, config_.optim));
   m.lr = optim_->current_lr();
-  if (!std::isfinite(m.loss) || !std::isfinite(m.grad_norm)) {
-    m.skipped = true;
-    ++skipped_;
-    ++nonfinite_in_row_;
+  optim_->step(skip);
+  nonfinite_in_row_device_.add_(skip).mul_(skip);
+  skipped_device_.add_(skip);
+  if (logged(m.step)) {
+    // The one host synchronisation of a logged step: its sums, the gradient norm and the
+    // non-finite counters, read together. Other steps leave them on the device.
+    const at::Tensor host =
+        torch::cat({sums, norm.to(sums.device()).reshape({1}),
+                    torch::stack({nonfinite_in_row_device_, skipped_device_}).to(torch::kFloat64)})
+            .cpu();
+    const double* v = host.data_ptr<double>();
+    const StepSums step_sums{v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]};
+    step_sums.finish(m);
+    m.grad_norm = v[StepSums::kCount];
+    nonfinite_in_row_ = static_cast<std::int64_t>(v[StepSums::kCount + 1]);
+    skipped_ = static_cast<std::int64_t>(v[StepSums::kCount + 2]);
+    m.skipped = nonfinite_in_row_ > 0;
+    ++metric_reads_;
   } else {
-    optim_->step();
-    nonfinite_in_row_ = 0;
+    m.measured = false;
   }
   optim_->zero_grad();
   ++step_;
@@ -400,6 +447,8 @@ TrainSummary Trainer::run() {
   reference_ = std::make_unique<ReferenceSource>(data_, model_, config_, run_dir_, options_.resume);
   const ReferencePlan& reference = reference_->plan();
   optim_ = std::make_unique<AdamW>(model_.model->named_parameters(), config_.optim);
+  nonfinite_in_row_device_ = torch::zeros({}, torch::dtype(torch::kFloat32).device(device_));
+  skipped_device_ = torch::zeros({}, torch::dtype(torch::kFloat32).device(device_));
   order_ =
       std::make_unique<DataOrder>(data_.examples.size(), config_.run.seed, config_.data.shuffle);
   total_ = total_train_steps(config_, data_.examples.size());
@@ -426,6 +475,7 @@ TrainSummary Trainer::run() {
   model_.model->train();
   Progress bar(total_, "train", "steps");
   bar.advance(step_);
+  warned_through_ = step_;
   std::int64_t saved_at = options_.resume ? step_ : -1;
   while (step_ < total_) {
     maybe_resample();
@@ -434,16 +484,13 @@ TrainSummary Trainer::run() {
       metrics.write_extra(m.step, online_metrics_);
       online_metrics_.clear();
     }
-    summary.last_loss = m.loss;
-    if (m.skipped) {
-      PERPO_LOG_WARN("step ", m.step, ": non-finite loss (", m.loss, ") or gradient norm (",
-                     m.grad_norm, "): update skipped");
-    }
-    if (m.skipped || m.step % config_.train.log_every == 0 || m.step == total_) {
+    if (m.measured) {  // a logged step (train.log_every): its numbers were read to the host
+      summary.last_loss = m.loss;
+      warn_skipped(m);
       metrics.write(m);
+      bar.set_note(progress_note(m));
     }
     if (hooks_.on_step) hooks_.on_step(m);
-    bar.set_note(progress_note(m));
     bar.advance();
     if (nonfinite_in_row_ >= config_.train.max_nonfinite_steps) {
       throw runtime_error("stopping at step ", m.step, ": ", nonfinite_in_row_,
@@ -468,6 +515,7 @@ TrainSummary Trainer::run() {
     }
   }
   bar.finish();
+  read_counters();
   if (saved_at != step_) summary.last_checkpoint = save_checkpoint();
   const std::int64_t ran = step_ - summary.first_step;
   if (ran > 0 && skipped_ >= ran && !summary.stopped) {
@@ -478,6 +526,7 @@ TrainSummary Trainer::run() {
   }
   summary.steps = step_;
   summary.skipped_steps = skipped_;
+  summary.metric_reads = metric_reads_;
   summary.resamples = resamples_;
   return summary;
 }

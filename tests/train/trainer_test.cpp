@@ -299,6 +299,59 @@ TEST(Trainer, NonFiniteStepsAreSkippedThenStop) {
   }
 }
 
+TEST(Trainer, OnlyLoggedStepsAreReadToTheHost) {
+  // train.log_every = 3 over 10 steps: the metrics of steps 3, 6, 9 and 10 are read, one read
+  // each, and they equal those of a run that logs every step (the other steps trained the same,
+  // without reading anything).
+  fs::path dir = test::fresh_scratch_dir("train", "log_every");
+  fs::path lists = test::write_train_lists(dir, 4, 3, true);
+  const std::vector<std::string> common = {"train.max_steps=10", "train.lists_per_step=1"};
+  std::vector<std::string> sparse = common;
+  sparse.push_back("train.log_every=3");
+  TrainSummary every_step, logged;
+  std::vector<StepMetrics> steps;
+  TrainerHooks hooks;
+  hooks.on_step = [&](const StepMetrics& m) { steps.push_back(m); };
+  every_step = run_training(tiny_config(lists, dir / "every", common));
+  logged = run_training(tiny_config(lists, dir / "sparse", sparse), {}, hooks);
+  EXPECT_EQ(every_step.metric_reads, 10);
+  EXPECT_EQ(logged.metric_reads, 4);
+  ASSERT_EQ(steps.size(), 10u);
+  const auto all = metrics_lines(dir / "every");
+  const auto some = metrics_lines(dir / "sparse");
+  ASSERT_EQ(all.size(), 10u);
+  ASSERT_EQ(some.size(), 4u);
+  const std::vector<int> logged_steps = {3, 6, 9, 10};
+  for (std::size_t i = 0; i < logged_steps.size(); ++i) {
+    const int step = logged_steps[i];
+    EXPECT_EQ(some[i]["step"], step);
+    EXPECT_TRUE(steps[step - 1].measured);
+    EXPECT_EQ(some[i]["loss"], all[step - 1]["loss"]) << "step " << step;
+    EXPECT_EQ(some[i]["grad_norm"], all[step - 1]["grad_norm"]) << "step " << step;
+  }
+  EXPECT_FALSE(steps[0].measured);
+  EXPECT_FALSE(steps[7].measured);
+  EXPECT_EQ(logged.last_loss, every_step.last_loss);
+}
+
+TEST(Trainer, NonFiniteStepsBetweenLoggedStepsAreSkippedOnTheDevice) {
+  // As NonFiniteStepsAreSkippedThenStop, logging every 4th step: the weights blow up after step
+  // 1, steps 2-4 are skipped without a read, and the read at step 4 stops the run.
+  fs::path dir = test::fresh_scratch_dir("train", "nonfinite_sparse");
+  fs::path lists = test::write_train_lists(dir, 2, 3, true);
+  Config config = tiny_config(lists, dir / "run",
+                              {"optim.max_grad_norm=0", "train.max_steps=20",
+                               "train.max_nonfinite_steps=3", "train.lists_per_step=1",
+                               "train.log_every=4"});
+  config.optim.lr = 1e30;
+  std::string message = test::error_of([&] { run_training(config); });
+  EXPECT_NE(message.find("stopping at step 4: 3 steps in a row"), std::string::npos) << message;
+  auto lines = metrics_lines(dir / "run");
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0]["step"], 4);
+  EXPECT_EQ(lines[0]["skipped"], "non-finite loss or gradient");
+}
+
 TEST(Trainer, ARunWhoseEveryStepWasSkippedIsAnError) {
   fs::path dir = test::fresh_scratch_dir("train", "all_skipped");
   fs::path lists = test::write_train_lists(dir, 2, 3, true);

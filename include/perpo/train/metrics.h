@@ -6,9 +6,10 @@
 //   log.write_extra(3, {{"eval/acc@0.5", 0.62}}); // eval lines
 //
 // The step gathers its metrics on the device as sums and counts (StepSums) and reads them to the
-// host once per step, together with the gradient norm: that read is the step's only host
-// synchronisation, and it is needed every step anyway (a non-finite loss or gradient skips the
-// update). Data-parallel seam: ranks add up the sums (one all-reduce of StepSums::values) before
+// host once per logged step (train.log_every), together with the gradient norm and the count of
+// non-finite steps: that read is the training loop's only host synchronisation. A non-finite
+// loss or gradient skips the update on the device (AdamW::step(found_inf)), so steps that are
+// not logged never wait for the device. Data-parallel seam: ranks add up the sums (one all-reduce of StepSums::values) before
 // the means are taken, and only rank 0 holds a MetricsLog.
 #pragma once
 
@@ -40,6 +41,9 @@ struct StepMetrics {
   std::int64_t lists = 0;     // lists (records) in the step
   std::int64_t lists_without_signal = 0;  // lists whose rewards were all equal
   bool skipped = false;                   // non-finite loss or gradient: no update
+  // false on a step that is not logged (train.log_every): its numbers stayed on the device, and
+  // only step, lr and the speeds above are filled in.
+  bool measured = true;
 };
 
 /// The step's metrics as sums and counts over its lists, as they add up across micro-batches and

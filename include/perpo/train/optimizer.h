@@ -9,7 +9,8 @@
 //   optim.step();
 //   optim.zero_grad();
 //
-// Update (PyTorch's AdamW, t = 1, 2, ...; g in fp32):
+// The update runs in LibTorch's fused AdamW (at::_fused_adamw_, LibTorch 2.4 or newer on CPU),
+// group by group; it is PyTorch's AdamW (t = 1, 2, ...; g in fp32):
 //   p <- p * (1 - lr * wd);  m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2
 //   p <- p - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
 // Mixed precision (run.dtype bf16): a trained parameter stored in bf16 gets an fp32 master copy;
@@ -51,8 +52,11 @@ class AdamW {
 
   /// Sets each group's current lr to its peak lr times `multiplier`.
   void set_lr_multiplier(double multiplier);
-  /// One AdamW update of every parameter that has a gradient.
+  /// One AdamW update of every parameter that has a gradient (LibTorch's fused AdamW kernels).
   void step();
+  /// The same, skipped on the device when `found_inf` (a one-element tensor, 1 or 0) is 1:
+  /// no weight, moment or step count changes, and no host synchronisation either way.
+  void step(const at::Tensor& found_inf);
   void zero_grad();
 
   /// Every trained parameter, group by group.
@@ -60,7 +64,8 @@ class AdamW {
   const std::vector<ParamGroup>& groups() const { return groups_; }
   /// Current lr of a group ("decoder" if present, else the first) for logging.
   double current_lr(const std::string& group = "decoder") const;
-  std::int64_t steps() const { return steps_; }
+  /// Updates applied so far (skipped ones not counted); reads the device's count to the host.
+  std::int64_t steps() const;
 
   /// "optim.<param>.exp_avg", ".exp_avg_sq", ".master" tensors, and the step count in
   /// "optim.__steps__" (int64, shape (1)).
@@ -72,7 +77,7 @@ class AdamW {
   std::vector<ParamGroup> groups_;
   std::vector<double> current_lr_;
   OptimConfig config_;
-  std::int64_t steps_ = 0;
+  at::Tensor step_count_;  // () float32 on the parameters' device: updates applied
 };
 
 /// Global L2 norm of the gradients of `params` (those that have one), in fp64 on the host.
