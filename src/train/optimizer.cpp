@@ -114,9 +114,7 @@ void AdamW::step(const at::Tensor& found_inf) {
   if (skip) step_count_.sub_(*skip);
 }
 
-std::int64_t AdamW::steps() const {
-  return static_cast<std::int64_t>(step_count_.item<float>());
-}
+std::int64_t AdamW::steps() const { return static_cast<std::int64_t>(step_count_.item<float>()); }
 
 void AdamW::zero_grad() {
   for (ParamGroup& g : groups_) {

@@ -339,10 +339,10 @@ TEST(Trainer, NonFiniteStepsBetweenLoggedStepsAreSkippedOnTheDevice) {
   // 1, steps 2-4 are skipped without a read, and the read at step 4 stops the run.
   fs::path dir = test::fresh_scratch_dir("train", "nonfinite_sparse");
   fs::path lists = test::write_train_lists(dir, 2, 3, true);
-  Config config = tiny_config(lists, dir / "run",
-                              {"optim.max_grad_norm=0", "train.max_steps=20",
-                               "train.max_nonfinite_steps=3", "train.lists_per_step=1",
-                               "train.log_every=4"});
+  Config config =
+      tiny_config(lists, dir / "run",
+                  {"optim.max_grad_norm=0", "train.max_steps=20", "train.max_nonfinite_steps=3",
+                   "train.lists_per_step=1", "train.log_every=4"});
   config.optim.lr = 1e30;
   std::string message = test::error_of([&] { run_training(config); });
   EXPECT_NE(message.find("stopping at step 4: 3 steps in a row"), std::string::npos) << message;

@@ -9,8 +9,8 @@
 // host once per logged step (train.log_every), together with the gradient norm and the count of
 // non-finite steps: that read is the training loop's only host synchronisation. A non-finite
 // loss or gradient skips the update on the device (AdamW::step(found_inf)), so steps that are
-// not logged never wait for the device. Data-parallel seam: ranks add up the sums (one all-reduce of StepSums::values) before
-// the means are taken, and only rank 0 holds a MetricsLog.
+// not logged never wait for the device. Data-parallel seam: ranks add up the sums (one all-reduce
+// of StepSums::values) before the means are taken, and only rank 0 holds a MetricsLog.
 #pragma once
 
 #include <c10/core/Device.h>

@@ -79,7 +79,7 @@ struct TrainSummary {
   // Steps whose metrics were read to the host: the logged ones (train.log_every and the last),
   // each in one read; the other steps never wait for the device.
   std::int64_t metric_reads = 0;
-  std::int64_t resamples = 0;      // online mode: times the lists were re-sampled
+  std::int64_t resamples = 0;  // online mode: times the lists were re-sampled
   std::size_t truncated_answers = 0;
   std::string reference_source;  // lists | cache | computed | live | none
   double last_loss = 0;
