@@ -35,7 +35,7 @@ double group_weight_decay(const std::string& group, const OptimConfig& c) {
 }  // namespace
 
 AdamW::AdamW(const torch::OrderedDict<std::string, at::Tensor>& named_params,
-             const OptimConfig& config)
+             const OptimConfig& config, Kernel kernel)
     : config_(config) {
   torch::NoGradGuard no_grad;
   for (const std::string group : {"vision", "projector", "decoder"}) {
@@ -62,7 +62,9 @@ AdamW::AdamW(const torch::OrderedDict<std::string, at::Tensor>& named_params,
   }
   set_lr_multiplier(1.0);
   // float32, as the fused kernels read it (exact up to 2^24 steps).
-  step_count_ = torch::zeros({}, groups_.front().params.front().options().dtype(torch::kFloat32));
+  const at::Tensor& first = groups_.front().params.front();
+  step_count_ = torch::zeros({}, first.options().dtype(torch::kFloat32));
+  fused_ = kernel == Kernel::kFused || (kernel == Kernel::kAuto && first.is_cuda());
 }
 
 void AdamW::set_lr_multiplier(double multiplier) {
@@ -81,10 +83,41 @@ void AdamW::step() { step(at::Tensor()); }
 
 void AdamW::step(const at::Tensor& found_inf) {
   torch::NoGradGuard no_grad;
-  // LibTorch's fused AdamW (one kernel over each group's tensors on CUDA, one vectorised loop per
-  // tensor on CPU): the update of optimizer.h, with the bias corrections from the step count,
-  // which lives on the device. It counts the update first and takes it back when `found_inf`
-  // says the update was skipped, as torch.optim does.
+  if (fused_) {
+    fused_step(found_inf);
+    return;
+  }
+  // Tensor by tensor (CPU): a skipped step is known at once (reading a CPU tensor is no
+  // synchronisation), and the arithmetic is the one the demo's tables were measured with.
+  if (found_inf.defined() && found_inf.item<double>() != 0) return;
+  step_count_.add_(1);
+  const auto t = static_cast<double>(step_count_.item<float>());
+  const double b1 = config_.beta1, b2 = config_.beta2;
+  const double bias1 = 1.0 - std::pow(b1, t);
+  const double bias2_sqrt = std::sqrt(1.0 - std::pow(b2, t));
+  for (std::size_t gi = 0; gi < groups_.size(); ++gi) {
+    ParamGroup& g = groups_[gi];
+    const double lr = current_lr_[gi];
+    for (std::size_t i = 0; i < g.params.size(); ++i) {
+      at::Tensor& p = g.params[i];
+      if (!p.grad().defined()) continue;
+      at::Tensor grad = p.grad().to(torch::kFloat32);
+      at::Tensor target = g.master[i].defined() ? g.master[i] : p;  // fp32 weights to update
+      if (g.weight_decay != 0) target.mul_(1.0 - lr * g.weight_decay);
+      g.exp_avg[i].mul_(b1).add_(grad, 1.0 - b1);
+      g.exp_avg_sq[i].mul_(b2).addcmul_(grad, grad, 1.0 - b2);
+      at::Tensor denom = (g.exp_avg_sq[i].sqrt() / bias2_sqrt).add_(config_.eps);
+      target.addcdiv_(g.exp_avg[i], denom, -lr / bias1);
+      if (g.master[i].defined()) p.copy_(g.master[i]);  // rounded into the stored dtype
+    }
+  }
+}
+
+void AdamW::fused_step(const at::Tensor& found_inf) {
+  // LibTorch's fused AdamW (one kernel over each group's tensors on CUDA): the update of
+  // optimizer.h, with the bias corrections from the step count, which lives on the device. It
+  // counts the update first and takes it back when `found_inf` says the update was skipped, as
+  // torch.optim does; the kernel itself leaves everything as it was then.
   std::optional<at::Tensor> skip;
   if (found_inf.defined()) skip = found_inf.to(step_count_.device(), torch::kFloat32).reshape({});
   step_count_.add_(1);
@@ -191,8 +224,12 @@ std::map<at::ScalarType, std::vector<at::Tensor>> by_dtype(const std::vector<at:
 
 at::Tensor global_norm(const std::vector<at::Tensor>& grads) {
   std::vector<at::Tensor> norms;  // one 0-dim float64 norm per gradient, then their norm
-  for (const auto& [dtype, group] : by_dtype(grads)) {
-    for (const at::Tensor& n : at::_foreach_norm(group, 2, torch::kFloat64)) norms.push_back(n);
+  if (grads.front().is_cuda()) {  // one multi-tensor kernel per dtype
+    for (const auto& [dtype, group] : by_dtype(grads)) {
+      for (const at::Tensor& n : at::_foreach_norm(group, 2, torch::kFloat64)) norms.push_back(n);
+    }
+  } else {  // on CPU the multi-tensor form runs tensor by tensor anyway
+    for (const at::Tensor& g : grads) norms.push_back(g.to(torch::kFloat64).norm());
   }
   return torch::stack(norms).norm();  // () float64
 }

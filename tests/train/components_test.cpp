@@ -94,87 +94,94 @@ struct LoopAdamW {
   }
 };
 
-TEST(AdamW, FusedEqualsTheTensorByTensorUpdateOver100Steps) {
+TEST(AdamW, BothKernelsEqualTheTensorByTensorUpdateOver100Steps) {
   // Three groups with their own lr and decay, fp32 and bf16 (fp32 master) weights, a cosine
-  // schedule: the fused step against the loop above, 100 steps, to 1e-6.
-  torch::manual_seed(11);
-  OptimConfig c;
-  c.lr = 3e-3;
-  c.vision_lr = 1e-3;
-  c.weight_decay = 0.05;
-  c.projector_weight_decay = 0.2;
-  c.beta1 = 0.85;
-  c.beta2 = 0.97;
-  c.eps = 1e-7;
-  const std::vector<std::pair<std::string, at::Tensor>> params = {
-      {"vision_tower.a", torch::randn({5, 3})},
-      {"multi_modal_projector.b", torch::randn({7})},
-      {"language_model.c", torch::randn({4, 4}).to(torch::kBFloat16)},
-      {"lm_head.d", torch::randn({3, 2})}};
-  std::vector<std::pair<std::string, at::Tensor>> trained;
-  LoopAdamW loop;
-  loop.c = c;
-  for (const auto& [name, value] : params) {
-    trained.emplace_back(name, value.clone().requires_grad_(true));
-    loop.weights.push_back(value.to(torch::kFloat32).clone());
-    loop.exp_avg.push_back(torch::zeros(value.sizes()));
-    loop.exp_avg_sq.push_back(torch::zeros(value.sizes()));
-    const std::string group = parameter_group_of(name);
-    loop.lr.push_back(group == "vision" ? c.vision_lr : c.lr);
-    loop.weight_decay.push_back(group == "projector" ? c.projector_weight_decay : c.weight_decay);
-  }
-  AdamW optim(named(trained), c);
-  const std::vector<double> peak_lr = loop.lr;
-  for (int step = 0; step < 100; ++step) {
-    const double multiplier = 0.5 * (1 + std::cos(M_PI * step / 100.0));
-    optim.set_lr_multiplier(multiplier);
-    std::vector<at::Tensor> grads;
-    for (std::size_t i = 0; i < trained.size(); ++i) {
-      at::Tensor& p = trained[i].second;
-      p.mutable_grad() = torch::randn(p.sizes()).to(p.scalar_type());
-      grads.push_back(p.grad());
-      loop.lr[i] = peak_lr[i] * multiplier;
+  // schedule: the fused kernel (CUDA's default) and the per-tensor one (CPU's) against the loop
+  // above, 100 steps, to 1e-6.
+  for (const AdamW::Kernel kernel : {AdamW::Kernel::kFused, AdamW::Kernel::kPerTensor}) {
+    torch::manual_seed(11);
+    OptimConfig c;
+    c.lr = 3e-3;
+    c.vision_lr = 1e-3;
+    c.weight_decay = 0.05;
+    c.projector_weight_decay = 0.2;
+    c.beta1 = 0.85;
+    c.beta2 = 0.97;
+    c.eps = 1e-7;
+    const std::vector<std::pair<std::string, at::Tensor>> params = {
+        {"vision_tower.a", torch::randn({5, 3})},
+        {"multi_modal_projector.b", torch::randn({7})},
+        {"language_model.c", torch::randn({4, 4}).to(torch::kBFloat16)},
+        {"lm_head.d", torch::randn({3, 2})}};
+    std::vector<std::pair<std::string, at::Tensor>> trained;
+    LoopAdamW loop;
+    loop.c = c;
+    for (const auto& [name, value] : params) {
+      trained.emplace_back(name, value.clone().requires_grad_(true));
+      loop.weights.push_back(value.to(torch::kFloat32).clone());
+      loop.exp_avg.push_back(torch::zeros(value.sizes()));
+      loop.exp_avg_sq.push_back(torch::zeros(value.sizes()));
+      const std::string group = parameter_group_of(name);
+      loop.lr.push_back(group == "vision" ? c.vision_lr : c.lr);
+      loop.weight_decay.push_back(group == "projector" ? c.projector_weight_decay : c.weight_decay);
     }
-    optim.step();
-    loop.step(grads);
-  }
-  EXPECT_EQ(optim.steps(), 100);
-  std::size_t gi = 0;
-  for (const ParamGroup& g : optim.groups()) {
-    for (std::size_t i = 0; i < g.params.size(); ++i, ++gi) {
-      const at::Tensor ours = g.master[i].defined() ? g.master[i] : g.params[i].detach();
-      EXPECT_TRUE(torch::allclose(ours, loop.weights[gi], 1e-6, 1e-6))
-          << g.names[i] << ": " << (ours - loop.weights[gi]).abs().max();
-      EXPECT_TRUE(torch::allclose(g.exp_avg_sq[i], loop.exp_avg_sq[gi], 1e-6, 1e-9)) << g.names[i];
-      if (g.master[i].defined()) {  // the stored bf16 weight is the master rounded
-        EXPECT_TRUE(torch::equal(g.params[i].detach(), g.master[i].to(torch::kBFloat16)));
+    AdamW optim(named(trained), c, kernel);
+    EXPECT_EQ(optim.fused(), kernel == AdamW::Kernel::kFused);
+    const std::vector<double> peak_lr = loop.lr;
+    for (int step = 0; step < 100; ++step) {
+      const double multiplier = 0.5 * (1 + std::cos(M_PI * step / 100.0));
+      optim.set_lr_multiplier(multiplier);
+      std::vector<at::Tensor> grads;
+      for (std::size_t i = 0; i < trained.size(); ++i) {
+        at::Tensor& p = trained[i].second;
+        p.mutable_grad() = torch::randn(p.sizes()).to(p.scalar_type());
+        grads.push_back(p.grad());
+        loop.lr[i] = peak_lr[i] * multiplier;
+      }
+      optim.step();
+      loop.step(grads);
+    }
+    EXPECT_EQ(optim.steps(), 100);
+    std::size_t gi = 0;
+    for (const ParamGroup& g : optim.groups()) {
+      for (std::size_t i = 0; i < g.params.size(); ++i, ++gi) {
+        const at::Tensor ours = g.master[i].defined() ? g.master[i] : g.params[i].detach();
+        EXPECT_TRUE(torch::allclose(ours, loop.weights[gi], 1e-6, 1e-6))
+            << g.names[i] << ": " << (ours - loop.weights[gi]).abs().max();
+        EXPECT_TRUE(torch::allclose(g.exp_avg_sq[i], loop.exp_avg_sq[gi], 1e-6, 1e-9))
+            << g.names[i];
+        if (g.master[i].defined()) {  // the stored bf16 weight is the master rounded
+          EXPECT_TRUE(torch::equal(g.params[i].detach(), g.master[i].to(torch::kBFloat16)));
+        }
       }
     }
+    EXPECT_EQ(gi, params.size());
   }
-  EXPECT_EQ(gi, params.size());
 }
 
-TEST(AdamW, AStepSkippedOnTheDeviceChangesNothing) {
-  OptimConfig c;
-  c.lr = 0.1;
-  c.weight_decay = 0.1;
-  at::Tensor w = torch::ones({3}, torch::kBFloat16).requires_grad_(true);
-  at::Tensor twin = w.detach().clone().requires_grad_(true);
-  AdamW optim(named({{"language_model.w", w}}), c);
-  AdamW plain(named({{"language_model.w", twin}}), c);
-  w.mutable_grad() = torch::full({3}, 2.0, torch::kBFloat16);
-  optim.step(torch::ones({1}));  // found_inf = 1: skipped
-  EXPECT_EQ(optim.steps(), 0);
-  EXPECT_TRUE(torch::equal(w, torch::ones({3}, torch::kBFloat16)));
-  EXPECT_EQ(optim.groups()[0].exp_avg[0].abs().sum().item<float>(), 0.0f);
-  // found_inf = 0: the step is the plain optimizer's first step.
-  w.mutable_grad() = torch::full({3}, 0.5, torch::kBFloat16);
-  twin.mutable_grad() = torch::full({3}, 0.5, torch::kBFloat16);
-  optim.step(torch::zeros({1}));
-  plain.step();
-  EXPECT_EQ(optim.steps(), 1);
-  EXPECT_TRUE(torch::equal(optim.groups()[0].master[0], plain.groups()[0].master[0]));
-  EXPECT_TRUE(torch::equal(w, twin));
+TEST(AdamW, AStepSkippedForANonFiniteGradientChangesNothing) {
+  for (const AdamW::Kernel kernel : {AdamW::Kernel::kFused, AdamW::Kernel::kPerTensor}) {
+    OptimConfig c;
+    c.lr = 0.1;
+    c.weight_decay = 0.1;
+    at::Tensor w = torch::ones({3}, torch::kBFloat16).requires_grad_(true);
+    at::Tensor twin = w.detach().clone().requires_grad_(true);
+    AdamW optim(named({{"language_model.w", w}}), c, kernel);
+    AdamW plain(named({{"language_model.w", twin}}), c, kernel);
+    w.mutable_grad() = torch::full({3}, 2.0, torch::kBFloat16);
+    optim.step(torch::ones({1}));  // found_inf = 1: skipped
+    EXPECT_EQ(optim.steps(), 0);
+    EXPECT_TRUE(torch::equal(w, torch::ones({3}, torch::kBFloat16)));
+    EXPECT_EQ(optim.groups()[0].exp_avg[0].abs().sum().item<float>(), 0.0f);
+    // found_inf = 0: the step is the plain optimizer's first step.
+    w.mutable_grad() = torch::full({3}, 0.5, torch::kBFloat16);
+    twin.mutable_grad() = torch::full({3}, 0.5, torch::kBFloat16);
+    optim.step(torch::zeros({1}));
+    plain.step();
+    EXPECT_EQ(optim.steps(), 1);
+    EXPECT_TRUE(torch::equal(optim.groups()[0].master[0], plain.groups()[0].master[0]));
+    EXPECT_TRUE(torch::equal(w, twin));
+  }
 }
 
 TEST(AdamW, GroupsTakeTheirOwnLearningRates) {

@@ -9,8 +9,7 @@
 //   optim.step();
 //   optim.zero_grad();
 //
-// The update runs in LibTorch's fused AdamW (at::_fused_adamw_, LibTorch 2.4 or newer on CPU),
-// group by group; it is PyTorch's AdamW (t = 1, 2, ...; g in fp32):
+// The update is PyTorch's AdamW (t = 1, 2, ...; g in fp32), fused on CUDA (Kernel below):
 //   p <- p * (1 - lr * wd);  m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2
 //   p <- p - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
 // Mixed precision (run.dtype bf16): a trained parameter stored in bf16 gets an fp32 master copy;
@@ -47,16 +46,25 @@ struct ParamGroup {
 
 class AdamW {
  public:
+  /// kAuto: LibTorch's fused multi-tensor kernel (at::_fused_adamw_) for parameters on CUDA,
+  /// where it saves hundreds of kernel launches per step; tensor by tensor on CPU, where the
+  /// fused kernel gains about 1.8x on the optimizer alone (bench_bench_optimizer), under 1% of a
+  /// demo step, and changes the last bits that the demo's stage 1 is sensitive to
+  /// (docs/demo-study.md). The two agree to 1e-6 over 100 steps (tests/train).
+  enum class Kernel { kAuto, kFused, kPerTensor };
+
   /// Takes every parameter with requires_grad; throws perpo::Error (input) when there is none.
-  AdamW(const torch::OrderedDict<std::string, at::Tensor>& named_params, const OptimConfig& config);
+  AdamW(const torch::OrderedDict<std::string, at::Tensor>& named_params, const OptimConfig& config,
+        Kernel kernel = Kernel::kAuto);
 
   /// Sets each group's current lr to its peak lr times `multiplier`.
   void set_lr_multiplier(double multiplier);
-  /// One AdamW update of every parameter that has a gradient (LibTorch's fused AdamW kernels).
+  /// One AdamW update of every parameter that has a gradient.
   void step();
-  /// The same, skipped on the device when `found_inf` (a one-element tensor, 1 or 0) is 1:
-  /// no weight, moment or step count changes, and no host synchronisation either way.
+  /// The same, skipped when `found_inf` (a one-element tensor, 1 or 0) is 1: no weight, moment
+  /// or step count changes. The fused kernel skips on the device, with no host synchronisation.
   void step(const at::Tensor& found_inf);
+  bool fused() const { return fused_; }
   void zero_grad();
 
   /// Every trained parameter, group by group.
@@ -77,7 +85,10 @@ class AdamW {
   std::vector<ParamGroup> groups_;
   std::vector<double> current_lr_;
   OptimConfig config_;
+  void fused_step(const at::Tensor& found_inf);
+
   at::Tensor step_count_;  // () float32 on the parameters' device: updates applied
+  bool fused_ = false;
 };
 
 /// Global L2 norm of the gradients of `params` (those that have one), in fp64 on the host.
