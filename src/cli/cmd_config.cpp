@@ -21,7 +21,7 @@ void register_config(CLI::App& app, CommandRegistry& registry) {
   show->add_option("overrides", options->overrides, "key=value overrides, e.g. optim.lr=1e-5");
   registry.add(show, [options] {
     Config config = load_command_config(options->file, options->overrides);
-    std::fputs(dump_config(config).c_str(), stdout);
+    std::fputs(dump_config(config, /*every_section=*/true).c_str(), stdout);
     return 0;
   });
 }

@@ -23,15 +23,12 @@ void register_demo(CLI::App& app, CommandRegistry& registry) {
       "grounding, one shape per image, and OCR in the reduced regime that the tiny model learns\n"
       "in minutes (one word of a 16-word lexicon in a large font; docs/demo-study.md).\n"
       "--quick: a small run for CI (minutes).\n"
-      "Settings (--set key=value for every chain, --set ocr.key=value or grounding.key=value for\n"
-      "one; tasks=grounding,ocr chooses the chains): sft_steps, sft_batch, sft_lr, pref_steps,\n"
-      "lists_per_step, answers, ground_truth_in_list, resample_every (0 = offline lists),\n"
-      "temperature, beta, gamma, warmup_share, arm_lr.<arm>, arms, eval_split (val to tune),\n"
-      "reference (start = the frozen stage-1 model, sampler = the policy that re-sampled),\n"
-      "sft_records, pref_records, val_records, test_records, max_shapes (grounding),\n"
-      "ocr_max_words, ocr_lexicon, ocr_min_text_height, ocr_max_text_height, ocr_inverted\n"
-      "(perpo data synth's OCR options), vocab_size (tokenizer pieces), curve_points,\n"
-      "curve_records, threads.");
+      "Each chain's config is configs/demo/base.yaml <- configs/demo/<task>.yaml (<- quick.yaml),\n"
+      "compiled in, written to <out>/<task>/chain.yaml; its demo: section is the plan (perpo\n"
+      "config show lists every demo.* key). --set key=value sets a config key of every chain\n"
+      "(demo.* keys also without 'demo.': pref_steps=200, arm_lr.dpo=3e-5, arms=dpo,perpo),\n"
+      "--set ocr.key=value or grounding.key=value one chain's; tasks=grounding,ocr chooses the\n"
+      "chains.");
   auto options = std::make_shared<DemoSuiteOptions>();
   auto quick = std::make_shared<bool>(false);
   auto sets = std::make_shared<std::vector<std::string>>();
@@ -40,7 +37,7 @@ void register_demo(CLI::App& app, CommandRegistry& registry) {
   demo->add_option("--seed,-s", options->seed, "seed of data, model and sampling (>= 0)")
       ->capture_default_str()
       ->check(whole_number_validator());
-  demo->add_option("--set", *sets, "demo setting key=value (repeatable)");
+  demo->add_option("--set", *sets, "chain config key=value (repeatable), e.g. pref_steps=200");
   demo->add_flag("--force", options->force, "write into a folder perpo did not make");
   registry.add(demo, [options, quick, sets] {
     install_signal_handlers();

@@ -500,11 +500,29 @@ Config load_config(const std::filesystem::path& file, const std::vector<std::str
   return config;
 }
 
-std::string dump_config(const Config& config_in) {
+std::string dump_config(const Config& config_in, bool every_section) {
   Config config = config_in;  // the table needs non-const pointers; nothing is modified
   auto table = table_of(config);
+  // The demo: section only where it is not at its defaults (perpo demo's chain configs), so that
+  // the config.yaml of every other run holds only what its command reads.
+  std::string omitted;  // "demo." or empty
+  if (!every_section) {
+    const auto values = flatten_config(config);
+    const auto defaults = flatten_config(Config{});
+    bool at_defaults = true;
+    for (const auto& [key, value] : values) {
+      if (starts_with(key, "demo.") && defaults.at(key) != value) at_defaults = false;
+    }
+    if (at_defaults) omitted = "demo.";
+  }
+  auto is_omitted = [&](const std::string& path) {
+    return !omitted.empty() && (path + ".").compare(0, omitted.size(), omitted) == 0;
+  };
   std::string out;
   for (const auto& entry : table.order) {
+    const std::string& path =
+        entry.is_section ? table.sections[entry.index].path : table.fields[entry.index].path;
+    if (is_omitted(path)) continue;
     if (entry.is_section) {
       const auto& s = table.sections[entry.index];
       std::string indent(2 * s.depth, ' ');

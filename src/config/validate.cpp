@@ -93,6 +93,33 @@ const std::vector<NumberRange> kNumberRanges = {
     {"distributed.timeout_s", 1, 1e7, false, false, "e.g. 1800"},
     {"run.seed", 0, kMaxSeed, false, false, "e.g. 42"},
     {"run.threads", 0, 1024, false, false, "0 = LibTorch's default"},
+    {"demo.sft_records", 1, kMaxInt, false, false, "e.g. 2048"},
+    {"demo.pref_records", 1, kMaxInt, false, false, "e.g. 2048"},
+    {"demo.val_records", 1, kMaxInt, false, false, "e.g. 500"},
+    {"demo.test_records", 1, kMaxInt, false, false, "e.g. 2000"},
+    {"demo.max_shapes", 1, 8, false, false, "perpo data synth draws up to 8 shapes"},
+    {"demo.ocr_max_words", 1, 8, false, false, "e.g. 1"},
+    {"demo.ocr_lexicon", 0, 140, false, false, "0 = all 140 words; else 2 .. 140"},
+    {"demo.ocr_min_text_height", 0.1, 0.9, false, false, "e.g. 0.45"},
+    {"demo.ocr_max_text_height", 0.1, 0.9, false, false, "e.g. 0.55"},
+    {"demo.ocr_inverted", 0, 1, false, false, "e.g. 0.3"},
+    {"demo.vocab_size", 64, 32000, false, false, "e.g. 160"},
+    {"demo.sft_steps", 1, kMaxInt, false, false, "e.g. 1500"},
+    {"demo.sft_batch", 1, kMaxInt, false, false, "e.g. 32"},
+    {"demo.sft_lr", 0, 10, true, false, "e.g. 2e-3"},
+    {"demo.pref_steps", 1, kMaxInt, false, false, "e.g. 500"},
+    {"demo.lists_per_step", 1, kMaxInt, false, false, "e.g. 8"},
+    {"demo.answers", 2, 4096, false, false, "a list compares two answers or more; e.g. 20"},
+    {"demo.resample_every", 0, kMaxInt, false, false, "0 = offline lists"},
+    {"demo.temperature", 0, 100, false, false, "0 is greedy; e.g. 0.7"},
+    {"demo.beta", 0, 1000, true, false, "e.g. 0.1"},
+    {"demo.gamma", 0, 100, false, false, "e.g. 0.5"},
+    {"demo.warmup_share", 0, 1, false, false, "e.g. 0.05"},
+    {"demo.arm_lr.sft", 0, 10, true, false, "e.g. 1.5e-4"},
+    {"demo.arm_lr.dpo", 0, 10, true, false, "e.g. 5e-5"},
+    {"demo.arm_lr.perpo", 0, 10, true, false, "e.g. 1e-4"},
+    {"demo.curve_points", 0, kMaxInt, false, false, "0 = no validation curve"},
+    {"demo.curve_records", 1, kMaxInt, false, false, "e.g. 200"},
 };
 
 /// 2048 -> "2048", 1e-08 -> "1e-08": bounds as a user would type them.
@@ -110,6 +137,20 @@ std::string bound_text(double value) {
     }
   }
   return buffer;
+}
+
+// A list of names: at least one, each known, none twice.
+void check_names(const char* key, const std::vector<std::string>& names,
+                 const std::vector<std::string>& known, const char* hint) {
+  require(!names.empty(), key, "[]", "must name at least one", hint);
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    if (std::find(known.begin(), known.end(), names[i]) == known.end()) {
+      throw input_error("key '", key, "': '", names[i], "' is not ", join(known, " or "))
+          .hint(hint);
+    }
+    require(std::find(names.begin(), names.begin() + i, names[i]) == names.begin() + i, key,
+            names[i], "names it twice", hint);
+  }
 }
 
 void check_number_ranges(const Config& c) {
@@ -203,6 +244,19 @@ void validate(const Config& c) {
           "e.g. run.device=cuda:0");
   require(c.run.dtype != "fp16" || on_cuda, "run.dtype", c.run.dtype,
           "fp16 is only supported on CUDA", "use run.dtype=fp32 on CPU (or bf16 on CUDA)");
+
+  // demo
+  const auto& d = c.demo;
+  check_names("demo.tasks", d.tasks, {"grounding", "ocr"}, "e.g. demo.tasks=[grounding]");
+  check_names("demo.arms", d.arms, {"sft", "dpo", "perpo"}, "e.g. demo.arms=[sft, dpo, perpo]");
+  require(d.eval_split == "val" || d.eval_split == "test", "demo.eval_split", d.eval_split,
+          "must be val or test", "val while tuning, test for the reported table");
+  require(d.reference == "start" || d.reference == "sampler", "demo.reference", d.reference,
+          "must be start or sampler", "start: the frozen stage-1 model");
+  require(d.ocr_lexicon != 1, "demo.ocr_lexicon", d.ocr_lexicon,
+          "must be 0 (all words) or at least 2", "e.g. demo.ocr_lexicon=16");
+  require(d.ocr_min_text_height <= d.ocr_max_text_height, "demo.ocr_min_text_height",
+          d.ocr_min_text_height, "must be at most demo.ocr_max_text_height", "e.g. 0.45 and 0.55");
 }
 
 }  // namespace perpo

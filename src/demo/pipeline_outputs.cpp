@@ -39,7 +39,7 @@ CurveSeries metric_series(const fs::path& metrics, const std::string& arm, const
 }
 
 void add_curves(DemoReport& report, const DemoOptions& chain) {
-  const DemoPlan& plan = chain.plan;
+  const DemoPlan& plan = chain.plan();
   const fs::path& out = chain.out;
   const std::string name = join(plan.tasks, "+");  // the chain's model
   for (const auto& task : plan.tasks) {
@@ -80,7 +80,7 @@ void add_curves(DemoReport& report, const DemoOptions& chain) {
 }  // namespace
 
 void add_chain_to_report(DemoReport& report, const DemoOptions& chain) {
-  const DemoPlan& plan = chain.plan;
+  const DemoPlan& plan = chain.plan();
   for (const auto& arm : plan.arms) {
     if (std::find(report.arms.begin(), report.arms.end(), arm) == report.arms.end()) {
       report.arms.push_back(arm);
@@ -120,7 +120,9 @@ void add_chain_to_report(DemoReport& report, const DemoOptions& chain) {
   report.notes.push_back(join(plan.tasks, "+") + " (one model, in " + chain.out.string() +
                          "): metrics on the " + plan.eval_split + " split.");
   std::string settings = join(plan.tasks, "+") + " settings:";
-  for (const auto& [key, value] : plan.describe()) settings += " " + key + "=" + value + ";";
+  for (const auto& [key, value] : demo_settings(chain.config)) {
+    settings += " " + key + "=" + value + ";";
+  }
   report.notes.push_back(settings);
 }
 

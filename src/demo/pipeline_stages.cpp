@@ -72,9 +72,9 @@ Config model_config_for(const DemoContext& c, const fs::path& model_dir) {
 // The first `per_task` records of each task of the validation split (curves during training).
 std::vector<std::vector<DatasetRecord>> curve_sets(const DemoContext& c) {
   std::vector<std::vector<DatasetRecord>> sets;
-  for (const auto& task : c.options.plan.tasks) {
+  for (const auto& task : c.options.plan().tasks) {
     auto records = read_records(split_records(c.options.out, task, "val"));
-    records.resize(std::min<std::size_t>(records.size(), c.options.plan.curve_records));
+    records.resize(std::min<std::size_t>(records.size(), c.options.plan().curve_records));
     sets.push_back(std::move(records));
   }
   return sets;
@@ -90,7 +90,7 @@ double run_sft_stage(DemoContext& c) {
   // Stage 1: the tiny model trained from scratch on the ground truths of the sft split, by perpo
   // train's sft mode (padded batches of train.lists_per_step records).
   const auto start = std::chrono::steady_clock::now();
-  const DemoPlan& plan = c.options.plan;
+  const DemoPlan& plan = c.options.plan();
   const fs::path dir = c.options.out / "sft";
   Config config = c.base;
   config.tokenizer.path = tokenizer_file(c).string();
@@ -125,7 +125,7 @@ double run_sft_stage(DemoContext& c) {
 
 double run_sample_stage(DemoContext& c) {
   const auto start = std::chrono::steady_clock::now();
-  const DemoPlan& plan = c.options.plan;
+  const DemoPlan& plan = c.options.plan();
   const fs::path dir = lists_file(c).parent_path();
   StageMark mark(
       dir,
@@ -178,7 +178,7 @@ double run_sample_stage(DemoContext& c) {
 
 double run_arm_stage(DemoContext& c, const std::string& arm) {
   const auto start = std::chrono::steady_clock::now();
-  const DemoPlan& plan = c.options.plan;
+  const DemoPlan& plan = c.options.plan();
   const fs::path dir = arm_dir(c, arm);
   Config config = model_config_for(c, sft_model_dir(c));
   config.loss.name = arm;
@@ -201,10 +201,9 @@ double run_arm_stage(DemoContext& c, const std::string& arm) {
   config.train.log_every = 1;
   config.train.checkpoint_every = 0;
   config.train.keep_checkpoints = 1;
-  auto lr = plan.arm_lr.find(arm);
-  PERPO_CHECK_INPUT(lr != plan.arm_lr.end(), "demo: no learning rate for arm '", arm,
-                    "' (setting arm_lr.", arm, ")");
-  config.optim.lr = lr->second;
+  config.optim.lr = arm == "sft"   ? plan.arm_lr.sft
+                    : arm == "dpo" ? plan.arm_lr.dpo
+                                   : plan.arm_lr.perpo;
   config.optim.warmup_steps = static_cast<int>(plan.pref_steps * plan.warmup_share);
   config.train.eval_every =
       plan.curve_points > 0 ? std::max(1, plan.pref_steps / plan.curve_points) : 0;
@@ -244,7 +243,7 @@ double run_arm_stage(DemoContext& c, const std::string& arm) {
 
 double run_eval_stage(DemoContext& c, DemoTable& results) {
   const auto start = std::chrono::steady_clock::now();
-  const DemoPlan& plan = c.options.plan;
+  const DemoPlan& plan = c.options.plan();
   const fs::path dir = c.options.out / "eval";
   fs::create_directories(dir);
   std::vector<std::pair<std::string, fs::path>> models = {{"start", sft_model_dir(c)}};

@@ -25,10 +25,11 @@ TEST(Cli, VersionNamesLibTorchAndCuda) {
 }
 
 TEST(Cli, ConfigShowPrintsResolvedYamlWithOverrides) {
-  PerpoRun r = run_perpo("config show --config " + configs_dir() + "/demo.yaml optim.lr=0.002");
+  PerpoRun r = run_perpo("config show --config " + configs_dir() + "/demo/ocr.yaml optim.lr=0.002");
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("  lr: 0.002  #"), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("  num_answers: 8  #"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("  ocr_lexicon: 16  #"), std::string::npos) << r.output;  // the file's
+  EXPECT_NE(r.output.find("  num_answers: 20  #"), std::string::npos) << r.output;  // a default
 }
 
 TEST(Cli, BadInputExitsWithTwoAndOneClearSentence) {

@@ -251,22 +251,31 @@ TEST(Config, DumpRoundTripsExactly) {
   EXPECT_EQ(back.model.path, "/x/\"q\" y");
   EXPECT_EQ(back.run.seed, 18446744073709551615ull);
   EXPECT_FALSE(configs_equal(c, Config{}));
-  // Every key appears in the dump with a comment.
+  // Every key appears in the full dump with a comment; a run's dump leaves out the demo: section
+  // while it is at its defaults (and round-trips all the same).
+  const std::string every = dump_config(c, /*every_section=*/true);
   for (const auto& key : config_keys()) {
     std::string leaf = key.substr(key.rfind('.') + 1);
-    EXPECT_NE(yaml.find(leaf + ": "), std::string::npos) << key;
+    EXPECT_NE(every.find(leaf + ": "), std::string::npos) << key;
   }
+  EXPECT_EQ(yaml.find("\ndemo:"), std::string::npos);
+  EXPECT_NE(every.find("\ndemo:"), std::string::npos);
+  Config from_every;
+  merge_yaml(from_every, every, "dump");
+  EXPECT_TRUE(configs_equal(c, from_every));
+  c.demo.answers = 7;
+  EXPECT_NE(dump_config(c).find("\ndemo:"), std::string::npos);  // not at its defaults: kept
 }
 
 TEST(Config, ShippedConfigsLoadAndValidate) {
   fs::path configs = fs::path(test::kTestsDir).parent_path() / "configs";
   int count = 0;
-  for (const auto& entry : fs::directory_iterator(configs)) {
+  for (const auto& entry : fs::recursive_directory_iterator(configs)) {
     if (entry.path().extension() != ".yaml") continue;
     EXPECT_NO_THROW(load_config(entry.path())) << entry.path();
     ++count;
   }
-  EXPECT_GE(count, 2);
+  EXPECT_GE(count, 5);  // the 7B recipe and configs/demo/'s four
   Config grounding = load_config(configs / "llava-1.5-7b-grounding.yaml");
   EXPECT_EQ(grounding.sampling.num_answers, 20);
   EXPECT_TRUE(grounding.model.lora.enabled);

@@ -1,4 +1,4 @@
-// configs/demo.yaml agrees with the synthetic data and the tokenizer trainer it is made for.
+// configs/demo/base.yaml agrees with the synthetic data and the tokenizer trainer it is made for.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -16,7 +16,7 @@ namespace fs = std::filesystem;
 
 TEST(DemoConfig, ImageSizesAgreeWithTheSyntheticData) {
   const Config config =
-      load_config(fs::path(test::kTestsDir).parent_path() / "configs" / "demo.yaml");
+      load_config(fs::path(test::kTestsDir).parent_path() / "configs" / "demo" / "base.yaml");
   const TinyModelConfig& tiny = config.model.tiny;
   EXPECT_TRUE(config.model.path.empty());  // the built-in tiny model
   EXPECT_EQ(config.image.size, tiny.image_size);
@@ -28,7 +28,7 @@ TEST(DemoConfig, ImageSizesAgreeWithTheSyntheticData) {
   // A box answer is 17 pieces + </s> with the trainer's fixed pieces: it must fit.
   EXPECT_GE(config.sampling.max_new_tokens, 18);
   EXPECT_GE(config.eval.max_new_tokens, 18);
-  // The model perpo demo builds is this file's tiny model.
+  // The model perpo demo builds is this file's tiny model (every chain's stages start here).
   const Config base = demo_base_config(DemoOptions{});
   Config demo_model, file_model;
   demo_model.model = base.model;

@@ -1,6 +1,7 @@
-// DemoPlan::set: `perpo demo --set key=value` parses numbers, lists and flags, checks the ranges
-// of the settings that have one, and names what it refuses; describe() lists every setting.
-// DemoSuite: one chain (model) per task; "key=value" reaches every chain, "ocr.key=value" one.
+// The demo's chains are ordinary configs: configs/demo/base.yaml <- <task>.yaml (<- quick.yaml),
+// compiled in, whose demo: section is the plan. `perpo demo --set key=value` is a config
+// override of every chain ("ocr.key=value": one chain's; demo keys without "demo."), validated
+// by the config's own checks and named as typed.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -8,98 +9,151 @@
 #include <filesystem>
 #include <functional>
 
+#include "perpo/config/config_io.h"
+#include "perpo/core/input_file.h"
 #include "perpo/demo/pipeline.h"
+#include "test_paths.h"
 #include "test_util.h"
 
 namespace perpo {
 namespace {
+namespace fs = std::filesystem;
 
-bool described(const DemoPlan& plan, const std::string& key, const std::string& value) {
-  const auto lines = plan.describe();
+Config chain_from_files(const std::vector<std::string>& names) {
+  const fs::path dir = fs::path(test::kTestsDir).parent_path() / "configs" / "demo";
+  Config config;
+  for (const auto& name : names) {
+    const fs::path file = dir / (name + ".yaml");
+    merge_yaml(config, read_input_file(file), file.string());
+  }
+  return config;
+}
+
+bool described(const Config& chain, const std::string& key, const std::string& value) {
+  const auto lines = demo_settings(chain);
   return std::find(lines.begin(), lines.end(), std::make_pair(key, value)) != lines.end();
 }
 
-TEST(DemoPlan, SetParsesEachKindOfSetting) {
-  DemoPlan plan;
-  plan.set("answers=12");
-  plan.set("warmup_share=0.2");
-  plan.set("arm_lr.dpo=3e-5");
-  plan.set("tasks=grounding,ocr");
-  plan.set("ground_truth_in_list=false");
-  plan.set("ocr_max_words=1");
-  plan.set("vocab_size=320");
-  plan.set("ocr_lexicon=16");
-  plan.set("ocr_min_text_height=0.45");
-  plan.set("ocr_inverted=0");
-  plan.set("reference=sampler");
-  EXPECT_EQ(plan.answers, 12);
-  EXPECT_EQ(plan.reference, "sampler");
-  EXPECT_TRUE(described(plan, "reference", "sampler"));
-  EXPECT_DOUBLE_EQ(plan.warmup_share, 0.2);
-  EXPECT_DOUBLE_EQ(plan.arm_lr.at("dpo"), 3e-5);
-  EXPECT_EQ(plan.tasks, (std::vector<std::string>{"grounding", "ocr"}));
-  EXPECT_FALSE(plan.ground_truth_in_list);
-  EXPECT_EQ(plan.ocr_max_words, 1);
-  EXPECT_EQ(plan.vocab_size, 320);
-  EXPECT_EQ(plan.ocr_lexicon, 16);
-  EXPECT_DOUBLE_EQ(plan.ocr_min_text_height, 0.45);
-  EXPECT_DOUBLE_EQ(plan.ocr_inverted, 0.0);
-  EXPECT_TRUE(described(plan, "ocr_lexicon", "16"));
-  EXPECT_TRUE(described(plan, "ocr_min_text_height", "0.45"));
-  EXPECT_TRUE(described(plan, "ocr_inverted", "0"));
-  EXPECT_TRUE(described(plan, "answers", "12"));
-  EXPECT_TRUE(described(plan, "warmup_share", "0.2"));
-  EXPECT_TRUE(described(plan, "ocr_max_words", "1"));
-  EXPECT_TRUE(described(plan, "vocab_size", "320"));
-  EXPECT_TRUE(described(plan, "arm_lr.dpo", "3e-05"));
+TEST(DemoChains, TheBuiltInChainsAreTheFilesUnderConfigsDemo) {
+  // What perpo demo runs is what configs/demo/ says (the compiled-in copy is not stale).
+  for (const std::string task : {"grounding", "ocr"}) {
+    EXPECT_TRUE(configs_equal(demo_chain_config(task), chain_from_files({"base", task}))) << task;
+    EXPECT_TRUE(
+        configs_equal(demo_chain_config(task, true), chain_from_files({"base", task, "quick"})))
+        << task;
+  }
+  // And the grounding file states the member defaults (the plan a bare config holds).
+  Config grounding = chain_from_files({"grounding"});
+  EXPECT_TRUE(configs_equal(grounding, Config{}));
+  // A chain config is a full perpo config: config show lists its plan; the configs of the
+  // stages (demo_base_config) carry none, so their dumps are those of plain commands.
+  const std::string shown = dump_config(demo_chain_config("ocr"), /*every_section=*/true);
+  EXPECT_NE(shown.find("  ocr_lexicon: 16"), std::string::npos);
+  DemoOptions options;
+  options.config = demo_chain_config("ocr");
+  const std::string stage = dump_config(demo_base_config(options));
+  EXPECT_EQ(stage.find("demo:"), std::string::npos);
+  EXPECT_EQ(dump_config(Config{}).find("demo:"), std::string::npos);
+  EXPECT_NE(dump_config(options.config).find("demo:"), std::string::npos);  // not at defaults
 }
 
-TEST(DemoPlan, TheFullPlansWarmupIs25StepsAndTheQuickPlansNone) {
+TEST(DemoSuite, SetParsesEachKindOfSetting) {
+  DemoSuite suite;
+  suite.set("answers=12");
+  suite.set("warmup_share=0.2");
+  suite.set("arm_lr.dpo=3e-5");
+  suite.set("ground_truth_in_list=false");
+  suite.set("ocr_max_words=1");
+  suite.set("demo.vocab_size=320");
+  suite.set("ocr_lexicon=16");
+  suite.set("ocr_min_text_height=0.45");  // above the grounding chain's max until the next line
+  suite.set("ocr_max_text_height=0.55");
+  suite.set("ocr_inverted=0");
+  suite.set("reference=sampler");
+  suite.set("arms=dpo,perpo");
+  suite.set("run.threads=2");  // any config key of the chains
+  for (const auto& [task, chain] : suite.chains) {
+    const DemoPlan& plan = chain.demo;
+    EXPECT_EQ(plan.answers, 12) << task;
+    EXPECT_EQ(plan.reference, "sampler");
+    EXPECT_DOUBLE_EQ(plan.warmup_share, 0.2);
+    EXPECT_DOUBLE_EQ(plan.arm_lr.dpo, 3e-5);
+    EXPECT_FALSE(plan.ground_truth_in_list);
+    EXPECT_EQ(plan.ocr_max_words, 1);
+    EXPECT_EQ(plan.vocab_size, 320);
+    EXPECT_EQ(plan.ocr_lexicon, 16);
+    EXPECT_DOUBLE_EQ(plan.ocr_min_text_height, 0.45);
+    EXPECT_DOUBLE_EQ(plan.ocr_inverted, 0.0);
+    EXPECT_EQ(plan.arms, (std::vector<std::string>{"dpo", "perpo"}));
+    EXPECT_NO_THROW(validate(chain)) << task;
+    EXPECT_EQ(chain.run.threads, 2);
+    EXPECT_TRUE(described(chain, "reference", "sampler"));
+    EXPECT_TRUE(described(chain, "answers", "12"));
+    EXPECT_TRUE(described(chain, "arm_lr.dpo", "3e-05"));
+    EXPECT_TRUE(described(chain, "arms", "[dpo, perpo]"));
+  }
+}
+
+TEST(DemoChains, TheFullPlansWarmupIs25StepsAndTheQuickPlansNone) {
   // The arms' warmup is pref_steps * warmup_share steps (pipeline_stages.cpp).
-  const DemoPlan full = DemoPlan::full(), quick = DemoPlan::quick();
-  EXPECT_EQ(static_cast<int>(full.pref_steps * full.warmup_share), 25);
-  EXPECT_EQ(static_cast<int>(quick.pref_steps * quick.warmup_share), 0);
+  for (const std::string task : {"grounding", "ocr"}) {
+    const DemoPlan full = demo_chain_config(task).demo;
+    const DemoPlan quick = demo_chain_config(task, true).demo;
+    EXPECT_EQ(static_cast<int>(full.pref_steps * full.warmup_share), 25) << task;
+    EXPECT_EQ(static_cast<int>(quick.pref_steps * quick.warmup_share), 0) << task;
+  }
 }
 
-TEST(DemoPlan, BadSettingsAreNamed) {
+TEST(DemoSuite, BadSettingsAreNamed) {
   const std::vector<std::pair<std::string, std::string>> cases = {
-      {"colour=red", "unknown demo setting 'colour'"},
+      {"colour=red", "unknown key 'colour'"},
       {"answers", "is not key=value"},
-      {"answers=many", "'many' is not a number"},
-      {"answers=2.5", "is not a whole number"},
-      {"max_shapes=9", "'max_shapes' must be in [1, 8]"},
-      {"ocr_max_words=0", "'ocr_max_words' must be in [1, 8]"},
-      {"vocab_size=10", "'vocab_size' must be in [64, 32000]"},
-      {"warmup_share=1.5", "'warmup_share' must be in [0, 1]"},
-      {"ocr_lexicon=141", "'ocr_lexicon' must be in [0, 140]"},
-      {"ocr_inverted=-1", "'ocr_inverted' must be in [0, 1]"},
-      {"ocr_max_text_height=0.95", "'ocr_max_text_height' must be in [0.1, 0.9]"},
-      {"tasks=vqa", "demo task 'vqa'"},
-      {"arms=ppo", "demo arm 'ppo'"},
-      {"ground_truth_in_list=yes", "must be true or false"},
-      {"eval_split=train", "eval_split must be val or test"},
-      {"reference=frozen", "reference must be start or sampler"},
-      // Every value is checked when it is set (issue 21: these failed only after stage 1 ran).
-      {"arm_lr.ppo=1e-4", "'arm_lr.ppo': unknown arm 'ppo' (the arms are sft, dpo, perpo)"},
-      {"arm_lr.dpo=-1e-5", "'arm_lr.dpo' must be a finite number > 0, got -1e-5"},
-      {"answers=1", "'answers' must be a whole number >= 2, got 1"},
-      {"answers=nan", "'answers': 'nan' is not a whole number"},
-      {"answers=1e12", "'answers': '1e12' is not a whole number"},
-      {"pref_steps=0", "'pref_steps' must be a whole number >= 1, got 0"},
-      {"sft_batch=-4", "'sft_batch' must be a whole number >= 1, got -4"},
-      {"curve_records=0", "'curve_records' must be a whole number >= 1"},
-      {"temperature=-1", "'temperature' must be a finite number >= 0, got -1"},
-      {"temperature=inf", "'temperature' must be a finite number >= 0, got inf"},
-      {"sft_lr=nan", "'sft_lr' must be a finite number > 0, got nan"},
-      {"sft_lr=0", "'sft_lr' must be a finite number > 0, got 0"},
-      {"beta=0", "'beta' must be a finite number > 0"},
-      {"gamma=-0.5", "'gamma' must be a finite number >= 0"},
-      {"warmup_share=nan", "'warmup_share' must be in [0, 1], got nan"},
-      {"arms=dpo,dpo", "'arms': 'dpo' is named twice"},
+      {"answers=many", "--set answers=many: key 'demo.answers' must be an integer, got 'many'"},
+      {"answers=2.5", "key 'demo.answers' must be an integer"},
+      {"max_shapes=9", "key 'demo.max_shapes' must be in [1, 8]; got 9"},
+      {"ocr_max_words=0", "key 'demo.ocr_max_words' must be in [1, 8]"},
+      {"vocab_size=10", "key 'demo.vocab_size' must be in [64, 32000]"},
+      {"warmup_share=1.5", "key 'demo.warmup_share' must be in [0, 1]"},
+      {"ocr_lexicon=141", "key 'demo.ocr_lexicon' must be in [0, 140]"},
+      {"ocr_lexicon=1", "key 'demo.ocr_lexicon' must be 0 (all words) or at least 2"},
+      {"ocr_inverted=-1", "key 'demo.ocr_inverted' must be in [0, 1]"},
+      {"ocr_max_text_height=0.95", "key 'demo.ocr_max_text_height' must be in [0.1, 0.9]"},
+      {"ocr_min_text_height=0.8", "must be at most demo.ocr_max_text_height"},
+      {"tasks=vqa", "demo task 'vqa' is not grounding or ocr"},
+      {"tasks=ocr,ocr", "demo task 'ocr' is named twice"},
+      {"tasks=", "demo setting 'tasks' is empty"},
+      {"arms=ppo", "key 'demo.arms': 'ppo' is not sft or dpo or perpo"},
+      {"arms=dpo,dpo", "key 'demo.arms' names it twice"},
+      {"arms=", "key 'demo.arms' must name at least one"},
+      {"ground_truth_in_list=maybe", "key 'demo.ground_truth_in_list' must be true or false"},
+      {"eval_split=train", "key 'demo.eval_split' must be one of val, test; got 'train'"},
+      {"reference=frozen", "key 'demo.reference' must be one of start, sampler"},
+      {"arm_lr.ppo=1e-4", "unknown key 'arm_lr.ppo'"},
+      {"arm_lr.dpo=-1e-5", "key 'demo.arm_lr.dpo' must be in (0, 10]; got -1e-05"},
+      {"answers=1", "key 'demo.answers' must be in [2, 4096]; got 1"},
+      {"answers=nan", "key 'demo.answers' must be an integer"},
+      {"pref_steps=0", "key 'demo.pref_steps' must be in [1, "},
+      {"curve_records=0", "key 'demo.curve_records' must be in [1, "},
+      {"temperature=-1", "key 'demo.temperature' must be in [0, 100]; got -1"},
+      {"temperature=inf", "key 'demo.temperature' must be in [0, 100]; got inf"},
+      {"sft_lr=nan", "key 'demo.sft_lr' must be in (0, 10]; got nan"},
+      {"beta=0", "key 'demo.beta' must be in (0, 1000]"},
+      {"gamma=-0.5", "key 'demo.gamma' must be in [0, 100]"},
+      {"ocr.tasks=grounding", "a chain's task is its name"},
+      {"ocr.sft_lr=fast", "--set ocr.sft_lr=fast: key 'demo.sft_lr' must be a number"},
+      {"vqa.sft_lr=1e-3", "unknown key 'vqa.sft_lr'"},
+      // A chain's setting is named as the user typed it.
+      {"ocr.answers=1", "key 'demo.answers' must be in [2, 4096]; got 1"},
+      {"grounding.sft_lr=nan", "key 'demo.sft_lr' must be in (0, 10]"},
+      {"ocr.answers=two", "--set ocr.answers=two: key 'demo.answers' must be an integer"},
+      {"optim.lr=1e308", "key 'optim.lr' must be in (0, 10]"},
   };
   for (const auto& [assignment, phrase] : cases) {
-    DemoPlan plan;
-    const std::string message = test::error_of([&] { plan.set(assignment); });
+    DemoSuite suite;
+    const std::string message = test::error_of([&] {
+      suite.set(assignment);
+      for (const auto& [task, chain] : suite.chains) validate(chain);  // as run_demo does first
+    });
     EXPECT_NE(message.find(phrase), std::string::npos) << assignment << ": " << message;
   }
 }
@@ -107,8 +161,8 @@ TEST(DemoPlan, BadSettingsAreNamed) {
 TEST(DemoSuite, TheDefaultRunsAGroundingAndAnOcrChainEachWithItsOwnModelSettings) {
   const DemoSuite suite = DemoSuite::full();
   EXPECT_EQ(suite.tasks, (std::vector<std::string>{"grounding", "ocr"}));
-  const DemoPlan& grounding = suite.plans.at("grounding");
-  const DemoPlan& ocr = suite.plans.at("ocr");
+  const DemoPlan& grounding = suite.chains.at("grounding").demo;
+  const DemoPlan& ocr = suite.chains.at("ocr").demo;
   EXPECT_EQ(grounding.tasks, std::vector<std::string>{"grounding"});
   EXPECT_EQ(ocr.tasks, std::vector<std::string>{"ocr"});
   // The reduced OCR regime (docs/demo-study.md): one word of 16, large dark font, letters as
@@ -122,14 +176,25 @@ TEST(DemoSuite, TheDefaultRunsAGroundingAndAnOcrChainEachWithItsOwnModelSettings
   EXPECT_DOUBLE_EQ(grounding.sft_lr, 2e-3);
   EXPECT_DOUBLE_EQ(grounding.temperature, 0.7);  // each chain's, chosen on val
   EXPECT_DOUBLE_EQ(ocr.temperature, 1.0);
+  EXPECT_EQ(ocr.answers, 5);
+  EXPECT_DOUBLE_EQ(ocr.arm_lr.dpo, 2.5e-5);
   EXPECT_NE(ocr.sft_steps, grounding.sft_steps);
+  // Both chains train the same tiny model on 48-pixel images, one thread.
+  for (const auto& [task, chain] : suite.chains) {
+    EXPECT_EQ(chain.model.tiny.image_size, 48) << task;
+    EXPECT_EQ(chain.image.size, 48) << task;
+    EXPECT_EQ(chain.tokenizer.chat_template, "plain") << task;
+    EXPECT_EQ(chain.run.threads, 1) << task;
+  }
   // quick keeps each chain's stage 1 and shrinks stage 2.
   const DemoSuite quick = DemoSuite::quick();
   for (const auto& task : {"grounding", "ocr"}) {
-    EXPECT_EQ(quick.plans.at(task).sft_steps, suite.plans.at(task).sft_steps) << task;
-    EXPECT_DOUBLE_EQ(quick.plans.at(task).sft_lr, suite.plans.at(task).sft_lr) << task;
-    EXPECT_EQ(quick.plans.at(task).tasks, suite.plans.at(task).tasks) << task;
-    EXPECT_LT(quick.plans.at(task).pref_steps, suite.plans.at(task).pref_steps) << task;
+    const DemoPlan& q = quick.chains.at(task).demo;
+    const DemoPlan& f = suite.chains.at(task).demo;
+    EXPECT_EQ(q.sft_steps, f.sft_steps) << task;
+    EXPECT_DOUBLE_EQ(q.sft_lr, f.sft_lr) << task;
+    EXPECT_EQ(q.tasks, f.tasks) << task;
+    EXPECT_LT(q.pref_steps, f.pref_steps) << task;
   }
 }
 
@@ -138,61 +203,43 @@ TEST(DemoSuite, SettingsReachEveryChainOrTheNamedOne) {
   suite.set("pref_steps=100");
   suite.set("ocr.sft_lr=1e-3");
   suite.set("grounding.arm_lr.dpo=7e-5");
-  EXPECT_EQ(suite.plans.at("grounding").pref_steps, 100);
-  EXPECT_EQ(suite.plans.at("ocr").pref_steps, 100);
-  EXPECT_DOUBLE_EQ(suite.plans.at("ocr").sft_lr, 1e-3);
-  EXPECT_DOUBLE_EQ(suite.plans.at("grounding").sft_lr, 2e-3);
-  EXPECT_DOUBLE_EQ(suite.plans.at("grounding").arm_lr.at("dpo"), 7e-5);
-  EXPECT_NE(suite.plans.at("ocr").arm_lr.at("dpo"), 7e-5);
+  EXPECT_EQ(suite.chains.at("grounding").demo.pref_steps, 100);
+  EXPECT_EQ(suite.chains.at("ocr").demo.pref_steps, 100);
+  EXPECT_DOUBLE_EQ(suite.chains.at("ocr").demo.sft_lr, 1e-3);
+  EXPECT_DOUBLE_EQ(suite.chains.at("grounding").demo.sft_lr, 2e-3);
+  EXPECT_DOUBLE_EQ(suite.chains.at("grounding").demo.arm_lr.dpo, 7e-5);
+  EXPECT_NE(suite.chains.at("ocr").demo.arm_lr.dpo, 7e-5);
   suite.set("tasks=ocr");
   EXPECT_EQ(suite.tasks, std::vector<std::string>{"ocr"});
-  EXPECT_EQ(suite.plans.at("ocr").tasks, std::vector<std::string>{"ocr"});  // the chain's own
+  EXPECT_EQ(suite.chains.at("ocr").demo.tasks, std::vector<std::string>{"ocr"});  // its own
 }
 
-TEST(DemoSuite, BadSettingsAreNamed) {
-  const std::vector<std::pair<std::string, std::string>> cases = {
-      {"tasks=ocr,ocr", "demo task 'ocr' is named twice"},
-      {"tasks=vqa", "demo task 'vqa' is not grounding or ocr"},
-      {"tasks=", "demo setting 'tasks' is empty"},
-      {"ocr.tasks=grounding", "a chain's task is its name"},
-      {"ocr.sft_lr=fast", "'fast' is not a number"},
-      {"vqa.sft_lr=1e-3", "unknown demo setting 'vqa.sft_lr'"},
-      {"answers=many", "'many' is not a number"},
-      // A chain's setting is named as the user typed it.
-      {"ocr.answers=1", "demo setting 'ocr.answers' must be a whole number >= 2, got 1"},
-      {"grounding.sft_lr=nan", "demo setting 'grounding.sft_lr' must be a finite number > 0"},
-      {"ocr.arm_lr.ppo=1e-4", "demo setting 'ocr.arm_lr.ppo': unknown arm 'ppo'"},
-  };
-  for (const auto& [assignment, phrase] : cases) {
-    DemoSuite suite;
-    const std::string message = test::error_of([&] { suite.set(assignment); });
-    EXPECT_NE(message.find(phrase), std::string::npos) << assignment << ": " << message;
+TEST(DemoChains, CheckRefusesBadSettingsMadeInCode) {
+  for (const std::string task : {"grounding", "ocr"}) {
+    for (bool quick : {false, true}) {
+      DemoOptions options;
+      options.config = demo_chain_config(task, quick);
+      EXPECT_NO_THROW(check_demo_chain(options)) << task;
+    }
   }
-}
-
-TEST(DemoPlan, CheckRefusesBadSettingsMadeInCode) {
-  EXPECT_NO_THROW(DemoPlan::full("grounding").check());
-  EXPECT_NO_THROW(DemoPlan::full("ocr").check());
-  EXPECT_NO_THROW(DemoPlan::quick("grounding").check());
-  EXPECT_NO_THROW(DemoPlan::quick("ocr").check());
   const std::vector<std::pair<std::function<void(DemoPlan&)>, std::string>> cases = {
-      {[](DemoPlan& p) { p.answers = 1; }, "'answers' must be a whole number >= 2, got 1"},
-      {[](DemoPlan& p) { p.temperature = -1; }, "'temperature' must be a finite number >= 0"},
-      {[](DemoPlan& p) { p.sft_lr = NAN; }, "'sft_lr' must be a finite number > 0"},
-      {[](DemoPlan& p) { p.arm_lr["ppo"] = 1e-4; }, "unknown arm 'ppo'"},
-      {[](DemoPlan& p) { p.arm_lr.erase("dpo"); }, "no learning rate for arm 'dpo'"},
-      {[](DemoPlan& p) { p.arms = {}; }, "'arms' is empty"},
-      {[](DemoPlan& p) { p.ocr_lexicon = 1; }, "lexicon must be 0 (all words) or in [2, 140]"},
+      {[](DemoPlan& p) { p.answers = 1; }, "key 'demo.answers' must be in [2, 4096]; got 1"},
+      {[](DemoPlan& p) { p.temperature = -1; }, "key 'demo.temperature' must be in [0, 100]"},
+      {[](DemoPlan& p) { p.sft_lr = NAN; }, "key 'demo.sft_lr' must be in (0, 10]"},
+      {[](DemoPlan& p) { p.arms = {}; }, "key 'demo.arms' must name at least one"},
+      {[](DemoPlan& p) { p.arms = {"ppo"}; }, "'ppo' is not sft or dpo or perpo"},
+      {[](DemoPlan& p) { p.ocr_lexicon = 1; }, "must be 0 (all words) or at least 2"},
+      {[](DemoPlan& p) { p.reference = "frozen"; }, "key 'demo.reference'"},
       {[](DemoPlan& p) {
          p.ocr_min_text_height = 0.5;
          p.ocr_max_text_height = 0.4;
        },
-       "0.1 <= min <= max <= 0.9"},
+       "must be at most demo.ocr_max_text_height"},
   };
   for (const auto& [change, phrase] : cases) {
-    DemoPlan plan;
-    change(plan);
-    const std::string message = test::error_of([&] { plan.check(); });
+    DemoOptions options;
+    change(options.config.demo);
+    const std::string message = test::error_of([&] { check_demo_chain(options); });
     EXPECT_NE(message.find(phrase), std::string::npos) << phrase << ": " << message;
   }
 }
@@ -200,15 +247,15 @@ TEST(DemoPlan, CheckRefusesBadSettingsMadeInCode) {
 TEST(DemoSuite, ABadChainIsRefusedBeforeAnythingIsWritten) {
   // The grounding chain is fine, the OCR chain's plan is not: run_demo refuses it, naming the
   // chain, before it makes the output folder (the first stage would have run otherwise).
-  const std::filesystem::path out = test::fresh_scratch_dir("demo", "bad-chain") / "out";
+  const fs::path out = test::fresh_scratch_dir("demo", "bad-chain") / "out";
   DemoSuiteOptions options;
   options.out = out;
   options.suite = DemoSuite::quick();
-  options.suite.plans.at("ocr").answers = 1;
+  options.suite.chains.at("ocr").demo.answers = 1;
   const std::string message = test::error_of([&] { run_demo(options); });
-  EXPECT_NE(message.find("the ocr chain: demo setting 'answers' must be"), std::string::npos)
+  EXPECT_NE(message.find("the ocr chain: key 'demo.answers' must be"), std::string::npos)
       << message;
-  EXPECT_FALSE(std::filesystem::exists(out));
+  EXPECT_FALSE(fs::exists(out));
 }
 
 }  // namespace

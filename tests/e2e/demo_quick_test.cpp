@@ -278,4 +278,11 @@ TEST(DemoQuick, EveryStageWritesParsableFilesAndStageOneBeatsTrivialAnswers) {
   ASSERT_EQ(warmer.exit_code, 0) << warmer.output;
   EXPECT_NE(warmer.output.find("[demo] sft      reused"), std::string::npos) << warmer.output;
   EXPECT_EQ(warmer.output.find("[demo] sample   reused"), std::string::npos) << warmer.output;
+  // The chain's resolved config is an ordinary perpo config with the --set value in its plan.
+  perpo::test::PerpoRun shown =
+      run_perpo("config show --config " + (chain / "chain.yaml").string());
+  ASSERT_EQ(shown.exit_code, 0) << shown.output;
+  EXPECT_NE(shown.output.find("demo:  #"), std::string::npos) << shown.output;
+  EXPECT_NE(shown.output.find("  temperature: 0.9  #"), std::string::npos) << shown.output;
+  EXPECT_NE(shown.output.find("  pref_steps: 16  #"), std::string::npos) << shown.output;
 }

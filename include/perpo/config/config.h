@@ -270,7 +270,7 @@ struct TrainConfig {
   int max_steps = 0;              // stop after this many optimizer steps; 0 = by epochs
   int lists_per_step = 2;         // lists per micro-batch (per process), e.g. 2
   int grad_accum = 1;             // micro-batches per optimizer step, e.g. 1
-  int log_every = 1;              // steps between metrics.jsonl lines, e.g. 1
+  int log_every = 1;              // steps between metrics.jsonl lines (and host reads), e.g. 1
   int checkpoint_every = 0;       // steps between checkpoints; 0 = only at the end
   int keep_checkpoints = 2;       // newest checkpoints kept, e.g. 2
   int online_resample_every = 0;  // online mode: re-sample lists every K steps; 0 = offline
@@ -285,7 +285,9 @@ struct TrainConfig {
             "lists (or SFT records) per micro-batch; an optimizer step takes lists_per_step x "
             "grad_accum, e.g. 2");
     v.field("grad_accum", grad_accum, "micro-batches accumulated per optimizer step, e.g. 1");
-    v.field("log_every", log_every, "optimizer steps between metrics.jsonl lines, e.g. 1");
+    v.field("log_every", log_every,
+            "optimizer steps between metrics.jsonl lines, e.g. 1; the steps between are not read "
+            "to the host (on a GPU, 10 or more keep it busy)");
     v.field("checkpoint_every", checkpoint_every, "steps between checkpoints; 0 = at the end only");
     v.field("keep_checkpoints", keep_checkpoints, "newest checkpoints kept on disk, e.g. 2");
     v.field("online_resample_every", online_resample_every,
@@ -345,6 +347,96 @@ struct RunConfig {
   }
 };
 
+// `perpo demo`'s plan of one chain (one tiny model): the synthetic splits, stage 1 (SFT from
+// scratch) and the stage-2 arms, which the demo turns into ordinary configs of `perpo train`,
+// `perpo sample` and `perpo eval` (the rest of the chain's config: model.tiny, tokenizer, image,
+// run, ...). The chains' values, and why, are in configs/demo/*.yaml; other commands ignore it.
+struct DemoArmLrConfig {
+  double sft = 1.5e-4;  // e.g. 1.5e-4
+  double dpo = 5e-5;    // e.g. 5e-5
+  double perpo = 1e-4;  // e.g. 1e-4
+
+  template <typename V>
+  void visit(V& v) {
+    v.field("sft", sft, "learning rate of the sft arm, e.g. 1.5e-4");
+    v.field("dpo", dpo, "learning rate of the dpo arm, e.g. 5e-5");
+    v.field("perpo", perpo, "learning rate of the perpo arm, e.g. 1e-4");
+  }
+};
+
+struct DemoConfig {
+  std::vector<std::string> tasks = {"grounding"};  // the tasks this chain's model learns
+  int sft_records = 2048;                          // stage-1 prompts per task
+  int pref_records = 2048;                         // fresh stage-2 prompts per task
+  int val_records = 500;              // validation records per task (settings are chosen there)
+  int test_records = 2000;            // test records per task (the reported table)
+  int max_shapes = 1;                 // grounding: 1 .. max_shapes shapes per image
+  int ocr_max_words = 2;              // OCR: 1 .. ocr_max_words words per line
+  int ocr_lexicon = 0;                // OCR: words drawn from this many (0 = all)
+  double ocr_min_text_height = 0.26;  // OCR font height, share of the image side
+  double ocr_max_text_height = 0.36;
+  double ocr_inverted = 0.3;        // OCR: share of light-on-dark lines
+  int vocab_size = 160;             // tokenizer pieces (trained on the sft texts), at most
+  std::string eval_split = "test";  // val while tuning, test for the reported table
+  int sft_steps = 1500;             // stage 1
+  int sft_batch = 32;
+  double sft_lr = 2e-3;
+  std::vector<std::string> arms = {"sft", "dpo", "perpo"};  // stage 2, each from stage 1
+  int pref_steps = 500;                                     // steps of every arm
+  int lists_per_step = 8;                                   // lists (records for sft) per arm step
+  int answers = 20;                                         // N sampled answers per list
+  bool ground_truth_in_list = true;
+  int resample_every = 25;          // online re-sampling period of dpo / perpo; 0 = offline lists
+  double temperature = 0.7;         // sampling temperature of the lists
+  std::string reference = "start";  // start (frozen stage-1 model) | sampler
+  double beta = 0.1;
+  double gamma = 0.5;
+  double warmup_share = 0.05;  // the arms' lr warmup as a share of pref_steps
+  DemoArmLrConfig arm_lr;
+  int curve_points = 5;     // validation points during each arm
+  int curve_records = 200;  // records per task of that validation subset
+
+  template <typename V>
+  void visit(V& v) {
+    v.field("tasks", tasks, "tasks this chain's one model learns: [grounding], [ocr] or both");
+    v.field("sft_records", sft_records, "stage-1 (SFT) prompts per task, e.g. 2048");
+    v.field("pref_records", pref_records, "fresh stage-2 prompts per task, e.g. 2048");
+    v.field("val_records", val_records, "validation records per task, e.g. 500");
+    v.field("test_records", test_records, "test records per task, e.g. 2000");
+    v.field("max_shapes", max_shapes, "grounding: 1 .. max_shapes shapes per image, e.g. 1");
+    v.field("ocr_max_words", ocr_max_words, "OCR: 1 .. ocr_max_words words per line, e.g. 1");
+    v.field("ocr_lexicon", ocr_lexicon, "OCR: words drawn from the first K of 140; 0 = all");
+    v.field("ocr_min_text_height", ocr_min_text_height,
+            "OCR: smallest font height as a share of the image side, e.g. 0.45");
+    v.field("ocr_max_text_height", ocr_max_text_height,
+            "OCR: largest font height as a share of the image side, e.g. 0.55");
+    v.field("ocr_inverted", ocr_inverted, "OCR: share of light-on-dark lines, e.g. 0");
+    v.field("vocab_size", vocab_size, "tokenizer pieces at most (trained on the sft texts)");
+    v.choice("eval_split", eval_split, {"val", "test"},
+             "split of the final evaluation: val while tuning, test for the table");
+    v.field("sft_steps", sft_steps, "stage-1 steps (SFT from scratch), e.g. 1500");
+    v.field("sft_batch", sft_batch, "stage-1 records per step, e.g. 32");
+    v.field("sft_lr", sft_lr, "stage-1 learning rate, e.g. 2e-3");
+    v.field("arms", arms, "stage-2 arms, each from the stage-1 model: [sft, dpo, perpo]");
+    v.field("pref_steps", pref_steps, "steps of every arm, e.g. 500");
+    v.field("lists_per_step", lists_per_step, "lists (sft: records) per arm step, e.g. 8");
+    v.field("answers", answers, "N sampled answers per list, e.g. 20");
+    v.field("ground_truth_in_list", ground_truth_in_list,
+            "add the ground truth to every list (reward 1)");
+    v.field("resample_every", resample_every,
+            "dpo / perpo re-sample their lists from the policy every K steps; 0 = offline");
+    v.field("temperature", temperature, "sampling temperature of the lists, e.g. 0.7");
+    v.choice("reference", reference, {"start", "sampler"},
+             "the arms' reference: start (frozen stage-1 model) or sampler (loss.reference)");
+    v.field("beta", beta, "loss.beta of dpo and perpo, e.g. 0.1");
+    v.field("gamma", gamma, "loss.gamma of perpo, e.g. 0.5");
+    v.field("warmup_share", warmup_share, "the arms' lr warmup as a share of pref_steps");
+    v.section("arm_lr", arm_lr, "each arm's learning rate");
+    v.field("curve_points", curve_points, "validation points during each arm, e.g. 5; 0 = none");
+    v.field("curve_records", curve_records, "records per task of that validation, e.g. 200");
+  }
+};
+
 struct Config {
   ModelSectionConfig model;
   DataConfig data;
@@ -358,6 +450,7 @@ struct Config {
   EvalConfig eval;
   DistributedConfig distributed;
   RunConfig run;
+  DemoConfig demo;
 
   template <typename V>
   void visit(V& v) {
@@ -373,6 +466,7 @@ struct Config {
     v.section("eval", eval, "evaluation");
     v.section("distributed", distributed, "data-parallel training (torchrun-style env vars)");
     v.section("run", run, "run directory, seed, device");
+    v.section("demo", demo, "perpo demo: the plan of one chain (configs/demo/)");
   }
 };
 

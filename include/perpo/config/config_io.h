@@ -28,8 +28,10 @@ void apply_override(Config& config, const std::string& assignment);
 /// Checks values and combinations; throws perpo::Error (input) with a hint on the first problem.
 void validate(const Config& config);
 
-/// The config as YAML, every key with its comment; parsing it back gives an equal config.
-std::string dump_config(const Config& config);
+/// The config as YAML, every key with its comment; parsing it back gives an equal config. The
+/// demo: section (perpo demo's plan) is left out while it is at its defaults, unless
+/// `every_section` (perpo config show).
+std::string dump_config(const Config& config, bool every_section = false);
 
 /// Every config key with its value as text ("optim.lr" -> "5e-06").
 std::map<std::string, std::string> flatten_config(const Config& config);
