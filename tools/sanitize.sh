@@ -2,7 +2,8 @@
 # Builds the test suite with AddressSanitizer + UndefinedBehaviorSanitizer and runs it.
 #
 #   ./tools/sanitize.sh            the modules without LibTorch (core, config, reward, tokenizer,
-#                                  image: their tests) and the fuzz targets' replay tests;
+#                                  image, data, synth: their tests) and the fuzz targets' replay
+#                                  tests;
 #                                  into build-asan/ (CI runs this)
 #   ./tools/sanitize.sh --all      every module and test, LibTorch's included; into build-asan-all/
 #   ./tools/sanitize.sh [--all] [--target T ...] [ctest arguments, e.g. -R reward]
@@ -23,7 +24,7 @@ while [ $# -gt 0 ]; do
     *) break ;;
   esac
 done
-case "${1:-}" in -h | --help) sed -n '2,14p' "$0"; exit 0 ;; esac
+case "${1:-}" in -h | --help) sed -n '2,15p' "$0"; exit 0 ;; esac
 cmake_bin=/usr/bin/cmake
 [ -x "$cmake_bin" ] || cmake_bin=cmake
 

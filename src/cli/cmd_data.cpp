@@ -1,12 +1,12 @@
 // perpo data synth --task grounding|ocr --n K --out DIR [--seed S]: synthetic records + PNGs.
-// The work is perpo::write_synth_dataset (data/synth.h); this file only maps flags onto it.
+// The work is perpo::write_synth_dataset (synth/synth.h); this file only maps flags onto it.
 #include <algorithm>
 #include <cstdio>
 #include <memory>
 #include <string>
 
 #include "commands.h"
-#include "perpo/data/synth.h"
+#include "perpo/synth/synth.h"
 
 namespace perpo::cli {
 

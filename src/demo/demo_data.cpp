@@ -9,7 +9,7 @@
 #include "perpo/core/error.h"
 #include "perpo/core/log.h"
 #include "perpo/data/jsonl.h"
-#include "perpo/data/synth.h"
+#include "perpo/synth/synth.h"
 
 namespace perpo {
 

@@ -4,8 +4,8 @@
 #include <filesystem>
 
 #include "perpo/config/config_io.h"
-#include "perpo/data/synth.h"
 #include "perpo/demo/pipeline.h"
+#include "perpo/synth/synth.h"
 #include "perpo/tokenizer/trainer.h"
 #include "test_paths.h"
 

@@ -22,7 +22,7 @@
 #include <string>
 #include <vector>
 
-#include "perpo/data/synth.h"
+#include "perpo/synth/synth.h"
 #include "perpo/tokenizer/trainer.h"
 
 namespace perpo {

@@ -10,11 +10,11 @@
 
 #include "perpo/core/atomic_file.h"
 #include "perpo/data/jsonl.h"
-#include "perpo/data/synth.h"
-#include "perpo/data/synth_font.h"
-#include "perpo/data/synth_ocr.h"
 #include "perpo/image/image.h"
 #include "perpo/reward/box.h"
+#include "perpo/synth/font.h"
+#include "perpo/synth/ocr.h"
+#include "perpo/synth/synth.h"
 #include "test_util.h"
 
 namespace perpo {

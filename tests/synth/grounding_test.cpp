@@ -9,9 +9,9 @@
 #include <set>
 #include <sstream>
 
-#include "perpo/data/synth_grounding.h"
-#include "perpo/data/synth_raster.h"
 #include "perpo/reward/box.h"
+#include "perpo/synth/grounding.h"
+#include "perpo/synth/raster.h"
 
 namespace perpo {
 namespace {

@@ -1,5 +1,5 @@
-// Synthetic grounding scenes and unambiguous referring expressions (see synth_grounding.h).
-#include "perpo/data/synth_grounding.h"
+// Synthetic grounding scenes and unambiguous referring expressions (see synth/grounding.h).
+#include "perpo/synth/grounding.h"
 
 #include <algorithm>
 #include <cmath>

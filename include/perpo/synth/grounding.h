@@ -23,8 +23,8 @@
 #include <string>
 #include <vector>
 
-#include "perpo/data/synth_random.h"
-#include "perpo/data/synth_raster.h"
+#include "perpo/synth/random.h"
+#include "perpo/synth/raster.h"
 #include "perpo/image/image.h"
 #include "perpo/reward/box.h"
 

@@ -1,6 +1,6 @@
-// TrueType text through stb_truetype (see synth_font.h). The single STB_TRUETYPE_IMPLEMENTATION
+// TrueType text through stb_truetype (see synth/font.h). The single STB_TRUETYPE_IMPLEMENTATION
 // of perpo lives here, private to this file.
-#include "perpo/data/synth_font.h"
+#include "perpo/synth/font.h"
 
 #include <algorithm>
 #include <climits>

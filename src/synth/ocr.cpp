@@ -1,5 +1,5 @@
-// Synthetic OCR lines (see synth_ocr.h).
-#include "perpo/data/synth_ocr.h"
+// Synthetic OCR lines (see synth/ocr.h).
+#include "perpo/synth/ocr.h"
 
 #include <algorithm>
 #include <cmath>

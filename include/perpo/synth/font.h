@@ -13,7 +13,7 @@
 #include <string>
 #include <string_view>
 
-#include "perpo/data/synth_raster.h"
+#include "perpo/synth/raster.h"
 
 namespace perpo {
 

@@ -15,7 +15,7 @@
 //   {"id": "ocr-000000", "task": "ocr", "image": "images/ocr-000000.png",
 //    "prompt": "What text is written in the image?", "ground_truth": "red fox"}
 //
-// Deterministic: record i depends only on (seed, task, i) (synth_random.h), and the files are
+// Deterministic: record i depends only on (seed, task, i) (synth/random.h), and the files are
 // byte-identical for the same options. Use `first_index` to draw a disjoint range for an eval set
 // under the same seed. The output folder follows core/output_paths.h: new, empty or written by
 // perpo before (its marker file), else refused unless `force`; perpo never deletes anything in

@@ -1,5 +1,5 @@
-// Synthetic datasets on disk (see synth.h).
-#include "perpo/data/synth.h"
+// Synthetic datasets on disk (see synth/synth.h).
+#include "perpo/synth/synth.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -17,11 +17,11 @@
 #include "perpo/core/output_paths.h"
 #include "perpo/core/progress.h"
 #include "perpo/core/strings.h"
-#include "perpo/data/synth_font.h"
-#include "perpo/data/synth_grounding.h"
-#include "perpo/data/synth_ocr.h"
-#include "perpo/data/synth_random.h"
-#include "perpo/data/synth_raster.h"
+#include "perpo/synth/font.h"
+#include "perpo/synth/grounding.h"
+#include "perpo/synth/ocr.h"
+#include "perpo/synth/random.h"
+#include "perpo/synth/raster.h"
 
 namespace perpo {
 

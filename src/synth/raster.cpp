@@ -1,5 +1,5 @@
-// Canvas, antialiased shapes and PNG output for the synthetic tasks (see synth_raster.h).
-#include "perpo/data/synth_raster.h"
+// Canvas, antialiased shapes and PNG output for the synthetic tasks (see synth/raster.h).
+#include "perpo/synth/raster.h"
 
 #include <algorithm>
 #include <cmath>

@@ -8,10 +8,10 @@
 #include <set>
 
 #include "perpo/core/error.h"
-#include "perpo/data/synth_font.h"
-#include "perpo/data/synth_ocr.h"
-#include "perpo/data/synth_raster.h"
 #include "perpo/image/image.h"
+#include "perpo/synth/font.h"
+#include "perpo/synth/ocr.h"
+#include "perpo/synth/raster.h"
 #include "test_util.h"
 
 namespace perpo {
@@ -97,7 +97,9 @@ TEST(SynthOcr, LexiconHeightAndInversionShapeTheLines) {
       // The height is drawn from [0.45, 0.55] x side, shrunk only when a word does not fit.
       EXPECT_LE(item.pixel_height, 0.55 * side + 1e-9) << item.text;
       const bool fits_at_min = dejavu().text_width(item.text, 0.45 * side) <= side - 4;
-      if (fits_at_min) EXPECT_GE(item.pixel_height, 0.45 * side - 1e-9) << item.text;
+      if (fits_at_min) {
+        EXPECT_GE(item.pixel_height, 0.45 * side - 1e-9) << item.text;
+      }
     }
     for (const auto& text : seen) {
       EXPECT_NE(std::find(lexicon.begin(), lexicon.end(), text), lexicon.end()) << text;

@@ -14,8 +14,8 @@
 #include <string>
 #include <vector>
 
-#include "perpo/data/synth_font.h"
-#include "perpo/data/synth_random.h"
+#include "perpo/synth/font.h"
+#include "perpo/synth/random.h"
 #include "perpo/image/image.h"
 
 namespace perpo {

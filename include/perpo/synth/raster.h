@@ -15,8 +15,8 @@
 #include <string>
 #include <vector>
 
-#include "perpo/data/synth_random.h"
 #include "perpo/image/image.h"
+#include "perpo/synth/random.h"
 
 namespace perpo {
 
