@@ -32,17 +32,10 @@ std::vector<PreferenceList> DemoDecoder::sample_lists(const std::vector<DatasetR
   config.sampling.add_ground_truth = add_ground_truth;
   config.sampling.reference_logps = reference_logps;
   config.run.seed = seed;
+  config.sampling.lists_per_batch = batch;
   RecordPrompts prompts(model_config_, tokenizer_, config);
   ListSampler sampler(model_, prompts, config);
-  std::vector<PreferenceList> lists;
-  lists.reserve(records.size());
-  for (std::size_t start = 0; start < records.size(); start += static_cast<std::size_t>(batch)) {
-    const std::size_t end = std::min(records.size(), start + static_cast<std::size_t>(batch));
-    SampledBatch sampled =
-        sampler.sample(std::vector<DatasetRecord>(records.begin() + start, records.begin() + end));
-    for (auto& list : sampled.lists) lists.push_back(std::move(list));
-  }
-  return lists;
+  return sampler.sample_in_batches(records).lists;
 }
 
 TaskMetrics DemoDecoder::evaluate(const std::vector<DatasetRecord>& records, int batch) {

@@ -143,4 +143,23 @@ SampledBatch ListSampler::sample(const std::vector<DatasetRecord>& records) {
   return batch;
 }
 
+SampledBatch ListSampler::sample_in_batches(const std::vector<DatasetRecord>& records) {
+  const auto size = static_cast<std::size_t>(std::max(sampling_.lists_per_batch, 1));
+  SampledBatch all;
+  for (std::size_t start = 0; start < records.size(); start += size) {
+    const std::size_t end = std::min(records.size(), start + size);
+    SampledBatch part =
+        sample(std::vector<DatasetRecord>(records.begin() + start, records.begin() + end));
+    for (auto& list : part.lists) all.lists.push_back(std::move(list));
+    for (auto& message : part.skipped) all.skipped.push_back(std::move(message));
+    all.sampled.insert(all.sampled.end(), part.sampled.begin(), part.sampled.end());
+    all.duplicates_dropped += part.duplicates_dropped;
+    all.short_lists += part.short_lists;
+    all.stats.prompt_tokens += part.stats.prompt_tokens;
+    all.stats.generated_tokens += part.stats.generated_tokens;
+    all.stats.steps += part.stats.steps;
+  }
+  return all;
+}
+
 }  // namespace perpo

@@ -35,25 +35,18 @@ std::vector<PreferenceList> OnlineSampler::operator()(LoadedModel& policy, std::
   RecordPrompts prompts(policy.config, *policy.tokenizer, config_);
   ListSampler sampler(*policy.model, prompts, config_);
   sampler.set_seed(config_.run.seed + static_cast<std::uint64_t>(step));
-  const std::vector<DatasetRecord> records = records_for(step);
-  const auto batch = static_cast<std::size_t>(std::max(config_.sampling.lists_per_batch, 1));
+  SampledBatch sampled = sampler.sample_in_batches(records_for(step));
   std::vector<PreferenceList> lists;
   std::map<std::string, double> reward_sum, answers, all_equal;
-  double short_lists = 0;
-  for (std::size_t start = 0; start < records.size(); start += batch) {
-    const std::size_t end = std::min(records.size(), start + batch);
-    SampledBatch sampled =
-        sampler.sample(std::vector<DatasetRecord>(records.begin() + start, records.begin() + end));
-    short_lists += static_cast<double>(sampled.short_lists);
-    for (std::size_t i = 0; i < sampled.lists.size(); ++i) {
-      PreferenceList& list = sampled.lists[i];
-      const std::string& task = list.record.task;
-      for (std::size_t a = 0; a < sampled.sampled[i]; ++a) reward_sum[task] += list.rewards[a];
-      answers[task] += static_cast<double>(sampled.sampled[i]);
-      const auto [lo, hi] = std::minmax_element(list.rewards.begin(), list.rewards.end());
-      all_equal[task] += *lo == *hi ? 1.0 : 0.0;
-      lists.push_back(std::move(list));
-    }
+  const auto short_lists = static_cast<double>(sampled.short_lists);
+  for (std::size_t i = 0; i < sampled.lists.size(); ++i) {
+    PreferenceList& list = sampled.lists[i];
+    const std::string& task = list.record.task;
+    for (std::size_t a = 0; a < sampled.sampled[i]; ++a) reward_sum[task] += list.rewards[a];
+    answers[task] += static_cast<double>(sampled.sampled[i]);
+    const auto [lo, hi] = std::minmax_element(list.rewards.begin(), list.rewards.end());
+    all_equal[task] += *lo == *hi ? 1.0 : 0.0;
+    lists.push_back(std::move(list));
   }
   last_metrics_.clear();
   double total_sum = 0, total_answers = 0;

@@ -9,6 +9,7 @@
 //   for (const perpo::PreferenceList& list : batch.lists) ...
 //
 // Settings (config.h): sampling.{num_answers, temperature, top_k, top_p, max_new_tokens,
+// lists_per_batch,
 // reference_logps, unique_answers, max_samples, add_ground_truth}, run.seed, reward.*,
 // data.on_bad_record. Answer n of a record is drawn from the stream
 // answer_seed(record_seed(run.seed, id), n) (sampler.h), so the lists do not depend on the batch.
@@ -49,6 +50,9 @@ class ListSampler {
   /// data.max_prompt_tokens, missing image, task without a default reward) throws perpo::Error
   /// (input) naming it, or with data.on_bad_record=skip is left out and reported in `skipped`.
   SampledBatch sample(const std::vector<DatasetRecord>& records);
+  /// sample() over consecutive batches of sampling.lists_per_batch records, merged in order
+  /// (online rounds, the demo; `perpo sample` batches itself to checkpoint between batches).
+  SampledBatch sample_in_batches(const std::vector<DatasetRecord>& records);
 
   /// The reward that scores `record`'s answers: reward.name, else the task's default.
   const RewardSpec& reward_for(const DatasetRecord& record) const;
