@@ -40,6 +40,9 @@ void register_demo(CLI::App& app, CommandRegistry& registry) {
   demo->add_option("--set", *sets, "chain config key=value (repeatable), e.g. pref_steps=200");
   demo->add_flag("--force", options->force, "write into a folder perpo did not make");
   registry.add(demo, [options, quick, sets] {
+    // The demo prints a line per stage and the progress bars; the stages' info lines go to their
+    // runs' log.txt (--log-level info shows them here too).
+    apply_log_level("warn");
     install_signal_handlers();
     options->suite = *quick ? DemoSuite::quick() : DemoSuite::full();
     for (const auto& assignment : *sets) options->suite.set(assignment);

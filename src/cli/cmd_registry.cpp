@@ -41,9 +41,13 @@ bool g_log_level_given = false;
 
 void set_log_level_given(bool given) { g_log_level_given = given; }
 
+void apply_log_level(const std::string& level) {
+  if (!g_log_level_given) init_logging(level);
+}
+
 Config load_command_config(const std::string& file, const std::vector<std::string>& overrides) {
   Config config = load_config(file, overrides);
-  if (!g_log_level_given) init_logging(config.run.log_level);
+  apply_log_level(config.run.log_level);
   return config;
 }
 

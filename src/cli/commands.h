@@ -36,6 +36,9 @@ std::string version_text();
 Config load_command_config(const std::string& file, const std::vector<std::string>& overrides);
 /// main(): whether --log-level was on the command line.
 void set_log_level_given(bool given);
+/// The console's log level of a command that has no config of its own, unless --log-level was
+/// given (the flag wins).
+void apply_log_level(const std::string& level);
 
 // One per cmd_*.cpp.
 void register_config(CLI::App& app, CommandRegistry& registry);

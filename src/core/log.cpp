@@ -15,6 +15,18 @@ namespace {
 
 std::mutex g_mutex;
 std::shared_ptr<spdlog::sinks::basic_file_sink_mt> g_file_sink;
+std::shared_ptr<spdlog::sinks::stderr_color_sink_mt> g_console_sink;
+spdlog::level::level_enum g_console_level = spdlog::level::info;
+
+// A log file keeps info and above even under a quieter console (or the console's level when it
+// is more verbose); the logger passes what either sink wants.
+spdlog::level::level_enum file_level() { return std::min(g_console_level, spdlog::level::info); }
+
+void apply_levels(spdlog::logger& logger) {
+  if (g_console_sink) g_console_sink->set_level(g_console_level);
+  if (g_file_sink) g_file_sink->set_level(file_level());
+  logger.set_level(g_file_sink ? file_level() : g_console_level);
+}
 
 spdlog::level::level_enum parse_level(const std::string& level) {
   for (int i = spdlog::level::trace; i <= spdlog::level::off; ++i) {
@@ -34,12 +46,13 @@ void init_logging(const std::string& level) {
   auto parsed = parse_level(level);
   auto logger = spdlog::get("perpo");
   if (!logger) {
-    auto console = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
-    logger = std::make_shared<spdlog::logger>("perpo", console);
+    g_console_sink = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
+    logger = std::make_shared<spdlog::logger>("perpo", g_console_sink);
     logger->set_pattern("[%H:%M:%S] [%^%l%$] %v");
     spdlog::set_default_logger(logger);
   }
-  logger->set_level(parsed);
+  g_console_level = parsed;
+  apply_levels(*logger);
   logger->flush_on(spdlog::level::warn);
 }
 
@@ -59,6 +72,7 @@ void add_log_file(const std::filesystem::path& path) {
   }
   g_file_sink->set_pattern("[%Y-%m-%d %H:%M:%S.%e] [%l] %v");
   logger->sinks().push_back(g_file_sink);
+  apply_levels(*logger);
 }
 
 namespace {
@@ -97,6 +111,7 @@ void close_log_file() {
   auto& sinks = logger->sinks();
   sinks.erase(std::remove(sinks.begin(), sinks.end(), g_file_sink), sinks.end());
   g_file_sink.reset();
+  apply_levels(*logger);
 }
 
 }  // namespace perpo

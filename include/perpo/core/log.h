@@ -18,6 +18,8 @@ namespace perpo {
 enum class LogLevel { kTrace, kDebug, kInfo, kWarn, kError, kOff };
 
 /// Sets up the console logger at `level` (trace|debug|info|warn|error|off). Safe to call twice.
+/// A log file (add_log_file) keeps info and above whatever the console's level (debug and trace
+/// too when the console shows them), so a quiet console never thins a run's log.txt.
 /// Throws perpo::Error (input) for an unknown level.
 void init_logging(const std::string& level = "info");
 
