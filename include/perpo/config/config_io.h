@@ -1,7 +1,7 @@
 // Config <-> YAML: loading with type checks and unknown-key suggestions, `a.b.c=value`
 // overrides, validation with fix hints, and the commented dump of the resolved config.
 //
-//   perpo::Config config = perpo::load_config("configs/demo.yaml", {"optim.lr=1e-5"});
+//   perpo::Config config = perpo::load_config("configs/demo/base.yaml", {"optim.lr=1e-5"});
 //   std::string yaml = perpo::dump_config(config);        // load_config(yaml) gives it back
 #pragma once
 

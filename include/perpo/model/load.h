@@ -2,7 +2,7 @@
 // trainable parts, device. Every command that runs a model (sample, logps, train, eval) starts
 // here.
 //
-//   perpo::Config config = perpo::load_config("configs/demo.yaml");
+//   perpo::Config config = perpo::load_config("configs/demo/base.yaml");
 //   perpo::LoadedModel loaded = perpo::load_model(config);
 //   perpo::ChatTemplate chat(*loaded.tokenizer, config.tokenizer);
 //   loaded.model->encode_prefix(...);
