@@ -23,10 +23,10 @@
 #include <string>
 #include <vector>
 
-#include "perpo/synth/random.h"
-#include "perpo/synth/raster.h"
 #include "perpo/image/image.h"
 #include "perpo/reward/box.h"
+#include "perpo/synth/random.h"
+#include "perpo/synth/raster.h"
 
 namespace perpo {
 

@@ -14,9 +14,9 @@
 #include <string>
 #include <vector>
 
+#include "perpo/image/image.h"
 #include "perpo/synth/font.h"
 #include "perpo/synth/random.h"
-#include "perpo/image/image.h"
 
 namespace perpo {
 
