@@ -15,10 +15,13 @@
 namespace perpo::cli {
 
 void register_train(CLI::App& app, CommandRegistry& registry) {
-  auto* command = app.add_subcommand("train", "Train with SFT / PerPO / DPO / LiPO (loss.name)");
+  auto* command =
+      app.add_subcommand("train", "Train with SFT / PerPO / DPO / LiPO / GRPO (loss.name)");
   command->footer(
-      "Reads data.train (preference lists for perpo | dpo | lipo | ranking, dataset records for\n"
-      "sft) and writes run.dir: config.yaml, log.txt, metrics.jsonl, tensorboard/ "
+      "Reads data.train (preference lists for perpo | dpo | lipo | ranking | grpo, dataset "
+      "records\n"
+      "for sft; grpo on offline lists needs their sample_token_logps) and writes run.dir: "
+      "config.yaml, log.txt, metrics.jsonl, tensorboard/ "
       "(run.tensorboard),\n"
       "reference_logps.json (when lists lack ref_logps), checkpoints/step-N/. SIGINT/SIGTERM\n"
       "finish the current step, save a checkpoint and exit 0; --resume continues from the newest\n"

@@ -63,6 +63,12 @@ const std::vector<NumberRange> kNumberRanges = {
     {"loss.gamma", 0, 100, false, false,
      "the authors use 0.5; 0 weighs every pair with a reward gap equally"},
     {"loss.nll_weight", 0, 1000, false, false, "0 turns the SFT term off"},
+    {"loss.grpo.eps_low", 0, 1, false, true, "the ratio is clipped below at 1 - eps_low; e.g. 0.2"},
+    {"loss.grpo.eps_high", 0, 100, false, false,
+     "the ratio is clipped above at 1 + eps_high; e.g. 0.2 (DAPO: 0.28)"},
+    {"loss.grpo.kl_beta", 0, 1000, false, false, "0 turns the KL term off; e.g. 0.04"},
+    {"loss.grpo.std_eps", 0, 1, true, false, "e.g. 1e-4"},
+    {"loss.grpo.max_tokens", 0, 1048576, false, false, "0 = data.max_answer_tokens"},
     {"optim.lr", 0, 10, true, false, "the authors use 5e-6 with LoRA"},
     {"optim.weight_decay", 0, 10, false, false, "e.g. 0"},
     {"optim.beta1", 0, 1, false, true, "e.g. 0.9"},
@@ -118,6 +124,7 @@ const std::vector<NumberRange> kNumberRanges = {
     {"demo.arm_lr.sft", 0, 10, true, false, "e.g. 1.5e-4"},
     {"demo.arm_lr.dpo", 0, 10, true, false, "e.g. 5e-5"},
     {"demo.arm_lr.perpo", 0, 10, true, false, "e.g. 1e-4"},
+    {"demo.arm_lr.grpo", 0, 10, true, false, "e.g. 1e-4"},
     {"demo.curve_points", 0, kMaxInt, false, false, "0 = no validation curve"},
     {"demo.curve_records", 1, kMaxInt, false, false, "e.g. 200"},
 };
@@ -248,7 +255,8 @@ void validate(const Config& c) {
   // demo
   const auto& d = c.demo;
   check_names("demo.tasks", d.tasks, {"grounding", "ocr"}, "e.g. demo.tasks=[grounding]");
-  check_names("demo.arms", d.arms, {"sft", "dpo", "perpo"}, "e.g. demo.arms=[sft, dpo, perpo]");
+  check_names("demo.arms", d.arms, {"sft", "dpo", "perpo", "grpo"},
+              "e.g. demo.arms=[sft, dpo, perpo, grpo]");
   require(d.eval_split == "val" || d.eval_split == "test", "demo.eval_split", d.eval_split,
           "must be val or test", "val while tuning, test for the reported table");
   require(d.reference == "start" || d.reference == "sampler", "demo.reference", d.reference,

@@ -61,8 +61,9 @@ std::vector<std::size_t> top_level_item_lines(std::string_view text) {
 
 // The fields of a perpo preference list (records.h): the importer fills them itself.
 bool is_perpo_field(const std::string& key) {
-  static const std::set<std::string> names = {"id",           "task",    "image",   "prompt",
-                                              "ground_truth", "answers", "rewards", "ref_logps"};
+  static const std::set<std::string> names = {"id",      "task",         "image",
+                                              "prompt",  "ground_truth", "answers",
+                                              "rewards", "ref_logps",    "sample_token_logps"};
   return names.count(key) > 0;
 }
 

@@ -1,6 +1,8 @@
 // Records -> token ids and pixels (see examples.h).
 #include "perpo/data/examples.h"
 
+#include <algorithm>
+
 #include "perpo/core/error.h"
 
 namespace perpo {
@@ -37,10 +39,15 @@ std::vector<int> ExampleEncoder::encode_prompt(const DatasetRecord& record) cons
   return ids;
 }
 
-std::vector<int> ExampleEncoder::encode_answer(const std::string& answer) {
-  bool truncated = false;
-  std::vector<int> ids = chat_.encode_answer(answer, config_.max_answer_tokens, &truncated);
-  if (truncated) ++truncated_answers_;
+std::vector<int> ExampleEncoder::encode_answer(const std::string& answer,
+                                               std::size_t* full_length) {
+  std::vector<int> ids = chat_.encode_answer(answer, /*max_tokens=*/0);
+  if (full_length) *full_length = ids.size();
+  const auto limit = static_cast<std::size_t>(std::max(config_.max_answer_tokens, 0));
+  if (limit > 0 && ids.size() > limit) {
+    ids.resize(limit);  // a cut answer has no EOS: it did not end there
+    ++truncated_answers_;
+  }
   return ids;
 }
 
@@ -56,8 +63,23 @@ ListExample ExampleEncoder::encode_list(const PreferenceList& list) {
   validate_list(list, /*require_rewards=*/true);
   ListExample example;
   example.prompt_ids = encode_prompt(list.record);
-  for (const std::string& answer : list.answers) {
-    example.answer_ids.push_back(encode_answer(answer));
+  for (std::size_t i = 0; i < list.answers.size(); ++i) {
+    std::size_t full_length = 0;
+    example.answer_ids.push_back(encode_answer(list.answers[i], &full_length));
+    if (!list.has_sample_token_logps()) continue;
+    const std::vector<double>& row = list.sample_token_logps[i];
+    const std::size_t cut_length = example.answer_ids.back().size();
+    // A sampler that cut the answer to data.max_answer_tokens itself kept the cut length.
+    if (row.size() != full_length && row.size() != cut_length) {
+      throw input_error(list.record.source.to_string(), ": sample_token_logps row ", i, " has ",
+                        row.size(), " values but answer ", i, " is ", full_length,
+                        " tokens (end of sequence included) under this tokenizer")
+          .hint(
+              "the lists were sampled with another tokenizer or template; sample them again "
+              "with this model and sampling.token_logps=true");
+    }
+    example.sample_token_logps.emplace_back(
+        row.begin(), row.begin() + static_cast<std::ptrdiff_t>(example.answer_ids.back().size()));
   }
   example.rewards = list.rewards;
   example.ref_logps = list.ref_logps;

@@ -33,4 +33,9 @@ std::vector<std::string> strings_field(const nlohmann::json& object, std::string
 std::vector<double> numbers_field(const nlohmann::json& object, std::string_view key,
                                   const RecordSource& source, bool required);
 
+/// An array of arrays of finite numbers (sample_token_logps); empty when optional and absent.
+std::vector<std::vector<double>> number_rows_field(const nlohmann::json& object,
+                                                   std::string_view key, const RecordSource& source,
+                                                   bool required);
+
 }  // namespace perpo::data_detail

@@ -18,6 +18,7 @@ namespace perpo {
 
 namespace fs = std::filesystem;
 using data_detail::describe_type;
+using data_detail::number_rows_field;
 using data_detail::numbers_field;
 using data_detail::string_field;
 using data_detail::strings_field;
@@ -107,7 +108,8 @@ DatasetRecord parse_record(const nlohmann::json& json, const RecordSource& sourc
                            const ReadOptions& options, bool in_list) {
   static const std::set<std::string> record_keys = {"id", "task", "image", "prompt",
                                                     "ground_truth"};
-  static const std::set<std::string> list_keys = {"answers", "rewards", "ref_logps"};
+  static const std::set<std::string> list_keys = {"answers", "rewards", "ref_logps",
+                                                  "sample_token_logps"};
   DatasetRecord record;
   record.source = source;
   record.id = string_field(json, "id", source, false,
@@ -214,6 +216,7 @@ std::vector<PreferenceList> read_preference_lists_text(const std::string& text,
         list.answers = strings_field(json, "answers", source, true);
         list.rewards = numbers_field(json, "rewards", source, options.require_rewards);
         list.ref_logps = numbers_field(json, "ref_logps", source, false);
+        list.sample_token_logps = number_rows_field(json, "sample_token_logps", source, false);
         check_image(list.record.image_path, source, options.image_check);
         validate_list(list, options.require_rewards);
         return list;

@@ -44,6 +44,7 @@ nlohmann::json to_json(const PreferenceList& list) {
   json["answers"] = list.answers;
   if (list.has_rewards()) json["rewards"] = list.rewards;
   if (list.has_ref_logps()) json["ref_logps"] = list.ref_logps;
+  if (list.has_sample_token_logps()) json["sample_token_logps"] = list.sample_token_logps;
   return json;
 }
 
@@ -67,6 +68,22 @@ void validate_list(const PreferenceList& list, bool require_rewards) {
     throw input_error(where, ": field \"ref_logps\" has ", list.ref_logps.size(),
                       " entries but \"answers\" has ", n)
         .hint("drop ref_logps to have them recomputed (perpo logps)");
+  }
+  if (!list.sample_token_logps.empty() && list.sample_token_logps.size() != n) {
+    throw input_error(where, ": field \"sample_token_logps\" has ", list.sample_token_logps.size(),
+                      " rows but \"answers\" has ", n)
+        .hint(
+            "one row of per-token log-probs per answer; sample the lists again with "
+            "sampling.token_logps=true");
+  }
+  for (std::size_t i = 0; i < list.sample_token_logps.size(); ++i) {
+    for (double logp : list.sample_token_logps[i]) {
+      if (!std::isfinite(logp) || logp > kMaxRefLogp || logp < -kMaxAbsRefLogp) {
+        throw input_error(where, ": sample_token_logps row ", i, " holds ", logp,
+                          "; a token log-probability is a finite number <= 0")
+            .hint("sample the lists again with sampling.token_logps=true");
+      }
+    }
   }
   // Values a loss can use: reward gaps are raised to gamma and log-ratios scaled by beta, so an
   // absurd number (1e300) would turn every step into NaN far from where it came from.
@@ -173,6 +190,25 @@ std::vector<double> numbers_field(const nlohmann::json& object, std::string_view
     numbers.push_back(item.get<double>());
   }
   return numbers;
+}
+
+std::vector<std::vector<double>> number_rows_field(const nlohmann::json& object,
+                                                   std::string_view key, const RecordSource& source,
+                                                   bool required) {
+  const nlohmann::json* value = field(object, key, source, required);
+  if (!value) return {};
+  if (!value->is_array()) {
+    throw input_error(source.to_string(), ": field \"", key,
+                      "\" must be an array of arrays of numbers (one per answer), got ",
+                      describe_type(*value));
+  }
+  std::vector<std::vector<double>> rows;
+  for (std::size_t i = 0; i < value->size(); ++i) {
+    const std::string row_key = std::string(key) + "[" + std::to_string(i) + "]";
+    const nlohmann::json row = {{row_key, (*value)[i]}};
+    rows.push_back(numbers_field(row, row_key, source, true));
+  }
+  return rows;
 }
 
 }  // namespace data_detail

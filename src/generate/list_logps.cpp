@@ -44,10 +44,15 @@ std::vector<double> list_logps(LlavaModelImpl& model, const ListExample& example
 
 std::vector<double> list_logps(LlavaModelImpl& model, const PrefixState& prefix,
                                const std::vector<std::vector<int>>& answer_ids, int chunk) {
+  return answer_token_logps(model, prefix, answer_ids, chunk).sums;
+}
+
+AnswerLogps answer_token_logps(LlavaModelImpl& model, const PrefixState& prefix,
+                               const std::vector<std::vector<int>>& answer_ids, int chunk) {
   PERPO_CHECK(chunk > 0, "list_logps chunk must be > 0");
   ScoringMode scoring(model);
   const torch::Device device = model.language_model->embed_tokens->weight.device();
-  std::vector<double> sums;
+  AnswerLogps out;
   const auto N = static_cast<std::int64_t>(answer_ids.size());
   for (std::int64_t start = 0; start < N; start += chunk) {
     const std::int64_t count = std::min<std::int64_t>(chunk, N - start);
@@ -67,9 +72,14 @@ std::vector<double> list_logps(LlavaModelImpl& model, const PrefixState& prefix,
     torch::Tensor mask = torch::tensor(mask_flat).view({count, longest});               // (n, A)
     torch::Tensor logps = model.answer_logps(prefix, ids.to(device), mask.to(device));  // (n, A)
     torch::Tensor totals = logps.to(torch::kDouble).sum(1).cpu();                       // (n)
-    for (std::int64_t n = 0; n < count; ++n) sums.push_back(totals[n].item<double>());
+    torch::Tensor tokens = logps.to(torch::kDouble).cpu().contiguous();                 // (n, A)
+    for (std::int64_t n = 0; n < count; ++n) {
+      out.sums.push_back(totals[n].item<double>());
+      const double* row = tokens[n].data_ptr<double>();
+      out.tokens.emplace_back(row, row + answer_ids[start + n].size());
+    }
   }
-  return sums;
+  return out;
 }
 
 }  // namespace perpo

@@ -130,13 +130,15 @@ SampledBatch ListSampler::sample(const std::vector<DatasetRecord>& records) {
       notes.push_back(result.note);
     }
     list.record.extra["reward_notes"] = std::move(notes);
-    if (sampling_.reference_logps) {
+    if (sampling_.reference_logps || sampling_.token_logps) {
       // The answers are scored on the prompt's keys/values from decoding: no second prompt pass.
       const ListExample example = prompts_.encode_list(list);
       PERPO_CHECK(example.prompt_ids == prompts[r].prompt_ids, prompts[r].name,
                   ": the list's prompt differs from the sampled prompt");
-      list.ref_logps = list_logps(model_, prompt_prefix(encoded, static_cast<std::int64_t>(r)),
-                                  example.answer_ids);
+      AnswerLogps logps = answer_token_logps(
+          model_, prompt_prefix(encoded, static_cast<std::int64_t>(r)), example.answer_ids);
+      if (sampling_.reference_logps) list.ref_logps = std::move(logps.sums);
+      if (sampling_.token_logps) list.sample_token_logps = std::move(logps.tokens);
     }
     batch.lists.push_back(std::move(list));
   }

@@ -1,4 +1,5 @@
-// PerPO, ranking, DPO, LiPO-lambda and SFT on (B lists, N answers), plus metrics and the selector.
+// PerPO, ranking, DPO, LiPO-lambda, SFT and GRPO on (B lists, N answers), plus metrics and the
+// selector.
 #include "perpo/loss/objectives.h"
 
 #include <torch/torch.h>
@@ -12,7 +13,7 @@
 namespace perpo {
 namespace {
 
-constexpr const char* kLossNames = "perpo, dpo, lipo, ranking, sft";
+constexpr const char* kLossNames = "perpo, dpo, lipo, ranking, sft, grpo";
 
 /// Pair weights (B, N, N) from rewards and the current scores (only LiPO reads the scores).
 using PairWeightsFn =
@@ -41,14 +42,23 @@ void check_policy(const ListwiseInputs& in, std::int64_t min_answers) {
 LossMetrics zero_metrics(const at::Tensor& like) {
   auto zero = torch::zeros({}, like.options().dtype(compute_dtype(like)));
   auto zero_count = torch::zeros({}, like.options().dtype(at::kLong));
-  return {zero, zero, zero, zero, zero_count, zero_count};
+  LossMetrics m;  // the reward and grpo metrics stay undefined
+  m.pair_accuracy = m.mean_margin = m.chosen_logratio = m.rejected_logratio = zero;
+  m.pairs = m.lists_without_signal = zero_count;
+  return m;
 }
 
 /// objective (+ nll_weight * mean nll) -> LossOutput, with the per-list values kept detached.
-LossOutput finish(const at::Tensor& per_list, const ListwiseInputs& in, const LossConfig& config) {
+/// `kept` (B) 0/1, when given, leaves lists out of the objective's mean (grpo's drop_all_equal).
+LossOutput finish(const at::Tensor& per_list, const ListwiseInputs& in, const LossConfig& config,
+                  const at::Tensor& kept = at::Tensor()) {
   LossOutput out;
   out.per_list = per_list.detach();
-  out.objective = per_list.mean();  // mean over all lists, signal-free ones included
+  if (kept.defined()) {
+    out.objective = (per_list * kept).sum() / kept.sum().clamp_min(1);  // 0 when none is kept
+  } else {
+    out.objective = per_list.mean();  // mean over all lists, signal-free ones included
+  }
   out.loss = out.objective;
   if (config.nll_weight > 0) {
     PERPO_CHECK_INPUT(in.nll.defined() && in.nll.dim() == 1 && in.nll.size(0) == per_list.size(0),
@@ -61,35 +71,62 @@ LossOutput finish(const at::Tensor& per_list, const ListwiseInputs& in, const Lo
   return out;
 }
 
+/// Fills metrics.mean_reward and reward_std from rewards (B, N).
+void add_reward_metrics(LossMetrics& m, const at::Tensor& rewards) {
+  torch::NoGradGuard no_grad;
+  const at::Tensor r = rewards.detach().to(compute_dtype(rewards));
+  m.mean_reward = r.mean(1).mean();
+  m.reward_std = r.size(1) > 1 ? r.std(1, /*unbiased=*/true).mean() : torch::zeros_like(r.sum());
+}
+
+void check_finite_rewards(const at::Tensor& rewards) {
+  // A NaN reward would silently drop its answer from every pair. Checked where it costs no
+  // device sync (rewards usually come from JSON and live on the CPU).
+  PERPO_CHECK_INPUT(!rewards.device().is_cpu() || torch::isfinite(rewards).all().item<bool>(),
+                    "loss input 'rewards' holds NaN or infinite values; every answer needs a ",
+                    "finite reward");
+}
+
 LossOutput listwise_loss(const ListwiseInputs& in, const LossConfig& config,
                          const PairWeightsFn& pair_weights) {
   validate_loss_config(config);
   check_policy(in, 2);
   check_same_lists(in.rewards, in.policy_logps, "rewards");
-  // A NaN reward would silently drop its answer from every pair. Checked where it costs no
-  // device sync (rewards usually come from JSON and live on the CPU).
-  PERPO_CHECK_INPUT(!in.rewards.device().is_cpu() || torch::isfinite(in.rewards).all().item<bool>(),
-                    "loss input 'rewards' holds NaN or infinite values; every answer needs a ",
-                    "finite reward");
+  check_finite_rewards(in.rewards);
   auto scores = implicit_scores(in, config);                                     // (B, N)
   auto rewards = in.rewards.detach().to(scores.device(), scores.scalar_type());  // (B, N)
   auto weights = pair_weights(rewards, scores);                                  // (B, N, N)
   auto per_list = weighted_pairwise_logistic(scores, weights, config.beta);      // (B,)
   auto out = finish(per_list, in, config);
   out.metrics = ranking_metrics(scores, rewards);
+  add_reward_metrics(out.metrics, rewards);
   return out;
+}
+
+void check_same_tokens(const at::Tensor& t, const at::Tensor& like, const char* name) {
+  PERPO_CHECK_INPUT(t.defined() && t.sizes() == like.sizes(), "loss input '", name, "' is ",
+                    t.defined() ? t.sizes() : at::IntArrayRef{}, " but token_logps is ",
+                    like.sizes(), "; both must be (B lists, N answers, A tokens)");
 }
 
 }  // namespace
 
 std::map<std::string, double> LossMetrics::to_map() const {
   auto read = [](const at::Tensor& t) { return t.defined() ? t.item<double>() : 0.0; };
-  return {{"pair_accuracy", read(pair_accuracy)},
-          {"mean_margin", read(mean_margin)},
-          {"chosen_logratio", read(chosen_logratio)},
-          {"rejected_logratio", read(rejected_logratio)},
-          {"pairs", read(pairs)},
-          {"lists_without_signal", read(lists_without_signal)}};
+  std::map<std::string, double> out = {{"pair_accuracy", read(pair_accuracy)},
+                                       {"mean_margin", read(mean_margin)},
+                                       {"chosen_logratio", read(chosen_logratio)},
+                                       {"rejected_logratio", read(rejected_logratio)},
+                                       {"pairs", read(pairs)},
+                                       {"lists_without_signal", read(lists_without_signal)}};
+  const std::pair<const char*, const at::Tensor*> optional[] = {
+      {"mean_reward", &mean_reward},    {"reward_std", &reward_std},     {"tokens", &tokens},
+      {"clipped_low", &clipped_low},    {"clipped_high", &clipped_high}, {"kl_sum", &kl_sum},
+      {"lists_dropped", &lists_dropped}};
+  for (const auto& [name, tensor] : optional) {
+    if (tensor->defined()) out[name] = read(*tensor);
+  }
+  return out;
 }
 
 at::Tensor implicit_scores(const ListwiseInputs& in, const LossConfig& config) {
@@ -169,15 +206,103 @@ LossOutput sft_loss(const ListwiseInputs& in, const LossConfig& config) {
     LossConfig scoring = config;
     scoring.reference_free = config.reference_free || !in.ref_logps.defined();
     out.metrics = ranking_metrics(implicit_scores(in, scoring), in.rewards);
+    add_reward_metrics(out.metrics, in.rewards);
   } else {
     out.metrics = zero_metrics(logps);
   }
   return out;
 }
 
+LossOutput grpo_loss(const ListwiseInputs& in, const LossConfig& config) {
+  validate_loss_config(config);
+  const GrpoConfig& g = config.grpo;
+  PERPO_CHECK_INPUT(in.token_logps.defined() && in.token_logps.dim() == 3,
+                    "loss.name grpo needs the loss input 'token_logps' as (B lists, N answers, A "
+                    "tokens), got ",
+                    in.token_logps.defined() ? in.token_logps.sizes() : at::IntArrayRef{});
+  const std::int64_t B = in.token_logps.size(0), N = in.token_logps.size(1);
+  PERPO_CHECK_INPUT(B >= 1 && N >= 2, "loss.name grpo needs at least 1 list of 2 answers, got ",
+                    in.token_logps.sizes());
+  check_same_tokens(in.token_mask, in.token_logps, "token_mask");
+  PERPO_CHECK_INPUT(
+      in.rewards.defined() && in.rewards.sizes() == in.token_logps.sizes().slice(0, 2),
+      "loss input 'rewards' must be (B lists, N answers) = (", B, ", ", N, ")");
+  check_finite_rewards(in.rewards);
+  if (in.old_token_logps.defined())
+    check_same_tokens(in.old_token_logps, in.token_logps, "old_token_logps");
+  const bool with_kl = g.kl_beta > 0;
+  if (with_kl) {
+    PERPO_CHECK_INPUT(in.ref_token_logps.defined(), "loss.grpo.kl_beta is ", g.kl_beta,
+                      " but the loss input 'ref_token_logps' (the reference's token log-probs) "
+                      "is missing");
+    check_same_tokens(in.ref_token_logps, in.token_logps, "ref_token_logps");
+  }
+  PERPO_CHECK_INPUT(g.variant != "dr_grpo" || g.max_tokens > 0,
+                    "loss.grpo.variant dr_grpo divides by a constant length: loss.grpo.max_tokens "
+                    "must be > 0, got ",
+                    g.max_tokens);
+
+  const auto dtype = compute_dtype(in.token_logps);
+  const at::Tensor logp = in.token_logps.to(dtype);                         // (B, N, A)
+  const at::Tensor mask = in.token_mask.to(logp.device(), dtype);           // (B, N, A)
+  const at::Tensor on = mask > 0;                                           // (B, N, A)
+  const at::Tensor rewards = in.rewards.detach().to(logp.device(), dtype);  // (B, N)
+  at::Tensor advantages = rewards - rewards.mean(1, /*keepdim=*/true);      // (B, N)
+  if (g.variant != "dr_grpo") {
+    advantages = advantages / (rewards.std(1, /*unbiased=*/true, /*keepdim=*/true) + g.std_eps);
+  }
+  const at::Tensor adv = advantages.unsqueeze(2);  // (B, N, 1)
+  const at::Tensor old = in.old_token_logps.defined()
+                             ? in.old_token_logps.detach().to(logp.device(), dtype)
+                             : logp.detach();
+  // Padding may hold anything: the ratio and the KL see 0 there, then the mask removes them.
+  const at::Tensor zero = torch::zeros({}, logp.options());
+  const at::Tensor ratio = torch::exp(torch::where(on, logp - old, zero));  // (B, N, A)
+  const double low = 1.0 - g.eps_low, high = 1.0 + g.eps_high;
+  at::Tensor per_token = -torch::minimum(ratio * adv, ratio.clamp(low, high) * adv);  // (B, N, A)
+  at::Tensor kl;
+  if (with_kl) {
+    const at::Tensor d =
+        torch::where(on, in.ref_token_logps.detach().to(logp.device(), dtype) - logp, zero);
+    kl = torch::exp(d) - d - 1;  // k3: >= 0, unbiased for KL(policy || reference)
+    per_token = per_token + g.kl_beta * kl;
+  }
+  per_token = per_token * mask;
+  const at::Tensor lengths = mask.sum(2);  // (B, N)
+  at::Tensor per_list;                     // (B)
+  if (g.variant == "grpo") {
+    per_list = (per_token.sum(2) / lengths.clamp_min(1)).mean(1);
+  } else if (g.variant == "dapo") {
+    per_list = per_token.sum({1, 2}) / lengths.sum(1).clamp_min(1);
+  } else {  // dr_grpo
+    per_list = per_token.sum({1, 2}) / (static_cast<double>(N) * g.max_tokens);
+  }
+  const at::Tensor all_equal = rewards.amax(1) == rewards.amin(1);  // (B)
+  at::Tensor kept;
+  if (g.drop_all_equal) {
+    kept = torch::logical_not(all_equal).to(dtype);
+    per_list = per_list * kept;
+  }
+  LossOutput out = finish(per_list, in, config, kept);
+
+  torch::NoGradGuard no_grad;
+  const at::Tensor counted =
+      (kept.defined() ? mask * kept.view({B, 1, 1}) : mask).detach();  // tokens of kept lists
+  out.metrics = ranking_metrics((logp.detach() * mask).sum(2), rewards);
+  add_reward_metrics(out.metrics, rewards);
+  const at::Tensor r = ratio.detach();
+  out.metrics.tokens = counted.sum();
+  out.metrics.clipped_low = (counted * ((r < low) & (adv < 0)).to(dtype)).sum();
+  out.metrics.clipped_high = (counted * ((r > high) & (adv > 0)).to(dtype)).sum();
+  out.metrics.kl_sum = with_kl ? (counted * kl.detach()).sum() : torch::zeros({}, logp.options());
+  out.metrics.lists_dropped = g.drop_all_equal ? all_equal.sum().to(at::kLong)
+                                               : torch::zeros({}, logp.options().dtype(at::kLong));
+  return out;
+}
+
 void validate_loss_config(const LossConfig& config) {
   const auto& n = config.name;
-  if (n != "perpo" && n != "dpo" && n != "lipo" && n != "ranking" && n != "sft") {
+  if (n != "perpo" && n != "dpo" && n != "lipo" && n != "ranking" && n != "sft" && n != "grpo") {
     throw input_error("unknown loss.name '", n, "'").hint(std::string("use one of: ") + kLossNames);
   }
   if (!(std::isfinite(config.beta) && config.beta > 0)) {
@@ -192,10 +317,40 @@ void validate_loss_config(const LossConfig& config) {
     throw input_error("loss.nll_weight must be a finite number >= 0, got ", config.nll_weight)
         .hint("0 turns the added SFT term off");
   }
+  const GrpoConfig& g = config.grpo;
+  if (g.variant != "grpo" && g.variant != "dapo" && g.variant != "dr_grpo") {
+    throw input_error("unknown loss.grpo.variant '", g.variant, "'")
+        .hint("use one of: grpo, dapo, dr_grpo");
+  }
+  if (!(std::isfinite(g.eps_low) && g.eps_low >= 0 && g.eps_low < 1)) {
+    throw input_error("loss.grpo.eps_low must be in [0, 1), got ", g.eps_low)
+        .hint("the ratio is clipped below at 1 - eps_low; e.g. 0.2");
+  }
+  if (!(std::isfinite(g.eps_high) && g.eps_high >= 0)) {
+    throw input_error("loss.grpo.eps_high must be a finite number >= 0, got ", g.eps_high)
+        .hint("the ratio is clipped above at 1 + eps_high; e.g. 0.2, or DAPO's 0.28");
+  }
+  if (!(std::isfinite(g.kl_beta) && g.kl_beta >= 0)) {
+    throw input_error("loss.grpo.kl_beta must be a finite number >= 0, got ", g.kl_beta)
+        .hint("0 turns the KL term off");
+  }
+  if (!(std::isfinite(g.std_eps) && g.std_eps > 0)) {
+    throw input_error("loss.grpo.std_eps must be a finite number > 0, got ", g.std_eps)
+        .hint("it keeps lists of equal rewards from dividing by 0; e.g. 1e-4");
+  }
+  if (g.max_tokens < 0) {
+    throw input_error("loss.grpo.max_tokens must be >= 0, got ", g.max_tokens)
+        .hint("0 = data.max_answer_tokens");
+  }
 }
 
 bool loss_needs_reference(const LossConfig& config) {
+  if (config.name == "grpo") return loss_needs_token_reference(config);
   return config.name != "sft" && !config.reference_free;
+}
+
+bool loss_needs_token_reference(const LossConfig& config) {
+  return config.name == "grpo" && config.grpo.kl_beta > 0;
 }
 
 LossOutput compute_loss(const ListwiseInputs& inputs, const LossConfig& config) {
@@ -204,6 +359,7 @@ LossOutput compute_loss(const ListwiseInputs& inputs, const LossConfig& config) 
   if (config.name == "dpo") return dpo_loss(inputs, config);
   if (config.name == "lipo") return lipo_loss(inputs, config);
   if (config.name == "ranking") return ranking_loss(inputs, config);
+  if (config.name == "grpo") return grpo_loss(inputs, config);
   return sft_loss(inputs, config);
 }
 

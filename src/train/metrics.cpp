@@ -16,14 +16,49 @@
 namespace perpo {
 namespace fs = std::filesystem;
 
+StepSums StepSums::from(const double* v) {
+  return {v[0], v[1],  v[2],  v[3],  v[4],  v[5],  v[6],  v[7], v[8],
+          v[9], v[10], v[11], v[12], v[13], v[14], v[15], v[16]};
+}
+
+std::vector<double> StepSums::values() const {
+  return {loss,
+          objective,
+          nll,
+          pairs,
+          pairs_right,
+          margin,
+          lists_without_signal,
+          lists,
+          rewards,
+          reward_std,
+          reward_lists,
+          answers,
+          tokens,
+          clipped_low,
+          clipped_high,
+          kl,
+          lists_dropped};
+}
+
 void StepSums::finish(StepMetrics& m) const {
+  auto mean = [](double sum, double count) { return count > 0 ? sum / count : 0.0; };
   m.lists = static_cast<std::int64_t>(lists);
   m.lists_without_signal = static_cast<std::int64_t>(lists_without_signal);
-  m.loss = lists > 0 ? loss / lists : 0.0;
-  m.objective = lists > 0 ? objective / lists : 0.0;
-  m.nll = lists > 0 ? nll / lists : 0.0;
-  m.pair_accuracy = pairs > 0 ? pairs_right / pairs : 0.0;
-  m.mean_margin = pairs > 0 ? margin / pairs : 0.0;
+  m.lists_dropped = static_cast<std::int64_t>(lists_dropped);
+  const double trained = lists - lists_dropped;  // the lists the loss is a mean over
+  m.loss = mean(loss, trained);
+  m.objective = mean(objective, trained);
+  m.nll = mean(nll, trained);
+  m.pair_accuracy = mean(pairs_right, pairs);
+  m.mean_margin = mean(margin, pairs);
+  m.has_rewards = reward_lists > 0;
+  m.mean_reward = mean(rewards, reward_lists);
+  m.reward_std = mean(reward_std, reward_lists);
+  m.answer_tokens = mean(tokens, answers);
+  m.clip_low = mean(clipped_low, tokens);
+  m.clip_high = mean(clipped_high, tokens);
+  m.kl = mean(kl, tokens);
 }
 
 MetricsLog::MetricsLog(const fs::path& run_dir, bool tensorboard, std::int64_t resume_after_step)
@@ -65,6 +100,17 @@ void MetricsLog::write(const StepMetrics& m) {
                          {"lists", m.lists},
                          {"lists_without_signal", m.lists_without_signal}};
   if (m.nll != 0) line["nll"] = m.nll;
+  if (m.has_rewards) {
+    line["mean_reward"] = m.mean_reward;
+    line["reward_std"] = m.reward_std;
+  }
+  if (m.grpo) {
+    line["clip_low"] = m.clip_low;
+    line["clip_high"] = m.clip_high;
+    line["kl"] = m.kl;
+    line["lists_dropped"] = m.lists_dropped;
+    line["answer_tokens"] = m.answer_tokens;
+  }
   if (m.skipped) line["skipped"] = "non-finite loss or gradient";
   // Non-finite numbers are not JSON: write them as null (the "skipped" field says why).
   for (auto it = line.begin(); it != line.end(); ++it) {
@@ -72,9 +118,11 @@ void MetricsLog::write(const StepMetrics& m) {
   }
   append(line.dump());
   if (tensorboard_) {
-    for (const char* key : {"loss", "objective", "lr", "grad_norm", "pair_accuracy", "mean_margin",
-                            "lists_per_s", "tokens_per_s", "peak_memory_mb"}) {
-      if (line[key].is_number()) {
+    for (const char* key :
+         {"loss", "objective", "lr", "grad_norm", "pair_accuracy", "mean_margin", "lists_per_s",
+          "tokens_per_s", "peak_memory_mb", "mean_reward", "reward_std", "clip_low", "clip_high",
+          "kl", "lists_dropped", "answer_tokens"}) {
+      if (line.contains(key) && line[key].is_number()) {
         tensorboard_->add_scalar(std::string("train/") + key, m.step,
                                  static_cast<float>(line[key].get<double>()));
       }

@@ -19,11 +19,17 @@ OnlineSampler::OnlineSampler(const Config& config, std::vector<DatasetRecord> re
   }
   // The sampling policy's own log-probs are the reference only for loss.reference: sampler.
   config_.sampling.reference_logps = config_.loss.reference == "sampler";
+  // loss.name grpo trains each list over K steps: the sampling policy's token log-probs are the
+  // old policy of its ratios (at K = 1 every list is on-policy and the ratio is 1 without them).
+  config_.sampling.token_logps =
+      config_.loss.name == "grpo" && config_.train.online_resample_every > 1;
 }
 
 std::vector<DatasetRecord> OnlineSampler::records_for(std::int64_t step) const {
   const std::int64_t every = std::max(config_.train.online_resample_every, 1);
-  const std::int64_t call = std::max<std::int64_t>(step / every - 1, 0);  // 0 for the first call
+  // The first call is at step K, or at step 0 for grpo (online.h).
+  const std::int64_t call =
+      config_.loss.name == "grpo" ? step / every : std::max<std::int64_t>(step / every - 1, 0);
   const std::size_t count = std::min(std::max<std::size_t>(lists_per_call_, 1), records_.size());
   const std::size_t first = static_cast<std::size_t>(call) * count;
   std::vector<DatasetRecord> chosen;
@@ -77,6 +83,7 @@ nlohmann::json online_lists_to_json(const std::vector<PreferenceList>& lists) {
                    {"answers", list.answers},
                    {"rewards", list.rewards},
                    {"ref_logps", list.ref_logps}});
+    if (list.has_sample_token_logps()) out.back()["sample_token_logps"] = list.sample_token_logps;
   }
   return out;
 }
@@ -99,6 +106,10 @@ std::vector<PreferenceList> online_lists_from_json(const nlohmann::json& json) {
       list.answers = item.at("answers").get<std::vector<std::string>>();
       list.rewards = item.at("rewards").get<std::vector<double>>();
       list.ref_logps = item.at("ref_logps").get<std::vector<double>>();
+      if (item.contains("sample_token_logps")) {
+        list.sample_token_logps =
+            item.at("sample_token_logps").get<std::vector<std::vector<double>>>();
+      }
       lists.push_back(std::move(list));
     } catch (const nlohmann::json::exception& e) {
       throw input_error("trainer_state.json: online.lists[", lists.size(), "]: ", e.what());

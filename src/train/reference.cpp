@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <utility>
 
@@ -72,8 +73,11 @@ bool read_cache(const fs::path& path, const std::string& key, TrainData& data) {
 
 fs::path reference_cache_path(const fs::path& run_dir) { return run_dir / "reference_logps.json"; }
 
-std::vector<double> reference_logps(LlavaModelImpl& model, const TrainExample& example,
-                                    const Config& config) {
+namespace {
+
+/// The N answers of `example` scored by `model` in eval mode without gradients.
+ListLogps score_without_grad(LlavaModelImpl& model, const TrainExample& example,
+                             const Config& config) {
   torch::NoGradGuard no_grad;
   const bool was_training = model.is_training();
   model.eval();
@@ -82,8 +86,17 @@ std::vector<double> reference_logps(LlavaModelImpl& model, const TrainExample& e
   tensors.has_target = false;  // only the N answers
   tensors.answer_ids = tensors.answer_ids.narrow(0, 0, tensors.answers);
   tensors.answer_mask = tensors.answer_mask.narrow(0, 0, tensors.answers);
-  at::Tensor values = score_list(model, tensors).answers.to(torch::kFloat64).cpu();  // (N)
+  ListLogps out = score_list(model, tensors);
   if (was_training) model.train();
+  return out;
+}
+
+}  // namespace
+
+std::vector<double> reference_logps(LlavaModelImpl& model, const TrainExample& example,
+                                    const Config& config) {
+  at::Tensor values =
+      score_without_grad(model, example, config).answers.to(torch::kFloat64).cpu();  // (N)
   return std::vector<double>(values.data_ptr<double>(), values.data_ptr<double>() + values.numel());
 }
 
@@ -114,22 +127,55 @@ bool adapters_are_all_that_trains(torch::nn::Module& model) {
   return true;
 }
 
+namespace {
+
+/// Every LoRA adapter of the model switched off (scale 0) for the object's lifetime. y = W x +
+/// scale * B A x: with scale 0 the adapter adds exactly (+-)0 to every output.
+class AdaptersOff {
+ public:
+  explicit AdaptersOff(LlavaModelImpl& model) {
+    PERPO_CHECK(adapters_are_all_that_trains(model),
+                "the frozen start needs a model whose LoRA adapters are all that trains");
+    for (LoraLinearImpl* layer : adapted_layers(model)) {
+      saved_.emplace_back(layer, layer->lora_scale);
+      layer->lora_scale = 0.0;
+    }
+  }
+  ~AdaptersOff() {
+    for (auto& [layer, scale] : saved_) layer->lora_scale = scale;
+  }
+  AdaptersOff(const AdaptersOff&) = delete;
+  AdaptersOff& operator=(const AdaptersOff&) = delete;
+
+ private:
+  std::vector<std::pair<LoraLinearImpl*, double>> saved_;
+};
+
+}  // namespace
+
 std::vector<double> frozen_start_logps(LlavaModelImpl& model, const TrainExample& example,
                                        const Config& config) {
-  PERPO_CHECK(adapters_are_all_that_trains(model),
-              "frozen_start_logps needs a model whose LoRA adapters are all that trains");
-  // y = W x + scale * B A x: with scale 0 the adapter adds exactly (+-)0 to every output.
-  struct AdaptersOff {
-    std::vector<std::pair<LoraLinearImpl*, double>> saved;
-    ~AdaptersOff() {
-      for (auto& [layer, scale] : saved) layer->lora_scale = scale;
-    }
-  } off;
-  for (LoraLinearImpl* layer : adapted_layers(model)) {
-    off.saved.emplace_back(layer, layer->lora_scale);
-    layer->lora_scale = 0.0;
-  }
+  AdaptersOff off(model);
   return reference_logps(model, example, config);
+}
+
+at::Tensor reference_token_logps(LlavaModelImpl& model, const TrainExample& example,
+                                 const Config& config, bool adapters_off) {
+  std::optional<AdaptersOff> off;
+  if (adapters_off) off.emplace(model);
+  return score_without_grad(model, example, config).token_logps;  // (N, A)
+}
+
+std::string token_reference_source(const Config& config, LlavaModelImpl& policy) {
+  const std::string& reference = config.loss.reference;
+  if (reference == "live") return "live";
+  if (reference == "auto" && adapters_are_all_that_trains(policy)) return "adapters-off";
+  throw input_error(
+      "loss.grpo.kl_beta > 0 reads the reference token by token at every step: it needs key "
+      "'loss.reference' = live (a frozen copy), or auto with LoRA adapters as the only trained "
+      "part; got loss.reference = ",
+      reference, (reference == "auto" ? " with more than LoRA adapters trained" : ""))
+      .hint("set loss.reference=live, train LoRA adapters alone, or loss.grpo.kl_beta=0");
 }
 
 ReferencePlan prepare_reference(TrainData& data, LoadedModel& model, const Config& config,
@@ -138,6 +184,10 @@ ReferencePlan prepare_reference(TrainData& data, LoadedModel& model, const Confi
   plan.cache = reference_cache_path(run_dir);
   if (!loss_needs_reference(config.loss)) {
     plan.source = "none";
+    return plan;
+  }
+  if (loss_needs_token_reference(config.loss)) {  // grpo's KL: read at every step, nothing stored
+    plan.source = token_reference_source(config, *model.model);
     return plan;
   }
   if (config.loss.reference == "live") {
@@ -182,8 +232,9 @@ ReferencePlan prepare_reference(TrainData& data, LoadedModel& model, const Confi
 }
 
 void ReferenceSource::check_online(const Config& config, LlavaModelImpl& policy) {
-  if (!loss_needs_reference(config.loss) || config.loss.reference == "live" ||
-      config.loss.reference == "sampler") {
+  // grpo's token-level reference is checked by prepare_reference, the same offline and online.
+  if (!loss_needs_reference(config.loss) || loss_needs_token_reference(config.loss) ||
+      config.loss.reference == "live" || config.loss.reference == "sampler") {
     return;
   }
   // Under LoRA with nothing else trained, the policy with its adapters off is the frozen start.
@@ -220,8 +271,15 @@ at::Tensor ReferenceSource::step_logps(const TrainExample& example, const at::Te
   return stored;
 }
 
+at::Tensor ReferenceSource::step_token_logps(const TrainExample& example, LlavaModelImpl& policy,
+                                             const c10::Device& device) {
+  if (live_) return reference_token_logps(*live_->model, example, config_).to(device);
+  PERPO_CHECK(plan_.source == "adapters-off", "no token-level reference for this run");
+  return reference_token_logps(policy, example, config_, /*adapters_off=*/true).to(device);
+}
+
 void ReferenceSource::fill_resampled(std::vector<PreferenceList>& lists, LoadedModel& policy) {
-  if (!needed()) return;
+  if (!needed() || loss_needs_token_reference(config_.loss)) return;
   if (live_) {
     for (PreferenceList& list : lists) list.ref_logps.clear();  // all from the live reference
   }

@@ -139,6 +139,16 @@ ListTensors list_tensors(const TrainExample& example, const Config& config,
   if (!list.ref_logps.empty()) {
     out.ref_logps = torch::tensor(list.ref_logps, torch::kFloat64).to(torch::kFloat32).to(device);
   }
+  if (!list.sample_token_logps.empty()) {
+    const auto N = out.answers;
+    at::Tensor old = torch::zeros({N, longest}, torch::kFloat32);  // (N, A)
+    auto old_a = old.accessor<float, 2>();
+    for (std::int64_t n = 0; n < N; ++n) {
+      const std::vector<double>& row = list.sample_token_logps[n];
+      for (std::size_t t = 0; t < row.size(); ++t) old_a[n][t] = static_cast<float>(row[t]);
+    }
+    out.sample_token_logps = old.to(device);
+  }
   out.tokens = static_cast<std::int64_t>(prompt.size()) + answer_tokens;
   return out;
 }
@@ -151,9 +161,11 @@ ListLogps score_list(LlavaModelImpl& model, const ListTensors& tensors) {
   at::Tensor lengths = tensors.answer_mask.sum(1).to(torch::kFloat32);      // (R)
   ListLogps out;
   const std::int64_t N = tensors.answers;
-  out.answers = sums.narrow(0, 0, N);                              // (N)
-  out.tokens = lengths.narrow(0, 0, N);                            // (N)
-  if (tensors.has_target) out.target_nll = -sums[N] / lengths[N];  // ()
+  out.answers = sums.narrow(0, 0, N);                                        // (N)
+  out.token_logps = token_logps.to(torch::kFloat32).narrow(0, 0, N);         // (N, A)
+  out.token_mask = tensors.answer_mask.narrow(0, 0, N).to(torch::kFloat32);  // (N, A)
+  out.tokens = lengths.narrow(0, 0, N);                                      // (N)
+  if (tensors.has_target) out.target_nll = -sums[N] / lengths[N];            // ()
   return out;
 }
 
@@ -180,6 +192,7 @@ std::string TrainData::fingerprint() const {
     for (const auto& answer : example.list.answer_ids) mix_ints(answer);
     mix_doubles(example.list.rewards);
     mix_doubles(example.list.ref_logps);
+    for (const auto& row : example.list.sample_token_logps) mix_doubles(row);
     mix_ints(example.target_ids);
     const std::string image = example.record.image_path.string();
     mix(image.data(), image.size() + 1);

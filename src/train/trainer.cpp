@@ -44,18 +44,45 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
-// One list's (or one SFT batch's) part of the step's StepSums as a detached (8) float64 tensor on
-// the loss's device, in StepSums' order; `lists` weights the means it holds. No host sync.
-at::Tensor step_sums(const LossOutput& out, double lists, bool ranked) {
+// One list's (or one SFT batch's) part of the step's StepSums as a detached (kCount) float64
+// tensor on the loss's device, in StepSums' order; `lists` weights the means it holds, `answers`
+// counts the answers scored. No host sync.
+at::Tensor step_sums(const LossOutput& out, double lists, double answers, bool ranked) {
   auto f64 = [](const at::Tensor& t) { return t.detach().to(torch::kFloat64).reshape({}); };
   const at::Tensor zero = torch::zeros({}, out.loss.options().dtype(torch::kFloat64));
-  const at::Tensor pairs = ranked ? f64(out.metrics.pairs) : zero;
-  return torch::stack({f64(out.loss) * lists, f64(out.objective) * lists,
-                       out.nll_term.defined() ? f64(out.nll_term) * lists : zero, pairs,
-                       ranked ? f64(out.metrics.pair_accuracy) * pairs : zero,
-                       ranked ? f64(out.metrics.mean_margin) * pairs : zero,
-                       ranked ? f64(out.metrics.lists_without_signal) : zero,
-                       torch::full({}, lists, zero.options())});
+  const auto count = [&](double value) { return torch::full({}, value, zero.options()); };
+  const LossMetrics& m = out.metrics;
+  const at::Tensor pairs = ranked ? f64(m.pairs) : zero;
+  const bool rewards = m.mean_reward.defined();
+  const bool grpo = m.tokens.defined();
+  return torch::stack(
+      {f64(out.loss) * lists, f64(out.objective) * lists,
+       out.nll_term.defined() ? f64(out.nll_term) * lists : zero, pairs,
+       ranked ? f64(m.pair_accuracy) * pairs : zero, ranked ? f64(m.mean_margin) * pairs : zero,
+       ranked ? f64(m.lists_without_signal) : zero, count(lists),
+       rewards ? f64(m.mean_reward) * lists : zero, rewards ? f64(m.reward_std) * lists : zero,
+       count(rewards ? lists : 0.0), count(grpo ? answers : 0.0), grpo ? f64(m.tokens) : zero,
+       grpo ? f64(m.clipped_low) : zero, grpo ? f64(m.clipped_high) : zero,
+       grpo ? f64(m.kl_sum) : zero, grpo ? f64(m.lists_dropped) : zero});
+}
+
+// The StepSums part of a list that loss.grpo.drop_all_equal leaves out before any forward: it
+// counts as a list without signal, with its (equal) rewards, and as dropped.
+at::Tensor dropped_list_sums(const TrainExample& example, const c10::Device& device) {
+  const std::vector<double>& r = example.list.rewards;
+  const double mean = r.empty() ? 0.0 : r.front();  // all equal
+  StepSums sums;
+  sums.lists_without_signal = 1;
+  sums.lists = 1;
+  sums.rewards = mean;
+  sums.reward_lists = 1;
+  sums.lists_dropped = 1;
+  return torch::tensor(sums.values(), torch::kFloat64).to(device);
+}
+
+bool all_rewards_equal(const TrainExample& example) {
+  const std::vector<double>& r = example.list.rewards;
+  return !r.empty() && std::all_of(r.begin(), r.end(), [&](double v) { return v == r.front(); });
 }
 
 class Trainer {
@@ -73,6 +100,8 @@ class Trainer {
   bool logged(std::int64_t step) const;
   void read_counters();
   void warn_skipped(const StepMetrics& m);
+  void check_grpo_lists() const;
+  bool on_policy() const;
   void score_and_backward(const TrainExample& example, double scale, std::int64_t& tokens);
   void sft_backward(const std::vector<std::size_t>& indices, double scale, std::int64_t& tokens);
   fs::path save_checkpoint();
@@ -108,10 +137,11 @@ class Trainer {
   std::int64_t resamples_ = 0;
   std::vector<at::Tensor> step_sums_;  // this step's StepSums parts, on the device (step_sums)
   std::vector<PreferenceList> online_lists_;       // online mode: the lists in use (checkpointed)
-  std::int64_t online_sampled_at_ = 0;             // the step they were sampled at
+  std::int64_t online_sampled_at_ = -1;            // the step they were sampled at; -1 = none
   std::shared_ptr<OnlineSampler> online_sampler_;  // the built-in sampler, unless a hook's
   std::map<std::string, double> online_metrics_;   // of the last re-sampling, logged with the
                                                    // next step
+  LossConfig loss_;  // config_.loss with loss.grpo.max_tokens 0 resolved (data.max_answer_tokens)
   int pad_id_ = 0;
   c10::Device device_{c10::kCPU};
   c10::ScalarType dtype_ = c10::kFloat;
@@ -219,7 +249,7 @@ fs::path Trainer::save_checkpoint() {
                    {"host_rng", rng.host},
                    {"weights", everything ? "all" : "trained"},
                    {"data_fingerprint", data_fingerprint_}};
-  if (online_sampled_at_ > 0) {
+  if (online_sampled_at_ >= 0) {
     content.state["online"] = {{"sampled_at", online_sampled_at_},
                                {"lists", online_lists_to_json(online_lists_)}};
   }
@@ -229,21 +259,54 @@ fs::path Trainer::save_checkpoint() {
   return dir;
 }
 
+// loss.name grpo's importance ratios need the sampling policy's token log-probs, except when
+// every list is trained by the weights that sampled it: online mode re-sampling at every step.
+bool Trainer::on_policy() const { return config_.train.online_resample_every == 1; }
+
+void Trainer::check_grpo_lists() const {
+  if (config_.loss.name != "grpo" || config_.train.online_resample_every > 0) return;
+  for (const TrainExample& example : data_.examples) {
+    if (example.list.sample_token_logps.empty()) {
+      throw input_error(
+          "loss.name grpo on offline lists needs each list's field 'sample_token_logps' (the "
+          "sampling model's per-token log-probs: the old policy of the importance ratios); ",
+          example.list.source.to_string(), " has none")
+          .hint(
+              "sample the lists with sampling.token_logps=true (perpo sample --set "
+              "sampling.token_logps=true), or train online on-policy with "
+              "train.online_resample_every=1");
+    }
+  }
+}
+
 void Trainer::score_and_backward(const TrainExample& example, double scale, std::int64_t& tokens) {
   ListTensors t = list_tensors(example, config_, device_, dtype_, pad_id_);
-  ListLogps logps = score_list(*model_.model, t);
   ListwiseInputs in;
+  const bool grpo = loss_.name == "grpo";
+  if (grpo && loss_needs_token_reference(loss_)) {  // before the policy's graph is built
+    in.ref_token_logps = reference_->step_token_logps(example, *model_.model, device_).unsqueeze(0);
+  }
+  ListLogps logps = score_list(*model_.model, t);
   in.policy_logps = logps.answers.unsqueeze(0);  // (1, N)
   in.answer_tokens = logps.tokens.unsqueeze(0);  // (1, N)
   if (t.rewards.defined()) in.rewards = t.rewards.unsqueeze(0);
-  if (reference_->needed()) {
-    const bool resampled = online_sampled_at_ > 0;  // the lists in use came from fill_resampled
+  if (grpo) {
+    in.token_logps = logps.token_logps.unsqueeze(0);  // (1, N, A)
+    in.token_mask = logps.token_mask.unsqueeze(0);    // (1, N, A)
+    if (t.sample_token_logps.defined()) {
+      in.old_token_logps = t.sample_token_logps.unsqueeze(0);
+    } else {
+      PERPO_CHECK(on_policy(), example.list.source.to_string(),
+                  ": loss.name grpo off-policy without the list's sample_token_logps");
+    }
+  } else if (reference_->needed()) {
+    const bool resampled = online_sampled_at_ >= 0;  // the lists in use came from fill_resampled
     in.ref_logps = reference_->step_logps(example, t.ref_logps, device_, resampled).unsqueeze(0);
   }
   if (logps.target_nll.defined()) in.nll = logps.target_nll.unsqueeze(0);  // (1)
-  LossOutput out = compute_loss(in, config_.loss);
+  LossOutput out = compute_loss(in, loss_);
   (out.loss * scale).backward();
-  step_sums_.push_back(step_sums(out, 1.0, t.rewards.defined()));
+  step_sums_.push_back(step_sums(out, 1.0, static_cast<double>(t.answers), t.rewards.defined()));
   tokens += t.tokens;
 }
 
@@ -271,7 +334,7 @@ void Trainer::sft_backward(const std::vector<std::size_t>& indices, double scale
   const LossOutput out = compute_loss(in, config_.loss);
   const auto B = static_cast<double>(indices.size());
   (out.loss * (scale * B)).backward();  // the batch counts as its B records in the step's mean
-  step_sums_.push_back(step_sums(out, B, /*ranked=*/false));
+  step_sums_.push_back(step_sums(out, B, /*answers=*/B, /*ranked=*/false));
   tokens += batch.tokens;
 }
 
@@ -308,13 +371,32 @@ StepMetrics Trainer::step() {
   const double scale = 1.0 / (static_cast<double>(tr.lists_per_step) * tr.grad_accum);
   std::int64_t tokens = 0;
   step_sums_.clear();
+  std::vector<std::vector<std::size_t>> micro_batches;
   for (int micro = 0; micro < tr.grad_accum; ++micro) {
-    const std::vector<std::size_t> indices = order_->take(tr.lists_per_step);
+    micro_batches.push_back(order_->take(tr.lists_per_step));
+  }
+  // loss.grpo.drop_all_equal: lists whose rewards are all equal are left out before any forward,
+  // and the step's loss is the mean over the others (loss/objectives.h).
+  const bool drop = loss_.name == "grpo" && loss_.grpo.drop_all_equal;
+  double trained = 0;
+  for (const auto& indices : micro_batches) {
+    for (std::size_t index : indices)
+      trained += drop && all_rewards_equal(data_.examples[index]) ? 0 : 1;
+  }
+  const double list_scale = drop ? 1.0 / std::max(trained, 1.0) : scale;
+  for (const auto& indices : micro_batches) {
     if (is_sft(config_)) {
       sft_backward(indices, scale, tokens);
       continue;
     }
-    for (std::size_t index : indices) score_and_backward(data_.examples[index], scale, tokens);
+    for (std::size_t index : indices) {
+      const TrainExample& example = data_.examples[index];
+      if (drop && all_rewards_equal(example)) {
+        step_sums_.push_back(dropped_list_sums(example, device_));
+        continue;
+      }
+      score_and_backward(example, list_scale, tokens);
+    }
   }
   const std::vector<at::Tensor> params = optim_->params();
   if (hooks_.reduce_gradients) hooks_.reduce_gradients(params);
@@ -327,7 +409,9 @@ StepMetrics Trainer::step() {
   const at::Tensor skip = found_inf.to(torch::kFloat32);
   optim_->set_lr_multiplier(lr_multiplier(step_, total_, config_.optim));
   m.lr = optim_->current_lr();
-  optim_->step(skip);
+  m.grpo = loss_.name == "grpo";
+  // Every list dropped: no gradient, no update (and not a non-finite step).
+  optim_->step(trained > 0 ? skip : torch::ones_like(skip));
   nonfinite_in_row_device_.add_(skip).mul_(skip);
   skipped_device_.add_(skip);
   if (logged(m.step)) {
@@ -338,8 +422,7 @@ StepMetrics Trainer::step() {
                     torch::stack({nonfinite_in_row_device_, skipped_device_}).to(torch::kFloat64)})
             .cpu();
     const double* v = host.data_ptr<double>();
-    const StepSums step_sums{v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]};
-    step_sums.finish(m);
+    StepSums::from(v).finish(m);
     m.grad_norm = v[StepSums::kCount];
     nonfinite_in_row_ = static_cast<std::int64_t>(v[StepSums::kCount + 1]);
     skipped_ = static_cast<std::int64_t>(v[StepSums::kCount + 2]);
@@ -359,7 +442,10 @@ StepMetrics Trainer::step() {
 
 void Trainer::maybe_resample() {
   const int every = config_.train.online_resample_every;
-  if (every <= 0 || step_ == 0 || step_ % every != 0) return;
+  if (every <= 0 || step_ % every != 0) return;
+  // grpo trains on the online sampler's lists alone (their token log-probs are the old policy):
+  // it samples before the first step too; the other losses start on data.train's lists.
+  if (step_ == 0 && (loss_.name != "grpo" || online_sampled_at_ >= 0)) return;
   std::vector<PreferenceList> lists = hooks_.resample(model_, step_);
   ++resamples_;
   reference_->fill_resampled(lists, model_);  // kept with the lists (and checkpointed)
@@ -437,6 +523,10 @@ TrainSummary Trainer::run() {
   pad_id_ = std::max(model_.tokenizer->pad_id(), 0);
   data_ = load_train_data(config_, model_);
   data_fingerprint_ = data_.fingerprint();
+  loss_ = config_.loss;
+  if (loss_.grpo.max_tokens == 0) loss_.grpo.max_tokens = config_.data.max_answer_tokens;
+  check_grpo_lists();
+  if (loss_needs_token_reference(loss_)) token_reference_source(config_, *model_.model);
   if (config_.train.online_resample_every > 0) setup_online_mode();  // checks before any write
   create_run_dir();
   PERPO_LOG_INFO("training data: ", data_.summary(config_));
@@ -477,6 +567,9 @@ TrainSummary Trainer::run() {
   bar.advance(step_);
   warned_through_ = step_;
   std::int64_t saved_at = options_.resume ? step_ : -1;
+  if (step_ == 0 && config_.train.eval_every > 0 && hooks_.evaluate && hooks_.evaluate_at_start) {
+    metrics.write_extra(0, evaluate());
+  }
   while (step_ < total_) {
     maybe_resample();
     StepMetrics m = step();

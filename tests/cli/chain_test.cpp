@@ -137,4 +137,57 @@ TEST(CliChain, AbsolutePathsFromAnotherFolderAndListsTrainedElsewhere) {
   EXPECT_EQ(slurp_file(config).rfind("# the README's job", 0), 0u);
 }
 
+// Issue 25: the offline GRPO chain. sample keeps each answer's token log-probs
+// (sampling.token_logps; their sums are the ref_logps of the same pass), logps carries them into
+// its output, and train with loss.name grpo reads them from another folder; lists without them
+// are refused naming the field.
+TEST(CliChain, GrpoTrainsOnListsSampledWithTheirTokenLogps) {
+  const fs::path home = perpo::test::fresh_scratch_dir("cli_chain", "grpo");
+  fs::create_directories(home / "elsewhere");
+  write_chain_config(home / "C.yaml", "runs/x");
+  const std::string cwd = home.string();
+  expect_ok(run_perpo("data synth --task grounding --n 4 --out data/train --seed 1", cwd), "synth");
+  expect_ok(run_perpo("sample --config C.yaml data.train=data/train/records.jsonl "
+                      "sampling.token_logps=true sampling.output=lists/l.jsonl",
+                      cwd),
+            "sample");
+  const auto lists = read_jsonl(home / "lists" / "l.jsonl");
+  ASSERT_EQ(lists.size(), 4u);
+  for (const auto& list : lists) {
+    const auto& rows = list.at("sample_token_logps");
+    ASSERT_EQ(rows.size(), list.at("answers").size());
+    for (std::size_t a = 0; a < rows.size(); ++a) {
+      double sum = 0;
+      for (const auto& v : rows[a]) sum += v.get<double>();
+      EXPECT_FALSE(rows[a].empty());
+      EXPECT_NEAR(sum, list.at("ref_logps")[a].get<double>(), 1e-9);
+    }
+  }
+  expect_ok(run_perpo("logps --config ../C.yaml --input ../lists/l.jsonl --output rescored.jsonl",
+                      (home / "elsewhere").string()),
+            "logps");
+  const auto rescored = read_jsonl(home / "elsewhere" / "rescored.jsonl");
+  ASSERT_EQ(rescored.size(), lists.size());
+  EXPECT_EQ(rescored[0].at("sample_token_logps"), lists[0].at("sample_token_logps"));
+  expect_ok(run_perpo("train --config ../C.yaml data.train=rescored.jsonl loss.name=grpo "
+                      "run.dir=../runs/g",
+                      (home / "elsewhere").string()),
+            "train grpo");
+  EXPECT_TRUE(fs::is_directory(home / "runs" / "g" / "checkpoints" / "step-2"));
+  const auto metrics = read_jsonl(home / "runs" / "g" / "metrics.jsonl");
+  ASSERT_FALSE(metrics.empty());
+  EXPECT_TRUE(metrics[0].contains("clip_low")) << metrics[0].dump();
+
+  // Lists sampled without them: refused, exit 2, the field named; nothing written.
+  expect_ok(run_perpo("sample --config C.yaml data.train=data/train/records.jsonl "
+                      "sampling.output=plain/l.jsonl",
+                      cwd),
+            "sample without token log-probs");
+  auto refused = run_perpo(
+      "train --config C.yaml data.train=plain/l.jsonl loss.name=grpo run.dir=runs/refused", cwd);
+  EXPECT_EQ(refused.exit_code, 2) << refused.output;
+  EXPECT_NE(refused.output.find("'sample_token_logps'"), std::string::npos) << refused.output;
+  EXPECT_FALSE(fs::exists(home / "runs" / "refused"));
+}
+
 }  // namespace

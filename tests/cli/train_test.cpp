@@ -27,6 +27,7 @@
 #include "test_paths.h"
 #include "test_util.h"
 #include "train_fixture.h"
+#include "train_runs.h"
 
 extern char** environ;
 
@@ -42,35 +43,16 @@ std::string train_args(const fs::path& dir, const std::vector<std::string>& extr
   return args;
 }
 
-// The training `perpo train` runs (the library call cmd_train.cpp makes, with the same config) in
-// a child process that SIGKILLs itself in the middle of writing its k-th checkpoint, after
-// weights.safetensors: a crash at the worst moment. No fault hook ships in the perpo binary.
-// Returns the child's wait status.
+// The training `perpo train` runs (the library call cmd_train.cpp makes, with the same config),
+// killed while writing its k-th checkpoint (test::train_killed_while_checkpointing).
 int train_killed_while_checkpointing(const fs::path& dir, const std::vector<std::string>& extra,
                                      int k) {
   auto overrides = perpo::test::tiny_train_overrides(dir / "lists.jsonl", dir / "run");
   overrides.insert(overrides.end(), extra.begin(), extra.end());
-  const pid_t pid = ::fork();
-  if (pid == 0) {
-    try {
-      const perpo::Config config = perpo::load_config("", overrides);
-      perpo::TrainerHooks hooks;
-      int written = 0;
-      hooks.checkpoint_fault = [&](const std::string& file) {
-        if (file == "weights.safetensors" && ++written == k) std::raise(SIGKILL);
-      };
-      perpo::run_training(config, {}, hooks);
-    } catch (...) {
-      ::_exit(3);
-    }
-    ::_exit(0);
-  }
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  return status;
+  return perpo::test::train_killed_while_checkpointing(perpo::load_config("", overrides), k);
 }
 
-bool killed_by_sigkill(int status) { return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL; }
+using perpo::test::killed_by_sigkill;
 
 std::size_t metrics_line_count(const fs::path& run_dir) {
   std::ifstream in(run_dir / "metrics.jsonl");

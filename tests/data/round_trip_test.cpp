@@ -75,5 +75,35 @@ TEST(JsonlReader, NumberTooLargeForADoubleIsBadInput) {
   }
 }
 
+TEST(JsonlReader, SampleTokenLogpsReadBackEqualAndAreChecked) {
+  // Issue 25: one row of token log-probs per answer, kept by every writer (to_json) exactly.
+  const auto dir = test::fresh_scratch_dir("data_round_trip", "token_logps");
+  const std::string list =
+      R"({"id": "a", "image": "a.png", "prompt": "q", "answers": ["x", "y"], "rewards": [1, 0], )";
+  write_file_atomic(dir / "lists.jsonl",
+                    list + R"("sample_token_logps": [[-0.125, -2.5e-7], [-3.0]]})" + "\n");
+  const auto lists = read_preference_lists(dir / "lists.jsonl", without_images());
+  ASSERT_EQ(lists.size(), 1u);
+  EXPECT_EQ(lists[0].sample_token_logps,
+            (std::vector<std::vector<double>>{{-0.125, -2.5e-7}, {-3.0}}));
+  EXPECT_FALSE(lists[0].record.extra.contains("sample_token_logps"));  // a list field, not extra
+  write_file_atomic(dir / "again.jsonl", to_json(lists[0]).dump() + "\n");
+  EXPECT_EQ(read_preference_lists(dir / "again.jsonl", without_images())[0].sample_token_logps,
+            lists[0].sample_token_logps);
+  auto error_for = [&](const std::string& field) {
+    write_file_atomic(dir / "bad.jsonl", list + field + "}\n");
+    return test::error_of([&] { read_preference_lists(dir / "bad.jsonl", without_images()); });
+  };
+  EXPECT_THAT(error_for(R"("sample_token_logps": [[-1.0]])"),
+              HasSubstr("bad.jsonl:1: field \"sample_token_logps\" has 1 rows but \"answers\" "
+                        "has 2"));
+  EXPECT_THAT(error_for(R"("sample_token_logps": [[-1.0], [0.5, 2.0]])"),
+              HasSubstr("sample_token_logps row 1 holds 2"));
+  EXPECT_THAT(error_for(R"("sample_token_logps": [[-1.0], "no"])"),
+              HasSubstr("field \"sample_token_logps[1]\" must be an array of numbers"));
+  EXPECT_THAT(error_for(R"("sample_token_logps": -1)"),
+              HasSubstr("must be an array of arrays of numbers"));
+}
+
 }  // namespace
 }  // namespace perpo

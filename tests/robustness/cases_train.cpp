@@ -27,6 +27,14 @@ void write_lists_setup(const fs::path& dir, int n) {
   write_text(dir / "lists.jsonl", one_list(n));
 }
 
+// The list of one_list(3) with a sample_token_logps field (`rows` as JSON).
+void write_token_logps_setup(const fs::path& dir, const std::string& rows) {
+  write_tiny_setup_with_image(dir);
+  std::string list = one_list(3);
+  list.insert(list.rfind('}'), ", \"sample_token_logps\": " + rows);
+  write_text(dir / "lists.jsonl", list);
+}
+
 // An empty safetensors file: an 8-byte little-endian header length, then the header "{}".
 std::string empty_safetensors() { return std::string("\x02\0\0\0\0\0\0\0{}", 10); }
 
@@ -106,6 +114,26 @@ PERPO_ROBUSTNESS_CASES(train) {
          write_text(dir / "lists.jsonl", list);
        },
        2, "lists.jsonl:1: reward 0 is 1e+300"},
+      // Issue 25: loss.name grpo.
+      {"grpo_eps_low_out_of_range", run + " loss.name=grpo loss.grpo.eps_low=1.5" + lists,
+       [](const fs::path& dir) { write_lists_setup(dir, 3); }, 2,
+       "'loss.grpo.eps_low' must be in [0, 1)"},
+      {"grpo_unknown_variant", run + " loss.name=grpo loss.grpo.variant=ppo" + lists,
+       [](const fs::path& dir) { write_lists_setup(dir, 3); }, 2, "loss.grpo.variant"},
+      {"grpo_offline_without_token_logps", run + " loss.name=grpo" + lists,
+       [](const fs::path& dir) { write_lists_setup(dir, 3); }, 2, "'sample_token_logps'"},
+      {"grpo_token_logps_wrong_length", run + " loss.name=grpo" + lists,
+       [](const fs::path& dir) { write_token_logps_setup(dir, "[[-1.0], [-1.0], [-1.0]]"); }, 2,
+       "lists.jsonl:1: sample_token_logps row 0 has 1 values but answer 0 is"},
+      {"grpo_token_logps_wrong_rows", run + " loss.name=grpo" + lists,
+       [](const fs::path& dir) { write_token_logps_setup(dir, "[[-1.0], [-1.0]]"); }, 2,
+       "field \"sample_token_logps\" has 2 rows but \"answers\" has 3"},
+      {"grpo_token_logps_positive", run + " loss.name=grpo" + lists,
+       [](const fs::path& dir) { write_token_logps_setup(dir, "[[-1.0], [5.0], [-1.0]]"); }, 2,
+       "sample_token_logps row 1 holds 5"},
+      {"grpo_kl_without_a_reference",
+       run + " loss.name=grpo loss.grpo.kl_beta=0.1 " + "train.online_resample_every=1" + lists,
+       [](const fs::path& dir) { write_lists_setup(dir, 3); }, 2, "loss.grpo.kl_beta > 0"},
       // --force never reaches an input: the config file lies where train writes config.yaml.
       {"force_over_the_config_file", "train --config {dir}/run/config.yaml --force" + lists,
        [](const fs::path& dir) {

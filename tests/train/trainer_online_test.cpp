@@ -20,6 +20,7 @@
 #include "perpo/train/trainer.h"
 #include "test_util.h"
 #include "train_fixture.h"
+#include "train_runs.h"
 
 namespace perpo {
 namespace {
@@ -64,15 +65,7 @@ PreferenceList sampled_list() {
   return list;
 }
 
-std::vector<nlohmann::json> metrics_lines(const fs::path& run_dir) {
-  std::ifstream in(run_dir / "metrics.jsonl");
-  std::vector<nlohmann::json> lines;
-  std::string line;
-  while (std::getline(in, line)) {
-    if (!line.empty()) lines.push_back(nlohmann::json::parse(line));
-  }
-  return lines;
-}
+using test::metrics_lines;
 
 // Runs 6 online steps straight, and stopped after step 3 then resumed: same losses and weights.
 void expect_online_resume_bit_for_bit(const std::string& name, std::vector<std::string> extra) {
@@ -108,12 +101,8 @@ void expect_online_resume_bit_for_bit(const std::string& name, std::vector<std::
     EXPECT_EQ(resumed.grad_norm, full[i].grad_norm) << "step " << i + 1;
     EXPECT_EQ(resumed.lists_without_signal, full[i].lists_without_signal) << "step " << i + 1;
   }
-  auto wa = load_run_checkpoint(dir / "full" / "checkpoints" / "step-6").weights;
-  auto wb = load_run_checkpoint(dir / "part" / "checkpoints" / "step-6").weights;
-  ASSERT_EQ(wa.size(), wb.size());
-  for (std::size_t i = 0; i < wa.size(); ++i) {
-    EXPECT_TRUE(torch::equal(wa[i].second, wb[i].second)) << wa[i].first;
-  }
+  test::expect_same_weights(dir / "full" / "checkpoints" / "step-6",
+                            dir / "part" / "checkpoints" / "step-6");
 }
 
 TEST(TrainerOnline, InterruptedOnlineRunResumesBitForBit) {

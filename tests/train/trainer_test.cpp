@@ -24,6 +24,7 @@
 #include "tensorboard_reader.h"
 #include "test_util.h"
 #include "train_fixture.h"
+#include "train_runs.h"
 
 namespace perpo {
 namespace {
@@ -36,15 +37,7 @@ Config tiny_config(const fs::path& data, const fs::path& run_dir,
   return load_config("", overrides);
 }
 
-std::vector<nlohmann::json> metrics_lines(const fs::path& run_dir) {
-  std::ifstream in(run_dir / "metrics.jsonl");
-  std::vector<nlohmann::json> lines;
-  std::string line;
-  while (std::getline(in, line)) {
-    if (!line.empty()) lines.push_back(nlohmann::json::parse(line));
-  }
-  return lines;
-}
+using test::metrics_lines;
 
 std::vector<StepMetrics> train_and_record(const Config& config, bool resume = false,
                                           std::function<bool()> stop = {}) {
@@ -258,12 +251,8 @@ TEST(Trainer, ResumeInsideGradientAccumulationIsBitExact) {
   ASSERT_EQ(a.size(), 6u);
   ASSERT_EQ(b.size(), 6u);
   for (int i = 0; i < 6; ++i) EXPECT_EQ(a[i]["loss"], b[i]["loss"]);
-  auto wa = load_run_checkpoint(dir / "full" / "checkpoints" / "step-6").weights;
-  auto wb = load_run_checkpoint(dir / "part" / "checkpoints" / "step-6").weights;
-  ASSERT_EQ(wa.size(), wb.size());
-  for (std::size_t i = 0; i < wa.size(); ++i) {
-    EXPECT_TRUE(torch::equal(wa[i].second, wb[i].second)) << wa[i].first;
-  }
+  test::expect_same_weights(dir / "full" / "checkpoints" / "step-6",
+                            dir / "part" / "checkpoints" / "step-6");
   EXPECT_TRUE(fs::exists(dir / "part" / "reference_logps.json"));
 
   // A resume with other settings is refused, naming them.

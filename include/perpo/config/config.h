@@ -163,6 +163,7 @@ struct SamplingConfig {
   bool unique_answers = false;    // drop repeated answers of a prompt and sample more instead
   int max_samples = 0;            // answers drawn per prompt at most with unique_answers; 0 = 4 N
   bool add_ground_truth = false;  // add the ground truth to each list as one more answer
+  bool token_logps = false;       // store per-token log-probs of the sampling model (grpo)
 
   template <typename V>
   void visit(V& v) {
@@ -181,6 +182,9 @@ struct SamplingConfig {
             "answers drawn per prompt at most when unique_answers; 0 = 4 x num_answers");
     v.field("add_ground_truth", add_ground_truth,
             "add the ground truth to each list as one more answer (if not already sampled)");
+    v.field("token_logps", token_logps,
+            "store the sampling model's per-token log-probs of each answer (sample_token_logps), "
+            "the old policy of loss.name grpo's importance ratios");
   }
 };
 
@@ -200,8 +204,35 @@ struct RewardConfig {
   }
 };
 
+// loss.name grpo: group-relative policy gradients on the sampled lists (loss/objectives.h).
+struct GrpoConfig {
+  std::string variant = "grpo";  // grpo | dapo | dr_grpo
+  double eps_low = 0.2;          // clip rho below at 1 - eps_low, e.g. 0.2
+  double eps_high = 0.2;         // clip rho above at 1 + eps_high, e.g. 0.2 (DAPO: 0.28)
+  double kl_beta = 0.0;          // weight of the k3 KL to the reference, e.g. 0 (off)
+  double std_eps = 1e-4;         // A = (r - mean) / (std + std_eps), e.g. 1e-4
+  bool drop_all_equal = false;   // DAPO's dynamic sampling: leave out lists of equal rewards
+  int max_tokens = 0;            // dr_grpo's constant length normaliser; 0 = data.max_answer_tokens
+
+  template <typename V>
+  void visit(V& v) {
+    v.choice("variant", variant, {"grpo", "dapo", "dr_grpo"},
+             "grpo: std-normalised advantages, each answer's token mean; dapo: token mean over "
+             "the list; dr_grpo: no std, a constant length normaliser");
+    v.field("eps_low", eps_low, "clip the importance ratio below at 1 - eps_low, e.g. 0.2");
+    v.field("eps_high", eps_high,
+            "clip the importance ratio above at 1 + eps_high, e.g. 0.2 (DAPO's clip-higher: 0.28)");
+    v.field("kl_beta", kl_beta, "weight of the per-token k3 KL to the reference; 0 = off");
+    v.field("std_eps", std_eps, "added to the list's reward std before dividing, e.g. 1e-4");
+    v.field("drop_all_equal", drop_all_equal,
+            "leave out lists whose rewards are all equal (DAPO's dynamic sampling)");
+    v.field("max_tokens", max_tokens,
+            "dr_grpo's constant length normaliser in tokens; 0 = data.max_answer_tokens");
+  }
+};
+
 struct LossConfig {
-  std::string name = "perpo";     // perpo | dpo | lipo | ranking | sft
+  std::string name = "perpo";     // perpo | dpo | lipo | ranking | sft | grpo
   double beta = 0.1;              // scale of the log-ratio margins, e.g. 0.1
   double gamma = 0.5;             // exponent of the reward-gap weights, e.g. 0.5
   bool length_normalize = false;  // mean instead of sum of token log-probs
@@ -210,10 +241,12 @@ struct LossConfig {
 
   // Where reference log-probs come from: auto | precompute | live | sampler (see visit()).
   std::string reference = "auto";
+  GrpoConfig grpo;
 
   template <typename V>
   void visit(V& v) {
-    v.choice("name", name, {"perpo", "dpo", "lipo", "ranking", "sft"}, "training objective");
+    v.choice("name", name, {"perpo", "dpo", "lipo", "ranking", "sft", "grpo"},
+             "training objective");
     v.field("beta", beta, "scale of the policy/reference log-ratios, e.g. 0.1");
     v.field("gamma", gamma, "reward-gap exponent of the pair weights, e.g. 0.5");
     v.field("length_normalize", length_normalize, "average token log-probs instead of summing");
@@ -225,6 +258,7 @@ struct LossConfig {
              "live = a frozen copy of the initial model scores every step (twice the memory; "
              "re-sampled lists once); sampler = as auto, and in online mode each re-sampled list "
              "is scored by the policy that sampled it (the reference follows the policy)");
+    v.section("grpo", grpo, "loss.name grpo: group-relative policy optimisation");
   }
 };
 
@@ -355,12 +389,14 @@ struct DemoArmLrConfig {
   double sft = 1.5e-4;  // e.g. 1.5e-4
   double dpo = 5e-5;    // e.g. 5e-5
   double perpo = 1e-4;  // e.g. 1e-4
+  double grpo = 2e-4;   // e.g. 2e-4
 
   template <typename V>
   void visit(V& v) {
     v.field("sft", sft, "learning rate of the sft arm, e.g. 1.5e-4");
     v.field("dpo", dpo, "learning rate of the dpo arm, e.g. 5e-5");
     v.field("perpo", perpo, "learning rate of the perpo arm, e.g. 1e-4");
+    v.field("grpo", grpo, "learning rate of the grpo arm, e.g. 2e-4");
   }
 };
 
@@ -381,10 +417,10 @@ struct DemoConfig {
   int sft_steps = 1500;             // stage 1
   int sft_batch = 32;
   double sft_lr = 2e-3;
-  std::vector<std::string> arms = {"sft", "dpo", "perpo"};  // stage 2, each from stage 1
-  int pref_steps = 500;                                     // steps of every arm
-  int lists_per_step = 8;                                   // lists (records for sft) per arm step
-  int answers = 20;                                         // N sampled answers per list
+  std::vector<std::string> arms = {"sft", "dpo", "perpo", "grpo"};  // stage 2, from stage 1
+  int pref_steps = 500;                                             // steps of every arm
+  int lists_per_step = 8;  // lists (records for sft) per arm step
+  int answers = 20;        // N sampled answers per list
   bool ground_truth_in_list = true;
   int resample_every = 25;          // online re-sampling period of dpo / perpo; 0 = offline lists
   double temperature = 0.7;         // sampling temperature of the lists
@@ -417,14 +453,14 @@ struct DemoConfig {
     v.field("sft_steps", sft_steps, "stage-1 steps (SFT from scratch), e.g. 1500");
     v.field("sft_batch", sft_batch, "stage-1 records per step, e.g. 32");
     v.field("sft_lr", sft_lr, "stage-1 learning rate, e.g. 2e-3");
-    v.field("arms", arms, "stage-2 arms, each from the stage-1 model: [sft, dpo, perpo]");
+    v.field("arms", arms, "stage-2 arms, each from the stage-1 model: [sft, dpo, perpo, grpo]");
     v.field("pref_steps", pref_steps, "steps of every arm, e.g. 500");
     v.field("lists_per_step", lists_per_step, "lists (sft: records) per arm step, e.g. 8");
     v.field("answers", answers, "N sampled answers per list, e.g. 20");
     v.field("ground_truth_in_list", ground_truth_in_list,
             "add the ground truth to every list (reward 1)");
     v.field("resample_every", resample_every,
-            "dpo / perpo re-sample their lists from the policy every K steps; 0 = offline");
+            "dpo / perpo / grpo re-sample their lists from the policy every K steps; 0 = offline");
     v.field("temperature", temperature, "sampling temperature of the lists, e.g. 0.7");
     v.choice("reference", reference, {"start", "sampler"},
              "the arms' reference: start (frozen stage-1 model) or sampler (loss.reference)");

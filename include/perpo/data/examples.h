@@ -30,6 +30,9 @@ struct ListExample {
   std::vector<std::vector<int>> answer_ids;  // N answers, each + EOS (cut to max_answer_tokens)
   std::vector<double> rewards;               // N
   std::vector<double> ref_logps;             // N, or empty when the list has none
+  // N rows of the sampling model's token log-probs, each as long as its answer_ids row (cut like
+  // it), or empty when the list has none.
+  std::vector<std::vector<double>> sample_token_logps;
   RecordSource source;
 };
 
@@ -43,6 +46,9 @@ class ExampleEncoder {
   /// Throws perpo::Error (input) naming the record's file and line when the prompt has more than
   /// data.max_prompt_tokens ids. Longer answers are cut and counted (truncated_answers()).
   SftExample encode_sft(const DatasetRecord& record);
+  /// Also checks that each row of the list's sample_token_logps has one value per token of its
+  /// answer (EOS included; before or after the cut to data.max_answer_tokens) and cuts it like
+  /// the answer.
   ListExample encode_list(const PreferenceList& list);
 
   /// The prompt ids alone, with the checks of encode_sft (a single image placeholder in records
@@ -52,7 +58,8 @@ class ExampleEncoder {
   std::size_t truncated_answers() const { return truncated_answers_; }
 
  private:
-  std::vector<int> encode_answer(const std::string& answer);
+  /// `full_length`, when given, receives the answer's token count before the cut.
+  std::vector<int> encode_answer(const std::string& answer, std::size_t* full_length = nullptr);
 
   const ChatTemplate& chat_;
   DataConfig config_;

@@ -43,10 +43,15 @@ struct PreferenceList {
   std::vector<std::string> answers;  // N >= 2 sampled answers, in no particular order
   std::vector<double> rewards;       // N rewards (empty only before `perpo score`)
   std::vector<double> ref_logps;     // N summed reference log-probs; empty = not computed yet
+  // N rows, each the sampling model's log-prob of every token of that answer (EOS included) as
+  // the training template tokenizes it; empty = not kept (sampling.token_logps). loss.name grpo
+  // reads them as the old policy of its importance ratios.
+  std::vector<std::vector<double>> sample_token_logps;
 
   std::size_t size() const { return answers.size(); }
   bool has_rewards() const { return !rewards.empty(); }
   bool has_ref_logps() const { return !ref_logps.empty(); }
+  bool has_sample_token_logps() const { return !sample_token_logps.empty(); }
 };
 
 /// JSON of a record: its known fields, then `extra`. `image` is written as it was read.
@@ -66,8 +71,8 @@ inline constexpr double kMaxAbsReward = 1e6;
 inline constexpr double kMaxAbsRefLogp = 1e9;
 inline constexpr double kMaxRefLogp = 1.0;
 
-/// Checks N >= 2, that rewards / ref_logps (when present) have N entries and lie in the bounds
-/// above. Throws perpo::Error
+/// Checks N >= 2, that rewards / ref_logps / sample_token_logps (when present) have N entries and
+/// lie in the bounds above (each token log-prob finite and <= kMaxRefLogp). Throws perpo::Error
 /// (input) naming `list.record.source` and saying which counts differ.
 void validate_list(const PreferenceList& list, bool require_rewards = true);
 

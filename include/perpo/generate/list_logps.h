@@ -24,4 +24,13 @@ std::vector<double> list_logps(LlavaModelImpl& model, const ListExample& example
 std::vector<double> list_logps(LlavaModelImpl& model, const PrefixState& prefix,
                                const std::vector<std::vector<int>>& answer_ids, int chunk = 32);
 
+/// Both at once from one scoring pass: the sums above and each answer's token log-probs (one row
+/// per answer, as long as its ids); `perpo sample` with sampling.token_logps.
+struct AnswerLogps {
+  std::vector<double> sums;                 // N, equal to list_logps'
+  std::vector<std::vector<double>> tokens;  // N rows
+};
+AnswerLogps answer_token_logps(LlavaModelImpl& model, const PrefixState& prefix,
+                               const std::vector<std::vector<int>>& answer_ids, int chunk = 32);
+
 }  // namespace perpo

@@ -10,11 +10,33 @@
 //   dpo      softplus(-beta (s_best - s_worst))
 //   lipo     sum_{r_i > r_j} Delta_ij softplus(-beta (s_i - s_j))   (LiPO-lambda, pair_weights.h)
 //   sft      -sum(policy_logps) / sum(answer_tokens): token-mean NLL of the given answers
+//   grpo     group-relative policy gradient on per-token log-probs (below)
 //
 // The batch loss is the mean over ALL B lists, including lists whose rewards are all equal: those
 // contribute exactly 0 to the numerator and count in the denominator, as in the authors' code
 // (so the gradient scale does not jump with the number of informative lists in a batch).
 // metrics.lists_without_signal says how many there were.
+//
+// loss.name grpo (loss.grpo.*) reads the answers token by token: token_logps (B, N, A) with
+// token_mask, A the longest answer. Per list, with rewards r (N) and tokens t of answer i:
+//
+//   rho_it = exp(logp_it - old_it)      old = the sampling policy's token log-probs
+//                                        (undefined: the policy's own, detached, so rho = 1)
+//   l_it   = -min(rho_it A_i, clip(rho_it, 1 - eps_low, 1 + eps_high) A_i)
+//            + kl_beta (exp(ref_it - logp_it) - (ref_it - logp_it) - 1)    (k3 KL estimator)
+//
+//   variant grpo     A_i = (r_i - mean r) / (std r + std_eps), std with N - 1 (unbiased);
+//                    list loss = 1/N sum_i 1/|o_i| sum_t l_it          (Shao et al. 2024,
+//                    DeepSeekMath, eq. 3: each answer's token mean, then the mean over answers)
+//   variant dapo     A_i as grpo; list loss = sum_i sum_t l_it / sum_i |o_i|   (Yu et al. 2025,
+//                    DAPO, eq. 8: token-level mean over the group; clip-higher eps_high > eps_low)
+//   variant dr_grpo  A_i = r_i - mean r; list loss = 1/N sum_i 1/L sum_t l_it, L = max_tokens
+//                    (Liu et al. 2025, Dr. GRPO: no std division, a constant length normaliser)
+//
+// With loss.grpo.drop_all_equal (DAPO's dynamic sampling) lists whose rewards are all equal are
+// left out: the batch loss is the mean over the other lists (0 when none is left), and
+// metrics.lists_dropped counts them. Otherwise such lists count in the mean (their advantages are
+// 0; only the KL term moves them).
 //
 //   perpo::ListwiseInputs in{policy_logps, ref_logps, rewards};
 //   perpo::LossOutput out = perpo::compute_loss(in, config.loss);   // by loss.name
@@ -37,6 +59,12 @@ struct ListwiseInputs {
   at::Tensor rewards;        // (B, N) reward of each answer; unused by sft (may be undefined)
   at::Tensor answer_tokens;  // (B, N) answer lengths in tokens; for length_normalize and sft
   at::Tensor nll;            // (B,) NLL of each list's SFT target; for nll_weight > 0
+
+  // loss.name grpo, token by token: (B, N, A), A = the longest answer.
+  at::Tensor token_logps;      // the policy's, with autograd
+  at::Tensor token_mask;       // 1 on answer tokens, 0 on padding
+  at::Tensor old_token_logps;  // the sampling policy's; undefined = on-policy (ratio exactly 1)
+  at::Tensor ref_token_logps;  // the reference's, for loss.grpo.kl_beta > 0
 };
 
 /// Detached 0-dim tensors (no host sync until you read them), over every pair with r_i > r_j in
@@ -48,6 +76,17 @@ struct LossMetrics {
   at::Tensor rejected_logratio;     // mean s_j of the worse answer of each pair
   at::Tensor pairs;                 // number of pairs with r_i > r_j (int64)
   at::Tensor lists_without_signal;  // lists whose rewards are all equal (int64)
+
+  // Of the answers' rewards, for every list loss (undefined without rewards):
+  at::Tensor mean_reward;  // mean over lists of each list's mean reward
+  at::Tensor reward_std;   // mean over lists of the reward std within the list (N - 1)
+
+  // loss.name grpo only (undefined otherwise), counted over the answer tokens of the lists kept:
+  at::Tensor tokens;         // answer tokens
+  at::Tensor clipped_low;    // tokens whose ratio was clipped at 1 - eps_low (A < 0)
+  at::Tensor clipped_high;   // tokens whose ratio was clipped at 1 + eps_high (A > 0)
+  at::Tensor kl_sum;         // summed k3 KL to the reference (0 without ref_token_logps)
+  at::Tensor lists_dropped;  // lists left out by drop_all_equal (int64)
 
   /// Reads every metric to the host (synchronises), for logging: {"pair_accuracy": 0.75, ...}.
   std::map<std::string, double> to_map() const;
@@ -75,15 +114,24 @@ LossOutput lipo_loss(const ListwiseInputs& inputs, const LossConfig& config);
 /// Needs policy_logps and answer_tokens only; metrics are computed when rewards are given.
 /// nll_weight does not apply (the objective already is the NLL).
 LossOutput sft_loss(const ListwiseInputs& inputs, const LossConfig& config);
+/// Needs token_logps, token_mask and rewards (old_token_logps, ref_token_logps as said above);
+/// policy_logps, when given, feeds the ranking metrics (the policy's own log-probs).
+/// loss.grpo.max_tokens must be > 0 for dr_grpo (the trainer sets it to data.max_answer_tokens).
+LossOutput grpo_loss(const ListwiseInputs& inputs, const LossConfig& config);
 
-/// Runs the objective named by config.name (perpo | dpo | lipo | ranking | sft).
+/// Runs the objective named by config.name (perpo | dpo | lipo | ranking | sft | grpo).
 /// Throws perpo::Error (input) for an unknown name or invalid settings, with a hint.
 LossOutput compute_loss(const ListwiseInputs& inputs, const LossConfig& config);
 
-/// Checks name, beta, gamma and nll_weight; throws perpo::Error (input) with a hint.
+/// Checks name, beta, gamma, nll_weight and the grpo settings; throws perpo::Error (input) with a
+/// hint.
 void validate_loss_config(const LossConfig& config);
 
-/// True when the objective reads reference log-probs (not sft, not reference_free).
+/// True when the objective reads reference log-probs: the summed ones (not sft, grpo or
+/// reference_free), or grpo's per-token ones (loss.grpo.kl_beta > 0).
 bool loss_needs_reference(const LossConfig& config);
+
+/// True for loss.name grpo with kl_beta > 0: the reference is read token by token at each step.
+bool loss_needs_token_reference(const LossConfig& config);
 
 }  // namespace perpo

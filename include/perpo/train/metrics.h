@@ -21,6 +21,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "perpo/train/tensorboard.h"
 
@@ -40,7 +41,17 @@ struct StepMetrics {
   double peak_memory_mb = 0;  // see peak_memory_mb(): CUDA allocator peak, or the CPU's peak RSS
   std::int64_t lists = 0;     // lists (records) in the step
   std::int64_t lists_without_signal = 0;  // lists whose rewards were all equal
-  bool skipped = false;                   // non-finite loss or gradient: no update
+  double mean_reward = 0;                 // mean over the step's lists of each list's mean reward
+  double reward_std = 0;     // mean over the step's lists of the reward std within the list
+  bool has_rewards = false;  // the two above are measured (not for sft's records)
+  // loss.name grpo (written when `grpo`):
+  bool grpo = false;
+  double clip_low = 0;             // share of answer tokens whose ratio was clipped below
+  double clip_high = 0;            // share clipped above
+  double kl = 0;                   // mean k3 KL to the reference per answer token (0 = off)
+  std::int64_t lists_dropped = 0;  // lists left out by loss.grpo.drop_all_equal
+  double answer_tokens = 0;        // mean answer length in tokens
+  bool skipped = false;            // non-finite loss or gradient: no update
   // false on a step that is not logged (train.log_every): its numbers stayed on the device, and
   // only step, lr and the speeds above are filled in.
   bool measured = true;
@@ -57,9 +68,22 @@ struct StepSums {
   double margin = 0;                // summed s_i - s_j over the pairs
   double lists_without_signal = 0;  // lists whose rewards are all equal
   double lists = 0;
+  double rewards = 0;        // sum over lists of each list's mean reward
+  double reward_std = 0;     // sum over lists of the reward std within the list
+  double reward_lists = 0;   // lists that had rewards (not sft's records)
+  double answers = 0;        // answers scored (grpo)
+  double tokens = 0;         // answer tokens scored (grpo)
+  double clipped_low = 0;    // of those, clipped below (grpo)
+  double clipped_high = 0;   // clipped above (grpo)
+  double kl = 0;             // summed k3 KL over those tokens (grpo)
+  double lists_dropped = 0;  // lists left out (grpo's drop_all_equal); not in the loss's mean
 
-  static constexpr std::int64_t kCount = 8;  // values in the order above
-  /// Fills loss, objective, nll, pair_accuracy, mean_margin, lists and lists_without_signal.
+  static constexpr std::int64_t kCount = 17;  // values in the order above
+  /// The sums from kCount values in the order above, and back.
+  static StepSums from(const double* values);
+  std::vector<double> values() const;
+  /// Fills StepMetrics' loss, objective, nll (means over the lists not dropped), pair_accuracy,
+  /// mean_margin, lists, lists_without_signal, mean_reward, reward_std and the grpo values.
   void finish(StepMetrics& m) const;
 };
 

@@ -13,7 +13,12 @@
 //
 // The record chooser: the call at step s (a multiple of K) takes the next lists_per_call records
 // (at most all of them) of `records`, cycling in their order: records [(s/K - 1) * n, s/K * n)
-// modulo the count. A function of the step alone.
+// modulo the count (for grpo, whose first call is at step 0: [s/K * n, (s/K + 1) * n)). A
+// function of the step alone.
+//
+// sample_token_logps: for loss.name grpo with K > 1 the sampler stores the sampling policy's
+// per-token log-probs (the old policy of the importance ratios); grpo also samples before the
+// first step, so that it never trains on data.train's lists (whose sampler is unknown).
 //
 // ref_logps: with loss.reference: sampler the sampler stores the sampling policy's own log-probs
 // (scored on the prompt's keys/values from decoding); otherwise they stay empty and the trainer's
@@ -62,7 +67,8 @@ class OnlineSampler {
 };
 
 /// Re-sampled lists as JSON for trainer_state.json: every field training reads (record id, task,
-/// image path, prompt, ground truth, answers, rewards, ref_logps; doubles round-trip exactly).
+/// image path, prompt, ground truth, answers, rewards, ref_logps, sample_token_logps; doubles
+/// round-trip exactly).
 nlohmann::json online_lists_to_json(const std::vector<PreferenceList>& lists);
 /// The inverse; throws perpo::Error (input) naming the field when the JSON is not such a list.
 std::vector<PreferenceList> online_lists_from_json(const nlohmann::json& json);

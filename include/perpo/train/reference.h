@@ -6,6 +6,10 @@
 // back instead of needing the initial weights. A frozen second model is held only for
 // loss.reference: live, which scores every step's list with it.
 //
+// loss.name grpo with loss.grpo.kl_beta > 0 reads the reference token by token at every step
+// (step_token_logps): from the frozen second model (loss.reference: live), or from the policy
+// with its LoRA adapters off when they are all that trains (source "adapters-off").
+//
 // Re-sampled lists (online mode) get theirs when they are sampled, and keep them (checkpointed):
 //   live          the frozen second model
 //   sampler       the policy that sampled them (the online sampler stores them while decoding)
@@ -29,13 +33,17 @@
 namespace perpo {
 
 struct ReferencePlan {
-  std::string source;        // lists | cache | computed | live | none
+  std::string source;        // lists | cache | computed | live | adapters-off | none
   std::size_t computed = 0;  // lists scored by the pre-pass
   std::filesystem::path cache;
 };
 
 /// Where the pre-pass caches its values: <run_dir>/reference_logps.json.
 std::filesystem::path reference_cache_path(const std::filesystem::path& run_dir);
+
+/// loss.grpo.kl_beta > 0: "live" or "adapters-off" (above), chosen from loss.reference; throws
+/// perpo::Error (input) naming the key when neither applies.
+std::string token_reference_source(const Config& config, LlavaModelImpl& policy);
 
 /// Fills every example's ref_logps as described above (unless the loss reads none, or live).
 /// `model` must hold the initial weights unless `resuming`; a resumed run needs the cache (or
@@ -59,6 +67,11 @@ bool adapters_are_all_that_trains(torch::nn::Module& model);
 std::vector<double> frozen_start_logps(LlavaModelImpl& model, const TrainExample& example,
                                        const Config& config);
 
+/// Token by token: (N, A) float32 on the model's device, 0 on padding; the frozen start when
+/// `adapters_off` (requires adapters_are_all_that_trains(model)).
+at::Tensor reference_token_logps(LlavaModelImpl& model, const TrainExample& example,
+                                 const Config& config, bool adapters_off = false);
+
 class ReferenceSource {
  public:
   /// Throws perpo::Error (input) when online mode (train.online_resample_every > 0) cannot score
@@ -79,6 +92,11 @@ class ReferenceSource {
   /// `resampled`: the list came from fill_resampled, whose values are kept.
   at::Tensor step_logps(const TrainExample& example, const at::Tensor& stored,
                         const c10::Device& device, bool resampled);
+
+  /// loss.grpo.kl_beta > 0: the reference's token log-probs (N, A) of a step's list on `device`,
+  /// from the live model or from `policy` with its adapters off.
+  at::Tensor step_token_logps(const TrainExample& example, LlavaModelImpl& policy,
+                              const c10::Device& device);
 
   /// Fills the ref_logps of freshly re-sampled lists as the table above says (live: every list's
   /// values replaced; sampler and adapters-off: those of lists that have none).

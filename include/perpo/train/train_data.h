@@ -61,15 +61,16 @@ TrainData encode_lists(const std::vector<PreferenceList>& lists, const Config& c
                        const LoadedModel& model);
 
 struct ListTensors {
-  at::Tensor prefix_ids;     // (1, P) int64
-  at::Tensor pixel_values;   // (1, 3, H, W) in the model's dtype, or undefined without an image
-  at::Tensor answer_ids;     // (R, A) int64
-  at::Tensor answer_mask;    // (R, A) int64
-  at::Tensor rewards;        // (N) float32 (undefined for sft)
-  at::Tensor ref_logps;      // (N) float32 or undefined
-  std::int64_t answers = 0;  // N
-  bool has_target = false;   // row N is the ground truth (nll term)
-  std::int64_t tokens = 0;   // P + all answer tokens: what one forward processes
+  at::Tensor prefix_ids;    // (1, P) int64
+  at::Tensor pixel_values;  // (1, 3, H, W) in the model's dtype, or undefined without an image
+  at::Tensor answer_ids;    // (R, A) int64
+  at::Tensor answer_mask;   // (R, A) int64
+  at::Tensor rewards;       // (N) float32 (undefined for sft)
+  at::Tensor ref_logps;     // (N) float32 or undefined
+  at::Tensor sample_token_logps;  // (N, A) float32 (0 on padding), or undefined
+  std::int64_t answers = 0;       // N
+  bool has_target = false;        // row N is the ground truth (nll term)
+  std::int64_t tokens = 0;        // P + all answer tokens: what one forward processes
 };
 
 /// The example's tensors on `device`; pixels decoded now. `pad_id` < 0 pads with 0.
@@ -77,9 +78,11 @@ ListTensors list_tensors(const TrainExample& example, const Config& config,
                          const c10::Device& device, c10::ScalarType pixel_dtype, int pad_id);
 
 struct ListLogps {
-  at::Tensor answers;     // (N) summed answer log-probs (fp32), with autograd when enabled
-  at::Tensor tokens;      // (N) answer lengths, float32
-  at::Tensor target_nll;  // () token-mean NLL of the ground truth, or undefined
+  at::Tensor answers;      // (N) summed answer log-probs (fp32), with autograd when enabled
+  at::Tensor token_logps;  // (N, A) the same token by token (fp32; 0 on padding)
+  at::Tensor token_mask;   // (N, A) 1 on answer tokens, float32
+  at::Tensor tokens;       // (N) answer lengths, float32
+  at::Tensor target_nll;   // () token-mean NLL of the ground truth, or undefined
 };
 
 /// The prefix (image + prompt) runs once; the R answers run on its keys/values.

@@ -61,6 +61,9 @@ struct TrainerHooks {
   /// the trainer restores its RNG states and train mode afterwards, so evaluating never changes
   /// the training losses.
   std::function<std::map<std::string, double>(LoadedModel& policy, std::int64_t step)> evaluate;
+  /// With train.eval_every > 0, also evaluate the initial weights, as step 0, before the first
+  /// step of a fresh run (curves that start where training starts).
+  bool evaluate_at_start = false;
   /// Data-parallel: average the gradients of `params` over ranks (c10d all-reduce).
   std::function<void(const std::vector<at::Tensor>& params)> reduce_gradients;
   /// Called with each StepMetrics after the step (tests, custom loggers).
