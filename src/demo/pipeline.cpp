@@ -356,10 +356,10 @@ std::string format_demo_table(const DemoTable& results, const std::vector<std::s
         auto value = metrics.find(names[i]);
         auto se = metrics.find(names[i] + "_se");
         if (value == metrics.end()) continue;
-        char cell[64];
-        std::snprintf(cell, sizeof cell, "%s %.3f+-%.3f", names[i].c_str(), value->second,
-                      se == metrics.end() ? 0.0 : se->second);
-        cells[i] = cell;
+        cells[i] =
+            names[i] + " " +
+            format_metric(names[i], value->second, se == metrics.end() ? 0.0 : se->second, "+-") +
+            (is_percent_metric(names[i]) ? "%" : "");
       }
       auto n = metrics.find("n");
       std::snprintf(line, sizeof line, "%-7s %-10s %-27s %-27s %-27s %6.0f\n", arm.c_str(),

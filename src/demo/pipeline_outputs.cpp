@@ -27,14 +27,20 @@ std::vector<nlohmann::json> json_lines(const fs::path& file) {
   return lines;
 }
 
-// One arm's values of `key` in its metrics.jsonl over steps.
+// One arm's values of `key` in its metrics.jsonl over steps, with their standard errors when
+// every line has `key`_se.
 CurveSeries metric_series(const fs::path& metrics, const std::string& arm, const std::string& key) {
-  CurveSeries series{arm, {}, {}};
+  CurveSeries series{arm, {}, {}, {}};
+  const std::string se = key + "_se";
+  bool all_errors = true;
   for (const auto& line : json_lines(metrics)) {
     if (!line.contains(key) || !line[key].is_number()) continue;
     series.steps.push_back(line["step"].get<double>());
     series.values.push_back(line[key].get<double>());
+    all_errors = all_errors && line.contains(se) && line[se].is_number();
+    series.errors.push_back(all_errors ? line[se].get<double>() : 0.0);
   }
+  if (!all_errors) series.errors.clear();
   return series;
 }
 
@@ -65,11 +71,14 @@ void add_curves(DemoReport& report, const DemoOptions& chain) {
     }
     if (!reward.series.empty()) report.curves.push_back(reward);
   }
-  CurvePlot loss{name + "-train", "loss", "training loss (" + name + ")", {}};
+  // Each objective's loss on its own axes: their scales have nothing in common.
   for (const auto& arm : plan.arms) {
-    loss.series.push_back(metric_series(out / "arms" / arm / "run" / "metrics.jsonl", arm, "loss"));
+    report.curves.push_back(
+        {name + "-train-" + arm,
+         "loss",
+         "training loss of " + arm + " (" + name + ")",
+         {metric_series(out / "arms" / arm / "run" / "metrics.jsonl", arm, "loss")}});
   }
-  report.curves.push_back(loss);
   CurvePlot stage1{name + "-stage1",
                    "loss",
                    "stage-1 SFT loss (" + name + ")",

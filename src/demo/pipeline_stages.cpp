@@ -127,19 +127,25 @@ double run_sample_stage(DemoContext& c) {
   const auto start = std::chrono::steady_clock::now();
   const DemoPlan& plan = c.options.plan();
   const fs::path dir = lists_file(c).parent_path();
-  StageMark mark(
-      dir,
-      {{"answers", plan.answers},
-       {"ground_truth_in_list", plan.ground_truth_in_list},
-       {"temperature", plan.temperature},
-       {"sft", nlohmann::json::parse(read_file(c.options.out / "sft" / "done.json"))["settings"]},
-       {"pref_records", plan.pref_records}});
+  // An offline grpo arm reads the sampling model's token log-probs from the lists (online, grpo
+  // samples its own lists from step 0).
+  const bool token_logps = plan.resample_every == 0 &&
+                           std::find(plan.arms.begin(), plan.arms.end(), "grpo") != plan.arms.end();
+  nlohmann::json settings = {
+      {"answers", plan.answers},
+      {"ground_truth_in_list", plan.ground_truth_in_list},
+      {"temperature", plan.temperature},
+      {"sft", nlohmann::json::parse(read_file(c.options.out / "sft" / "done.json"))["settings"]},
+      {"pref_records", plan.pref_records}};
+  if (token_logps) settings["token_logps"] = true;
+  StageMark mark(dir, settings);
   if (mark.done()) {
     stage_line("sample", "reused " + lists_file(c).string());
     return mark.saved().value("seconds", 0.0);
   }
   fs::create_directories(dir);
-  const Config config = model_config_for(c, sft_model_dir(c));
+  Config config = model_config_for(c, sft_model_dir(c));
+  config.sampling.token_logps = token_logps;
   LoadedModel loaded = load_model(config);
   DemoDecoder decoder(*loaded.model, *loaded.tokenizer, loaded.config, config);
   std::string text;
@@ -201,9 +207,10 @@ double run_arm_stage(DemoContext& c, const std::string& arm) {
   config.train.log_every = 1;
   config.train.checkpoint_every = 0;
   config.train.keep_checkpoints = 1;
-  config.optim.lr = arm == "sft"   ? plan.arm_lr.sft
-                    : arm == "dpo" ? plan.arm_lr.dpo
-                                   : plan.arm_lr.perpo;
+  config.optim.lr = arm == "sft"    ? plan.arm_lr.sft
+                    : arm == "dpo"  ? plan.arm_lr.dpo
+                    : arm == "grpo" ? plan.arm_lr.grpo
+                                    : plan.arm_lr.perpo;
   config.optim.warmup_steps = static_cast<int>(plan.pref_steps * plan.warmup_share);
   config.train.eval_every =
       plan.curve_points > 0 ? std::max(1, plan.pref_steps / plan.curve_points) : 0;
@@ -222,14 +229,17 @@ double run_arm_stage(DemoContext& c, const std::string& arm) {
   const auto curves = curve_sets(c);
   TrainerHooks hooks;
   hooks.stop_requested = [] { return stop_requested(); };
+  hooks.evaluate_at_start = true;  // the curves start at step 0, the stage-1 model
   hooks.evaluate = [&](LoadedModel& policy, std::int64_t) {
     DemoDecoder decoder(*policy.model, *policy.tokenizer, policy.config, config);
     std::map<std::string, double> values;
     for (const auto& records : curves) {
       const TaskMetrics m = decoder.evaluate(records);
       const std::string task = records.front().task;
-      for (const auto& name : {"acc@0.5", "mean_iou", "edit_distance", "f1"}) {
+      for (const std::string name : {"acc@0.5", "mean_iou", "edit_distance", "f1"}) {
         if (m.values.count(name)) values[task + "/" + name] = m.values.at(name);
+        if (m.values.count(name + "_se"))
+          values[task + "/" + name + "_se"] = m.values.at(name + "_se");
       }
     }
     return values;

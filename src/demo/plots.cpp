@@ -11,7 +11,10 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <map>
 #include <sstream>
+#include <string>
+#include <vector>
 
 #include "perpo/core/atomic_file.h"
 #include "perpo/core/error.h"
@@ -23,6 +26,29 @@ namespace perpo {
 namespace fs = std::filesystem;
 
 namespace {
+
+// One colour per arm in every plot (gnuplot's own would follow the order of the lines).
+std::string arm_colour(const std::string& arm) {
+  static const std::map<std::string, std::string> colours = {{"start", "7f7f7f"},
+                                                             {"sft", "1f77b4"},
+                                                             {"dpo", "ff7f0e"},
+                                                             {"perpo", "2ca02c"},
+                                                             {"grpo", "d62728"}};
+  const auto found = colours.find(arm);
+  return found == colours.end() ? "9467bd" : found->second;
+}
+
+// Trailing moving average over `window` values (fewer at the start).
+std::vector<double> moving_average(const std::vector<double>& values, std::size_t window) {
+  std::vector<double> out;
+  double sum = 0;
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    sum += values[i];
+    if (i >= window) sum -= values[i - window];
+    out.push_back(sum / static_cast<double>(std::min(i + 1, window)));
+  }
+  return out;
+}
 
 // A gnuplot single-quoted string: a quote inside is written twice.
 std::string quoted(const std::string& text) {
@@ -137,12 +163,31 @@ std::vector<fs::path> draw_report_plots(const fs::path& plots_dir, const DemoRep
     for (const CurveSeries& series : plot.series) {
       const std::size_t n = std::min(series.steps.size(), series.values.size());
       if (n == 0) continue;
-      data << "# " << series.arm << "\n";
-      for (std::size_t i = 0; i < n; ++i)
-        data << series.steps[i] << " " << series.values[i] << "\n";
+      const std::string colour = arm_colour(series.arm);
+      // Losses: the raw values faint, a moving average over them in full colour.
+      const bool smooth = plot.metric == "loss" && n >= 50;
+      data << "# " << series.arm << (smooth ? ": step, value, moving average" : "") << "\n";
+      const std::vector<double> values(series.values.begin(), series.values.begin() + n);
+      const std::vector<double> average = moving_average(values, std::max<std::size_t>(n / 20, 5));
+      for (std::size_t i = 0; i < n; ++i) {
+        data << series.steps[i] << " " << values[i];
+        if (smooth) data << " " << average[i];
+        if (!smooth && series.errors.size() == n) data << " " << series.errors[i];
+        data << "\n";
+      }
       data << "\n\n";
-      lines.push_back(quoted(stem + ".dat") + " index " + std::to_string(block++) +
-                      " using 1:2 with linespoints pointsize 0.5 title " + quoted(series.arm));
+      const std::string index = quoted(stem + ".dat") + " index " + std::to_string(block++);
+      if (smooth) {
+        lines.push_back(index + " using 1:2 with lines lc rgb '#b0" + colour + "' notitle");
+        lines.push_back(index + " using 1:3 with lines lw 2 lc rgb '#" + colour + "' title " +
+                        quoted(series.arm + " (moving average)"));
+      } else if (series.errors.size() == n) {  // one standard error each side
+        lines.push_back(index + " using 1:2:3 with yerrorlines pointsize 0.5 lc rgb '#" + colour +
+                        "' title " + quoted(series.arm + " (+-1 SE)"));
+      } else {
+        lines.push_back(index + " using 1:2 with linespoints pointsize 0.5 lc rgb '#" + colour +
+                        "' title " + quoted(series.arm));
+      }
     }
     if (lines.empty()) continue;  // nothing to draw for this metric
     script << "plot ";

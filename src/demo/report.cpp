@@ -31,6 +31,35 @@ std::string number(double value) {
   return text;
 }
 
+}  // namespace
+
+bool is_percent_metric(const std::string& metric) {
+  return starts_with(metric, "acc@") || metric == "unparsable" || metric == "exact_match" ||
+         metric == "f1";
+}
+
+std::string metric_header(const std::string& metric) {
+  return is_percent_metric(metric) ? metric + " (%)" : metric;
+}
+
+std::string format_metric(const std::string& metric, double value, double se,
+                          const std::string& plus_minus) {
+  if (!std::isfinite(value)) return "n/a";
+  const bool percent = is_percent_metric(metric);
+  const char* format = percent ? "%.1f" : "%.3f";
+  const double scale = percent ? 100.0 : 1.0;
+  char text[64];
+  std::snprintf(text, sizeof text, format, value * scale);
+  std::string out = text;
+  if (se >= 0 && std::isfinite(se)) {
+    std::snprintf(text, sizeof text, format, se * scale);
+    out += plus_minus + text;
+  }
+  return out;
+}
+
+namespace {
+
 // Arms in the report's order, then any others that have results.
 std::vector<std::string> arm_order(const DemoReport& report) {
   std::vector<std::string> arms = report.arms;
@@ -62,7 +91,7 @@ void write_tables(std::ostringstream& md, const DemoReport& report) {
       }
     }
     md << "### " << task << "\n\n| arm |";
-    for (const auto& metric : metrics) md << " " << metric << " |";
+    for (const auto& metric : metrics) md << " " << metric_header(metric) << " |";
     md << (has_n ? " n |\n|---|" : "\n|---|");
     for (std::size_t i = 0; i < metrics.size() + (has_n ? 1 : 0); ++i) md << "---|";
     md << "\n";
@@ -74,8 +103,9 @@ void write_tables(std::ostringstream& md, const DemoReport& report) {
       for (const auto& metric : metrics) {
         const auto value = values.find(metric);
         const auto se = values.find(metric + "_se");
-        md << " " << (value == values.end() ? "" : number(value->second));
-        if (value != values.end() && se != values.end()) md << " ± " << number(se->second);
+        if (value != values.end()) {
+          md << " " << format_metric(metric, value->second, se == values.end() ? -1.0 : se->second);
+        }
         md << " |";
       }
       if (has_n) md << " " << (values.count("n") ? number(values.at("n")) : "") << " |";
@@ -83,7 +113,8 @@ void write_tables(std::ostringstream& md, const DemoReport& report) {
     }
     md << "\n";
   }
-  md << "Values ± one standard error over the evaluation records.\n\n";
+  md << "Values ± one standard error over the evaluation records; (%): percent of the "
+        "records.\n\n";
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "perpo/core/atomic_file.h"
+#include "perpo/demo/pipeline.h"
 #include "perpo/demo/plots.h"
 #include "perpo/demo/report.h"
 #include "test_util.h"
@@ -29,12 +30,12 @@ DemoReport example_report() {
   report.results["perpo"]["ocr"] = {{"edit_distance", 1.25}};
   report.stage_seconds = {{"data", 1.5}, {"sft", 140.25}, {"eval", 8.25}};
   CurvePlot reward{"grounding", "reward", "mean reward of sampled lists", {}};
-  reward.series.push_back({"dpo", {0, 25, 50}, {0.41, 0.44, 0.47}});
-  reward.series.push_back({"perpo", {0, 25, 50}, {0.41, 0.46, 0.52}});
-  reward.series.push_back({"empty arm", {}, {}});  // nothing to draw: left out
+  reward.series.push_back({"dpo", {0, 25, 50}, {0.41, 0.44, 0.47}, {}});
+  reward.series.push_back({"perpo", {0, 25, 50}, {0.41, 0.46, 0.52}, {}});
+  reward.series.push_back({"empty arm", {}, {}, {}});  // nothing to draw: left out
   report.curves.push_back(reward);
   report.curves.push_back(
-      {"grounding", "acc@0.5", "validation Acc@0.5", {{"sft", {0, 100}, {0.4, 0.5}}}});
+      {"grounding", "acc@0.5", "validation Acc@0.5", {{"sft", {0, 100}, {0.4, 0.5}, {}}}});
   report.sampled_rewards["grounding"] = {0.0, 0.0, 0.2, 0.81, 0.93, 1.0, 0.5};
   report.notes = {"a note with 'quotes'"};
   return report;
@@ -67,8 +68,9 @@ TEST(DemoReport, WritesSummaryTableAndPlots) {
     EXPECT_EQ(summary["plots"].dump().find("plots/" + name) != std::string::npos, true) << name;
   }
   const std::string md = read_file(dir / "report.md");
-  EXPECT_NE(md.find("| sft | 0.497 ± 0.011 |"), std::string::npos) << md;
-  EXPECT_NE(md.find("| perpo | 0.5 | n/a | 2000 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| arm | acc@0.5 (%) | mean_iou | n |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| sft | 49.7 ± 1.1 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| perpo | 50.0 | n/a | 2000 |"), std::string::npos) << md;
   EXPECT_NE(md.find("![grounding-reward](plots/grounding-reward.png)"), std::string::npos) << md;
   EXPECT_NE(md.find("| total | 150 |"), std::string::npos) << md;
   EXPECT_NE(md.find("- a note with 'quotes'"), std::string::npos) << md;
@@ -76,6 +78,54 @@ TEST(DemoReport, WritesSummaryTableAndPlots) {
   const std::string histogram = read_file(dir / "plots" / "grounding-reward-histogram.dat");
   EXPECT_NE(histogram.find("0.025 2\n"), std::string::npos) << histogram;
   EXPECT_NE(histogram.find("0.975 1\n"), std::string::npos) << histogram;
+}
+
+TEST(DemoReport, EachArmKeepsItsColourAndLossesAreSmoothed) {
+  const fs::path dir = test::fresh_scratch_dir("demo", "report_colours");
+  DemoReport report = example_report();
+  report.curves.push_back(
+      {"grounding", "mean_iou", "validation mean IoU", {{"perpo", {0, 100}, {0.3, 0.4}, {}}}});
+  report.curves.push_back(
+      {"grounding", "f1", "validation F1", {{"dpo", {0, 100}, {0.3, 0.4}, {0.02, 0.03}}}});
+  CurveSeries loss{"grpo", {}, {}, {}};
+  for (int step = 0; step < 60; ++step) {
+    loss.steps.push_back(step);
+    loss.values.push_back(step);
+  }
+  report.curves.push_back({"grounding-train-grpo", "loss", "training loss of grpo", {loss}});
+  ASSERT_EQ(write_demo_report(dir, report).plots_skipped, "");
+  // perpo is green wherever it is drawn, whatever the other lines of the plot.
+  for (const char* plot : {"grounding-reward.gp", "grounding-mean_iou.gp"}) {
+    EXPECT_NE(read_file(dir / "plots" / plot).find("lc rgb '#2ca02c' title 'perpo'"),
+              std::string::npos)
+        << plot;
+  }
+  EXPECT_NE(read_file(dir / "plots" / "grounding-reward.gp").find("lc rgb '#ff7f0e' title 'dpo'"),
+            std::string::npos);
+  // Standard errors, when the series has them, are drawn as bars.
+  EXPECT_NE(read_file(dir / "plots" / "grounding-f1.gp")
+                .find("using 1:2:3 with yerrorlines pointsize 0.5 lc rgb '#ff7f0e' title "
+                      "'dpo (+-1 SE)'"),
+            std::string::npos);
+  EXPECT_NE(read_file(dir / "plots" / "grounding-f1.dat").find("\n100 0.4 0.03\n"),
+            std::string::npos);
+  // The loss: raw values faint, a moving average of max(60 / 20, 5) = 5 values drawn over them.
+  const std::string script = read_file(dir / "plots" / "grounding-train-grpo-loss.gp");
+  EXPECT_NE(script.find("lc rgb '#b0d62728' notitle"), std::string::npos) << script;
+  EXPECT_NE(script.find("title 'grpo (moving average)'"), std::string::npos) << script;
+  const std::string data = read_file(dir / "plots" / "grounding-train-grpo-loss.dat");
+  EXPECT_NE(data.find("\n9 9 7\n"), std::string::npos) << data;    // (5 + 6 + 7 + 8 + 9) / 5
+  EXPECT_NE(data.find("\n1 1 0.5\n"), std::string::npos) << data;  // fewer values at the start
+  EXPECT_TRUE(is_png(dir / "plots" / "grounding-train-grpo-loss.png"));
+}
+
+TEST(DemoReport, TheStdoutTableShowsSharesInPercent) {
+  DemoTable results;
+  results["perpo"]["grounding"] = {{"acc@0.5", 0.749}, {"acc@0.5_se", 0.0097}, {"n", 2000}};
+  results["perpo"]["ocr"] = {{"edit_distance", 0.0521}, {"edit_distance_se", 0.004}, {"n", 2000}};
+  const std::string table = format_demo_table(results, {"perpo"});
+  EXPECT_NE(table.find("acc@0.5 74.9+-1.0%"), std::string::npos) << table;
+  EXPECT_NE(table.find("edit_distance 0.052+-0.004 "), std::string::npos) << table;
 }
 
 // Changes the working directory for its lifetime.
@@ -133,7 +183,7 @@ TEST(DemoReport, WithoutGnuplotTheReportIsTextOnlyOrAnErrorWhenPlotsAreRequired)
   EXPECT_NE(files.plots_skipped.find("gnuplot-nox"), std::string::npos) << files.plots_skipped;
   const std::string md = read_file(dir / "report.md");
   EXPECT_NE(md.find("Plots skipped: gnuplot"), std::string::npos) << md;
-  EXPECT_NE(md.find("| dpo | 0.483 ± 0.011 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| dpo | 48.3 ± 1.1 |"), std::string::npos) << md;
   EXPECT_TRUE(nlohmann::json::parse(read_file(dir / "summary.json"))["plots"].empty());
 
   options.require_plots = true;

@@ -124,7 +124,7 @@ void expect_chain_files(const fs::path& chain, const std::string& task) {
 
   // stage 1 and the arms: exported models and metrics.jsonl lines that parse and are finite.
   EXPECT_TRUE(fs::exists(chain / "sft" / "model" / "config.json"));
-  for (const auto& arm : {"sft", "dpo", "perpo"}) {
+  for (const auto& arm : {"sft", "dpo", "perpo", "grpo"}) {
     EXPECT_TRUE(fs::exists(chain / "arms" / arm / "model" / "config.json")) << arm;
     std::ifstream lines(chain / "arms" / arm / "run" / "metrics.jsonl");
     std::string line;
@@ -133,6 +133,11 @@ void expect_chain_files(const fs::path& chain, const std::string& task) {
       const auto record = nlohmann::json::parse(line);
       if (!record.contains("loss")) continue;
       EXPECT_TRUE(std::isfinite(record["loss"].get<double>())) << arm << ": " << line;
+      if (std::string(arm) == "grpo") {  // the policy-gradient metrics of issue 25
+        for (const char* key : {"clip_low", "clip_high", "mean_reward", "reward_std"}) {
+          EXPECT_TRUE(record.contains(key)) << key << ": " << line;
+        }
+      }
       ++steps;
     }
     EXPECT_GT(steps, 0) << arm;
@@ -175,13 +180,14 @@ TEST(DemoQuick, EveryStageWritesParsableFilesAndStageOneBeatsTrivialAnswers) {
   const auto summary = read_json(out / "summary.json");
   EXPECT_EQ(summary["seed"].get<int>(), 1);
   for (const auto& task : tasks) {
-    for (const auto& stage : {"data", "sft", "sample", "arm-sft", "arm-dpo", "arm-perpo", "eval"}) {
+    for (const auto& stage :
+         {"data", "sft", "sample", "arm-sft", "arm-dpo", "arm-perpo", "arm-grpo", "eval"}) {
       const std::string name = task + "/" + stage;
       ASSERT_TRUE(summary["stage_seconds"].contains(name)) << name;
       EXPECT_GE(summary["stage_seconds"][name].get<double>(), 0.0) << name;
     }
   }
-  for (const auto& arm : {"start", "sft", "dpo", "perpo"}) {
+  for (const auto& arm : {"start", "sft", "dpo", "perpo", "grpo"}) {
     for (const auto& task : tasks) {
       expect_finite_metrics(summary["arms"][arm][task], std::string(arm) + "/" + task);
       EXPECT_EQ(summary["arms"][arm][task]["n"].get<double>(), 200.0) << arm << "/" << task;
@@ -227,7 +233,7 @@ TEST(DemoQuick, EveryStageWritesParsableFilesAndStageOneBeatsTrivialAnswers) {
        at = again.output.find(": reused", at + 1)) {
     ++reused;
   }
-  EXPECT_EQ(reused, 6) << again.output;  // 3 arms x 2 chains
+  EXPECT_EQ(reused, 8) << again.output;  // 4 arms x 2 chains
   EXPECT_EQ(read_json(out / "summary.json")["arms"], summary["arms"]);
 
   // Every arm is reproduced by the plain commands report.md lists: the grounding chain's PerPO arm

@@ -40,6 +40,7 @@ struct CurveSeries {
   std::string arm;
   std::vector<double> steps;
   std::vector<double> values;
+  std::vector<double> errors;  // one standard error per value (drawn as bars), or empty
 };
 
 /// One plot: a metric of a task over steps, one line per arm.
@@ -49,6 +50,16 @@ struct CurvePlot {
   std::string y_label;  // e.g. "mean reward of sampled lists"
   std::vector<CurveSeries> series;
 };
+
+/// True for the metrics that are shares of records (acc@*, unparsable, exact_match, f1): the
+/// report, the stdout table and the README show them in percent; edit distance and mean IoU stay
+/// averages in [0, 1].
+bool is_percent_metric(const std::string& metric);
+/// "acc@0.5 (%)" for a percent metric, else the name.
+std::string metric_header(const std::string& metric);
+/// The value (and "+- se" when se >= 0) as shown: "49.7 ± 1.1" in percent, "0.059 ± 0.004".
+std::string format_metric(const std::string& metric, double value, double se = -1,
+                          const std::string& plus_minus = " ± ");
 
 using MetricTable = std::map<std::string, std::map<std::string, std::map<std::string, double>>>;
 
