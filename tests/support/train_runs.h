@@ -15,10 +15,20 @@
 #include <vector>
 
 #include "perpo/config/config.h"
+#include "perpo/config/config_io.h"
 #include "perpo/model/run_checkpoint.h"
 #include "perpo/train/trainer.h"
+#include "train_fixture.h"
 
 namespace perpo::test {
+
+/// The tiny model's training config (test::tiny_train_overrides) with `extra` overrides.
+inline Config tiny_config(const std::filesystem::path& data, const std::filesystem::path& run_dir,
+                          const std::vector<std::string>& extra = {}) {
+  auto overrides = tiny_train_overrides(data, run_dir);
+  overrides.insert(overrides.end(), extra.begin(), extra.end());
+  return load_config("", overrides);
+}
 
 /// Every line of <run_dir>/metrics.jsonl, parsed.
 inline std::vector<nlohmann::json> metrics_lines(const std::filesystem::path& run_dir) {

@@ -28,12 +28,11 @@ namespace fs = std::filesystem;
 
 Config grpo_config(const fs::path& data, const fs::path& run_dir,
                    const std::vector<std::string>& extra) {
-  auto overrides = test::tiny_train_overrides(data, run_dir);
-  overrides.insert(overrides.end(),
-                   {"loss.name=grpo", "reward.name=ocr_edit", "sampling.num_answers=3",
-                    "sampling.max_new_tokens=6", "train.lists_per_step=1", "optim.lr=0.05"});
+  std::vector<std::string> overrides = {"loss.name=grpo",         "reward.name=ocr_edit",
+                                        "sampling.num_answers=3", "sampling.max_new_tokens=6",
+                                        "train.lists_per_step=1", "optim.lr=0.05"};
   overrides.insert(overrides.end(), extra.begin(), extra.end());
-  return load_config("", overrides);
+  return test::tiny_config(data, run_dir, overrides);
 }
 
 using test::metrics_lines;

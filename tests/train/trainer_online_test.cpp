@@ -26,12 +26,7 @@ namespace perpo {
 namespace {
 namespace fs = std::filesystem;
 
-Config tiny_config(const fs::path& data, const fs::path& run_dir,
-                   const std::vector<std::string>& extra) {
-  auto overrides = test::tiny_train_overrides(data, run_dir);
-  overrides.insert(overrides.end(), extra.begin(), extra.end());
-  return load_config("", overrides);
-}
+using test::tiny_config;
 
 // LoRA alone trains (vision tower and projector frozen); dropout draws from the training RNG.
 const std::vector<std::string> kLoraOnly = {

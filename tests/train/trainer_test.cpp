@@ -30,12 +30,7 @@ namespace perpo {
 namespace {
 namespace fs = std::filesystem;
 
-Config tiny_config(const fs::path& data, const fs::path& run_dir,
-                   std::vector<std::string> extra = {}) {
-  auto overrides = test::tiny_train_overrides(data, run_dir);
-  overrides.insert(overrides.end(), extra.begin(), extra.end());
-  return load_config("", overrides);
-}
+using test::tiny_config;
 
 using test::metrics_lines;
 
