@@ -18,7 +18,7 @@ void register_demo(CLI::App& app, CommandRegistry& registry) {
   demo->footer(
       "Stages (each reused when run again on the same folder): data (synthetic splits + tiny\n"
       "tokenizer) -> sft (stage 1, from scratch) -> sample (N answers per fresh prompt, scored)\n"
-      "-> arms sft / dpo / perpo (same start, prompts and steps) -> eval (held-out split) ->\n"
+      "-> arms sft / dpo / perpo / grpo (same start, prompts and steps) -> eval (held-out) ->\n"
       "summary.json, report.md, plots/. One model per task (a chain each, in <out>/<task>/):\n"
       "grounding, one shape per image, and OCR in the reduced regime that the tiny model learns\n"
       "in minutes (one word of a 16-word lexicon in a large font; docs/demo-study.md).\n"
