@@ -76,19 +76,26 @@ fs::path reference_cache_path(const fs::path& run_dir) { return run_dir / "refer
 namespace {
 
 /// The N answers of `example` scored by `model` in eval mode without gradients.
-ListLogps score_without_grad(LlavaModelImpl& model, const TrainExample& example,
-                             const Config& config) {
+/// The N answers of `tensors` (a ground-truth row left out) scored by `model` in eval mode
+/// without gradients.
+ListLogps score_answers_without_grad(LlavaModelImpl& model, ListTensors tensors) {
   torch::NoGradGuard no_grad;
   const bool was_training = model.is_training();
   model.eval();
-  const auto param = model.parameters().front();
-  ListTensors tensors = list_tensors(example, config, param.device(), param.scalar_type(), 0);
   tensors.has_target = false;  // only the N answers
   tensors.answer_ids = tensors.answer_ids.narrow(0, 0, tensors.answers);
   tensors.answer_mask = tensors.answer_mask.narrow(0, 0, tensors.answers);
   ListLogps out = score_list(model, tensors);
   if (was_training) model.train();
   return out;
+}
+
+/// The same for `example`, its tensors made on the model's device and dtype.
+ListLogps score_without_grad(LlavaModelImpl& model, const TrainExample& example,
+                             const Config& config) {
+  const auto param = model.parameters().front();
+  return score_answers_without_grad(
+      model, list_tensors(example, config, param.device(), param.scalar_type(), 0));
 }
 
 }  // namespace
@@ -159,11 +166,11 @@ std::vector<double> frozen_start_logps(LlavaModelImpl& model, const TrainExample
   return reference_logps(model, example, config);
 }
 
-at::Tensor reference_token_logps(LlavaModelImpl& model, const TrainExample& example,
-                                 const Config& config, bool adapters_off) {
+at::Tensor reference_token_logps(LlavaModelImpl& model, const ListTensors& tensors,
+                                 bool adapters_off) {
   std::optional<AdaptersOff> off;
   if (adapters_off) off.emplace(model);
-  return score_without_grad(model, example, config).token_logps;  // (N, A)
+  return score_answers_without_grad(model, tensors).token_logps;  // (N, A)
 }
 
 std::string token_reference_source(const Config& config, LlavaModelImpl& policy) {
@@ -271,11 +278,10 @@ at::Tensor ReferenceSource::step_logps(const TrainExample& example, const at::Te
   return stored;
 }
 
-at::Tensor ReferenceSource::step_token_logps(const TrainExample& example, LlavaModelImpl& policy,
-                                             const c10::Device& device) {
-  if (live_) return reference_token_logps(*live_->model, example, config_).to(device);
+at::Tensor ReferenceSource::step_token_logps(const ListTensors& tensors, LlavaModelImpl& policy) {
+  if (live_) return reference_token_logps(*live_->model, tensors);
   PERPO_CHECK(plan_.source == "adapters-off", "no token-level reference for this run");
-  return reference_token_logps(policy, example, config_, /*adapters_off=*/true).to(device);
+  return reference_token_logps(policy, tensors, /*adapters_off=*/true);
 }
 
 void ReferenceSource::fill_resampled(std::vector<PreferenceList>& lists, LoadedModel& policy) {

@@ -157,12 +157,13 @@ ListLogps score_list(LlavaModelImpl& model, const ListTensors& tensors) {
   PrefixState prefix = model.encode_prefix(tensors.prefix_ids, tensors.pixel_values);
   at::Tensor token_logps =
       model.answer_logps(prefix, tensors.answer_ids, tensors.answer_mask);  // (R, A)
-  at::Tensor sums = token_logps.to(torch::kFloat32).sum(1);                 // (R)
+  at::Tensor tokens32 = token_logps.to(torch::kFloat32);                    // (R, A)
+  at::Tensor sums = tokens32.sum(1);                                        // (R)
   at::Tensor lengths = tensors.answer_mask.sum(1).to(torch::kFloat32);      // (R)
   ListLogps out;
   const std::int64_t N = tensors.answers;
   out.answers = sums.narrow(0, 0, N);                                        // (N)
-  out.token_logps = token_logps.to(torch::kFloat32).narrow(0, 0, N);         // (N, A)
+  out.token_logps = tokens32.narrow(0, 0, N);                                // (N, A)
   out.token_mask = tensors.answer_mask.narrow(0, 0, N).to(torch::kFloat32);  // (N, A)
   out.tokens = lengths.narrow(0, 0, N);                                      // (N)
   if (tensors.has_target) out.target_nll = -sums[N] / lengths[N];            // ()

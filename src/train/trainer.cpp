@@ -284,7 +284,7 @@ void Trainer::score_and_backward(const TrainExample& example, double scale, std:
   ListwiseInputs in;
   const bool grpo = loss_.name == "grpo";
   if (grpo && loss_needs_token_reference(loss_)) {  // before the policy's graph is built
-    in.ref_token_logps = reference_->step_token_logps(example, *model_.model, device_).unsqueeze(0);
+    in.ref_token_logps = reference_->step_token_logps(t, *model_.model).unsqueeze(0);
   }
   ListLogps logps = score_list(*model_.model, t);
   in.policy_logps = logps.answers.unsqueeze(0);  // (1, N)

@@ -67,10 +67,11 @@ bool adapters_are_all_that_trains(torch::nn::Module& model);
 std::vector<double> frozen_start_logps(LlavaModelImpl& model, const TrainExample& example,
                                        const Config& config);
 
-/// Token by token: (N, A) float32 on the model's device, 0 on padding; the frozen start when
+/// Token by token, of the N answers of a step's list tensors (already on the model's device and
+/// dtype: the image is not decoded again): (N, A) float32, 0 on padding; the frozen start when
 /// `adapters_off` (requires adapters_are_all_that_trains(model)).
-at::Tensor reference_token_logps(LlavaModelImpl& model, const TrainExample& example,
-                                 const Config& config, bool adapters_off = false);
+at::Tensor reference_token_logps(LlavaModelImpl& model, const ListTensors& tensors,
+                                 bool adapters_off = false);
 
 class ReferenceSource {
  public:
@@ -93,10 +94,9 @@ class ReferenceSource {
   at::Tensor step_logps(const TrainExample& example, const at::Tensor& stored,
                         const c10::Device& device, bool resampled);
 
-  /// loss.grpo.kl_beta > 0: the reference's token log-probs (N, A) of a step's list on `device`,
+  /// loss.grpo.kl_beta > 0: the reference's token log-probs (N, A) of a step's list tensors,
   /// from the live model or from `policy` with its adapters off.
-  at::Tensor step_token_logps(const TrainExample& example, LlavaModelImpl& policy,
-                              const c10::Device& device);
+  at::Tensor step_token_logps(const ListTensors& tensors, LlavaModelImpl& policy);
 
   /// Fills the ref_logps of freshly re-sampled lists as the table above says (live: every list's
   /// values replaced; sampler and adapters-off: those of lists that have none).
