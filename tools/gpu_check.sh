@@ -10,10 +10,10 @@
 #   tools/gpu_check.sh --pack-deps DIR    (on a Debian machine that builds perpo: see below)
 #
 # Python: $PERPO_PYTHON, else .venv/bin/python, else python3; it must import a torch built with
-# CUDA. C++ dependencies (nlohmann-json, spdlog, CLI11, yaml-cpp, utf8proc, sentencepiece, stb,
-# GoogleTest): found as usual; a GPU machine without Debian's packages gets them from --deps DIR,
-# a folder made beforehand on a Debian machine where perpo builds with --pack-deps DIR (copies of
-# the installed -dev packages and their libraries, no download). More configure flags:
+# CUDA. C++ dependencies (nlohmann-json, spdlog, CLI11, yaml-cpp, utf8proc, PCRE2, sentencepiece,
+# stb, GoogleTest): found as usual; a GPU machine without Debian's packages gets them from --deps
+# DIR, a folder made beforehand on a Debian machine where perpo builds with --pack-deps DIR (copies
+# of the installed -dev packages and their libraries, no download). More configure flags:
 # PERPO_GPU_CMAKE_ARGS (e.g. -DCUDAToolkit_ROOT=/usr/local/cuda). Logs: build-cuda/gpu_check/.
 # Exit status: 0 when every step that ran passed, 1 otherwise, 2 for bad usage.
 set -euo pipefail
@@ -49,7 +49,7 @@ case "$jobs" in '' | *[!0-9]* | 0) die "--jobs must be a positive number, got '$
 if [ -n "$pack" ]; then
   command -v dpkg-query >/dev/null || die "--pack-deps needs a Debian machine (dpkg-query)"
   packages=(libsentencepiece-dev nlohmann-json3-dev libspdlog-dev libcli11-dev libyaml-cpp-dev
-            libstb-dev libutf8proc-dev libgtest-dev libgmock-dev fonts-dejavu-core)
+            libstb-dev libutf8proc-dev libpcre2-dev libgtest-dev libgmock-dev fonts-dejavu-core)
   # Add the installed lib* packages they depend on (two levels: libspdlog-dev -> libfmt-dev ->
   # libfmt9), leaving out the C and C++ runtimes, which the GPU machine has.
   for _round in 1 2; do

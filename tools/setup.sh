@@ -11,14 +11,14 @@
 set -euo pipefail
 
 TORCH_VERSION="2.13.0"
-FIXTURE_PIP_PACKAGES=(numpy "transformers>=4.45,<5" safetensors sentencepiece protobuf pillow)
+FIXTURE_PIP_PACKAGES=(numpy "transformers>=4.45,<5" tokenizers safetensors sentencepiece protobuf pillow)
 # LLaVA's own code, the reference for prompt fidelity (conv templates, tokenizer_image_token,
 # preprocess_v1); --no-deps: its pinned torch/transformers are not wanted, only these modules.
 FIXTURE_NODEPS_PACKAGES=("llava-torch==1.2.2.post1")
 APT_PACKAGES=(
   build-essential cmake ninja-build ccache git pkg-config python3-venv
   libsentencepiece-dev nlohmann-json3-dev libspdlog-dev libcli11-dev libyaml-cpp-dev
-  libstb-dev libutf8proc-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libstb-dev libutf8proc-dev libpcre2-dev libgtest-dev libgmock-dev libbenchmark-dev
   fonts-dejavu-core gnuplot-nox clang-format
 )
 
