@@ -22,7 +22,9 @@ void register_demo(CLI::App& app, CommandRegistry& registry) {
       "summary.json, report.md, plots/. One model per task (a chain each, in <out>/<task>/):\n"
       "grounding, one shape per image, and OCR in the reduced regime that the tiny model learns\n"
       "in minutes (one word of a 16-word lexicon in a large font; docs/demo-study.md).\n"
-      "--quick: a small run for CI (minutes).\n"
+      "--quick: a small run for CI (minutes). --jobs N: N stages at once (the chains' stages\n"
+      "after their data, each arm on its own; default: the cores over run.threads, 2 on a\n"
+      "2-core machine), each in a perpo process of its own; the results are the same.\n"
       "Each chain's config is configs/demo/base.yaml <- configs/demo/<task>.yaml (<- quick.yaml),\n"
       "compiled in, written to <out>/<task>/chain.yaml; its demo: section is the plan (perpo\n"
       "config show lists every demo.* key). --set key=value sets a config key of every chain\n"
@@ -39,11 +41,25 @@ void register_demo(CLI::App& app, CommandRegistry& registry) {
       ->check(whole_number_validator());
   demo->add_option("--set", *sets, "chain config key=value (repeatable), e.g. pref_steps=200");
   demo->add_flag("--force", options->force, "write into a folder perpo did not make");
-  registry.add(demo, [options, quick, sets] {
+  demo->add_option("--jobs,-j", options->jobs,
+                   "stages run at once, each in its own process (0 = the cores / run.threads); "
+                   "the results do not depend on it")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  // perpo demo's own: how it starts one stage in a child process (pipeline.h run_demo_stage).
+  auto run_stage = std::make_shared<std::string>();
+  auto parent_pid = std::make_shared<long>(0);
+  demo->add_option("--run-stage", *run_stage)->group("");
+  demo->add_option("--parent-pid", *parent_pid)->group("");
+  registry.add(demo, [options, quick, sets, run_stage, parent_pid] {
     // The demo prints a line per stage and the progress bars; the stages' info lines go to their
     // runs' log.txt (--log-level info shows them here too).
     apply_log_level("warn");
     install_signal_handlers();
+    if (!run_stage->empty()) {
+      run_demo_stage(options->out, options->seed, *run_stage, *parent_pid);
+      return 0;
+    }
     options->suite = *quick ? DemoSuite::quick() : DemoSuite::full();
     for (const auto& assignment : *sets) options->suite.set(assignment);
     run_demo(*options);

@@ -9,6 +9,12 @@
 #include <fstream>
 #include <limits>
 #include <sstream>
+#include <thread>
+
+#include <sched.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
@@ -21,6 +27,7 @@
 #include "perpo/demo/demo_data.h"
 #include "perpo/demo/pipeline_stages.h"
 #include "perpo/demo/report.h"
+#include "perpo/runtime/runtime.h"
 
 namespace perpo {
 namespace fs = std::filesystem;
@@ -185,9 +192,30 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
+namespace {
+std::string stage_task;  // set_stage_task
+}  // namespace
+
+void set_stage_task(const std::string& task) { stage_task = task; }
+
 void stage_line(const std::string& stage, const std::string& text) {
-  std::fprintf(stderr, "[demo] %-8s %s\n", stage.c_str(), text.c_str());
+  // One write per line, so that the lines of stages running at once do not interleave.
+  const std::string line = "[demo] " + stage +
+                           std::string(stage.size() < 8 ? 8 - stage.size() : 0, ' ') + " " +
+                           (stage_task.empty() ? "" : stage_task + ": ") + text + "\n";
+  std::fputs(line.c_str(), stderr);
   std::fflush(stderr);
+}
+
+double finished_stage(const DemoContext& context, const StageMark& mark, const std::string& stage,
+                      const std::string& line) {
+  if (!mark.done()) {
+    PERPO_CHECK(!context.collect, "the ", stage, " stage of ", context.options.out.string(),
+                " did not finish");
+    return -1;
+  }
+  if (!context.collect) stage_line(stage, line);
+  return mark.saved().value("seconds", 0.0);
 }
 
 // ---- data ----------------------------------------------------------------------------------
@@ -271,28 +299,116 @@ void check_demo_chain(const DemoOptions& options) {
   demo_data_plan(options);
 }
 
-DemoResult run_demo_chain(const DemoOptions& options) {
-  check_demo_chain(options);  // the generators' options are checked before anything is written
+namespace {
+
+// Takes the chain's folder (new, empty or perpo's; locked while the lock lives) and writes its
+// chain.yaml, the config every stage of the chain is written from.
+OutputLock open_chain(const DemoOptions& options) {
   OutputPolicy policy{{}, options.force};
   policy.kind = OutputPolicy::kOutputKindDemo;
   OutputLock lock = prepare_output_dir(options.out, policy);
-  DemoResult result;
   write_file_atomic(options.out / "chain.yaml",
                     dump_config(options.config, /*every_section=*/true));
-  DemoContext context{options, demo_base_config(options)};
-  result.stage_seconds.emplace_back("data", run_data_stage(options));
+  return lock;
+}
+
+// The stages after data, in their order: run here, or read back (context.collect).
+void run_model_stages(DemoContext& context, DemoResult& result) {
   result.stage_seconds.emplace_back("sft", run_sft_stage(context));
   result.stage_seconds.emplace_back("sample", run_sample_stage(context));
-  for (const auto& arm : options.plan().arms) {
+  for (const auto& arm : context.options.plan().arms) {
     result.stage_seconds.emplace_back("arm-" + arm, run_arm_stage(context, arm));
   }
   result.stage_seconds.emplace_back("eval", run_eval_stage(context, result.results));
+}
+
+void merge_chain(DemoResult& result, const std::string& task, DemoResult& part) {
+  for (auto& [arm, tasks] : part.results) {
+    for (auto& [name, metrics] : tasks) result.results[arm][name] = metrics;
+  }
+  for (const auto& [stage, seconds] : part.stage_seconds) {
+    result.stage_seconds.emplace_back(task + "/" + stage, seconds);
+  }
+}
+
+int available_cores() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+}  // namespace
+
+int demo_jobs(const DemoSuiteOptions& options) {
+  if (options.jobs > 0) return options.jobs;
+  const int cores = available_cores();
+  int threads = 1;  // per stage: the largest run.threads of the chains that run
+  for (const auto& task : options.suite.tasks) {
+    const int t = options.suite.chains.at(task).run.threads;
+    threads = std::max(threads, t <= 0 ? cores : t);
+  }
+  return std::clamp(cores / threads, 1, 8);
+}
+
+DemoResult run_demo_chain(const DemoOptions& options) {
+  check_demo_chain(options);  // the generators' options are checked before anything is written
+  OutputLock lock = open_chain(options);
+  set_threads(options.config.run.threads);  // as run_demo_stage: the same for every stage
+  DemoResult result;
+  DemoContext context{options, demo_base_config(options)};
+  result.stage_seconds.emplace_back("data", run_data_stage(options));
+  run_model_stages(context, result);
   return result;
+}
+
+void run_demo_stage(const fs::path& out, std::uint64_t seed, const std::string& stage,
+                    long parent_pid) {
+  // The parent holds the folders' locks and waits for this process; if it dies, stop as for
+  // SIGTERM (the stage saves a checkpoint that the next run resumes from).
+  prctl(PR_SET_PDEATHSIG, SIGTERM);
+  PERPO_CHECK_INPUT(static_cast<long>(getppid()) == parent_pid, "--run-stage ", stage,
+                    ": this is perpo demo's own option for the stages it runs in child processes, "
+                    "and the parent process ",
+                    parent_pid, " is not this process's parent");
+  const auto slash = stage.find('/');
+  PERPO_CHECK_INPUT(slash != std::string::npos, "--run-stage '", stage,
+                    "' is not <task>/<stage> (e.g. grounding/arm-dpo)");
+  const std::string task = stage.substr(0, slash), name = stage.substr(slash + 1);
+  const fs::path chain_yaml = out / task / "chain.yaml";
+  PERPO_CHECK_INPUT(fs::is_regular_file(chain_yaml), "--run-stage ", stage, ": no chain config ",
+                    chain_yaml.string());
+  Config config;
+  merge_yaml(config, read_file(chain_yaml), chain_yaml.string());
+  validate(config);
+  const DemoOptions chain{out / task, seed, /*force=*/false, config};
+  // The chain's threads for every stage, the untrained ones (sampling, evaluation) included: two
+  // stages side by side at LibTorch's default (every core each, spinning at barriers) ran 5x
+  // slower than at one thread each.
+  set_threads(config.run.threads);
+  set_stage_task(task);
+  DemoContext context{chain, demo_base_config(chain)};
+  const auto& arms = chain.plan().arms;
+  if (name == "sft") {
+    run_sft_stage(context);
+  } else if (name == "sample") {
+    run_sample_stage(context);
+  } else if (starts_with(name, "arm-") &&
+             std::find(arms.begin(), arms.end(), name.substr(4)) != arms.end()) {
+    run_arm_stage(context, name.substr(4));
+  } else if (name == "eval") {
+    DemoTable table;
+    run_eval_stage(context, table);
+  } else {
+    throw input_error("--run-stage '", stage, "': no stage '", name, "' in the ", task, " chain")
+        .hint("sft, sample, eval or arm-<arm> for an arm of demo.arms");
+  }
 }
 
 DemoResult run_demo(const DemoSuiteOptions& options) {
   const DemoSuite& suite = options.suite;
   PERPO_CHECK_INPUT(!suite.tasks.empty(), "the demo has no task to run");
+  PERPO_CHECK_INPUT(options.jobs >= 0, "--jobs ", options.jobs, " is negative");
   std::vector<DemoOptions> chains;
   for (const auto& task : suite.tasks) {
     chains.push_back({options.out / task, options.seed, options.force, suite.chains.at(task)});
@@ -307,22 +423,48 @@ DemoResult run_demo(const DemoSuiteOptions& options) {
   policy.kind = OutputPolicy::kOutputKindDemo;  // one demo per folder at a time
   OutputLock lock = prepare_output_dir(options.out, policy);
   const auto start = std::chrono::steady_clock::now();
+  const int jobs = demo_jobs(options);
   stage_line("demo", "output " + options.out.string() + ", seed " + std::to_string(options.seed) +
-                         ", one model per task: " + join(suite.tasks, ", "));
+                         ", one model per task: " + join(suite.tasks, ", ") + "; " +
+                         std::to_string(jobs) + (jobs == 1 ? " stage" : " stages") + " at a time");
   DemoResult result;
   DemoReport report;
-  for (std::size_t i = 0; i < chains.size(); ++i) {
-    const std::string& task = suite.tasks[i];
-    stage_line("demo", task + " (" + std::to_string(i + 1) + " of " +
-                           std::to_string(chains.size()) + "): " + chains[i].out.string());
-    DemoResult part = run_demo_chain(chains[i]);
-    for (auto& [arm, tasks] : part.results) {
-      for (auto& [name, metrics] : tasks) result.results[arm][name] = metrics;
+  if (jobs == 1) {
+    for (std::size_t i = 0; i < chains.size(); ++i) {
+      const std::string& task = suite.tasks[i];
+      stage_line("demo", task + " (" + std::to_string(i + 1) + " of " +
+                             std::to_string(chains.size()) + "): " + chains[i].out.string());
+      set_stage_task(task);
+      DemoResult part = run_demo_chain(chains[i]);
+      set_stage_task("");
+      merge_chain(result, task, part);
+      add_chain_to_report(report, chains[i]);
     }
-    for (const auto& [stage, seconds] : part.stage_seconds) {
-      result.stage_seconds.emplace_back(task + "/" + stage, seconds);
+  } else {
+    // Data here (seconds), then the model stages of every chain in child processes, then the
+    // results read back from the stages' files, as a rerun would read them.
+    std::vector<OutputLock> chain_locks;
+    std::vector<double> data_seconds;
+    for (std::size_t i = 0; i < chains.size(); ++i) {
+      const std::string& task = suite.tasks[i];
+      set_stage_task("");
+      stage_line("demo", task + " (" + std::to_string(i + 1) + " of " +
+                             std::to_string(chains.size()) + "): " + chains[i].out.string());
+      set_stage_task(task);
+      chain_locks.push_back(open_chain(chains[i]));
+      data_seconds.push_back(run_data_stage(chains[i]));
     }
-    add_chain_to_report(report, chains[i]);
+    set_stage_task("");
+    run_stages_in_processes(options, chains, jobs);
+    for (std::size_t i = 0; i < chains.size(); ++i) {
+      DemoResult part;
+      part.stage_seconds.emplace_back("data", data_seconds[i]);
+      DemoContext context{chains[i], demo_base_config(chains[i])};
+      context.collect = true;
+      run_model_stages(context, part);
+      merge_chain(result, suite.tasks[i], part);
+      add_chain_to_report(report, chains[i]);
+    }
   }
   std::ostringstream took;
   took << seconds_since(start);

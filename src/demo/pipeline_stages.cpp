@@ -107,10 +107,8 @@ double run_sft_stage(DemoContext& c) {
   config.sampling.temperature = 1.0;
   config.run.dir = (dir / "run").string();
   StageMark mark(dir, {{"config", dump_config(config)}});
-  if (mark.done()) {
-    stage_line("sft", "reused " + (dir / "model").string());
-    return mark.saved().value("seconds", 0.0);
-  }
+  if (const double s = finished_stage(c, mark, "sft", "reused " + (dir / "model").string()); s >= 0)
+    return s;
   fs::create_directories(dir);
   stage_line("sft", "stage 1 from scratch: " + std::to_string(plan.sft_steps) + " steps x " +
                         std::to_string(plan.sft_batch) + " records");
@@ -139,10 +137,9 @@ double run_sample_stage(DemoContext& c) {
       {"pref_records", plan.pref_records}};
   if (token_logps) settings["token_logps"] = true;
   StageMark mark(dir, settings);
-  if (mark.done()) {
-    stage_line("sample", "reused " + lists_file(c).string());
-    return mark.saved().value("seconds", 0.0);
-  }
+  if (const double s = finished_stage(c, mark, "sample", "reused " + lists_file(c).string());
+      s >= 0)
+    return s;
   fs::create_directories(dir);
   Config config = model_config_for(c, sft_model_dir(c));
   config.sampling.token_logps = token_logps;
@@ -218,9 +215,9 @@ double run_arm_stage(DemoContext& c, const std::string& arm) {
   StageMark mark(dir, {{"config", dump_config(config)},
                        {"lists", nlohmann::json::parse(read_file(lists_file(c).parent_path() /
                                                                  "done.json"))["settings"]}});
-  if (mark.done()) {
-    stage_line("arm", arm + ": reused " + (dir / "model").string());
-    return mark.saved().value("seconds", 0.0);
+  if (const double s = finished_stage(c, mark, "arm", arm + ": reused " + (dir / "model").string());
+      s >= 0) {
+    return s;
   }
   stage_line("arm", arm + ": " + std::to_string(plan.pref_steps) + " steps x " +
                         std::to_string(plan.lists_per_step) + " lists, lr " +
@@ -273,6 +270,8 @@ double run_eval_stage(DemoContext& c, DemoTable& results) {
       }
       continue;
     }
+    PERPO_CHECK(!c.collect, "the evaluation of ", name, " on ", plan.eval_split,
+                " did not finish (", (dir / name).string(), ")");
     const auto model_start = std::chrono::steady_clock::now();
     fs::create_directories(dir / name);
     const Config config = model_config_for(c, model_dir);

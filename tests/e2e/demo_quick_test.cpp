@@ -165,10 +165,11 @@ TEST(DemoQuick, EveryStageWritesParsableFilesAndStageOneBeatsTrivialAnswers) {
   const fs::path out = fs::path(perpo::test::kScratchDir) / "demo-quick";
   fs::remove_all(out);
   fs::create_directories(out.parent_path());
-  perpo::test::PerpoRun run = run_perpo("demo --quick --seed 1 --out " + out.string());
+  perpo::test::PerpoRun run = run_perpo("demo --quick --seed 1 --jobs 2 --out " + out.string());
   ASSERT_EQ(run.exit_code, 0) << run.output;
-  for (const auto& stage : {"[demo] data", "[demo] sft", "[demo] sample", "[demo] arm",
-                            "[demo] eval", "(1 of 2)", "(2 of 2)"}) {
+  for (const auto& stage :
+       {"[demo] data", "[demo] sft", "[demo] sample", "[demo] arm", "[demo] eval", "(1 of 2)",
+        "(2 of 2)", "2 stages at a time", "grounding/arm-perpo finished", "(14 of 14 stages)"}) {
     EXPECT_NE(run.output.find(stage), std::string::npos) << stage << "\n" << run.output;
   }
 
@@ -223,7 +224,7 @@ TEST(DemoQuick, EveryStageWritesParsableFilesAndStageOneBeatsTrivialAnswers) {
   }
 
   // A second run reuses every stage of every chain and gives the same table.
-  perpo::test::PerpoRun again = run_perpo("demo --quick --seed 1 --out " + out.string());
+  perpo::test::PerpoRun again = run_perpo("demo --quick --seed 1 --jobs 2 --out " + out.string());
   ASSERT_EQ(again.exit_code, 0) << again.output;
   for (const auto& stage : {"data", "sft", "sample"}) {
     EXPECT_NE(again.output.find(std::string("[demo] ") + stage), std::string::npos);
@@ -233,7 +234,24 @@ TEST(DemoQuick, EveryStageWritesParsableFilesAndStageOneBeatsTrivialAnswers) {
        at = again.output.find(": reused", at + 1)) {
     ++reused;
   }
-  EXPECT_EQ(reused, 8) << again.output;  // 4 arms x 2 chains
+  EXPECT_EQ(reused, 12) << again.output;  // sft, sample and 4 arms x 2 chains
+  EXPECT_EQ(read_json(out / "summary.json")["arms"], summary["arms"]);
+
+  // The stages ran in child processes, two at a time (the default on 2 cores; --jobs 2 here so
+  // that a machine with more cores runs the same way). Run one arm again in the demo's own
+  // process (--jobs 1): its curves, weights and evaluation are the same to the bit.
+  const fs::path dpo = out / "grounding" / "arms" / "dpo";
+  const std::string dpo_metrics = read_text(dpo / "run" / "metrics.jsonl");
+  fs::remove(dpo / "done.json");
+  fs::remove_all(dpo / "run");  // else the stage would resume from its last checkpoint
+  fs::remove(out / "grounding" / "eval" / "dpo" / "done.json");
+  perpo::test::PerpoRun in_process =
+      run_perpo("demo --quick --seed 1 --jobs 1 --out " + out.string());
+  ASSERT_EQ(in_process.exit_code, 0) << in_process.output;
+  EXPECT_NE(in_process.output.find("1 stage at a time"), std::string::npos) << in_process.output;
+  EXPECT_NE(in_process.output.find("grounding: dpo: 16 steps"), std::string::npos)
+      << in_process.output;
+  EXPECT_EQ(read_text(dpo / "run" / "metrics.jsonl"), dpo_metrics);
   EXPECT_EQ(read_json(out / "summary.json")["arms"], summary["arms"]);
 
   // Every arm is reproduced by the plain commands report.md lists: the grounding chain's PerPO arm
@@ -282,8 +300,10 @@ TEST(DemoQuick, EveryStageWritesParsableFilesAndStageOneBeatsTrivialAnswers) {
   perpo::test::PerpoRun warmer = run_perpo(
       "demo --quick --seed 1 --set tasks=grounding --set temperature=0.9 --out " + out.string());
   ASSERT_EQ(warmer.exit_code, 0) << warmer.output;
-  EXPECT_NE(warmer.output.find("[demo] sft      reused"), std::string::npos) << warmer.output;
-  EXPECT_EQ(warmer.output.find("[demo] sample   reused"), std::string::npos) << warmer.output;
+  EXPECT_NE(warmer.output.find("[demo] sft      grounding: reused"), std::string::npos)
+      << warmer.output;
+  EXPECT_EQ(warmer.output.find("[demo] sample   grounding: reused"), std::string::npos)
+      << warmer.output;
   // The chain's resolved config is an ordinary perpo config with the --set value in its plan.
   perpo::test::PerpoRun shown =
       run_perpo("config show --config " + (chain / "chain.yaml").string());

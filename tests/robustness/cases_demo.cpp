@@ -52,6 +52,11 @@ PERPO_ROBUSTNESS_CASES(demo) {
        nullptr, 2, "key 'optim.max_grad_norm' must be in [0, 1000000]"},
       {"negative_seed", "demo --quick --seed -1 --out {dir}/out", nullptr, 2,
        "--seed: must be a whole number >= 0, got '-1'"},
+      {"negative_jobs", "demo --quick --jobs -1 --out {dir}/out", nullptr, 2, "--jobs"},
+      // The option perpo demo starts its child stages with refuses a process it did not start.
+      {"run_stage_without_its_parent",
+       "demo --out {dir}/out --run-stage grounding/sft --parent-pid 1", nullptr, 2,
+       "is not this process's parent"},
   };
 }
 

@@ -76,7 +76,15 @@ struct DemoSuiteOptions {
   std::uint64_t seed = 1;
   bool force = false;
   DemoSuite suite = DemoSuite::full();
+  /// Stages run at once, each in its own perpo process (demo_jobs); 0 = as many as the cores
+  /// hold at run.threads threads each. The results do not depend on it: every stage is the same
+  /// computation with its own seed, whichever process runs it and whatever runs beside it.
+  int jobs = 0;
 };
+
+/// The stages that run at once for `options`: options.jobs, or for 0 the cores this process may
+/// use divided by the chains' largest run.threads (0 = every core), at least 1 and at most 8.
+int demo_jobs(const DemoSuiteOptions& options);
 
 /// The demo: settings of a chain as "key: value" lines (done.json, report notes), keys without
 /// "demo.".
@@ -100,8 +108,20 @@ Config demo_base_config(const DemoOptions& options);
 
 /// Runs (or resumes) every chain; prints progress and, at the end, the table; writes
 /// summary.json, report.md and plots/ in options.out. Throws perpo::Error; every chain's settings
-/// are checked before anything is written.
+/// are checked before anything is written. With demo_jobs(options) > 1 the data stages run here
+/// and the model stages (sft, sample, each arm, eval) in child perpo processes
+/// (`perpo demo --run-stage`), as many at once as the jobs, in the order of their dependencies
+/// (sft -> sample -> arms -> eval within a chain), the stage with the longest remaining chain of
+/// work first; the table is then read from the stages' files as a rerun would.
 DemoResult run_demo(const DemoSuiteOptions& options);
+
+/// One model stage of a chain run by `perpo demo` (above) in a child process: `stage` is
+/// "<task>/<sft | sample | arm-<arm> | eval>", the chain's config is <out>/<task>/chain.yaml as
+/// the parent wrote it. The parent holds the output folder's lock; `parent_pid` must be this
+/// process's parent, and the stage stops (saving a checkpoint, as for SIGTERM) when the parent
+/// dies. Throws perpo::Error (input) for an unknown stage or a missing chain.yaml.
+void run_demo_stage(const std::filesystem::path& out, std::uint64_t seed, const std::string& stage,
+                    long parent_pid);
 
 /// Validates a chain's config and checks its plan against the data generators; throws
 /// perpo::Error (input).
