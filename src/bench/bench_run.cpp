@@ -158,7 +158,7 @@ BenchShape checked_bench_shape(const BenchOptions& options) {
     throw input_error("--iterations must be >= 1, got ", options.iterations).hint("e.g. 3");
   }
   if (options.threads < 0) {
-    throw input_error("--threads must be >= 0 (0 = LibTorch's default), got ", options.threads);
+    throw input_error("--threads must be >= 0 (0 = auto), got ", options.threads);
   }
   if (!(std::isfinite(options.peak_tflops) && options.peak_tflops >= 0)) {
     throw input_error("--peak-tflops must be a positive number of TFLOP/s, got ",

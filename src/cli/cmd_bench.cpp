@@ -41,7 +41,9 @@ void register_bench(CLI::App& app, CommandRegistry& registry) {
                     "answers per list N, >= 2 (default: the shape's, 20 for small and 7b)");
   bench->add_option("--iterations", options->iterations, "timed steps after one warm-up")
       ->capture_default_str();
-  bench->add_option("--threads", options->threads, "LibTorch threads (0 = LibTorch's default)")
+  bench
+      ->add_option("--threads", options->threads,
+                   "LibTorch threads (0 = auto: the cores other work leaves free, as run.threads)")
       ->capture_default_str();
   bench->add_option("--peak-tflops", options->peak_tflops,
                     "device peak TFLOP/s for MFU (default: a table of GPUs; none on CPU)");

@@ -98,7 +98,7 @@ const std::vector<NumberRange> kNumberRanges = {
     {"eval.limit", 0, kMaxInt, false, false, "0 = all records"},
     {"distributed.timeout_s", 1, 1e7, false, false, "e.g. 1800"},
     {"run.seed", 0, kMaxSeed, false, false, "e.g. 42"},
-    {"run.threads", 0, 1024, false, false, "0 = LibTorch's default"},
+    {"run.threads", 0, 1024, false, false, "0 = auto"},
     {"demo.sft_records", 1, kMaxInt, false, false, "e.g. 2048"},
     {"demo.pref_records", 1, kMaxInt, false, false, "e.g. 2048"},
     {"demo.val_records", 1, kMaxInt, false, false, "e.g. 500"},

@@ -28,7 +28,7 @@ struct BenchOptions {
   std::string dtype = "fp32";   // fp32 | bf16
   std::int64_t answers = -1;    // N; -1 = the shape's (20 for small and 7b)
   int iterations = 3;           // timed steps after one warm-up step
-  int threads = 0;              // LibTorch intra-op threads; 0 = LibTorch's default
+  int threads = 0;              // LibTorch intra-op threads; 0 = auto (set_threads)
   double peak_tflops = 0;       // device peak for MFU; 0 = from the table of known GPUs
   bool peer = true;             // also run the Python peer (an error when it cannot run)
   std::string python;           // peer's Python; "" = $PERPO_PYTHON, else <source>/.venv/bin/python

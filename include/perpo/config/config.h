@@ -364,7 +364,7 @@ struct RunConfig {
   std::uint64_t seed = 42;         // seeds every RNG, e.g. 42
   std::string device = "cpu";      // cpu | cuda | cuda:N
   std::string dtype = "fp32";      // fp32 | bf16 | fp16
-  int threads = 0;                 // CPU threads for LibTorch; 0 = LibTorch's default
+  int threads = 0;                 // CPU threads for LibTorch; 0 = auto (runtime.h set_threads)
   std::string log_level = "info";  // trace | debug | info | warn | error
   bool tensorboard = false;        // also write TensorBoard event files, e.g. true
 
@@ -374,7 +374,9 @@ struct RunConfig {
     v.field("seed", seed, "seeds every random number generator, e.g. 42");
     v.field("device", device, "cpu, cuda or cuda:N");
     v.choice("dtype", dtype, {"fp32", "bf16", "fp16"}, "compute dtype: fp32 (CPU) or bf16 (CUDA)");
-    v.field("threads", threads, "LibTorch CPU threads; 0 = LibTorch's default");
+    v.field("threads", threads,
+            "LibTorch CPU threads; 0 = auto: the cores other work leaves free at the start "
+            "(OMP_NUM_THREADS when set)");
     v.choice("log_level", log_level, {"trace", "debug", "info", "warn", "error"}, "log verbosity");
     v.field("tensorboard", tensorboard,
             "also write TensorBoard event files into run.dir/tensorboard");

@@ -28,8 +28,14 @@ c10::Device parse_device(const std::string& text);
 /// "fp32"|"float32", "bf16"|"bfloat16", "fp16"|"float16". Throws perpo::Error (input) otherwise.
 c10::ScalarType parse_dtype(const std::string& text);
 
-/// Sets LibTorch's intra-op threads; 0 keeps LibTorch's default. Returns the count in use.
+/// Sets LibTorch's intra-op threads and returns the count in use. 0 = auto: LibTorch's default
+/// when OMP_NUM_THREADS is set, else threads_for_load of the cores this process may use and the
+/// cores other processes keep busy (measured over 100 ms from /proc/stat).
 int set_threads(int threads);
+
+/// The auto thread count: `cores` less the cores that `busy_cores` (other processes' load) takes,
+/// rounding half a core up, at least 1. (2, 0.2) -> 2; (2, 1.0) -> 1; (8, 2.6) -> 5.
+int threads_for_load(int cores, double busy_cores);
 
 /// "LibTorch 2.13.0, CUDA: no, threads: 2" for --version and logs.
 std::string runtime_summary();
