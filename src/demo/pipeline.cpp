@@ -12,8 +12,6 @@
 #include <thread>
 
 #include <sched.h>
-#include <signal.h>
-#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
@@ -22,6 +20,7 @@
 #include "perpo/core/atomic_file.h"
 #include "perpo/core/error.h"
 #include "perpo/core/output_paths.h"
+#include "perpo/core/signals.h"
 #include "perpo/core/strings.h"
 #include "perpo/data/jsonl.h"
 #include "perpo/demo/demo_data.h"
@@ -364,13 +363,20 @@ DemoResult run_demo_chain(const DemoOptions& options) {
 
 void run_demo_stage(const fs::path& out, std::uint64_t seed, const std::string& stage,
                     long parent_pid) {
-  // The parent holds the folders' locks and waits for this process; if it dies, stop as for
-  // SIGTERM (the stage saves a checkpoint that the next run resumes from).
-  prctl(PR_SET_PDEATHSIG, SIGTERM);
   PERPO_CHECK_INPUT(static_cast<long>(getppid()) == parent_pid, "--run-stage ", stage,
                     ": this is perpo demo's own option for the stages it runs in child processes, "
                     "and the parent process ",
                     parent_pid, " is not this process's parent");
+  // The parent holds the folders' locks and waits for this process; if it dies, stop as for
+  // SIGTERM (the stage saves a checkpoint that the next run resumes from). Polled rather than
+  // PR_SET_PDEATHSIG, which signals again for each thread of the dying parent that adopts this
+  // process on the way, and a second signal ends perpo at once, without saving.
+  std::thread([parent_pid] {
+    while (static_cast<long>(getppid()) == parent_pid) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+    request_stop();
+  }).detach();
   const auto slash = stage.find('/');
   PERPO_CHECK_INPUT(slash != std::string::npos, "--run-stage '", stage,
                     "' is not <task>/<stage> (e.g. grounding/arm-dpo)");

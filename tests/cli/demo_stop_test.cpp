@@ -1,10 +1,8 @@
 // perpo demo with stages in child processes (--jobs 2), stopped as users stop it: SIGTERM to the
 // demo passes one SIGTERM to each running stage, which saves a checkpoint; a demo killed outright
 // (SIGKILL, no chance to pass anything on) still leaves no stage running, each saving as well.
-#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -16,10 +14,9 @@
 #include <vector>
 
 #include "perpo/model/run_checkpoint.h"
+#include "run_perpo.h"
 #include "test_paths.h"
 #include "test_util.h"
-
-extern char** environ;
 
 namespace {
 namespace fs = std::filesystem;
@@ -30,25 +27,9 @@ std::string read_text(const fs::path& path) {
 }
 
 pid_t spawn_demo(const fs::path& out, const fs::path& log) {
-  std::vector<std::string> args = {perpo::test::kPerpoExe,
-                                   "demo",
-                                   "--quick",
-                                   "--seed",
-                                   "1",
-                                   "--jobs",
-                                   "2",
-                                   "--out",
-                                   out.string()};
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_adddup2(&actions, 1, 2);
-  pid_t pid = -1;
-  EXPECT_EQ(posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ), 0);
-  posix_spawn_file_actions_destroy(&actions);
+  const pid_t pid = perpo::test::spawn_perpo(
+      {"demo", "--quick", "--seed", "1", "--jobs", "2", "--out", out.string()}, log.string());
+  EXPECT_GT(pid, 0);
   return pid;
 }
 

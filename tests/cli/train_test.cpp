@@ -64,21 +64,13 @@ std::size_t metrics_line_count(const fs::path& run_dir) {
 
 // Starts `perpo train ...` as a child process (output to `log`) and returns its pid.
 pid_t spawn_train(const fs::path& dir, const std::vector<std::string>& extra, const fs::path& log) {
-  std::vector<std::string> args = {perpo::test::kPerpoExe, "train"};
+  std::vector<std::string> args = {"train"};
   for (const auto& o : perpo::test::tiny_train_overrides(dir / "lists.jsonl", dir / "run")) {
     args.push_back(o);
   }
   args.insert(args.end(), extra.begin(), extra.end());
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_adddup2(&actions, 1, 2);
-  pid_t pid = -1;
-  EXPECT_EQ(posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ), 0);
-  posix_spawn_file_actions_destroy(&actions);
+  const pid_t pid = perpo::test::spawn_perpo(args, log.string());
+  EXPECT_GT(pid, 0);
   return pid;
 }
 

@@ -1,13 +1,18 @@
 // Runs the built perpo executable as a user would, for end-to-end tests (tests/cli/).
 #pragma once
 
+#include <fcntl.h>
+#include <spawn.h>
 #include <sys/wait.h>
 
 #include <array>
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include "test_paths.h"
+
+extern char** environ;
 
 namespace perpo::test {
 
@@ -32,6 +37,24 @@ inline PerpoRun run_perpo(const std::string& args, const std::string& cwd = "",
   int status = ::pclose(pipe);
   result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return result;
+}
+
+/// Starts `perpo <args...>` without waiting (stdout and stderr to `log`); returns its pid, -1
+/// when it could not start. For tests that signal or kill a running perpo.
+inline pid_t spawn_perpo(const std::vector<std::string>& args, const std::string& log) {
+  std::vector<std::string> all = {kPerpoExe};
+  all.insert(all.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : all) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  pid_t pid = -1;
+  if (posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ) != 0) pid = -1;
+  posix_spawn_file_actions_destroy(&actions);
+  return pid;
 }
 
 }  // namespace perpo::test

@@ -119,7 +119,8 @@ DemoResult run_demo(const DemoSuiteOptions& options);
 /// "<task>/<sft | sample | arm-<arm> | eval>", the chain's config is <out>/<task>/chain.yaml as
 /// the parent wrote it. The parent holds the output folder's lock; `parent_pid` must be this
 /// process's parent, and the stage stops (saving a checkpoint, as for SIGTERM) when the parent
-/// dies. Throws perpo::Error (input) for an unknown stage or a missing chain.yaml.
+/// dies (its parent pid is polled every 0.2 s). Throws perpo::Error (input) for an unknown stage or
+/// a missing chain.yaml.
 void run_demo_stage(const std::filesystem::path& out, std::uint64_t seed, const std::string& stage,
                     long parent_pid);
 
