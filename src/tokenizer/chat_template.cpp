@@ -1,6 +1,9 @@
 // Chat templates vicuna_v1 and plain (see chat_template.h).
 #include "perpo/tokenizer/chat_template.h"
 
+#include <algorithm>
+#include <utility>
+
 #include "perpo/core/error.h"
 
 namespace perpo {
@@ -64,16 +67,20 @@ std::vector<int> ChatTemplate::encode_answer(std::string_view answer, int max_to
   return ids;
 }
 
-ChatTokens ChatTemplate::encode(std::string_view user_prompt, std::string_view answer,
-                                bool has_image, int image_tokens) const {
+ChatTokens ChatTokens::join(std::vector<int> prompt, const std::vector<int>& answer) {
   ChatTokens tokens;
-  tokens.ids = encode_prompt(user_prompt, has_image, image_tokens);
+  tokens.ids = std::move(prompt);
   tokens.prompt_length = static_cast<int>(tokens.ids.size());
-  const std::vector<int> answer_ids = encode_answer(answer);
-  tokens.ids.insert(tokens.ids.end(), answer_ids.begin(), answer_ids.end());
+  tokens.ids.insert(tokens.ids.end(), answer.begin(), answer.end());
   tokens.answer_mask.assign(tokens.ids.size(), 0);
   std::fill(tokens.answer_mask.begin() + tokens.prompt_length, tokens.answer_mask.end(), 1);
   return tokens;
+}
+
+ChatTokens ChatTemplate::encode(std::string_view user_prompt, std::string_view answer,
+                                bool has_image, int image_tokens) const {
+  return ChatTokens::join(encode_prompt(user_prompt, has_image, image_tokens),
+                          encode_answer(answer));
 }
 
 }  // namespace perpo

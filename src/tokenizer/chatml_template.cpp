@@ -58,14 +58,7 @@ std::vector<int> ChatMlTemplate::encode_answer(std::string_view answer, int max_
 
 ChatTokens ChatMlTemplate::encode(std::string_view question, std::string_view answer,
                                   bool has_image, int image_tokens) const {
-  ChatTokens tokens;
-  tokens.ids = encode_prompt(question, has_image, image_tokens);
-  tokens.prompt_length = static_cast<int>(tokens.ids.size());
-  const std::vector<int> answer_ids = encode_answer(answer);
-  tokens.ids.insert(tokens.ids.end(), answer_ids.begin(), answer_ids.end());
-  tokens.answer_mask.assign(tokens.ids.size(), 0);
-  std::fill(tokens.answer_mask.begin() + tokens.prompt_length, tokens.answer_mask.end(), 1);
-  return tokens;
+  return ChatTokens::join(encode_prompt(question, has_image, image_tokens), encode_answer(answer));
 }
 
 }  // namespace perpo

@@ -60,6 +60,9 @@ struct ChatTokens {
   std::vector<int> ids;                   // prompt ids then answer ids
   std::vector<std::uint8_t> answer_mask;  // 1 on answer tokens (incl. EOS), 0 on the prompt
   int prompt_length = 0;                  // ids[0, prompt_length) is the prompt
+
+  /// `prompt` then `answer`, the answer's positions marked (every template's encode).
+  static ChatTokens join(std::vector<int> prompt, const std::vector<int>& answer);
 };
 
 class ChatTemplate {
