@@ -28,118 +28,19 @@
 #include "perpo/core/error.h"
 #include "perpo/model/model_config.h"
 
+#include "config_fields.h"
+
 namespace perpo {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
+
+using model_detail::FieldReader;
 
 namespace {
 
 constexpr int kMaxSize = 1 << 24;    // widths, vocabulary, heads: 16,777,216
 constexpr int kMaxLayers = 1 << 12;  // 4096 layers (the largest public models have ~130)
 constexpr int kMaxImageSize = 1 << 14;
-
-// Typed access to one JSON object; errors name the source file and the dotted field.
-class FieldReader {
- public:
-  FieldReader(const json& object, std::string source, std::string prefix)
-      : object_(object), source_(std::move(source)), prefix_(std::move(prefix)) {}
-
-  bool has(const char* key) const {
-    auto it = object_.find(key);
-    return it != object_.end() && !it->is_null();
-  }
-  const json* find(const char* key) const {
-    auto it = object_.find(key);
-    return it == object_.end() || it->is_null() ? nullptr : &*it;
-  }
-
-  int get_int(const char* key, int fallback) const {
-    const json* value = find(key);
-    if (value == nullptr) return fallback;
-    if (!value->is_number_integer()) throw wrong_type(key, "an integer", *value);
-    const bool fits = value->is_number_unsigned()
-                          ? value->get<std::uint64_t>() <= std::numeric_limits<int>::max()
-                          : value->get<std::int64_t>() >= std::numeric_limits<int>::min() &&
-                                value->get<std::int64_t>() <= std::numeric_limits<int>::max();
-    if (!fits) throw wrong_type(key, "an integer of 32 bits", *value);
-    return value->get<int>();
-  }
-  /// A size: an integer from 1 to `max` (checked before anything is allocated from it).
-  int get_size(const char* key, int fallback, int max) const {
-    const json* value = find(key);
-    if (value == nullptr) return fallback;
-    const bool in_range = value->is_number_unsigned()
-                              ? value->get<std::uint64_t>() >= 1 &&
-                                    value->get<std::uint64_t>() <= static_cast<std::uint64_t>(max)
-                              : value->is_number_integer() && value->get<std::int64_t>() >= 1 &&
-                                    value->get<std::int64_t>() <= max;
-    if (!in_range) {
-      throw wrong_type(key, ("an integer from 1 to " + std::to_string(max)).c_str(), *value);
-    }
-    return value->get<int>();
-  }
-  /// A number > 0 and finite (epsilons, rope theta, scaling factors).
-  double get_positive(const char* key, double fallback) const {
-    double number = get_double(key, fallback);
-    if (!(number > 0.0) || !std::isfinite(number)) {
-      throw wrong_type(key, "a positive number", *find(key));
-    }
-    return number;
-  }
-  std::int64_t get_int64(const char* key, std::int64_t fallback) const {
-    const json* value = find(key);
-    if (value == nullptr) return fallback;
-    if (!value->is_number_integer()) throw wrong_type(key, "an integer", *value);
-    return value->get<std::int64_t>();
-  }
-  double get_double(const char* key, double fallback) const {
-    const json* value = find(key);
-    if (value == nullptr) return fallback;
-    if (!value->is_number()) throw wrong_type(key, "a number", *value);
-    return value->get<double>();
-  }
-  bool get_bool(const char* key, bool fallback) const {
-    const json* value = find(key);
-    if (value == nullptr) return fallback;
-    if (!value->is_boolean()) throw wrong_type(key, "true or false", *value);
-    return value->get<bool>();
-  }
-  std::string get_string(const char* key, const std::string& fallback) const {
-    const json* value = find(key);
-    if (value == nullptr) return fallback;
-    if (!value->is_string()) throw wrong_type(key, "a string", *value);
-    return value->get<std::string>();
-  }
-  /// A token id that may be given as a list (e.g. eos_token_id: [2, 32000]): the first one.
-  int get_token_id(const char* key, int fallback) const {
-    const json* value = find(key);
-    if (value != nullptr && value->is_array() && !value->empty()) {
-      json first = {{key, (*value)[0]}};
-      return FieldReader(first, source_, prefix_).get_int(key, fallback);
-    }
-    return get_int(key, fallback);
-  }
-  FieldReader child(const char* key) const {
-    const json* value = find(key);
-    if (value != nullptr && !value->is_object()) throw wrong_type(key, "an object", *value);
-    static const json empty = json::object();
-    return FieldReader(value == nullptr ? empty : *value, source_, prefix_ + key + ".");
-  }
-
-  Error error(const char* key, const std::string& what) const {
-    return input_error(source_, ": ", prefix_, key, " ", what);
-  }
-
- private:
-  Error wrong_type(const char* key, const char* expected, const json& value) const {
-    return input_error(source_, ": ", prefix_, key, " must be ", expected, ", got ", value.dump())
-        .hint("fix the value in config.json");
-  }
-
-  const json& object_;
-  std::string source_;
-  std::string prefix_;
-};
 
 VisionConfig read_vision(const FieldReader& top) {
   VisionConfig v;
@@ -299,12 +200,9 @@ ModelConfig parse_model_config(const std::string& json_text, const std::string& 
 }
 
 ModelConfig load_model_config(const fs::path& dir) {
-  fs::path path = dir / "config.json";
-  if (!fs::exists(path)) {
-    throw input_error(path.string(), " does not exist")
-        .hint("model.path must be a Hugging Face checkpoint folder with config.json");
-  }
-  return parse_model_config(read_file(path), path.string());
+  return model_detail::parse_config_json(
+      dir, "model.path must be a Hugging Face checkpoint folder with config.json",
+      parse_model_config);
 }
 
 ModelConfig tiny_model_config(const TinyModelConfig& tiny, int vocab_size,

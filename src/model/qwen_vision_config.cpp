@@ -16,9 +16,12 @@
 #include "perpo/model/activations.h"
 #include "perpo/model/qwen_vision_config.h"
 
+#include "config_fields.h"
+
 namespace perpo {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
+using model_detail::FieldReader;
 
 namespace {
 
@@ -26,72 +29,38 @@ constexpr int kMaxSize = 1 << 24;   // widths and heads: 16,777,216
 constexpr int kMaxDepth = 1 << 12;  // blocks
 constexpr int kMaxPixels = 1 << 14;
 
-// Required keys of vision_config; errors name the file and `vision_config.<key>`.
-class VisionReader {
- public:
-  VisionReader(const json& object, std::string source)
-      : object_(object), source_(std::move(source)) {}
+constexpr const char* kMissingHint =
+    "a Qwen2.5-VL config.json lists every vision_config key; copy it from the checkpoint's "
+    "original config.json";
 
-  const json* find(const char* key) const {
-    auto it = object_.find(key);
-    return it == object_.end() || it->is_null() ? nullptr : &*it;
-  }
-  const json& require(const char* key) const {
-    const json* value = find(key);
-    if (value == nullptr) {
-      throw error(key, "is missing")
-          .hint(
-              "a Qwen2.5-VL config.json lists every vision_config key; copy it from the "
-              "checkpoint's original config.json");
-    }
-    return *value;
-  }
-  /// An integer from `min` to `max`.
-  int integer(const char* key, const json& value, int min, int max) const {
-    bool in_range = false;
-    if (value.is_number_unsigned()) {
-      const auto number = value.get<std::uint64_t>();
-      in_range =
-          number <= static_cast<std::uint64_t>(max) && static_cast<std::int64_t>(number) >= min;
-    } else if (value.is_number_integer()) {
-      const auto number = value.get<std::int64_t>();
-      in_range = number >= min && number <= max;
-    }
-    if (!in_range) {
-      throw wrong(key, "an integer from " + std::to_string(min) + " to " + std::to_string(max),
-                  value);
-    }
-    return value.get<int>();
-  }
-  int size(const char* key, int max = kMaxSize) const { return integer(key, require(key), 1, max); }
-  std::string string(const char* key) const {
-    const json& value = require(key);
-    if (!value.is_string()) throw wrong(key, "a string", value);
-    return value.get<std::string>();
-  }
-  Error error(const std::string& key, const std::string& what) const {
-    return input_error(source_, ": vision_config.", key, " ", what);
-  }
-  Error wrong(const std::string& key, const std::string& expected, const json& value) const {
-    return error(key, "must be " + expected + ", got " + value.dump())
-        .hint("fix the value in config.json");
-  }
+// Every key of vision_config is required; errors name the file and `vision_config.<key>`.
+int required_size(const FieldReader& f, const char* key, int max = kMaxSize) {
+  f.require(key, kMissingHint);
+  return f.get_size(key, 0, max);
+}
 
- private:
-  const json& object_;
-  std::string source_;
-};
+std::string required_string(const FieldReader& f, const char* key) {
+  f.require(key, kMissingHint);
+  return f.get_string(key, "");
+}
 
-std::vector<int> read_full_attention_blocks(const VisionReader& f, int depth) {
+std::vector<int> read_full_attention_blocks(const FieldReader& f, int depth) {
   const char* key = "fullatt_block_indexes";
-  const json& list = f.require(key);
+  const json& list = f.require(key, kMissingHint);
   const std::string expected = "a list of block indexes from 0 to " + std::to_string(depth - 1);
-  if (!list.is_array()) throw f.wrong(key, expected, list);
+  if (!list.is_array()) throw f.wrong_type(key, expected, list);
   std::vector<int> blocks;
   std::set<int> seen;
   for (const json& item : list) {
-    int block = f.integer(key, item, 0, depth - 1);
-    if (!seen.insert(block).second) throw f.wrong(key, "without repeats", list);
+    const bool in_range = item.is_number_unsigned()
+                              ? item.get<std::uint64_t>() < static_cast<std::uint64_t>(depth)
+                              : item.is_number_integer() && item.get<std::int64_t>() >= 0 &&
+                                    item.get<std::int64_t>() < depth;
+    if (!in_range) {
+      throw f.wrong_type(key, "an integer from 0 to " + std::to_string(depth - 1), item);
+    }
+    const int block = item.get<int>();
+    if (!seen.insert(block).second) throw f.wrong_type(key, "without repeats", list);
     blocks.push_back(block);
   }
   return blocks;
@@ -124,23 +93,23 @@ QwenVisionConfig parse_qwen_vision_config(const std::string& json_text, const st
                       vision == root.end() ? std::string("missing") : "not an object")
         .hint("a Qwen2.5-VL config.json holds the vision tower's settings in vision_config");
   }
-  VisionReader f(*vision, source);
+  const FieldReader f(*vision, source, "vision_config.");
   QwenVisionConfig v;
-  v.depth = f.size("depth", kMaxDepth);
-  v.hidden_size = f.size("hidden_size");
-  v.intermediate_size = f.size("intermediate_size");
-  v.num_heads = f.size("num_heads");
+  v.depth = required_size(f, "depth", kMaxDepth);
+  v.hidden_size = required_size(f, "hidden_size");
+  v.intermediate_size = required_size(f, "intermediate_size");
+  v.num_heads = required_size(f, "num_heads");
   // transformers 4.57 writes in_channels; the Hub's files (written by older versions) in_chans.
   const char* channels_key = f.find("in_channels") != nullptr ? "in_channels" : "in_chans";
   if (f.find(channels_key) == nullptr) throw f.error("in_channels", "(or in_chans) is missing");
-  v.in_channels = f.size(channels_key, 64);
-  v.patch_size = f.size("patch_size", kMaxPixels);
-  v.spatial_merge_size = f.size("spatial_merge_size", kMaxPixels);
-  v.temporal_patch_size = f.size("temporal_patch_size", kMaxPixels);
-  v.window_size = f.size("window_size", kMaxPixels);
-  v.out_hidden_size = f.size("out_hidden_size");
+  v.in_channels = required_size(f, channels_key, 64);
+  v.patch_size = required_size(f, "patch_size", kMaxPixels);
+  v.spatial_merge_size = required_size(f, "spatial_merge_size", kMaxPixels);
+  v.temporal_patch_size = required_size(f, "temporal_patch_size", kMaxPixels);
+  v.window_size = required_size(f, "window_size", kMaxPixels);
+  v.out_hidden_size = required_size(f, "out_hidden_size");
   v.fullatt_block_indexes = read_full_attention_blocks(f, v.depth);
-  v.hidden_act = f.string("hidden_act");
+  v.hidden_act = required_string(f, "hidden_act");
   try {
     check_activation(v.hidden_act, "vision_config.hidden_act");
   } catch (Error& e) {
@@ -161,12 +130,8 @@ QwenVisionConfig parse_qwen_vision_config(const std::string& json_text, const st
 }
 
 QwenVisionConfig load_qwen_vision_config(const fs::path& dir) {
-  fs::path path = dir / "config.json";
-  if (!fs::exists(path)) {
-    throw input_error(path.string(), " does not exist")
-        .hint("a Qwen2.5-VL checkpoint folder holds config.json");
-  }
-  return parse_qwen_vision_config(read_file(path), path.string());
+  return model_detail::parse_config_json(dir, "a Qwen2.5-VL checkpoint folder holds config.json",
+                                         parse_qwen_vision_config);
 }
 
 }  // namespace perpo
