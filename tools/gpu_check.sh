@@ -49,7 +49,7 @@ case "$jobs" in '' | *[!0-9]* | 0) die "--jobs must be a positive number, got '$
 if [ -n "$pack" ]; then
   command -v dpkg-query >/dev/null || die "--pack-deps needs a Debian machine (dpkg-query)"
   packages=(libsentencepiece-dev nlohmann-json3-dev libspdlog-dev libcli11-dev libyaml-cpp-dev
-            libstb-dev libutf8proc-dev libpcre2-dev libgtest-dev libgmock-dev fonts-dejavu-core)
+            libstb-dev libutf8proc-dev libpcre2-dev libgloo-dev libgtest-dev libgmock-dev fonts-dejavu-core)
   # Add the installed lib* packages they depend on (two levels: libspdlog-dev -> libfmt-dev ->
   # libfmt9), leaving out the C and C++ runtimes, which the GPU machine has.
   for _round in 1 2; do

@@ -18,7 +18,7 @@ FIXTURE_NODEPS_PACKAGES=("llava-torch==1.2.2.post1")
 APT_PACKAGES=(
   build-essential cmake ninja-build ccache git pkg-config python3-venv
   libsentencepiece-dev nlohmann-json3-dev libspdlog-dev libcli11-dev libyaml-cpp-dev
-  libstb-dev libutf8proc-dev libpcre2-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libstb-dev libutf8proc-dev libpcre2-dev libgloo-dev libgtest-dev libgmock-dev libbenchmark-dev
   fonts-dejavu-core gnuplot-nox clang-format
 )
 

@@ -45,16 +45,22 @@ void register_train(CLI::App& app, CommandRegistry& registry) {
 
   registry.add(command, [options] {
     Config config = load_command_config(options->config, options->overrides);
+    // torchrun / srun: this process is one rank of a data-parallel job (dist/process_group.h).
+    const ProcessGroup group = join_job(config);
+    if (!group.writer()) apply_log_level("warn");  // rank 0 reports; the others warn and fail
     // First SIGINT/SIGTERM: finish the step, save, exit 0; a second one ends perpo at once (the
     // checkpoint being written is a registered temporary folder and is removed).
     install_signal_handlers(StopMode::kFlag);
     TrainerHooks hooks;
     hooks.stop_requested = [] { return stop_requested(); };
     if (config.train.eval_every > 0) hooks.evaluate = training_evaluator(config);  // data.eval
-    TrainSummary summary = run_training(
-        config,
-        {.resume = options->resume, .force = options->force, .config_file = options->config},
-        hooks);
+    TrainSummary summary = run_training(config,
+                                        {.resume = options->resume,
+                                         .force = options->force,
+                                         .config_file = options->config,
+                                         .group = &group},
+                                        hooks);
+    if (!group.writer()) return 0;  // rank 0 prints the summary
     std::printf("steps: %lld of %lld%s\n", static_cast<long long>(summary.steps),
                 static_cast<long long>(summary.total_steps),
                 summary.stopped ? " (stopped by signal; continue with --resume)" : "");

@@ -88,7 +88,11 @@ bool all_rewards_equal(const TrainExample& example) {
 class Trainer {
  public:
   Trainer(const Config& config, const TrainOptions& options, const TrainerHooks& hooks)
-      : config_(config), options_(options), hooks_(hooks), run_dir_(config.run.dir) {}
+      : config_(config),
+        options_(options),
+        hooks_(hooks),
+        run_dir_(config.run.dir),
+        group_(options.group != nullptr ? *options.group : single_) {}
 
   TrainSummary run();
 
@@ -110,10 +114,14 @@ class Trainer {
   void setup_online_mode();
   std::map<std::string, double> evaluate();
 
+  void check_data_parallel() const;
+
   Config config_;
   TrainOptions options_;
   TrainerHooks hooks_;
   fs::path run_dir_;
+  ProcessGroup single_;        // the group of a single process (options.group unset)
+  const ProcessGroup& group_;  // data parallel: rank, world, collectives
   fs::path checkpoint_root_;
   LoadedModel model_;
   std::unique_ptr<ReferenceSource> reference_;
@@ -164,7 +172,8 @@ void Trainer::prepare_run_dir() {
                    "tensorboard",    reference_cache_path(run_dir_).filename().string(),
                    kOutputMarkerName};
   // Checked here, written only once the model and the data have loaded (bad input writes nothing).
-  check_output_dir(run_dir_, policy);
+  // Data parallel: rank 0 alone writes run.dir, and checks it (it holds the run's lock soon).
+  if (group_.writer()) check_output_dir(run_dir_, policy);
   run_dir_policy_ = policy;
   checkpoint_root_ = run_dir_ / "checkpoints";
   std::error_code root_error;
@@ -188,6 +197,7 @@ void Trainer::prepare_run_dir() {
 }
 
 void Trainer::create_run_dir() {
+  if (!group_.writer()) return;
   run_dir_lock_ = prepare_output_dir(run_dir_, run_dir_policy_);
   const int removed = remove_partial_checkpoints(checkpoint_root_);
   if (removed > 0) PERPO_LOG_WARN("removed ", removed, " partial checkpoint folder(s)");
@@ -230,6 +240,7 @@ void Trainer::restore(const CheckpointContent& content) {
 
 fs::path Trainer::save_checkpoint() {
   read_counters();
+  if (!group_.writer()) return {};  // rank 0 writes the run's checkpoints
   CheckpointContent content;
   content.step = step_;
   const bool everything = config_.model.path.empty();  // tiny model: base weights live nowhere
@@ -331,8 +342,20 @@ void Trainer::sft_backward(const std::vector<std::size_t>& indices, double scale
   ListwiseInputs in;
   in.policy_logps = logps.to(torch::kFloat32).sum(1).unsqueeze(1);                        // (B, 1)
   in.answer_tokens = batch.answer_mask.sum(1).to(device_, torch::kFloat32).unsqueeze(1);  // (B, 1)
-  const LossOutput out = compute_loss(in, config_.loss);
-  const auto B = static_cast<double>(indices.size());
+  LossOutput out = compute_loss(in, config_.loss);
+  auto B = static_cast<double>(indices.size());
+  if (group_.world() > 1) {
+    // The objective is the token mean over the micro-batch of all ranks: this rank's share of it
+    // is its token sum over the global token count, and the batch counts as the global batch.
+    at::Tensor counts = torch::stack({in.answer_tokens.sum().to(torch::kFloat64),
+                                      torch::full({}, B, torch::kFloat64).to(device_)});
+    const at::Tensor mine = counts.clone();
+    group_.all_reduce_sum(counts);
+    const at::Tensor share = (mine[0] / counts[0].clamp_min(1)).to(out.loss.scalar_type());
+    const double global_b = counts[1].item<double>();
+    out.loss = out.loss * share * (global_b / B);
+    out.objective = out.objective * share * (global_b / B);
+  }
   (out.loss * (scale * B)).backward();  // the batch counts as its B records in the step's mean
   step_sums_.push_back(step_sums(out, B, /*answers=*/B, /*ranked=*/false));
   tokens += batch.tokens;
@@ -375,6 +398,10 @@ StepMetrics Trainer::step() {
   for (int micro = 0; micro < tr.grad_accum; ++micro) {
     micro_batches.push_back(order_->take(tr.lists_per_step));
   }
+  std::vector<std::vector<std::size_t>> shares;  // this rank's lists of each micro-batch
+  for (const auto& indices : micro_batches) {
+    shares.push_back(rank_share(indices, group_.rank(), group_.world()));
+  }
   // loss.grpo.drop_all_equal: lists whose rewards are all equal are left out before any forward,
   // and the step's loss is the mean over the others (loss/objectives.h).
   const bool drop = loss_.name == "grpo" && loss_.grpo.drop_all_equal;
@@ -384,7 +411,7 @@ StepMetrics Trainer::step() {
       trained += drop && all_rewards_equal(data_.examples[index]) ? 0 : 1;
   }
   const double list_scale = drop ? 1.0 / std::max(trained, 1.0) : scale;
-  for (const auto& indices : micro_batches) {
+  for (const auto& indices : shares) {
     if (is_sft(config_)) {
       sft_backward(indices, scale, tokens);
       continue;
@@ -399,10 +426,20 @@ StepMetrics Trainer::step() {
     }
   }
   const std::vector<at::Tensor> params = optim_->params();
+  group_.sum_gradients(params);  // data parallel: the step's gradient over all ranks' lists
   if (hooks_.reduce_gradients) hooks_.reduce_gradients(params);
   const at::Tensor norm = clip_grad_norm_tensor(params, config_.optim.max_grad_norm);
-  const at::Tensor sums = torch::stack(step_sums_).sum(0);
+  at::Tensor sums = torch::stack(step_sums_).sum(0);
   step_sums_.clear();
+  // Data parallel: the sums of all ranks (and the tokens they processed), so that every rank
+  // sees the same loss and skips the same steps; one all-reduce, no host read.
+  at::Tensor all_tokens = torch::full({1}, static_cast<double>(tokens), sums.options());
+  if (group_.world() > 1) {
+    at::Tensor both = torch::cat({sums, all_tokens});
+    group_.all_reduce_sum(both);
+    sums = both.narrow(0, 0, StepSums::kCount);
+    all_tokens = both.narrow(0, StepSums::kCount, 1);
+  }
   // A non-finite loss or gradient skips the update on the device: no host round trip.
   const at::Tensor found_inf = torch::logical_not(
       torch::logical_and(torch::isfinite(sums[0]), torch::isfinite(norm.to(sums.device()))));
@@ -419,7 +456,8 @@ StepMetrics Trainer::step() {
     // non-finite counters, read together. Other steps leave them on the device.
     const at::Tensor host =
         torch::cat({sums, norm.to(sums.device()).reshape({1}),
-                    torch::stack({nonfinite_in_row_device_, skipped_device_}).to(torch::kFloat64)})
+                    torch::stack({nonfinite_in_row_device_, skipped_device_}).to(torch::kFloat64),
+                    all_tokens})
             .cpu();
     const double* v = host.data_ptr<double>();
     StepSums::from(v).finish(m);
@@ -427,6 +465,7 @@ StepMetrics Trainer::step() {
     nonfinite_in_row_ = static_cast<std::int64_t>(v[StepSums::kCount + 1]);
     skipped_ = static_cast<std::int64_t>(v[StepSums::kCount + 2]);
     m.skipped = nonfinite_in_row_ > 0;
+    tokens = static_cast<std::int64_t>(v[StepSums::kCount + 3]);  // of every rank
     ++metric_reads_;
   } else {
     m.measured = false;
@@ -482,6 +521,23 @@ void Trainer::setup_online_mode() {
   };
 }
 
+void Trainer::check_data_parallel() const {
+  if (group_.world() == 1) return;
+  if (config_.train.online_resample_every > 0) {
+    throw input_error("train.online_resample_every > 0 is not data parallel yet (WORLD_SIZE ",
+                      group_.world(), ")")
+        .hint("train online in one process, or sample the lists with perpo sample first");
+  }
+  if (config_.train.lists_per_step < group_.world()) {
+    throw input_error("train.lists_per_step (", config_.train.lists_per_step,
+                      ") is the step's lists over all ranks: fewer than the ", group_.world(),
+                      " ranks, so a rank would have none")
+        .hint(
+            "set train.lists_per_step to at least WORLD_SIZE (a multiple of it balances the "
+            "ranks)");
+  }
+}
+
 std::map<std::string, double> Trainer::evaluate() {
   // Evaluation leaves the run as it was: the RNG streams (dropout, host) are put back, the data
   // order is not touched, and the model returns to train mode.
@@ -500,6 +556,7 @@ std::map<std::string, double> Trainer::evaluate() {
 }
 
 TrainSummary Trainer::run() {
+  check_data_parallel();
   prepare_run_dir();
   set_threads(config_.run.threads);
   std::optional<CheckpointContent> resume_from;
@@ -534,7 +591,17 @@ TrainSummary Trainer::run() {
     PERPO_LOG_WARN(data_.truncated_answers, " answers were longer than data.max_answer_tokens = ",
                    config_.data.max_answer_tokens, " and were truncated");
   }
-  reference_ = std::make_unique<ReferenceSource>(data_, model_, config_, run_dir_, options_.resume);
+  // Data parallel: rank 0 computes (and caches) the reference log-probs the lists lack; the
+  // other ranks read its cache once it is written.
+  if (group_.writer()) {
+    reference_ =
+        std::make_unique<ReferenceSource>(data_, model_, config_, run_dir_, options_.resume);
+  }
+  group_.barrier();
+  if (!group_.writer()) {
+    reference_ =
+        std::make_unique<ReferenceSource>(data_, model_, config_, run_dir_, /*resuming=*/true);
+  }
   const ReferencePlan& reference = reference_->plan();
   optim_ = std::make_unique<AdamW>(model_.model->named_parameters(), config_.optim);
   nonfinite_in_row_device_ = torch::zeros({}, torch::dtype(torch::kFloat32).device(device_));
@@ -542,7 +609,8 @@ TrainSummary Trainer::run() {
   order_ =
       std::make_unique<DataOrder>(data_.examples.size(), config_.run.seed, config_.data.shuffle);
   total_ = total_train_steps(config_, data_.examples.size());
-  seed_all(config_.run.seed + 1);  // the training stream (dropout) starts from a known state
+  // The training stream (dropout) starts from a known state, another one on each rank.
+  seed_all(config_.run.seed + 1 + static_cast<std::uint64_t>(group_.rank()));
   if (resume_from) restore(*resume_from);
   resume_from.reset();
 
@@ -553,7 +621,9 @@ TrainSummary Trainer::run() {
   summary.reference_source = reference.source;
   // A fresh run starts metrics.jsonl empty (a run killed before its first checkpoint left
   // lines there); a resumed one keeps the lines up to its checkpoint's step.
-  MetricsLog metrics(run_dir_, config_.run.tensorboard, options_.resume ? step_ : -1);
+  std::optional<MetricsLog> metrics;  // rank 0 alone writes metrics.jsonl
+  if (group_.writer())
+    metrics.emplace(run_dir_, config_.run.tensorboard, options_.resume ? step_ : -1);
   auto counts = count_parameters(*model_.model);
   PERPO_LOG_INFO("training ", counts.trainable, " of ", counts.total, " parameters; loss ",
                  config_.loss.name, "; reference log-probs: ", reference.source, "; steps ", step_,
@@ -563,28 +633,35 @@ TrainSummary Trainer::run() {
                    " but no evaluator is connected (TrainerHooks::evaluate): no evaluation");
   }
   model_.model->train();
-  Progress bar(total_, "train", "steps");
-  bar.advance(step_);
+  std::optional<Progress> bar;  // rank 0's
+  if (group_.writer()) {
+    bar.emplace(total_, "train", "steps");
+    bar->advance(step_);
+  }
   warned_through_ = step_;
   std::int64_t saved_at = options_.resume ? step_ : -1;
-  if (step_ == 0 && config_.train.eval_every > 0 && hooks_.evaluate && hooks_.evaluate_at_start) {
-    metrics.write_extra(0, evaluate());
+  // Evaluation runs on rank 0 (the others wait at the next step's all-reduce).
+  const bool evaluates = hooks_.evaluate && group_.writer();
+  if (step_ == 0 && config_.train.eval_every > 0 && evaluates && hooks_.evaluate_at_start) {
+    metrics->write_extra(0, evaluate());
   }
   while (step_ < total_) {
     maybe_resample();
     StepMetrics m = step();
     if (!online_metrics_.empty()) {  // what the lists of this step were sampled with
-      metrics.write_extra(m.step, online_metrics_);
+      if (metrics) metrics->write_extra(m.step, online_metrics_);
       online_metrics_.clear();
     }
     if (m.measured) {  // a logged step (train.log_every): its numbers were read to the host
       summary.last_loss = m.loss;
-      warn_skipped(m);
-      metrics.write(m);
-      bar.set_note(progress_note(m));
+      if (metrics) {
+        warn_skipped(m);
+        metrics->write(m);
+        bar->set_note(progress_note(m));
+      }
     }
     if (hooks_.on_step) hooks_.on_step(m);
-    bar.advance();
+    if (bar) bar->advance();
     if (nonfinite_in_row_ >= config_.train.max_nonfinite_steps) {
       throw runtime_error("stopping at step ", m.step, ": ", nonfinite_in_row_,
                           " steps in a row had a non-finite loss or gradient")
@@ -598,16 +675,18 @@ TrainSummary Trainer::run() {
       saved_at = step_;
     }
     const int eval_every = config_.train.eval_every;
-    if (eval_every > 0 && step_ % eval_every == 0 && hooks_.evaluate) {
-      metrics.write_extra(step_, evaluate());
+    if (eval_every > 0 && step_ % eval_every == 0 && evaluates) {
+      metrics->write_extra(step_, evaluate());
     }
-    if (step_ < total_ && hooks_.stop_requested && hooks_.stop_requested()) {
+    // A stop seen by any rank stops every rank after the same step (one all-reduce per step).
+    const bool stop_here = hooks_.stop_requested && hooks_.stop_requested();
+    if (step_ < total_ && group_.any(stop_here)) {
       summary.stopped = true;
       PERPO_LOG_INFO("stop requested: finished step ", step_, ", saving");
       break;
     }
   }
-  bar.finish();
+  if (bar) bar->finish();
   read_counters();
   if (saved_at != step_) summary.last_checkpoint = save_checkpoint();
   const std::int64_t ran = step_ - summary.first_step;

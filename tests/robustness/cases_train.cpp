@@ -55,7 +55,32 @@ void write_checkpoint_setup(const fs::path& dir) {
 PERPO_ROBUSTNESS_CASES(train) {
   const std::string run = "train --config {dir}/c.yaml";
   const std::string lists = " data.train={dir}/lists.jsonl";
-  return {
+  // Data parallel (torchrun's variables): a bad set is refused before anything is read.
+  auto launched = [&](const char* name, const std::string& env, const std::string& extra, int code,
+                      const char* message) {
+    Case c{name, run + lists + extra, [](const fs::path& dir) { write_lists_setup(dir, 3); }, code,
+           message};
+    c.env = env;
+    return c;
+  };
+  const std::string local = " MASTER_ADDR=127.0.0.1";
+  CaseList launcher_rows = {
+      launched("dist_rank_missing", "WORLD_SIZE=2", "", 2, "WORLD_SIZE is 2 but RANK is not set"),
+      launched("dist_rank_too_big", "WORLD_SIZE=2 RANK=2 MASTER_PORT=29500" + local, "", 2,
+               "RANK='2' must be an integer in [0, 1]"),
+      launched("dist_world_not_a_number", "WORLD_SIZE=two RANK=0", "", 2,
+               "WORLD_SIZE='two' must be an integer"),
+      launched("dist_addr_missing", "WORLD_SIZE=2 RANK=1 MASTER_PORT=29500", "", 2,
+               "MASTER_ADDR is not set"),
+      launched("dist_port_missing", "WORLD_SIZE=2 RANK=1" + local, "", 2, "MASTER_PORT is not set"),
+      launched("dist_port_out_of_range", "WORLD_SIZE=2 RANK=1 MASTER_PORT=70000" + local, "", 2,
+               "MASTER_PORT='70000' must be an integer in [1, 65535]"),
+      // Nobody serves the rendezvous (port 1): rank 1 gives up after distributed.timeout_s.
+      launched("dist_no_rendezvous", "WORLD_SIZE=2 RANK=1 MASTER_PORT=1" + local,
+               " distributed.timeout_s=2", 1,
+               "no rendezvous with rank 0 at 127.0.0.1:1 within 2 s"),
+  };
+  CaseList rows = {
       {"unknown_loss", run + " loss.name=ppo data.train={dir}/records.jsonl",
        [](const fs::path& dir) { write_tiny_setup(dir); }, 2, "loss.name"},
       {"missing_lists", run + " data.train={dir}/none.jsonl",
@@ -158,6 +183,8 @@ PERPO_ROBUSTNESS_CASES(train) {
        },
        2, "holds an export (perpo export), not a run folder"},
   };
+  rows.insert(rows.end(), launcher_rows.begin(), launcher_rows.end());
+  return rows;
 }
 
 }  // namespace perpo::robustness

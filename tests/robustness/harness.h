@@ -46,6 +46,7 @@ struct Case {
   std::string cwd;                             // optional: run in {dir}/<cwd>
   std::string stdout_to;                       // optional: standard output to this file
   std::string command;                         // filled in by the registry
+  std::string env;                             // optional: "K=V ..." set for this run (launchers)
 };
 
 using CaseList = std::vector<Case>;

@@ -72,7 +72,7 @@ TEST_P(Robustness, Bad) {
                                        fixtures_dir().string());
   const auto before = snapshot(dir);
   const test::PerpoRun run =
-      test::run_perpo(args, c.cwd.empty() ? "" : (dir / c.cwd).string(), c.stdout_to);
+      test::run_perpo(args, c.cwd.empty() ? "" : (dir / c.cwd).string(), c.stdout_to, c.env);
   EXPECT_EQ(run.exit_code, c.exit_code) << "perpo " << args << "\n" << run.output;
   const std::string message = replace_all(c.message, "{dir}", dir.string());
   EXPECT_NE(run.output.find(message), std::string::npos)

@@ -14,10 +14,15 @@
 // Run folder (run.dir): config.yaml, log.txt, metrics.jsonl, tensorboard/ (run.tensorboard),
 // reference_logps.json (pre-pass cache), checkpoints/step-N/ (run_checkpoint.h).
 //
-// Data-parallel seams (c10d, not wired yet): data order in DataOrder::take(count, rank, world);
-// gradient reduction in hooks.reduce_gradients (an all-reduce average of every trained gradient,
-// called once per step before clipping); metrics in the StepMetrics of each step (to be averaged
-// over ranks before MetricsLog::write); checkpoints written by rank 0 only (save_run_checkpoint).
+// Data parallel (TrainOptions::group, dist/process_group.h): train.lists_per_step is the step's
+// global number of lists; each rank takes its share of the step's indices (rank_share: the same
+// lists a single process would train on, dealt out), backpropagates them with the global scale,
+// and the gradients are summed over ranks (flattened buckets, after the backward) before clipping,
+// so every rank makes the same update as one process with the same config. The step's metric sums
+// are summed over ranks (so a non-finite loss on one rank skips the step on all), a stop seen by
+// any rank is agreed at the step's end, and rank 0 alone writes run.dir (config.yaml, log.txt,
+// metrics.jsonl, the reference cache, checkpoints: rank-independent, so a run resumes on any
+// world size) and evaluates. Not yet data parallel: online re-sampling (refused).
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -31,6 +36,7 @@
 
 #include "perpo/config/config.h"
 #include "perpo/data/records.h"
+#include "perpo/dist/process_group.h"
 #include "perpo/model/load.h"
 #include "perpo/model/run_checkpoint.h"
 #include "perpo/train/metrics.h"
@@ -41,6 +47,7 @@ struct TrainOptions {
   bool resume = false;      // continue from the newest checkpoint in run.dir/checkpoints
   bool force = false;       // use run.dir even when it holds files perpo did not write
   std::string config_file;  // the --config file: an input, never written over (may be "")
+  const ProcessGroup* group = nullptr;  // data parallel: this rank's group (null: one process)
 };
 
 /// Seams to code outside this module; every one is optional.

@@ -1,0 +1,297 @@
+// The c10d process group (process_group.h): TCPStore rendezvous, Gloo or NCCL backend.
+#include "perpo/dist/process_group.h"
+
+#include <torch/csrc/distributed/c10d/Backend.hpp>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <torch/torch.h>
+
+#ifdef USE_C10D_GLOO
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#endif
+#ifdef USE_C10D_NCCL
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
+
+#include <chrono>
+#include <cstdlib>
+
+#include "perpo/config/config_io.h"
+#include "perpo/core/error.h"
+#include "perpo/core/log.h"
+#include "perpo/runtime/runtime.h"
+
+namespace perpo {
+
+namespace {
+
+// An integer environment variable; `fallback` when unset.
+int env_int(const char* name, int fallback, int low, int high) {
+  const char* text = std::getenv(name);
+  if (text == nullptr || *text == '\0') return fallback;
+  char* end = nullptr;
+  const long value = std::strtol(text, &end, 10);
+  if (*end != '\0' || value < low || value > high) {
+    throw input_error("environment variable ", name, "='", text, "' must be an integer in [", low,
+                      ", ", high, "]")
+        .hint("launch with torchrun, srun, or set RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and "
+              "MASTER_PORT yourself");
+  }
+  return static_cast<int>(value);
+}
+
+std::string message_of(const std::exception& e) {
+  if (const auto* c10 = dynamic_cast<const c10::Error*>(&e)) return c10->what_without_backtrace();
+  return e.what();
+}
+
+}  // namespace
+
+DistEnv read_dist_env() {
+  DistEnv env;
+  const char* world = std::getenv("WORLD_SIZE");
+  if (world == nullptr || *world == '\0') return env;
+  env.launched = true;
+  env.world = env_int("WORLD_SIZE", 1, 1, 1 << 20);
+  const char* rank = std::getenv("RANK");
+  if (env.world > 1 && (rank == nullptr || *rank == '\0')) {
+    throw input_error("WORLD_SIZE is ", env.world, " but RANK is not set")
+        .hint("launch with torchrun or srun, or set RANK (0..WORLD_SIZE-1) for each process");
+  }
+  env.rank = env_int("RANK", 0, 0, env.world - 1);
+  env.local_rank = env_int("LOCAL_RANK", env.rank, 0, 1 << 20);
+  if (env.world > 1) {
+    const char* addr = std::getenv("MASTER_ADDR");
+    env.master_addr = addr != nullptr && *addr != '\0' ? addr : "";
+    if (env.master_addr.empty()) {
+      throw input_error("WORLD_SIZE is ", env.world, " but MASTER_ADDR is not set")
+          .hint("set MASTER_ADDR to the host of rank 0 (127.0.0.1 on one machine)");
+    }
+    if (std::getenv("MASTER_PORT") == nullptr) {
+      throw input_error("WORLD_SIZE is ", env.world, " but MASTER_PORT is not set")
+          .hint("set MASTER_PORT to a free TCP port on the host of rank 0, e.g. 29500");
+    }
+    env.master_port = env_int("MASTER_PORT", 0, 1, 65535);
+  }
+  return env;
+}
+
+struct ProcessGroup::Impl {
+  c10::intrusive_ptr<c10d::Store> store;
+  c10::intrusive_ptr<c10d::Backend> backend;
+  c10::Device device{c10::kCPU};
+  std::chrono::milliseconds timeout{0};
+};
+
+ProcessGroup::ProcessGroup() = default;
+ProcessGroup::~ProcessGroup() = default;
+ProcessGroup::ProcessGroup(ProcessGroup&&) noexcept = default;
+ProcessGroup& ProcessGroup::operator=(ProcessGroup&&) noexcept = default;
+
+ProcessGroup ProcessGroup::connect(const DistEnv& env, const DistributedConfig& config,
+                                   const c10::Device& device) {
+  ProcessGroup group;
+  if (env.world <= 1) return group;
+  std::string backend = config.backend;
+  if (backend == "auto") backend = device.is_cuda() ? "nccl" : "gloo";
+  const std::chrono::milliseconds timeout(static_cast<std::int64_t>(config.timeout_s) * 1000);
+  auto impl = std::make_unique<Impl>();
+  impl->device = device;
+  impl->timeout = timeout;
+  try {
+    c10d::TCPStoreOptions options;
+    options.port = static_cast<std::uint16_t>(env.master_port);
+    options.isServer = env.rank == 0;
+    options.numWorkers = env.world;
+    options.waitWorkers = true;
+    options.timeout = timeout;
+    auto tcp = c10::make_intrusive<c10d::TCPStore>(env.master_addr, options);
+    impl->store = c10::make_intrusive<c10d::PrefixStore>("perpo", tcp);
+  } catch (const std::exception& e) {
+    throw runtime_error("rank ", env.rank, " of ", env.world, ": no rendezvous with rank 0 at ",
+                        env.master_addr, ":", env.master_port, " within ", config.timeout_s,
+                        " s: ", message_of(e))
+        .hint("check MASTER_ADDR / MASTER_PORT (rank 0's host and a free port) and that every "
+              "rank was started; distributed.timeout_s sets the wait");
+  }
+  try {
+    if (backend == "gloo") {
+#ifdef USE_C10D_GLOO
+      auto options = c10d::ProcessGroupGloo::Options::create(timeout);
+      // One device on the interface that reaches MASTER_ADDR's host (GLOO_SOCKET_IFNAME wins, as
+      // in PyTorch); the loopback for a job on one machine.
+      const char* ifname = std::getenv("GLOO_SOCKET_IFNAME");
+      if (ifname != nullptr && *ifname != '\0') {
+        options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(ifname));
+      } else if (env.master_addr == "127.0.0.1" || env.master_addr == "localhost") {
+        options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
+      } else {
+        options->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+      }
+      impl->backend =
+          c10::make_intrusive<c10d::ProcessGroupGloo>(impl->store, env.rank, env.world, options);
+#else
+      throw input_error("distributed.backend gloo: this LibTorch was built without Gloo");
+#endif
+    } else {
+#ifdef USE_C10D_NCCL
+      auto options = c10d::ProcessGroupNCCL::Options::create();
+      options->timeout = timeout;
+      impl->backend =
+          c10::make_intrusive<c10d::ProcessGroupNCCL>(impl->store, env.rank, env.world, options);
+#else
+      throw input_error("distributed.backend nccl: this LibTorch was built without NCCL")
+          .hint("use a CUDA LibTorch, or distributed.backend=gloo");
+#endif
+    }
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw runtime_error("rank ", env.rank, " of ", env.world, ": the ", backend,
+                        " process group could not be set up: ", message_of(e));
+  }
+  group.impl_ = std::move(impl);
+  group.rank_ = env.rank;
+  group.world_ = env.world;
+  group.backend_ = backend;
+  return group;
+}
+
+namespace {
+
+template <typename Run>
+void collective(const ProcessGroup& group, const std::string& what, Run&& run) {
+  try {
+    run();
+  } catch (const std::exception& e) {
+    throw runtime_error("rank ", group.rank(), " of ", group.world(), ": ", what,
+                        " failed: ", message_of(e))
+        .hint("another rank stopped, died or hangs (see its output; a dead rank closes its "
+              "connections, a hung one trips distributed.timeout_s)");
+  }
+}
+
+}  // namespace
+
+void ProcessGroup::all_reduce_sum(at::Tensor& tensor) const {
+  if (!impl_) return;
+  collective(*this, "all-reduce", [&] {
+    std::vector<at::Tensor> tensors{tensor};
+    impl_->backend->allreduce(tensors)->wait();
+  });
+}
+
+void ProcessGroup::sum_gradients(const std::vector<at::Tensor>& params,
+                                 std::size_t bucket_bytes) const {
+  if (!impl_) return;
+  torch::NoGradGuard no_grad;
+  // Buckets of consecutive parameters of one dtype and device, flattened into one buffer each.
+  std::vector<at::Tensor> bucket;
+  std::size_t bytes = 0;
+  auto flush = [&] {
+    if (bucket.empty()) return;
+    std::vector<at::Tensor> grads;
+    for (const at::Tensor& p : bucket) grads.push_back(p.mutable_grad().reshape({-1}));
+    at::Tensor flat = torch::cat(grads);
+    all_reduce_sum(flat);
+    std::int64_t offset = 0;
+    for (const at::Tensor& p : bucket) {
+      const std::int64_t n = p.numel();
+      p.mutable_grad().copy_(flat.narrow(0, offset, n).view_as(p));
+      offset += n;
+    }
+    bucket.clear();
+    bytes = 0;
+  };
+  for (const at::Tensor& p : params) {
+    at::Tensor& grad = const_cast<at::Tensor&>(p).mutable_grad();
+    if (!grad.defined()) grad = torch::zeros_like(p);
+    if (!bucket.empty() && (bucket.front().mutable_grad().scalar_type() != grad.scalar_type() ||
+                            bucket.front().device() != p.device())) {
+      flush();
+    }
+    bucket.push_back(p);
+    bytes += static_cast<std::size_t>(grad.numel()) * grad.element_size();
+    if (bytes >= bucket_bytes) flush();
+  }
+  flush();
+}
+
+bool ProcessGroup::any(bool flag) const {
+  if (!impl_) return flag;
+  at::Tensor value = torch::full({1}, flag ? 1.0f : 0.0f,
+                                 torch::dtype(torch::kFloat32).device(impl_->device));
+  all_reduce_sum(value);
+  return value.item<float>() > 0;
+}
+
+void ProcessGroup::barrier() const {
+  if (!impl_) return;
+  collective(*this, "barrier", [&] {
+    at::Tensor value = torch::zeros({1}, torch::dtype(torch::kFloat32).device(impl_->device));
+    std::vector<at::Tensor> tensors{value};
+    impl_->backend->allreduce(tensors)->wait();
+  });
+}
+
+std::string ProcessGroup::check_same(
+    const std::string& key, const std::string& value,
+    const std::function<std::string(const std::string&, const std::string&)>& describe) const {
+  if (!impl_) return value;
+  std::vector<std::string> values(static_cast<std::size_t>(world_));
+  collective(*this, "the start-up check of the ranks' " + key, [&] {
+    impl_->store->set(key + "/" + std::to_string(rank_),
+                      std::vector<std::uint8_t>(value.begin(), value.end()));
+    for (int r = 0; r < world_; ++r) {
+      const std::vector<std::uint8_t> bytes = impl_->store->get(key + "/" + std::to_string(r));
+      values[static_cast<std::size_t>(r)].assign(bytes.begin(), bytes.end());
+    }
+  });
+  for (int r = 1; r < world_; ++r) {
+    if (values[static_cast<std::size_t>(r)] == values[0]) continue;
+    std::string why = describe ? describe(values[0], values[static_cast<std::size_t>(r)]) : "";
+    throw input_error("rank ", r, "'s ", key, " differs from rank 0's", why.empty() ? "" : ": ",
+                      why)
+        .hint("start every rank with the same config file and overrides");
+  }
+  return values[0];
+}
+
+ProcessGroup join_job(Config& config) {
+  const DistEnv env = read_dist_env();
+  if (env.world <= 1) return ProcessGroup();
+  c10::Device device = parse_device(config.run.device);
+  if (device.is_cuda() && !device.has_index()) {
+    device = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(env.local_rank));
+  }
+  ProcessGroup group = ProcessGroup::connect(env, config.distributed, device);
+  group.check_same("config", dump_config(config), [](const std::string& a, const std::string& b) {
+    Config first, other;
+    merge_yaml(first, a, "rank 0's config");
+    merge_yaml(other, b, "the other rank's config");
+    const auto x = flatten_config(first), y = flatten_config(other);
+    std::string keys;
+    for (const auto& [key, value] : x) {
+      const auto it = y.find(key);
+      if (it != y.end() && it->second == value) continue;
+      keys += (keys.empty() ? "" : "; ") + key + " = " + value + " on rank 0, " +
+              (it == y.end() ? std::string("(absent)") : it->second) + " there";
+    }
+    return keys;
+  });
+  if (device.is_cuda()) config.run.device = device.str();
+  PERPO_LOG_INFO("data parallel: rank ", group.rank(), " of ", group.world(), " (",
+                 group.backend(), ", rendezvous ", env.master_addr, ":", env.master_port, ")");
+  return group;
+}
+
+std::vector<std::size_t> rank_share(const std::vector<std::size_t>& indices, int rank, int world) {
+  std::vector<std::size_t> mine;
+  for (std::size_t i = static_cast<std::size_t>(rank); i < indices.size();
+       i += static_cast<std::size_t>(world)) {
+    mine.push_back(indices[i]);
+  }
+  return mine;
+}
+
+}  // namespace perpo

@@ -1,0 +1,295 @@
+// `perpo train` data parallel on c10d + Gloo (issue 24): 2 and 3 processes on 127.0.0.1, started
+// the way torchrun starts them (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT), log the
+// same losses and end with the same weights as one process with the same config (the same global
+// batch), for perpo and sft, full fine-tuning and LoRA; a 2-process run resumes on 1 and on 3
+// processes on the same curve; SIGTERM to the job stops every rank after the same step with one
+// checkpoint; a killed rank ends the other with an error naming it; ranks with different configs
+// are refused, naming the keys.
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "perpo/model/run_checkpoint.h"
+#include "run_perpo.h"
+#include "test_util.h"
+#include "train_fixture.h"
+
+namespace {
+namespace fs = std::filesystem;
+
+std::string read_text(const fs::path& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// A TCP port nobody listens on now (the kernel's pick for port 0).
+int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+struct Rank {
+  pid_t pid = -1;
+  fs::path log;
+};
+
+std::vector<std::string> train_command(const fs::path& data, const fs::path& run_dir,
+                                       const std::vector<std::string>& extra) {
+  std::vector<std::string> args = {"train"};
+  for (const auto& o : perpo::test::tiny_train_overrides(data, run_dir)) args.push_back(o);
+  args.insert(args.end(), extra.begin(), extra.end());
+  return args;
+}
+
+// Starts `world` ranks of `perpo <args>` (rank r's extra arguments in per_rank[r], if any).
+std::vector<Rank> start_job(int world, const std::vector<std::string>& args, const fs::path& logs,
+                            const std::vector<std::vector<std::string>>& per_rank = {}) {
+  const std::string port = std::to_string(free_port());
+  std::vector<Rank> ranks;
+  for (int r = 0; r < world; ++r) {
+    std::vector<std::string> all = args;
+    if (static_cast<std::size_t>(r) < per_rank.size()) {
+      all.insert(all.end(), per_rank[r].begin(), per_rank[r].end());
+    }
+    Rank rank;
+    rank.log = logs / ("rank" + std::to_string(r) + ".log");
+    rank.pid = perpo::test::spawn_perpo(
+        all, rank.log.string(),
+        {"RANK=" + std::to_string(r), "WORLD_SIZE=" + std::to_string(world),
+         "LOCAL_RANK=" + std::to_string(r), "MASTER_ADDR=127.0.0.1", "MASTER_PORT=" + port});
+    EXPECT_GT(rank.pid, 0);
+    ranks.push_back(rank);
+  }
+  return ranks;
+}
+
+// Waits for a rank; its exit code (-1 when killed by a signal).
+int wait_rank(const Rank& rank) {
+  int status = 0;
+  if (waitpid(rank.pid, &status, 0) != rank.pid) return -2;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// Runs a job to its end; every rank must exit 0.
+void run_job(int world, const std::vector<std::string>& args, const fs::path& logs) {
+  fs::create_directories(logs);
+  const std::vector<Rank> ranks = start_job(world, args, logs);
+  for (const Rank& rank : ranks) {
+    ASSERT_EQ(wait_rank(rank), 0) << read_text(rank.log);
+  }
+}
+
+std::vector<nlohmann::json> metrics(const fs::path& run_dir) {
+  std::vector<nlohmann::json> lines;
+  std::ifstream in(run_dir / "metrics.jsonl");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty()) lines.push_back(nlohmann::json::parse(line));
+  }
+  return lines;
+}
+
+// The two runs logged the same steps with the same losses (1e-6 relative: the ranks only add the
+// same gradients in another order), gradient norms and list counts, and their newest checkpoints
+// hold the same weights: 1e-4 in relative norm per tensor. Not elementwise, and not 1e-6: AdamW
+// divides by the root of the squared-gradient average, so an element whose gradient is at
+// rounding level (LoRA's A matrices while B is near zero) moves by up to lr either way. Measured
+// on these runs: 3 of 8192 elements of one tensor 7e-5 apart; at most 3e-5 in relative norm (sft
+// with LoRA on 2 ranks), 1e-5 or less for the others.
+void expect_same_run(const fs::path& one, const fs::path& many) {
+  const auto a = metrics(one), b = metrics(many);
+  ASSERT_EQ(a.size(), b.size());
+  ASSERT_FALSE(a.empty());
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    SCOPED_TRACE("metrics line " + std::to_string(i + 1));
+    EXPECT_EQ(a[i]["step"], b[i]["step"]);
+    EXPECT_EQ(a[i]["lists"], b[i]["lists"]);
+    for (const auto& [key, tolerance] :
+         std::vector<std::pair<const char*, double>>{{"loss", 1e-6}, {"objective", 1e-6},
+                                                     {"grad_norm", 1e-4}}) {
+      const double x = a[i][key].get<double>(), y = b[i][key].get<double>();
+      EXPECT_LE(std::abs(x - y), tolerance * std::max(1.0, std::abs(x))) << key;
+    }
+  }
+  const auto first = perpo::latest_run_checkpoint(one / "checkpoints");
+  const auto second = perpo::latest_run_checkpoint(many / "checkpoints");
+  ASSERT_TRUE(first && second);
+  const auto x = perpo::load_run_checkpoint(*first), y = perpo::load_run_checkpoint(*second);
+  EXPECT_EQ(x.step, y.step);
+  ASSERT_EQ(x.weights.size(), y.weights.size());
+  ASSERT_FALSE(x.weights.empty());
+  for (std::size_t i = 0; i < x.weights.size(); ++i) {
+    ASSERT_EQ(x.weights[i].first, y.weights[i].first);
+    const at::Tensor& w = x.weights[i].second;
+    const double diff = (w - y.weights[i].second).norm().item<double>();
+    EXPECT_LE(diff, 1e-4 * std::max(w.norm().item<double>(), 1e-3)) << x.weights[i].first;
+  }
+}
+
+struct Variant {
+  const char* name;
+  int world;
+  std::vector<std::string> extra;
+  bool sft;
+};
+
+class DataParallelTrain : public testing::TestWithParam<Variant> {};
+
+TEST_P(DataParallelTrain, EqualsOneProcessWithTheSameConfig) {
+  const Variant& v = GetParam();
+  const fs::path dir = perpo::test::fresh_scratch_dir("cli_train_ddp", v.name);
+  const fs::path data = v.sft ? perpo::test::write_train_records(dir, 12)
+                              : perpo::test::write_train_lists(dir, 12, 3, true);
+  std::vector<std::string> extra = {"train.lists_per_step=6", "train.epochs=2",
+                                    "train.log_every=1", "run.threads=1"};
+  extra.insert(extra.end(), v.extra.begin(), v.extra.end());
+  if (v.sft) extra.push_back("loss.name=sft");
+  run_job(1, train_command(data, dir / "one", extra), dir / "logs-one");
+  run_job(v.world, train_command(data, dir / "many", extra), dir / "logs-many");
+  expect_same_run(dir / "one", dir / "many");
+  // Rank 0 alone wrote the run's files; the others printed no summary.
+  EXPECT_NE(read_text(dir / "logs-many" / "rank0.log").find("checkpoint:"), std::string::npos);
+  EXPECT_EQ(read_text(dir / "logs-many" / "rank1.log").find("checkpoint:"), std::string::npos);
+  EXPECT_TRUE(fs::exists(dir / "many" / "config.yaml"));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Variants, DataParallelTrain,
+    testing::Values(Variant{"perpo_full_2", 2, {}, false},
+                    Variant{"perpo_lora_3",
+                            3,
+                            {"model.lora.enabled=true", "model.lora.dropout=0",
+                             "model.freeze_vision=true"},
+                            false},
+                    Variant{"sft_full_3", 3, {}, true},
+                    Variant{"sft_lora_2", 2, {"model.lora.enabled=true", "model.lora.dropout=0"},
+                            true}),
+    [](const testing::TestParamInfo<Variant>& info) { return std::string(info.param.name); });
+
+// A 2-process run stopped at step 2 resumes on 1 and on 3 processes on the curve of a run that
+// was never stopped (checkpoints and the data position are global, not per rank).
+TEST(DataParallelTrainResume, ContinuesOnAnotherWorldSize) {
+  const fs::path dir = perpo::test::fresh_scratch_dir("cli_train_ddp", "resume");
+  const fs::path data = perpo::test::write_train_lists(dir, 12, 3, true);
+  const std::vector<std::string> extra = {"train.lists_per_step=6", "train.epochs=3",
+                                          "train.log_every=1"};
+  run_job(1, train_command(data, dir / "whole", extra), dir / "logs-whole");
+  for (int world : {1, 3}) {
+    const fs::path run = dir / ("resumed-on-" + std::to_string(world));
+    auto first = extra;
+    first.push_back("train.max_steps=2");
+    run_job(2, train_command(data, run, first), run.string() + "-logs-a");
+    auto rest = train_command(data, run, extra);
+    rest.push_back("--resume");
+    run_job(world, rest, run.string() + "-logs-b");
+    expect_same_run(dir / "whole", run);
+  }
+}
+
+// SIGTERM to every rank (as torchrun forwards it), at different moments: each finishes the same
+// step, rank 0 saves one checkpoint, all exit 0, and --resume goes on from it.
+TEST(DataParallelTrainStop, SigtermStopsEveryRankAfterTheSameStep) {
+  const fs::path dir = perpo::test::fresh_scratch_dir("cli_train_ddp", "sigterm");
+  const fs::path data = perpo::test::write_train_lists(dir, 8, 3, true);
+  const std::vector<std::string> args = train_command(
+      data, dir / "run", {"train.lists_per_step=2", "train.max_steps=100000", "train.log_every=1"});
+  const std::vector<Rank> ranks = start_job(2, args, dir);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (metrics(dir / "run").size() < 3 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_GE(metrics(dir / "run").size(), 3u) << read_text(ranks[0].log);
+  ASSERT_EQ(kill(ranks[1].pid, SIGTERM), 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+  ASSERT_EQ(kill(ranks[0].pid, SIGTERM), 0);
+  for (const Rank& rank : ranks) EXPECT_EQ(wait_rank(rank), 0) << read_text(rank.log);
+  const auto all = perpo::list_run_checkpoints(dir / "run" / "checkpoints");
+  ASSERT_EQ(all.size(), 1u);
+  EXPECT_EQ(perpo::load_run_checkpoint(all[0]).step,
+            static_cast<std::int64_t>(metrics(dir / "run").size()));
+  EXPECT_NE(read_text(ranks[0].log).find("stopped by signal"), std::string::npos);
+}
+
+// A rank killed mid-run ends the other with an error naming it, long before the timeout.
+TEST(DataParallelTrainFailure, KilledRankEndsTheOtherWithAClearError) {
+  const fs::path dir = perpo::test::fresh_scratch_dir("cli_train_ddp", "killed");
+  const fs::path data = perpo::test::write_train_lists(dir, 8, 3, true);
+  const std::vector<std::string> args =
+      train_command(data, dir / "run",
+                    {"train.lists_per_step=2", "train.max_steps=100000", "train.log_every=1",
+                     "distributed.timeout_s=60"});
+  const std::vector<Rank> ranks = start_job(2, args, dir);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (metrics(dir / "run").size() < 2 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_GE(metrics(dir / "run").size(), 2u) << read_text(ranks[0].log);
+  const auto killed_at = std::chrono::steady_clock::now();
+  ASSERT_EQ(kill(ranks[1].pid, SIGKILL), 0);
+  EXPECT_EQ(wait_rank(ranks[1]), -1);
+  EXPECT_EQ(wait_rank(ranks[0]), 1) << read_text(ranks[0].log);
+  EXPECT_LT(std::chrono::steady_clock::now() - killed_at, std::chrono::seconds(30));
+  const std::string log = read_text(ranks[0].log);
+  EXPECT_NE(log.find("rank 0 of 2"), std::string::npos) << log;
+  EXPECT_NE(log.find("failed"), std::string::npos) << log;
+  EXPECT_NE(log.find("another rank stopped, died or hangs"), std::string::npos) << log;
+}
+
+// Ranks started with different configs are refused at start, naming the key, on every rank.
+TEST(DataParallelTrainFailure, DifferentConfigsAreRefusedNamingTheKeys) {
+  const fs::path dir = perpo::test::fresh_scratch_dir("cli_train_ddp", "mismatch");
+  const fs::path data = perpo::test::write_train_lists(dir, 4, 3, true);
+  const std::vector<std::string> args =
+      train_command(data, dir / "run", {"train.lists_per_step=2", "train.max_steps=2"});
+  const std::vector<Rank> ranks = start_job(2, args, dir, {{}, {"optim.lr=0.02"}});
+  for (const Rank& rank : ranks) {
+    EXPECT_EQ(wait_rank(rank), 2) << read_text(rank.log);
+    const std::string log = read_text(rank.log);
+    EXPECT_NE(log.find("rank 1's config differs from rank 0's"), std::string::npos) << log;
+    EXPECT_NE(log.find("optim.lr = 0.01 on rank 0, 0.02 there"), std::string::npos) << log;
+  }
+  EXPECT_FALSE(fs::exists(dir / "run" / "checkpoints"));
+}
+
+// What is not data parallel, or cannot be, is refused on every rank before anything is written.
+TEST(DataParallelTrainFailure, RefusesWhatCannotBeSplit) {
+  const fs::path dir = perpo::test::fresh_scratch_dir("cli_train_ddp", "refused");
+  const fs::path data = perpo::test::write_train_lists(dir, 4, 3, true);
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"train.lists_per_step=1", "train.lists_per_step (1) is the step's lists over all ranks"},
+      {"train.online_resample_every=1", "train.online_resample_every > 0 is not data parallel"}};
+  for (const auto& [setting, message] : cases) {
+    SCOPED_TRACE(setting);
+    const std::vector<Rank> ranks = start_job(
+        2, train_command(data, dir / "run", {"train.max_steps=2", setting}), dir);
+    for (const Rank& rank : ranks) {
+      EXPECT_EQ(wait_rank(rank), 2) << read_text(rank.log);
+      EXPECT_NE(read_text(rank.log).find(message), std::string::npos) << read_text(rank.log);
+    }
+    EXPECT_FALSE(fs::exists(dir / "run"));
+  }
+}
+
+}  // namespace
