@@ -1,10 +1,10 @@
 // The c10d process group (process_group.h): TCPStore rendezvous, Gloo or NCCL backend.
 #include "perpo/dist/process_group.h"
 
+#include <torch/torch.h>
 #include <torch/csrc/distributed/c10d/Backend.hpp>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
-#include <torch/torch.h>
 
 #ifdef USE_C10D_GLOO
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
@@ -15,6 +15,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <thread>
 
 #include "perpo/config/config_io.h"
 #include "perpo/core/error.h"
@@ -34,8 +35,9 @@ int env_int(const char* name, int fallback, int low, int high) {
   if (*end != '\0' || value < low || value > high) {
     throw input_error("environment variable ", name, "='", text, "' must be an integer in [", low,
                       ", ", high, "]")
-        .hint("launch with torchrun, srun, or set RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and "
-              "MASTER_PORT yourself");
+        .hint(
+            "launch with torchrun, srun, or set RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and "
+            "MASTER_PORT yourself");
   }
   return static_cast<int>(value);
 }
@@ -81,6 +83,7 @@ struct ProcessGroup::Impl {
   c10::intrusive_ptr<c10d::Backend> backend;
   c10::Device device{c10::kCPU};
   std::chrono::milliseconds timeout{0};
+  double seconds = 0;  // in collectives
 };
 
 ProcessGroup::ProcessGroup() = default;
@@ -111,8 +114,9 @@ ProcessGroup ProcessGroup::connect(const DistEnv& env, const DistributedConfig& 
     throw runtime_error("rank ", env.rank, " of ", env.world, ": no rendezvous with rank 0 at ",
                         env.master_addr, ":", env.master_port, " within ", config.timeout_s,
                         " s: ", message_of(e))
-        .hint("check MASTER_ADDR / MASTER_PORT (rank 0's host and a free port) and that every "
-              "rank was started; distributed.timeout_s sets the wait");
+        .hint(
+            "check MASTER_ADDR / MASTER_PORT (rank 0's host and a free port) and that every "
+            "rank was started; distributed.timeout_s sets the wait");
   }
   try {
     if (backend == "gloo") {
@@ -160,22 +164,54 @@ ProcessGroup ProcessGroup::connect(const DistEnv& env, const DistributedConfig& 
 namespace {
 
 template <typename Run>
-void collective(const ProcessGroup& group, const std::string& what, Run&& run) {
+void collective(const ProcessGroup& group, double& seconds, const std::string& what, Run&& run) {
+  const auto start = std::chrono::steady_clock::now();
   try {
     run();
+    seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   } catch (const std::exception& e) {
+    const std::string report = group.failure_report();
     throw runtime_error("rank ", group.rank(), " of ", group.world(), ": ", what,
-                        " failed: ", message_of(e))
-        .hint("another rank stopped, died or hangs (see its output; a dead rank closes its "
-              "connections, a hung one trips distributed.timeout_s)");
+                        " failed: ", report.empty() ? "" : report + "; ", message_of(e))
+        .hint(
+            "another rank stopped, died or hangs (see its output; a dead rank closes its "
+            "connections, a hung one trips distributed.timeout_s)");
   }
 }
 
 }  // namespace
 
+std::string ProcessGroup::failure_report(double wait_s) const {
+  if (!impl_) return "";
+  try {
+    impl_->store->set("failed/" + std::to_string(rank_), std::vector<std::uint8_t>{1});
+    const auto deadline = std::chrono::steady_clock::now() +
+                          std::chrono::milliseconds(static_cast<std::int64_t>(wait_s * 1000));
+    std::vector<int> silent;
+    do {
+      silent.clear();
+      for (int r = 0; r < world_; ++r) {
+        if (!impl_->store->check({"failed/" + std::to_string(r)})) silent.push_back(r);
+      }
+      if (silent.empty()) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    } while (std::chrono::steady_clock::now() < deadline);
+    if (silent.empty()) return "";
+    std::string ranks;
+    for (int r : silent) ranks += (ranks.empty() ? "" : ", ") + std::to_string(r);
+    return (silent.size() == 1 ? "rank " : "ranks ") + ranks +
+           " did not report this failure within " + std::to_string(static_cast<int>(wait_s)) +
+           " s: died or hangs";
+  } catch (const std::exception&) {
+    return rank_ == 0 ? std::string() : "rank 0 (the rendezvous host) is unreachable: it died";
+  }
+}
+
+double ProcessGroup::comm_seconds() const { return impl_ ? impl_->seconds : 0.0; }
+
 void ProcessGroup::all_reduce_sum(at::Tensor& tensor) const {
   if (!impl_) return;
-  collective(*this, "all-reduce", [&] {
+  collective(*this, impl_->seconds, "all-reduce", [&] {
     std::vector<at::Tensor> tensors{tensor};
     impl_->backend->allreduce(tensors)->wait();
   });
@@ -217,17 +253,27 @@ void ProcessGroup::sum_gradients(const std::vector<at::Tensor>& params,
   flush();
 }
 
+void ProcessGroup::broadcast(at::Tensor& tensor, int root) const {
+  if (!impl_) return;
+  collective(*this, impl_->seconds, "broadcast", [&] {
+    std::vector<at::Tensor> tensors{tensor};
+    c10d::BroadcastOptions options;
+    options.rootRank = root;
+    impl_->backend->broadcast(tensors, options)->wait();
+  });
+}
+
 bool ProcessGroup::any(bool flag) const {
   if (!impl_) return flag;
-  at::Tensor value = torch::full({1}, flag ? 1.0f : 0.0f,
-                                 torch::dtype(torch::kFloat32).device(impl_->device));
+  at::Tensor value =
+      torch::full({1}, flag ? 1.0f : 0.0f, torch::dtype(torch::kFloat32).device(impl_->device));
   all_reduce_sum(value);
   return value.item<float>() > 0;
 }
 
 void ProcessGroup::barrier() const {
   if (!impl_) return;
-  collective(*this, "barrier", [&] {
+  collective(*this, impl_->seconds, "barrier", [&] {
     at::Tensor value = torch::zeros({1}, torch::dtype(torch::kFloat32).device(impl_->device));
     std::vector<at::Tensor> tensors{value};
     impl_->backend->allreduce(tensors)->wait();
@@ -239,7 +285,7 @@ std::string ProcessGroup::check_same(
     const std::function<std::string(const std::string&, const std::string&)>& describe) const {
   if (!impl_) return value;
   std::vector<std::string> values(static_cast<std::size_t>(world_));
-  collective(*this, "the start-up check of the ranks' " + key, [&] {
+  collective(*this, impl_->seconds, "the start-up check of the ranks' " + key, [&] {
     impl_->store->set(key + "/" + std::to_string(rank_),
                       std::vector<std::uint8_t>(value.begin(), value.end()));
     for (int r = 0; r < world_; ++r) {
@@ -280,8 +326,8 @@ ProcessGroup join_job(Config& config) {
     return keys;
   });
   if (device.is_cuda()) config.run.device = device.str();
-  PERPO_LOG_INFO("data parallel: rank ", group.rank(), " of ", group.world(), " (",
-                 group.backend(), ", rendezvous ", env.master_addr, ":", env.master_port, ")");
+  PERPO_LOG_INFO("data parallel: rank ", group.rank(), " of ", group.world(), " (", group.backend(),
+                 ", rendezvous ", env.master_addr, ":", env.master_port, ")");
   return group;
 }
 

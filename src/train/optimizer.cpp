@@ -3,6 +3,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <optional>
@@ -53,6 +54,7 @@ AdamW::AdamW(const torch::OrderedDict<std::string, at::Tensor>& named_params,
       g.master.push_back(master);
       g.exp_avg.push_back(torch::zeros_like(p, p.options().dtype(torch::kFloat32)));
       g.exp_avg_sq.push_back(torch::zeros_like(p, p.options().dtype(torch::kFloat32)));
+      g.owner.push_back(0);
     }
     if (!g.params.empty()) groups_.push_back(std::move(g));
   }
@@ -65,6 +67,73 @@ AdamW::AdamW(const torch::OrderedDict<std::string, at::Tensor>& named_params,
   const at::Tensor& first = groups_.front().params.front();
   step_count_ = torch::zeros({}, first.options().dtype(torch::kFloat32));
   fused_ = kernel == Kernel::kFused || (kernel == Kernel::kAuto && first.is_cuda());
+}
+
+void AdamW::shard(const ProcessGroup& group) {
+  if (group.world() == 1) return;
+  group_ = &group;
+  std::int64_t total = 0;
+  for (const ParamGroup& g : groups_) {
+    for (const at::Tensor& p : g.params) total += p.numel();
+  }
+  // Contiguous runs balanced by size: a parameter goes to the rank whose 1/world slice of the
+  // whole holds its middle element. The same on every rank (shapes only).
+  const int world = group.world();
+  std::int64_t before = 0;
+  for (ParamGroup& g : groups_) {
+    for (std::size_t i = 0; i < g.params.size(); ++i) {
+      const std::int64_t n = g.params[i].numel();
+      const double middle = static_cast<double>(before) + 0.5 * static_cast<double>(n);
+      g.owner[i] =
+          std::min(world - 1, static_cast<int>(world * middle / static_cast<double>(total)));
+      before += n;
+      if (g.owner[i] != group.rank()) {  // another rank's: no moments, no master here
+        g.exp_avg[i] = at::Tensor();
+        g.exp_avg_sq[i] = at::Tensor();
+        g.master[i] = at::Tensor();
+      }
+    }
+  }
+}
+
+bool AdamW::owned(const ParamGroup& g, std::size_t i) const {
+  return group_ == nullptr || g.owner[i] == group_->rank();
+}
+
+std::int64_t AdamW::state_numel() const {
+  std::int64_t n = 0;
+  for (const ParamGroup& g : groups_) {
+    for (std::size_t i = 0; i < g.params.size(); ++i) {
+      for (const at::Tensor* t : {&g.exp_avg[i], &g.exp_avg_sq[i], &g.master[i]}) {
+        if (t->defined()) n += t->numel();
+      }
+    }
+  }
+  return n;
+}
+
+void AdamW::broadcast_updated() {
+  if (group_ == nullptr) return;
+  for (int owner = 0; owner < group_->world(); ++owner) {
+    std::map<at::ScalarType, std::vector<at::Tensor>> by_dtype;  // of this owner's parameters
+    for (const ParamGroup& g : groups_) {
+      for (std::size_t i = 0; i < g.params.size(); ++i) {
+        if (g.owner[i] == owner) by_dtype[g.params[i].scalar_type()].push_back(g.params[i]);
+      }
+    }
+    for (auto& [dtype, params] : by_dtype) {
+      std::vector<at::Tensor> flat;
+      for (const at::Tensor& p : params) flat.push_back(p.detach().reshape({-1}));
+      at::Tensor buffer = torch::cat(flat);
+      group_->broadcast(buffer, owner);
+      if (owner == group_->rank()) continue;
+      std::int64_t offset = 0;
+      for (at::Tensor& p : params) {
+        p.detach().copy_(buffer.narrow(0, offset, p.numel()).view_as(p));
+        offset += p.numel();
+      }
+    }
+  }
 }
 
 void AdamW::set_lr_multiplier(double multiplier) {
@@ -100,7 +169,7 @@ void AdamW::step(const at::Tensor& found_inf) {
     const double lr = current_lr_[gi];
     for (std::size_t i = 0; i < g.params.size(); ++i) {
       at::Tensor& p = g.params[i];
-      if (!p.grad().defined()) continue;
+      if (!p.grad().defined() || !owned(g, i)) continue;
       at::Tensor grad = p.grad().to(torch::kFloat32);
       at::Tensor target = g.master[i].defined() ? g.master[i] : p;  // fp32 weights to update
       if (g.weight_decay != 0) target.mul_(1.0 - lr * g.weight_decay);
@@ -111,6 +180,7 @@ void AdamW::step(const at::Tensor& found_inf) {
       if (g.master[i].defined()) p.copy_(g.master[i]);  // rounded into the stored dtype
     }
   }
+  broadcast_updated();
 }
 
 void AdamW::fused_step(const at::Tensor& found_inf) {
@@ -127,7 +197,7 @@ void AdamW::fused_step(const at::Tensor& found_inf) {
     std::vector<at::Tensor> targets, grads, exp_avg, exp_avg_sq, steps;
     for (std::size_t i = 0; i < g.params.size(); ++i) {
       const at::Tensor& p = g.params[i];
-      if (!p.grad().defined()) continue;
+      if (!p.grad().defined() || !owned(g, i)) continue;
       targets.push_back(g.master[i].defined() ? g.master[i] : p);  // the fp32 weights to update
       grads.push_back(p.grad().to(torch::kFloat32).contiguous());
       exp_avg.push_back(g.exp_avg[i]);
@@ -145,6 +215,7 @@ void AdamW::fused_step(const at::Tensor& found_inf) {
   }
   if (!stored.empty()) at::_foreach_copy_(stored, masters);  // rounded into the stored dtype
   if (skip) step_count_.sub_(*skip);
+  broadcast_updated();  // a skipped update broadcasts the unchanged weights
 }
 
 std::int64_t AdamW::steps() const { return static_cast<std::int64_t>(step_count_.item<float>()); }
@@ -164,15 +235,30 @@ std::vector<at::Tensor> AdamW::params() const {
 }
 
 NamedTensors AdamW::state() const {
+  torch::NoGradGuard no_grad;
   NamedTensors out;
+  const bool keep = group_ == nullptr || group_->writer();
+  // One tensor of the state: this rank's own, or (sharded) its owner's, broadcast to all.
+  auto add = [&](const std::string& name, const at::Tensor& own, const at::Tensor& p, int owner) {
+    if (group_ == nullptr) {
+      out.emplace_back(name, own);
+      return;
+    }
+    at::Tensor t =
+        owner == group_->rank() ? own : torch::empty(p.sizes(), p.options().dtype(torch::kFloat32));
+    group_->broadcast(t, owner);
+    if (keep) out.emplace_back(name, t.to(torch::kCPU));
+  };
   for (const ParamGroup& g : groups_) {
     for (std::size_t i = 0; i < g.params.size(); ++i) {
       const std::string prefix = "optim." + g.names[i];
-      out.emplace_back(prefix + ".exp_avg", g.exp_avg[i]);
-      out.emplace_back(prefix + ".exp_avg_sq", g.exp_avg_sq[i]);
-      if (g.master[i].defined()) out.emplace_back(prefix + ".master", g.master[i]);
+      const at::Tensor& p = g.params[i];
+      add(prefix + ".exp_avg", g.exp_avg[i], p, g.owner[i]);
+      add(prefix + ".exp_avg_sq", g.exp_avg_sq[i], p, g.owner[i]);
+      if (p.scalar_type() != torch::kFloat32) add(prefix + ".master", g.master[i], p, g.owner[i]);
     }
   }
+  if (!keep) return {};
   out.emplace_back("optim.__steps__", torch::tensor({steps()}, torch::kInt64));
   return out;
 }
@@ -180,28 +266,33 @@ NamedTensors AdamW::state() const {
 void AdamW::load_state(const NamedTensors& state) {
   torch::NoGradGuard no_grad;
   std::map<std::string, at::Tensor> by_name(state.begin(), state.end());
-  auto take = [&](const std::string& name, at::Tensor& into) {
+  // Every tensor is checked; a sharded rank copies its own parameters' alone.
+  auto take = [&](const std::string& name, at::Tensor& into, at::IntArrayRef shape, bool copy) {
     auto it = by_name.find(name);
     if (it == by_name.end()) {
       throw input_error("optimizer state has no tensor '", name, "'")
           .hint("the checkpoint was written for other trainable parameters (LoRA / freezing)");
     }
-    if (it->second.sizes() != into.sizes()) {
+    if (it->second.sizes() != shape) {
       throw input_error("optimizer state tensor '", name, "' has shape ", it->second.sizes(),
-                        " but the parameter needs ", into.sizes());
+                        " but the parameter needs ", shape);
     }
-    into.copy_(it->second);
+    if (copy) into.copy_(it->second);
   };
   for (ParamGroup& g : groups_) {
     for (std::size_t i = 0; i < g.params.size(); ++i) {
       const std::string prefix = "optim." + g.names[i];
-      take(prefix + ".exp_avg", g.exp_avg[i]);
-      take(prefix + ".exp_avg_sq", g.exp_avg_sq[i]);
-      if (g.master[i].defined()) take(prefix + ".master", g.master[i]);
+      const at::IntArrayRef shape = g.params[i].sizes();
+      const bool mine = owned(g, i);
+      take(prefix + ".exp_avg", g.exp_avg[i], shape, mine);
+      take(prefix + ".exp_avg_sq", g.exp_avg_sq[i], shape, mine);
+      if (g.params[i].scalar_type() != torch::kFloat32) {
+        take(prefix + ".master", g.master[i], shape, mine);
+      }
     }
   }
   at::Tensor steps = torch::zeros({1}, torch::kInt64);
-  take("optim.__steps__", steps);
+  take("optim.__steps__", steps, steps.sizes(), true);
   step_count_.fill_(static_cast<double>(steps.item<std::int64_t>()));
 }
 

@@ -240,7 +240,8 @@ void Trainer::restore(const CheckpointContent& content) {
 
 fs::path Trainer::save_checkpoint() {
   read_counters();
-  if (!group_.writer()) return {};  // rank 0 writes the run's checkpoints
+  NamedTensors optimizer = optim_->state();  // ZeRO-1: gathered on rank 0 (every rank takes part)
+  if (!group_.writer()) return {};           // rank 0 writes the run's checkpoints
   CheckpointContent content;
   content.step = step_;
   const bool everything = config_.model.path.empty();  // tiny model: base weights live nowhere
@@ -249,7 +250,7 @@ fs::path Trainer::save_checkpoint() {
       content.weights.emplace_back(item.key(), item.value().detach());
     }
   }
-  content.optimizer = optim_->state();
+  content.optimizer = std::move(optimizer);
   RngStates rng = capture_rng_states(device_.is_cuda());
   content.optimizer.insert(content.optimizer.end(), rng.tensors.begin(), rng.tensors.end());
   content.config_yaml = dump_config(config_);
@@ -388,6 +389,7 @@ void Trainer::warn_skipped(const StepMetrics& m) {
 
 StepMetrics Trainer::step() {
   const auto start = std::chrono::steady_clock::now();
+  const double comm_start = group_.comm_seconds();
   StepMetrics m;
   m.step = step_ + 1;
   const auto& tr = config_.train;
@@ -476,6 +478,7 @@ StepMetrics Trainer::step() {
   m.lists_per_s = static_cast<double>(m.lists) / elapsed;
   m.tokens_per_s = static_cast<double>(tokens) / elapsed;
   m.peak_memory_mb = peak_memory_mb(device_);
+  if (group_.world() > 1) m.comm_s = group_.comm_seconds() - comm_start;
   return m;
 }
 
@@ -604,6 +607,11 @@ TrainSummary Trainer::run() {
   }
   const ReferencePlan& reference = reference_->plan();
   optim_ = std::make_unique<AdamW>(model_.model->named_parameters(), config_.optim);
+  if (config_.distributed.zero == 1 && group_.world() > 1) {
+    optim_->shard(group_);
+    PERPO_LOG_INFO("ZeRO-1: this rank holds ", optim_->state_numel(),
+                   " optimizer state elements, its share of ", group_.world(), " ranks");
+  }
   nonfinite_in_row_device_ = torch::zeros({}, torch::dtype(torch::kFloat32).device(device_));
   skipped_device_ = torch::zeros({}, torch::dtype(torch::kFloat32).device(device_));
   order_ =

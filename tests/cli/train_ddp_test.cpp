@@ -12,10 +12,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <string>
 #include <thread>
 #include <utility>
@@ -126,9 +128,8 @@ void expect_same_run(const fs::path& one, const fs::path& many) {
     SCOPED_TRACE("metrics line " + std::to_string(i + 1));
     EXPECT_EQ(a[i]["step"], b[i]["step"]);
     EXPECT_EQ(a[i]["lists"], b[i]["lists"]);
-    for (const auto& [key, tolerance] :
-         std::vector<std::pair<const char*, double>>{{"loss", 1e-6}, {"objective", 1e-6},
-                                                     {"grad_norm", 1e-4}}) {
+    for (const auto& [key, tolerance] : std::vector<std::pair<const char*, double>>{
+             {"loss", 1e-6}, {"objective", 1e-6}, {"grad_norm", 1e-4}}) {
       const double x = a[i][key].get<double>(), y = b[i][key].get<double>();
       EXPECT_LE(std::abs(x - y), tolerance * std::max(1.0, std::abs(x))) << key;
     }
@@ -162,8 +163,8 @@ TEST_P(DataParallelTrain, EqualsOneProcessWithTheSameConfig) {
   const fs::path dir = perpo::test::fresh_scratch_dir("cli_train_ddp", v.name);
   const fs::path data = v.sft ? perpo::test::write_train_records(dir, 12)
                               : perpo::test::write_train_lists(dir, 12, 3, true);
-  std::vector<std::string> extra = {"train.lists_per_step=6", "train.epochs=2",
-                                    "train.log_every=1", "run.threads=1"};
+  std::vector<std::string> extra = {"train.lists_per_step=6", "train.epochs=2", "train.log_every=1",
+                                    "run.threads=1"};
   extra.insert(extra.end(), v.extra.begin(), v.extra.end());
   if (v.sft) extra.push_back("loss.name=sft");
   run_job(1, train_command(data, dir / "one", extra), dir / "logs-one");
@@ -173,19 +174,38 @@ TEST_P(DataParallelTrain, EqualsOneProcessWithTheSameConfig) {
   EXPECT_NE(read_text(dir / "logs-many" / "rank0.log").find("checkpoint:"), std::string::npos);
   EXPECT_EQ(read_text(dir / "logs-many" / "rank1.log").find("checkpoint:"), std::string::npos);
   EXPECT_TRUE(fs::exists(dir / "many" / "config.yaml"));
+  // ZeRO-1: rank 0 holds its share of the optimizer state (full fine-tuning, fp32: 2 moments per
+  // trained element), not the whole.
+  const std::string rank0 = read_text(dir / "logs-many" / "rank0.log");
+  const auto at = rank0.find("ZeRO-1: this rank holds ");
+  EXPECT_EQ(at != std::string::npos, std::find(v.extra.begin(), v.extra.end(),
+                                               std::string("distributed.zero=1")) != v.extra.end())
+      << rank0;
+  if (at != std::string::npos) {
+    const double held = std::stod(rank0.substr(at + 24));
+    std::smatch match;  // "training 52432 of 52432 parameters"
+    ASSERT_TRUE(std::regex_search(rank0, match, std::regex("training ([0-9]+) of [0-9]+ param")));
+    const double trained = std::stod(match[1].str());
+    EXPECT_GT(held, 0);
+    EXPECT_LT(held, 2 * trained * (1.0 / v.world + 0.25)) << rank0;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(
     Variants, DataParallelTrain,
-    testing::Values(Variant{"perpo_full_2", 2, {}, false},
-                    Variant{"perpo_lora_3",
-                            3,
-                            {"model.lora.enabled=true", "model.lora.dropout=0",
-                             "model.freeze_vision=true"},
-                            false},
-                    Variant{"sft_full_3", 3, {}, true},
-                    Variant{"sft_lora_2", 2, {"model.lora.enabled=true", "model.lora.dropout=0"},
-                            true}),
+    testing::Values(
+        Variant{"perpo_full_2", 2, {}, false},
+        Variant{"perpo_lora_3",
+                3,
+                {"model.lora.enabled=true", "model.lora.dropout=0", "model.freeze_vision=true"},
+                false},
+        Variant{"sft_full_3", 3, {}, true},
+        Variant{"perpo_full_zero1_3", 3, {"distributed.zero=1"}, false},
+        Variant{"sft_lora_zero1_2",
+                2,
+                {"distributed.zero=1", "model.lora.enabled=true", "model.lora.dropout=0"},
+                true},
+        Variant{"sft_lora_2", 2, {"model.lora.enabled=true", "model.lora.dropout=0"}, true}),
     [](const testing::TestParamInfo<Variant>& info) { return std::string(info.param.name); });
 
 // A 2-process run stopped at step 2 resumes on 1 and on 3 processes on the curve of a run that
@@ -196,13 +216,19 @@ TEST(DataParallelTrainResume, ContinuesOnAnotherWorldSize) {
   const std::vector<std::string> extra = {"train.lists_per_step=6", "train.epochs=3",
                                           "train.log_every=1"};
   run_job(1, train_command(data, dir / "whole", extra), dir / "logs-whole");
-  for (int world : {1, 3}) {
-    const fs::path run = dir / ("resumed-on-" + std::to_string(world));
+  // The first half on 2 ranks, plain and with ZeRO-1 (its checkpoint holds the whole optimizer
+  // state, gathered), the rest on 1 and 3 ranks (re-sharded on load with ZeRO-1).
+  for (const auto& [world, zero] :
+       std::vector<std::pair<int, int>>{{1, 0}, {3, 0}, {1, 1}, {3, 1}}) {
+    const fs::path run =
+        dir / ("resumed-on-" + std::to_string(world) + "-zero" + std::to_string(zero));
     auto first = extra;
     first.push_back("train.max_steps=2");
+    first.push_back("distributed.zero=" + std::to_string(zero));
     run_job(2, train_command(data, run, first), run.string() + "-logs-a");
     auto rest = train_command(data, run, extra);
     rest.push_back("--resume");
+    rest.push_back("distributed.zero=" + std::to_string(zero));
     run_job(world, rest, run.string() + "-logs-b");
     expect_same_run(dir / "whole", run);
   }
@@ -232,7 +258,8 @@ TEST(DataParallelTrainStop, SigtermStopsEveryRankAfterTheSameStep) {
   EXPECT_NE(read_text(ranks[0].log).find("stopped by signal"), std::string::npos);
 }
 
-// A rank killed mid-run ends the other with an error naming it, long before the timeout.
+// A rank killed mid-run ends the other with an error naming it (the rank that did not report
+// the failure through the store), long before the timeout.
 TEST(DataParallelTrainFailure, KilledRankEndsTheOtherWithAClearError) {
   const fs::path dir = perpo::test::fresh_scratch_dir("cli_train_ddp", "killed");
   const fs::path data = perpo::test::write_train_lists(dir, 8, 3, true);
@@ -253,6 +280,9 @@ TEST(DataParallelTrainFailure, KilledRankEndsTheOtherWithAClearError) {
   EXPECT_LT(std::chrono::steady_clock::now() - killed_at, std::chrono::seconds(30));
   const std::string log = read_text(ranks[0].log);
   EXPECT_NE(log.find("rank 0 of 2"), std::string::npos) << log;
+  EXPECT_NE(log.find("rank 1 did not report this failure within 2 s: died or hangs"),
+            std::string::npos)
+      << log;
   EXPECT_NE(log.find("failed"), std::string::npos) << log;
   EXPECT_NE(log.find("another rank stopped, died or hangs"), std::string::npos) << log;
 }
@@ -282,8 +312,8 @@ TEST(DataParallelTrainFailure, RefusesWhatCannotBeSplit) {
       {"train.online_resample_every=1", "train.online_resample_every > 0 is not data parallel"}};
   for (const auto& [setting, message] : cases) {
     SCOPED_TRACE(setting);
-    const std::vector<Rank> ranks = start_job(
-        2, train_command(data, dir / "run", {"train.max_steps=2", setting}), dir);
+    const std::vector<Rank> ranks =
+        start_job(2, train_command(data, dir / "run", {"train.max_steps=2", setting}), dir);
     for (const Rank& rank : ranks) {
       EXPECT_EQ(wait_rank(rank), 2) << read_text(rank.log);
       EXPECT_NE(read_text(rank.log).find(message), std::string::npos) << read_text(rank.log);

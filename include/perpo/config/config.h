@@ -350,12 +350,16 @@ struct EvalConfig {
 struct DistributedConfig {
   std::string backend = "auto";  // auto (nccl on CUDA, gloo on CPU) | nccl | gloo
   int timeout_s = 1800;          // collective timeout in seconds, e.g. 1800
+  int zero = 0;                  // 0 | 1: shard AdamW's state (moments, fp32 masters) over ranks
 
   template <typename V>
   void visit(V& v) {
     v.choice("backend", backend, {"auto", "nccl", "gloo"},
              "c10d backend: auto = nccl on CUDA, gloo on CPU");
     v.field("timeout_s", timeout_s, "collective operation timeout in seconds, e.g. 1800");
+    v.field("zero", zero,
+            "ZeRO stage: 0 = every rank keeps AdamW's whole state, 1 = each rank keeps its "
+            "share (moments, fp32 masters) and sends its updated weights to the others");
   }
 };
 

@@ -58,6 +58,14 @@ class ProcessGroup {
   int world() const { return world_; }
   /// The rank that writes the run's files (rank 0).
   bool writer() const { return rank_ == 0; }
+  /// Wall seconds spent in this group's collectives so far (waiting for the other ranks
+  /// included: a collective ends when the slowest rank arrives).
+  double comm_seconds() const;
+  /// After a failed collective: this rank reports its failure through the store, waits
+  /// `wait_s` for the others to report theirs, and returns which ranks did not ("rank 1 did
+  /// not report: it died or hangs"; "rank 0 (the rendezvous host) is unreachable" when the store
+  /// is gone). Never throws.
+  std::string failure_report(double wait_s = 2.0) const;
   /// The backend in use: "none" for a single process, else "gloo" or "nccl".
   const std::string& backend() const { return backend_; }
 
@@ -68,6 +76,8 @@ class ProcessGroup {
   /// rank takes part with zeros (and gets a gradient), so ranks always exchange the same shapes.
   void sum_gradients(const std::vector<at::Tensor>& params,
                      std::size_t bucket_bytes = 25u << 20) const;
+  /// Copies `tensor` of rank `root` into `tensor` of every other rank (same shape and dtype).
+  void broadcast(at::Tensor& tensor, int root) const;
   /// True on every rank when `flag` is true on any rank.
   bool any(bool flag) const;
   /// Waits for every rank.
@@ -76,10 +86,10 @@ class ProcessGroup {
   /// returns rank 0's value (this rank's own on a single process). Each rank gets every rank's
   /// value, so a mismatch is seen by all of them. `describe(rank0, mine)` explains a mismatch
   /// (e.g. the config keys that differ); the error names the first rank that differs.
-  std::string check_same(const std::string& key, const std::string& value,
-                         const std::function<std::string(const std::string& rank0,
-                                                         const std::string& other)>& describe =
-                             nullptr) const;
+  std::string check_same(
+      const std::string& key, const std::string& value,
+      const std::function<std::string(const std::string& rank0, const std::string& other)>&
+          describe = nullptr) const;
 
  private:
   struct Impl;

@@ -39,6 +39,7 @@ struct StepMetrics {
   double lists_per_s = 0;
   double tokens_per_s = 0;    // prefix + answer tokens processed per second
   double peak_memory_mb = 0;  // see peak_memory_mb(): CUDA allocator peak, or the CPU's peak RSS
+  double comm_s = -1;         // data parallel: seconds this rank waited in collectives (else -1)
   std::int64_t lists = 0;     // lists (records) in the step
   std::int64_t lists_without_signal = 0;  // lists whose rewards were all equal
   double mean_reward = 0;                 // mean over the step's lists of each list's mean reward

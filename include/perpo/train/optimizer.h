@@ -15,6 +15,13 @@
 // Mixed precision (run.dtype bf16): a trained parameter stored in bf16 gets an fp32 master copy;
 // the update runs on the master and is rounded into the parameter, so small updates accumulate
 // instead of vanishing in bf16 rounding. Frozen parameters are not seen here at all.
+//
+// ZeRO-1 (shard(group), distributed.zero 1): each parameter is owned by one rank (contiguous runs
+// of the parameter list, balanced by size); a rank keeps the moments and master of its own
+// parameters only (about 1 / world of the state), updates them from the summed gradients every
+// rank holds, and broadcasts them to the others (one flattened broadcast per owner and dtype).
+// state() gathers the whole state on rank 0 (every rank must call it); load_state() keeps each
+// rank's share of a whole state, so a checkpoint resumes on any world size.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -25,6 +32,7 @@
 #include <vector>
 
 #include "perpo/config/config.h"
+#include "perpo/dist/process_group.h"
 #include "perpo/model/safetensors.h"
 
 namespace perpo {
@@ -42,6 +50,7 @@ struct ParamGroup {
   std::vector<at::Tensor> master;      // fp32 copies (undefined when the parameter is fp32)
   std::vector<at::Tensor> exp_avg;     // fp32, like the master
   std::vector<at::Tensor> exp_avg_sq;  // fp32
+  std::vector<int> owner;              // the rank that updates each parameter (ZeRO-1; else 0)
 };
 
 class AdamW {
@@ -56,6 +65,13 @@ class AdamW {
   /// Takes every parameter with requires_grad; throws perpo::Error (input) when there is none.
   AdamW(const torch::OrderedDict<std::string, at::Tensor>& named_params, const OptimConfig& config,
         Kernel kernel = Kernel::kAuto);
+
+  /// ZeRO-1: from now on this rank keeps and updates only its share of the parameters (see
+  /// above); `group` must outlive the optimizer. Call before load_state.
+  void shard(const ProcessGroup& group);
+  bool sharded() const { return group_ != nullptr; }
+  /// Elements of optimizer state (moments and masters) this rank holds.
+  std::int64_t state_numel() const;
 
   /// Sets each group's current lr to its peak lr times `multiplier`.
   void set_lr_multiplier(double multiplier);
@@ -76,7 +92,8 @@ class AdamW {
   std::int64_t steps() const;
 
   /// "optim.<param>.exp_avg", ".exp_avg_sq", ".master" tensors, and the step count in
-  /// "optim.__steps__" (int64, shape (1)).
+  /// "optim.__steps__" (int64, shape (1)). Sharded: a collective; rank 0 gets the whole state (on
+  /// the CPU), the others an empty list.
   NamedTensors state() const;
   /// Restores state(); throws perpo::Error naming the first missing or mis-shaped tensor.
   void load_state(const NamedTensors& state);
@@ -86,6 +103,9 @@ class AdamW {
   std::vector<double> current_lr_;
   OptimConfig config_;
   void fused_step(const at::Tensor& found_inf);
+  bool owned(const ParamGroup& g, std::size_t i) const;
+  void broadcast_updated();  // ZeRO-1: every owner's parameters to the other ranks
+  const ProcessGroup* group_ = nullptr;
 
   at::Tensor step_count_;  // () float32 on the parameters' device: updates applied
   bool fused_ = false;

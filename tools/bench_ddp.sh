@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Data-parallel `perpo train` on this machine's CPU (Gloo on 127.0.0.1): the same run (same config,
+# same global batch) as 1 process and as 2 ranks, for the tiny model and a medium one; prints the
+# time per step, the seconds each rank spent in collectives per step (metrics.jsonl's comm_s:
+# all-reduce of the gradients and of the step's sums, ZeRO-1's broadcasts; waiting for the slower
+# rank included) and the share of the step that is. Gradients are all-reduced after the backward:
+# communication does not overlap computation.
+#   tools/bench_ddp.sh [--steps N] [--perpo build/perpo]
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+perpo="$root/build/perpo"
+steps=20
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --steps) steps="$2"; shift 2 ;;
+    --perpo) perpo="$2"; shift 2 ;;
+    -h | --help) sed -n '2,8p' "$0"; exit 0 ;;
+    *) echo "bench_ddp.sh: unknown argument '$1'" >&2; exit 2 ;;
+  esac
+done
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+python3 - "$work/lists.jsonl" "$root/tests/fixtures/data/images/gradient_8x6.png" <<'EOF'
+import json, sys
+with open(sys.argv[1], "w") as f:
+    for k in range(64):
+        n = 8
+        f.write(json.dumps({
+            "id": f"list-{k}", "task": "grounding", "image": sys.argv[2],
+            "prompt": f"Please provide the bounding box of object {k}",
+            "ground_truth": f"[0.1{k % 10}, 0.2, 0.5, 0.6]",
+            "answers": [f"[0.{i + 1}{k % 10}, 0.{9 - i}, 0.5, 0.6]" for i in range(n)],
+            "rewards": [1 - i / (n - 1) for i in range(n)],
+            "ref_logps": [-20 - 0.5 * i for i in range(n)]}) + "\n")
+EOF
+common=(model.path= model.freeze_vision=false "tokenizer.path=$root/tests/fixtures/tokenizer/tiny.model"
+        tokenizer.chat_template=plain "data.train=$work/lists.jsonl" data.shuffle=false
+        optim.schedule=constant train.lists_per_step=8 "train.max_steps=$steps" train.log_every=1
+        train.checkpoint_every=0 run.seed=7)
+tiny=(model.tiny.vision_hidden=16 model.tiny.vision_layers=1 model.tiny.vision_heads=2
+      model.tiny.image_size=16 model.tiny.patch_size=8 model.tiny.hidden=32 model.tiny.layers=2
+      model.tiny.heads=4 model.tiny.kv_heads=2 model.tiny.intermediate=64 image.size=16)
+medium=(model.tiny.vision_hidden=128 model.tiny.vision_layers=2 model.tiny.vision_heads=4
+        model.tiny.image_size=64 model.tiny.patch_size=8 model.tiny.hidden=512 model.tiny.layers=4
+        model.tiny.heads=8 model.tiny.kv_heads=8 model.tiny.intermediate=1376 image.size=64)
+
+# Mean seconds per step and comm_s per step over the steps after the first two.
+summary() {
+  python3 - "$1" <<'EOF'
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1]) if l.strip()][2:]
+step = sum(l["lists"] / l["lists_per_s"] for l in lines) / len(lines)
+comm = [l["comm_s"] for l in lines if "comm_s" in l]
+if comm:
+    c = sum(comm) / len(comm)
+    print(f"{step * 1000:8.1f} ms/step   comm {c * 1000:7.1f} ms/step ({100 * c / step:4.1f}%)")
+else:
+    print(f"{step * 1000:8.1f} ms/step")
+EOF
+}
+
+run_job() {  # name world threads shape-args...
+  local name="$1" world="$2" threads="$3"
+  shift 3
+  local dir="$work/$name"
+  if [ "$world" = 1 ]; then
+    "$perpo" --log-level warn train "${common[@]}" "$@" "run.threads=$threads" "run.dir=$dir" >/dev/null
+  else
+    local port=$((20000 + RANDOM % 20000)) pids=()
+    for ((r = 0; r < world; r++)); do
+      RANK=$r WORLD_SIZE=$world LOCAL_RANK=$r MASTER_ADDR=127.0.0.1 MASTER_PORT=$port \
+        "$perpo" --log-level warn train "${common[@]}" "$@" "run.threads=$threads" \
+        "run.dir=$dir" >/dev/null &
+      pids+=($!)
+    done
+    for p in "${pids[@]}"; do wait "$p"; done
+  fi
+  printf '%-28s %s\n' "$name" "$(summary "$dir/metrics.jsonl")"
+}
+
+echo "perpo train, 8 lists of 8 answers per step, $steps steps; $(nproc) cores"
+for shape in tiny medium; do
+  declare -n args="$shape"
+  run_job "$shape 1 process 1 thread" 1 1 "${args[@]}"
+  run_job "$shape 1 process 2 threads" 1 2 "${args[@]}"
+  run_job "$shape 2 ranks 1 thread" 2 1 "${args[@]}"
+  run_job "$shape 2 ranks zero1" 2 1 "${args[@]}" distributed.zero=1
+done
