@@ -7,14 +7,13 @@
 namespace perpo {
 namespace {
 
-/// The decoder's TextConfig as LlamaModelImpl builds Qwen2's: q/k/v biases, no o_proj bias, no
-/// padding row, the plain rotary unused (the multimodal one replaces it).
+/// The decoder's TextConfig as LlamaModelImpl builds Qwen2's: q/k/v biases, no o_proj or MLP
+/// bias, the plain rotary unused (the multimodal one replaces it).
 TextConfig qwen2_text(const Qwen2_5VLConfig& config) {
   TextConfig text = config.text;
   text.qkv_bias = true;
   text.attention_bias = false;
   text.mlp_bias = false;
-  text.pad_token_id = -1;
   text.rope_scaling_type = "";
   return text;
 }

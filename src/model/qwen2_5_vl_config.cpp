@@ -106,7 +106,13 @@ Qwen2_5VLConfig parse_qwen2_5_vl_config(const std::string& json_text, const std:
   t.qkv_bias = true;
   t.attention_bias = false;
   t.mlp_bias = false;
-  t.pad_token_id = -1;  // Qwen2_5_VLTextModel's embedding has no padding row in the Hub configs
+  // embed_tokens' padding_idx, as Qwen2_5_VLTextModel (none in the Hub's files: -1)
+  t.pad_token_id = f.get_int("pad_token_id", -1);
+  if (t.pad_token_id < -1 || t.pad_token_id >= t.vocab_size) {
+    throw f.wrong_type("pad_token_id",
+                       "a token id below vocab_size " + std::to_string(t.vocab_size),
+                       *f.find("pad_token_id"));
+  }
   t.rope_scaling_type = "";
 
   if (t.hidden_size % t.num_attention_heads != 0) {

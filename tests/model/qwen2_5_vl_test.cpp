@@ -340,6 +340,18 @@ TEST(QwenVLConfigTest, ReadsTheFixtures) {
   EXPECT_EQ(tied.text.num_attention_heads, 6);
 }
 
+TEST(QwenVLConfigTest, PadTokenIdIsTheEmbeddingsPaddingRow) {
+  EXPECT_EQ(load_qwen2_5_vl_config(fixture_dir("batch")).text.pad_token_id, -1);
+  json config = fixture_config("tied");
+  config["text_config"]["pad_token_id"] = 5;
+  Qwen2_5VLConfig c = parse_qwen2_5_vl_config(config.dump(), "c");
+  EXPECT_EQ(c.text.pad_token_id, 5);
+  Qwen2_5VLModel model(c);
+  EXPECT_EQ(model->language_model->embed_tokens->options.padding_idx(), 5);
+  config["text_config"]["pad_token_id"] = 160;
+  EXPECT_THAT(config_error(config), HasSubstr("text_config.pad_token_id"));
+}
+
 TEST(QwenVLConfigTest, TransformersFiveRopeParametersAreRead) {
   json config = fixture_config("batch");
   json& text = config["text_config"];

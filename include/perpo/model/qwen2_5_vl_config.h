@@ -26,7 +26,8 @@ namespace perpo {
 
 struct Qwen2_5VLConfig {
   /// The decoder in LLaMA's terms: qkv_bias true (Qwen2's q/k/v_proj have a bias, o_proj none),
-  /// no padding row in embed_tokens, rope_scaling_type "" (the rotary is multimodal_rotary's).
+  /// pad_token_id the text keys' (embed_tokens' padding row; -1 when absent, as in the Hub's
+  /// files), rope_scaling_type "" (the rotary is MultimodalRotary's, qwen_rope.h).
   /// vocab 152064, hidden 3584, intermediate 18944, 28 layers, 28 heads, 4 key/value heads,
   /// rms_norm_eps 1e-6, rope_theta 1e6.
   TextConfig text;
