@@ -65,10 +65,10 @@ LlamaAttentionImpl::LlamaAttentionImpl(const TextConfig& config)
   PERPO_CHECK_INPUT(kv_heads > 0 && heads % kv_heads == 0, "text_config: num_attention_heads ",
                     heads, " is not a multiple of num_key_value_heads ", kv_heads);
   const auto C = config.hidden_size;
-  const bool bias = config.attention_bias;
-  q_proj = register_module("q_proj", LoraLinear(C, heads * head_dim, bias));
-  k_proj = register_module("k_proj", LoraLinear(C, kv_heads * head_dim, bias));
-  v_proj = register_module("v_proj", LoraLinear(C, kv_heads * head_dim, bias));
+  const bool bias = config.attention_bias, qkv_bias = bias || config.qkv_bias;
+  q_proj = register_module("q_proj", LoraLinear(C, heads * head_dim, qkv_bias));
+  k_proj = register_module("k_proj", LoraLinear(C, kv_heads * head_dim, qkv_bias));
+  v_proj = register_module("v_proj", LoraLinear(C, kv_heads * head_dim, qkv_bias));
   o_proj = register_module("o_proj", LoraLinear(heads * head_dim, C, bias));
 }
 
@@ -160,6 +160,20 @@ DecoderOutput LlamaModelImpl::forward(const torch::Tensor& embeds, const torch::
   const auto T = embeds.size(1);
   PERPO_CHECK(positions.dim() == 2 && positions.size(1) == T, "decoder positions must be (B or 1, ",
               T, "), got ", positions.sizes());
+  auto [cos, sin] = rotary_.cos_sin(positions, embeds.scalar_type());
+  return forward_rotated(embeds, cos, sin, key_mask, past);
+}
+
+DecoderOutput LlamaModelImpl::forward_rotated(const torch::Tensor& embeds, const torch::Tensor& cos,
+                                              const torch::Tensor& sin,
+                                              const torch::Tensor& key_mask, const KVCache* past) {
+  PERPO_CHECK(embeds.dim() == 3 && embeds.size(2) == config.hidden_size,
+              "decoder input embeddings must be (B, T, ", config.hidden_size, "), got ",
+              embeds.sizes());
+  const auto T = embeds.size(1);
+  PERPO_CHECK(cos.dim() == 4 && cos.size(2) == T && cos.sizes() == sin.sizes(),
+              "decoder rotary tables must be (B or 1, 1, ", T, ", D), got ", cos.sizes(), " and ",
+              sin.sizes());
   const bool has_past = past != nullptr && !past->empty();
   if (has_past) {
     PERPO_CHECK(past->keys.size() == typed_layers.size(), "KV cache has ", past->keys.size(),
@@ -170,7 +184,6 @@ DecoderOutput LlamaModelImpl::forward(const torch::Tensor& embeds, const torch::
   const std::int64_t past_len = has_past ? past->length() : 0;
   const AttentionMask mask = make_attention_mask(past_len, has_past ? past->batch() : 0,
                                                  embeds.size(0), T, key_mask, embeds.device());
-  auto [cos, sin] = rotary_.cos_sin(positions, embeds.scalar_type());
 
   DecoderOutput out;
   torch::Tensor hidden = embeds;
@@ -207,6 +220,19 @@ torch::Tensor LlamaModelImpl::forward_with(const torch::Tensor& embeds,
   PERPO_CHECK(positions.dim() == 2 && positions.size(1) == embeds.size(1),
               "decoder positions must be (B or 1, ", embeds.size(1), "), got ", positions.sizes());
   auto [cos, sin] = rotary_.cos_sin(positions, embeds.scalar_type());
+  return forward_with_rotated(embeds, cos, sin, core);
+}
+
+torch::Tensor LlamaModelImpl::forward_with_rotated(const torch::Tensor& embeds,
+                                                   const torch::Tensor& cos,
+                                                   const torch::Tensor& sin,
+                                                   const AttentionCore& core) {
+  PERPO_CHECK(embeds.dim() == 3 && embeds.size(2) == config.hidden_size,
+              "decoder input embeddings must be (B, T, ", config.hidden_size, "), got ",
+              embeds.sizes());
+  PERPO_CHECK(cos.dim() == 4 && cos.size(2) == embeds.size(1) && cos.sizes() == sin.sizes(),
+              "decoder rotary tables must be (B or 1, 1, ", embeds.size(1), ", D), got ",
+              cos.sizes(), " and ", sin.sizes());
   torch::Tensor hidden = embeds;  // (B, T, C)
   for (std::size_t i = 0; i < typed_layers.size(); ++i) {
     hidden = typed_layers[i]->forward_with(hidden, cos, sin, i, core).hidden;

@@ -16,6 +16,7 @@
 #include "perpo/model/attention.h"
 #include "perpo/model/qwen_vision.h"
 #include "perpo/model/safetensors.h"
+#include "qwen_fixture_pixels.h"
 #include "test_paths.h"
 
 namespace perpo {
@@ -27,20 +28,7 @@ using json = nlohmann::json;
 
 const fs::path kFixture = fs::path(test::kTestsDir) / "fixtures" / "model" / "qwen_vision";
 
-/// The fixture script's pixel_values(): (rows, P), value = (code - 127.5) / 128 with code the top
-/// byte of (n * 2654435761) mod 2^32, n = salt * 1000003 + r * P + c.
-torch::Tensor fixture_pixels(std::int64_t rows, std::int64_t patch_values, std::uint64_t salt) {
-  torch::Tensor pixels = torch::empty({rows, patch_values});
-  float* out = pixels.data_ptr<float>();
-  for (std::int64_t r = 0; r < rows; ++r) {
-    for (std::int64_t c = 0; c < patch_values; ++c) {
-      const std::uint64_t n = salt * 1000003 + static_cast<std::uint64_t>(r * patch_values + c);
-      const std::uint64_t code = ((n * 2654435761ull) & 0xFFFFFFFFull) >> 24;
-      out[r * patch_values + c] = static_cast<float>((static_cast<double>(code) - 127.5) / 128.0);
-    }
-  }
-  return pixels;
-}
+using test::fixture_pixels;
 
 /// Copies every parameter from `prefix` + its name in the file (cast to float32): every parameter
 /// present with its shape, no tensor of the file left over.

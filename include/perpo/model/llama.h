@@ -137,6 +137,15 @@ class LlamaModelImpl : public torch::nn::Module {
   torch::Tensor forward_with(const torch::Tensor& embeds, const torch::Tensor& positions,
                              const AttentionCore& core);
 
+  /// forward and forward_with with the rotary tables given instead of positions: cos, sin
+  /// (B or 1, 1, T, D) in embeds' dtype. For decoders whose rotary angles are not one position
+  /// per token times inv_freq (Qwen2.5-VL's multimodal rotary, qwen_rope.h).
+  DecoderOutput forward_rotated(const torch::Tensor& embeds, const torch::Tensor& cos,
+                                const torch::Tensor& sin, const torch::Tensor& key_mask = {},
+                                const KVCache* past = nullptr);
+  torch::Tensor forward_with_rotated(const torch::Tensor& embeds, const torch::Tensor& cos,
+                                     const torch::Tensor& sin, const AttentionCore& core);
+
   /// Recompute each layer in backward instead of keeping its activations (training only).
   void set_gradient_checkpointing(bool enabled) { gradient_checkpointing_ = enabled; }
   bool gradient_checkpointing() const { return gradient_checkpointing_; }

@@ -49,7 +49,8 @@ struct TextConfig {
   double rope_scaling_factor = 1.0;
   int max_position_embeddings = 4096;
   std::string hidden_act = "silu";
-  bool attention_bias = false;
+  bool attention_bias = false;  // a bias on q/k/v/o_proj
+  bool qkv_bias = false;        // a bias on q/k/v_proj only, none on o_proj (Qwen2's attention)
   bool mlp_bias = false;
   int pad_token_id = -1;  // -1 = none in config.json
   int bos_token_id = 1;
