@@ -4,17 +4,22 @@
 # time per step, the seconds each rank spent in collectives per step (metrics.jsonl's comm_s:
 # all-reduce of the gradients and of the step's sums, ZeRO-1's broadcasts; waiting for the slower
 # rank included) and the share of the step that is. Gradients are all-reduced after the backward:
-# communication does not overlap computation.
-#   tools/bench_ddp.sh [--steps N] [--perpo build/perpo]
+# communication does not overlap computation. With --device cuda (bf16, NCCL; tools/gpu_check.sh
+# runs it on machines with 2 or more GPUs): 1 process against --world ranks, one GPU each.
+#   tools/bench_ddp.sh [--steps N] [--perpo build/perpo] [--device cpu|cuda] [--world N]
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 perpo="$root/build/perpo"
 steps=20
+device=cpu
+world=2
 while [ $# -gt 0 ]; do
   case "$1" in
     --steps) steps="$2"; shift 2 ;;
     --perpo) perpo="$2"; shift 2 ;;
-    -h | --help) sed -n '2,8p' "$0"; exit 0 ;;
+    --device) device="$2"; shift 2 ;;
+    --world) world="$2"; shift 2 ;;
+    -h | --help) sed -n '2,10p' "$0"; exit 0 ;;
     *) echo "bench_ddp.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
@@ -78,11 +83,22 @@ run_job() {  # name world threads shape-args...
   printf '%-28s %s\n' "$name" "$(summary "$dir/metrics.jsonl")"
 }
 
+if [ "$device" = cuda ]; then
+  echo "perpo train on CUDA (bf16, NCCL), 8 lists of 8 answers per step, $steps steps"
+  common+=(run.device=cuda run.dtype=bf16)
+  for shape in tiny medium; do
+    declare -n args="$shape"
+    run_job "$shape 1 process" 1 1 "${args[@]}"
+    run_job "$shape $world ranks" "$world" 1 "${args[@]}"
+    run_job "$shape $world ranks zero1" "$world" 1 "${args[@]}" distributed.zero=1
+  done
+  exit 0
+fi
 echo "perpo train, 8 lists of 8 answers per step, $steps steps; $(nproc) cores"
 for shape in tiny medium; do
   declare -n args="$shape"
   run_job "$shape 1 process 1 thread" 1 1 "${args[@]}"
   run_job "$shape 1 process 2 threads" 1 2 "${args[@]}"
-  run_job "$shape 2 ranks 1 thread" 2 1 "${args[@]}"
-  run_job "$shape 2 ranks zero1" 2 1 "${args[@]}" distributed.zero=1
+  run_job "$shape $world ranks 1 thread" "$world" 1 "${args[@]}"
+  run_job "$shape $world ranks zero1" "$world" 1 "${args[@]}" distributed.zero=1
 done

@@ -208,6 +208,19 @@ else
   tail -n 20 "$bench_log" >&2
 fi
 
+# Data parallel on NCCL where the machine has 2 GPUs or more (docs/data-parallel.md).
+gpus="$("$python" -c 'import torch; print(torch.cuda.device_count())' 2>/dev/null || echo 0)"
+if [ "$gpus" -ge 2 ]; then
+  if step "data parallel nccl" 180 "$logs/ddp.log" "$root/tools/bench_ddp.sh" --steps 6 \
+    --perpo "$build_dir/perpo" --device cuda --world 2; then
+    summary+=("$(tail -n 7 "$logs/ddp.log")")
+  else
+    tail -n 20 "$logs/ddp.log" >&2
+  fi
+else
+  note "data parallel nccl" skipped 0 "$gpus GPU(s): needs 2"
+fi
+
 if [ "$run_tests" -eq 1 ]; then
   if step "build tests" 300 "$logs/build_tests.log" cmake --build "$build_dir" -j "$jobs"; then
     step "ctest" 300 "$logs/ctest.log" ctest --test-dir "$build_dir" -j "$jobs" \

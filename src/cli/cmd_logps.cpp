@@ -35,13 +35,19 @@ void register_logps(CLI::App& app, CommandRegistry& registry) {
 
   registry.add(logps, [options, input, output, format] {
     Config config = load_command_config(options->config, options->overrides);
+    // torchrun / srun: one rank of a data-parallel job (logps_file shards the lists).
+    const ProcessGroup group = join_job(config);
+    if (!group.writer()) apply_log_level("warn");
     std::vector<std::filesystem::path> inputs = config_inputs(config, options->config);
     inputs.push_back(*input);
-    check_output_file(*output, OutputPolicy{inputs, options->force});
+    if (group.writer()) check_output_file(*output, OutputPolicy{inputs, options->force});
     ModelSession session = open_model(config);
-    OutputLock lock = OutputLock::file(*output);  // one perpo writes this file at a time
-    LogpsSummary summary =
-        logps_file(*session.loaded.model, *session.prompts, config, *input, *output, *format);
+    OutputLock lock;
+    if (group.writer()) lock = OutputLock::file(*output);  // one perpo writes this file at a time
+    group.barrier();  // the ranks write their parts beside the output once it is checked
+    LogpsSummary summary = logps_file(*session.loaded.model, *session.prompts, config, *input,
+                                      *output, *format, &group);
+    if (!group.writer()) return 0;  // rank 0 reports
     std::fputs(summary.to_text().c_str(), stdout);
     std::printf("wrote %s\n", output->c_str());
     return 0;

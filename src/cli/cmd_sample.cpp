@@ -46,6 +46,9 @@ void register_sample(CLI::App& app, CommandRegistry& registry) {
 
   registry.add(sample, [options, input] {
     Config config = load_command_config(options->config, options->overrides);
+    // torchrun / srun: one rank of a data-parallel job (sample_to_file_sharded).
+    const ProcessGroup group = join_job(config);
+    if (!group.writer()) apply_log_level("warn");
     const std::filesystem::path data = input->empty() ? config.data.train : *input;
     if (data.empty()) {
       throw input_error("perpo sample needs dataset records")
@@ -63,12 +66,13 @@ void register_sample(CLI::App& app, CommandRegistry& registry) {
     const bool in_run_dir = output.empty();
     if (in_run_dir) {
       policy.writes = {kSampleConfigName, "lists.jsonl"};
-      check_output_dir(config.run.dir, policy);  // nothing is written before the inputs check out
+      // Nothing is written before the inputs check out; rank 0 alone checks and writes run.dir.
+      if (group.writer()) check_output_dir(config.run.dir, policy);
       output = std::filesystem::path(config.run.dir) / "lists.jsonl";
     }
     OutputPolicy file_policy = policy;
     file_policy.continue_existing = true;  // resumed if it holds this dataset's lists (below)
-    check_output_file(output, file_policy);
+    if (group.writer()) check_output_file(output, file_policy);
     check_sample_output(output, records, options->force, sample_stamp(config));  // before the model
     install_signal_handlers(StopMode::kFlag);
     ModelSession session = open_model(config);
@@ -80,17 +84,21 @@ void register_sample(CLI::App& app, CommandRegistry& registry) {
     check.skip_bad = config.data.on_bad_record == "skip";
     check.hint = "lower sampling.max_new_tokens, or skip such records with data.on_bad_record=skip";
     check_records(records, *session.prompts, check);  // every record, before anything is written
-    OutputLock dir_lock;
-    if (in_run_dir) {
-      dir_lock = prepare_output_dir(config.run.dir, policy);  // created, or reused if perpo made it
-      write_file_atomic(std::filesystem::path(config.run.dir) / kSampleConfigName,
-                        dump_config(config));
+    OutputLock dir_lock, file_lock;
+    if (group.writer()) {
+      if (in_run_dir) {
+        dir_lock = prepare_output_dir(config.run.dir, policy);  // created, or reused if ours
+        write_file_atomic(std::filesystem::path(config.run.dir) / kSampleConfigName,
+                          dump_config(config));
+      }
+      file_lock = OutputLock::file(output);  // one perpo sample per output file
     }
-    OutputLock file_lock = OutputLock::file(output);  // one perpo sample per output file
+    group.barrier();  // the other ranks write their parts beside the output once it is checked
     ListSampler sampler(*session.loaded.model, *session.prompts, config);
     SampleSummary summary =
-        sample_to_file(sampler, records, output, config.sampling.lists_per_batch, options->force,
-                       sample_stamp(config));
+        sample_to_file_sharded(sampler, records, output, config.sampling.lists_per_batch,
+                               options->force, sample_stamp(config), group);
+    if (!group.writer()) return summary.stopped ? 130 : 0;  // rank 0 reports
     summary.skipped += report.skipped;
     for (const std::string& message : report.skip_messages) {
       if (summary.skip_messages.size() < 20) summary.skip_messages.push_back(message);

@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <sstream>
@@ -33,7 +34,9 @@ std::string LogpsSummary::to_text() const {
 
 LogpsSummary logps_file(LlavaModelImpl& model, RecordPrompts& prompts, const Config& config,
                         const std::filesystem::path& input, const std::filesystem::path& output,
-                        const std::string& format) {
+                        const std::string& format, const ProcessGroup* group) {
+  const ProcessGroup single;
+  const ProcessGroup& g = group != nullptr ? *group : single;
   const auto start = std::chrono::steady_clock::now();
   LogpsSummary summary;
   std::error_code regular_error;  // a pipe is read once, and its format detected then
@@ -51,9 +54,20 @@ LogpsSummary logps_file(LlavaModelImpl& model, RecordPrompts& prompts, const Con
   }
   const bool skip_bad = config.data.on_bad_record == "skip";
 
-  AtomicFileWriter writer(output);
+  // One process: straight into `output`. Data parallel: this rank's lines ("<index>\t<json>")
+  // into its part file, merged by rank 0 below.
+  const std::filesystem::path part =
+      output.parent_path() / ("." + output.filename().string() + ".rank-" +
+                              std::to_string(g.rank()) + "-of-" + std::to_string(g.world()));
+  const bool sharded = g.world() > 1;
+  AtomicFileWriter writer(sharded ? part : output);
   Progress bar(static_cast<std::int64_t>(lists.size()), "log-probs", "lists");
-  for (PreferenceList& list : lists) {
+  for (std::size_t index = 0; index < lists.size(); ++index) {
+    PreferenceList& list = lists[index];
+    if (sharded &&
+        index % static_cast<std::size_t>(g.world()) != static_cast<std::size_t>(g.rank())) {
+      continue;  // another rank's
+    }
     try {
       PreferenceList for_encoding = list;  // the encoder wants rewards; they are not used here
       if (!for_encoding.has_rewards()) for_encoding.rewards.assign(list.size(), 0.0);
@@ -68,6 +82,7 @@ LogpsSummary logps_file(LlavaModelImpl& model, RecordPrompts& prompts, const Con
       continue;
     }
     rebase_image(list.record, input, output);  // resolves from the output's folder
+    if (sharded) writer.stream() << index << '\t';
     writer.stream() << to_json(list).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
                     << '\n';
     ++summary.lists;
@@ -77,6 +92,38 @@ LogpsSummary logps_file(LlavaModelImpl& model, RecordPrompts& prompts, const Con
   }
   writer.commit();
   bar.finish();
+  if (sharded) {
+    // Every rank's counts (the all-reduce also waits for every part to be written).
+    at::Tensor counts =
+        torch::tensor({static_cast<double>(summary.lists), static_cast<double>(summary.answers),
+                       static_cast<double>(summary.skipped - report.skipped), summary.logp_sum},
+                      torch::kFloat64);
+    g.all_reduce_sum(counts);
+    const double* c = counts.data_ptr<double>();
+    summary.lists = static_cast<std::size_t>(c[0]);
+    summary.answers = static_cast<std::size_t>(c[1]);
+    summary.skipped = report.skipped + static_cast<std::size_t>(c[2]);
+    summary.logp_sum = c[3];
+    if (g.writer()) {
+      std::vector<std::pair<std::size_t, std::string>> lines;
+      for (int r = 0; r < g.world(); ++r) {
+        const std::filesystem::path p =
+            output.parent_path() / ("." + output.filename().string() + ".rank-" +
+                                    std::to_string(r) + "-of-" + std::to_string(g.world()));
+        std::istringstream in(read_file(p));
+        for (std::string line; std::getline(in, line);) {
+          const std::size_t tab = line.find('\t');
+          lines.emplace_back(std::stoull(line.substr(0, tab)), line.substr(tab + 1));
+        }
+        std::error_code ignored;
+        std::filesystem::remove(p, ignored);
+      }
+      std::sort(lines.begin(), lines.end());
+      AtomicFileWriter out(output);
+      for (const auto& [index, line] : lines) out.stream() << line << '\n';
+      out.commit();
+    }
+  }
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return summary;
 }

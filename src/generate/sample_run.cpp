@@ -7,6 +7,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include <torch/torch.h>
 #include <nlohmann/json.hpp>
 
 #include "perpo/config/config_io.h"
@@ -281,6 +282,124 @@ SampleSummary sample_to_file(ListSampler& sampler, const std::vector<DatasetReco
     bar.advance(static_cast<std::int64_t>(count));
   }
   bar.finish();
+  return summary;
+}
+
+std::filesystem::path sample_part_path(const std::filesystem::path& output, int rank, int world) {
+  return output.parent_path() / ("." + output.filename().string() + ".rank-" +
+                                 std::to_string(rank) + "-of-" + std::to_string(world));
+}
+
+namespace {
+
+// The whole lines of a JSONL file (a cut last line left out), each with its list's "id".
+std::vector<std::pair<std::string, std::string>> id_lines(const std::filesystem::path& path) {
+  std::vector<std::pair<std::string, std::string>> lines;
+  std::error_code error;
+  if (!std::filesystem::is_regular_file(path, error)) return lines;
+  const std::string text = read_file(path);
+  std::size_t start = 0;
+  while (start < text.size()) {
+    const std::size_t end = text.find('\n', start);
+    if (end == std::string::npos) break;
+    std::string line = text.substr(start, end - start);
+    start = end + 1;
+    if (line.empty()) continue;
+    const nlohmann::json object = nlohmann::json::parse(line);
+    lines.emplace_back(object.at("id").get<std::string>(), std::move(line));
+  }
+  return lines;
+}
+
+}  // namespace
+
+SampleSummary sample_to_file_sharded(ListSampler& sampler,
+                                     const std::vector<DatasetRecord>& records,
+                                     const std::filesystem::path& output, int lists_per_batch,
+                                     bool force, const nlohmann::json& stamp,
+                                     const ProcessGroup& group) {
+  if (group.world() == 1) {
+    return sample_to_file(sampler, records, output, lists_per_batch, force, stamp);
+  }
+  std::error_code type_error;
+  const auto type = std::filesystem::symlink_status(output, type_error).type();
+  if (type != std::filesystem::file_type::not_found &&
+      type != std::filesystem::file_type::regular) {
+    throw input_error("data-parallel perpo sample writes ", output.string(),
+                      " by merging its ranks' parts: it must be a regular file or absent")
+        .hint("choose another sampling.output, or sample in one process");
+  }
+  std::unordered_map<std::string, std::size_t> index_of;
+  for (std::size_t i = 0; i < records.size(); ++i) {
+    if (!index_of.emplace(records[i].id, i).second) {
+      throw input_error(records[i].source.to_string(), ": record id '", records[i].id,
+                        "' is used twice")
+          .hint("record ids must be unique: sample resumes by id");
+    }
+  }
+  // Lists already in `output` (an earlier run) are kept; the other records are dealt out.
+  const bool ours = check_sample_output(output, records, force, stamp);
+  std::vector<std::pair<std::string, std::string>> kept;
+  if (ours) kept = id_lines(output);
+  std::unordered_set<std::string> done;
+  for (const auto& [id, line] : kept) done.insert(id);
+  std::vector<std::size_t> todo;
+  for (std::size_t i = 0; i < records.size(); ++i) {
+    if (!done.count(records[i].id)) todo.push_back(i);
+  }
+  std::vector<DatasetRecord> share;
+  for (std::size_t i : rank_share(todo, group.rank(), group.world())) share.push_back(records[i]);
+  const std::filesystem::path part = sample_part_path(output, group.rank(), group.world());
+  SampleSummary mine = sample_to_file(sampler, share, part, lists_per_batch, force, stamp);
+
+  // Counts every rank adds up: tokens, skipped records, dropped duplicates, short lists.
+  at::Tensor counts = torch::tensor(
+      {static_cast<double>(mine.stats.prompt_tokens),
+       static_cast<double>(mine.stats.generated_tokens), static_cast<double>(mine.stats.steps),
+       static_cast<double>(mine.skipped), static_cast<double>(mine.duplicates_dropped),
+       static_cast<double>(mine.short_lists), mine.stopped ? 1.0 : 0.0},
+      torch::kFloat64);
+  group.all_reduce_sum(counts);
+  const double* c = counts.data_ptr<double>();
+  SampleSummary summary;
+  summary.records = records.size();
+  summary.stats.prompt_tokens = static_cast<std::int64_t>(c[0]);
+  summary.stats.generated_tokens = static_cast<std::int64_t>(c[1]);
+  summary.stats.steps = static_cast<std::int64_t>(c[2]);
+  summary.skipped = static_cast<std::size_t>(c[3]);
+  summary.duplicates_dropped = static_cast<std::size_t>(c[4]);
+  summary.short_lists = static_cast<std::size_t>(c[5]);
+  summary.skip_messages = mine.skip_messages;  // rank 0's
+  summary.seconds = mine.seconds;
+  summary.stopped = c[6] > 0;
+  if (summary.stopped || !group.writer()) return summary;  // the parts stay for the next run
+
+  // Rank 0: the kept lists and every part's, in the records' order, into `output`.
+  std::vector<std::pair<std::string, std::string>> lines = kept;
+  for (int r = 0; r < group.world(); ++r) {
+    for (auto& entry : id_lines(sample_part_path(output, r, group.world()))) {
+      lines.push_back(std::move(entry));
+    }
+  }
+  std::stable_sort(lines.begin(), lines.end(), [&](const auto& a, const auto& b) {
+    return index_of.at(a.first) < index_of.at(b.first);
+  });
+  {
+    AtomicFileWriter out(output);
+    for (const auto& [id, line] : lines) out.stream() << line << '\n';
+    out.commit();
+  }
+  if (stamp.is_object()) write_file_atomic(sample_stamp_path(output), stamp.dump(2) + "\n");
+  for (int r = 0; r < group.world(); ++r) {
+    const std::filesystem::path p = sample_part_path(output, r, group.world());
+    std::error_code ignored;
+    std::filesystem::remove(p, ignored);
+    std::filesystem::remove(sample_stamp_path(p), ignored);
+  }
+  ReadOptions options;
+  options.image_check = ImageCheck::kNone;
+  for (const PreferenceList& list : read_preference_lists(output, options)) summary.add(list);
+  summary.resumed = kept.size();
   return summary;
 }
 

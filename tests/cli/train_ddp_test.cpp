@@ -25,6 +25,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "dist_job.h"
 #include "perpo/model/run_checkpoint.h"
 #include "run_perpo.h"
 #include "test_util.h"
@@ -32,30 +33,15 @@
 
 namespace {
 namespace fs = std::filesystem;
+using perpo::test::Rank;
+using perpo::test::run_job;
+using perpo::test::start_job;
+using perpo::test::wait_rank;
 
 std::string read_text(const fs::path& path) {
   std::ifstream in(path);
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
-
-// A TCP port nobody listens on now (the kernel's pick for port 0).
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
-struct Rank {
-  pid_t pid = -1;
-  fs::path log;
-};
 
 std::vector<std::string> train_command(const fs::path& data, const fs::path& run_dir,
                                        const std::vector<std::string>& extra) {
@@ -63,44 +49,6 @@ std::vector<std::string> train_command(const fs::path& data, const fs::path& run
   for (const auto& o : perpo::test::tiny_train_overrides(data, run_dir)) args.push_back(o);
   args.insert(args.end(), extra.begin(), extra.end());
   return args;
-}
-
-// Starts `world` ranks of `perpo <args>` (rank r's extra arguments in per_rank[r], if any).
-std::vector<Rank> start_job(int world, const std::vector<std::string>& args, const fs::path& logs,
-                            const std::vector<std::vector<std::string>>& per_rank = {}) {
-  const std::string port = std::to_string(free_port());
-  std::vector<Rank> ranks;
-  for (int r = 0; r < world; ++r) {
-    std::vector<std::string> all = args;
-    if (static_cast<std::size_t>(r) < per_rank.size()) {
-      all.insert(all.end(), per_rank[r].begin(), per_rank[r].end());
-    }
-    Rank rank;
-    rank.log = logs / ("rank" + std::to_string(r) + ".log");
-    rank.pid = perpo::test::spawn_perpo(
-        all, rank.log.string(),
-        {"RANK=" + std::to_string(r), "WORLD_SIZE=" + std::to_string(world),
-         "LOCAL_RANK=" + std::to_string(r), "MASTER_ADDR=127.0.0.1", "MASTER_PORT=" + port});
-    EXPECT_GT(rank.pid, 0);
-    ranks.push_back(rank);
-  }
-  return ranks;
-}
-
-// Waits for a rank; its exit code (-1 when killed by a signal).
-int wait_rank(const Rank& rank) {
-  int status = 0;
-  if (waitpid(rank.pid, &status, 0) != rank.pid) return -2;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-// Runs a job to its end; every rank must exit 0.
-void run_job(int world, const std::vector<std::string>& args, const fs::path& logs) {
-  fs::create_directories(logs);
-  const std::vector<Rank> ranks = start_job(world, args, logs);
-  for (const Rank& rank : ranks) {
-    ASSERT_EQ(wait_rank(rank), 0) << read_text(rank.log);
-  }
 }
 
 std::vector<nlohmann::json> metrics(const fs::path& run_dir) {

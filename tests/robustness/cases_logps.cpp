@@ -18,7 +18,17 @@ void list_setup(const fs::path& dir) {
 
 PERPO_ROBUSTNESS_CASES(logps) {
   const std::string run = "logps --config {dir}/c.yaml";
-  return {
+  // Data parallel: torchrun's variables, a bad set refused before anything is read or written.
+  Case port_missing{"dist_port_missing",
+                    run + " --input {dir}/lists.jsonl --output {dir}/out.jsonl", list_setup, 2,
+                    "MASTER_PORT is not set"};
+  port_missing.env = "WORLD_SIZE=2 RANK=1 MASTER_ADDR=127.0.0.1";
+  Case no_rendezvous{
+      "dist_no_rendezvous",
+      run + " --input {dir}/lists.jsonl --output {dir}/out.jsonl" + " distributed.timeout_s=2",
+      list_setup, 1, "no rendezvous with rank 0 at 127.0.0.1:1 within 2 s"};
+  no_rendezvous.env = "WORLD_SIZE=2 RANK=1 MASTER_ADDR=127.0.0.1 MASTER_PORT=1";
+  CaseList rows = {
       {"missing_input", run + " --input {dir}/none.jsonl --output {dir}/out.jsonl",
        [](const fs::path& dir) { write_tiny_setup(dir); }, 2, "none.jsonl"},
       {"no_output_flag", run + " --input {dir}/lists.jsonl", list_setup, 2, "--output"},
@@ -50,6 +60,9 @@ PERPO_ROBUSTNESS_CASES(logps) {
              "--input-format csv",
        list_setup, 2, "csv"},
   };
+  rows.push_back(port_missing);
+  rows.push_back(no_rendezvous);
+  return rows;
 }
 
 }  // namespace perpo::robustness

@@ -5,7 +5,15 @@ namespace perpo::robustness {
 
 PERPO_ROBUSTNESS_CASES(sample) {
   const std::string run = "sample --config {dir}/c.yaml";
-  return {
+  // Data parallel: torchrun's variables, a bad set refused before anything is read or written.
+  Case port_missing{"dist_port_missing", run, [](const fs::path& dir) { write_tiny_setup(dir); }, 2,
+                    "MASTER_PORT is not set"};
+  port_missing.env = "WORLD_SIZE=2 RANK=1 MASTER_ADDR=127.0.0.1";
+  Case no_rendezvous{"dist_no_rendezvous", run + " distributed.timeout_s=2",
+                     [](const fs::path& dir) { write_tiny_setup(dir); }, 1,
+                     "no rendezvous with rank 0 at 127.0.0.1:1 within 2 s"};
+  no_rendezvous.env = "WORLD_SIZE=2 RANK=1 MASTER_ADDR=127.0.0.1 MASTER_PORT=1";
+  CaseList rows = {
       {"missing_config", "sample --config {dir}/none.yaml", nullptr, 2, "none.yaml"},
       {"unknown_key", run,
        [](const fs::path& dir) { write_tiny_setup(dir, "sampling:\n  num_answerz: 4\n"); }, 2,
@@ -112,6 +120,9 @@ PERPO_ROBUSTNESS_CASES(sample) {
        },
        2, "sampling.num_answers: 7 then, 20 now"},
   };
+  rows.push_back(port_missing);
+  rows.push_back(no_rendezvous);
+  return rows;
 }
 
 }  // namespace perpo::robustness

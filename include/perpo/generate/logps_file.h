@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "perpo/config/config.h"
+#include "perpo/dist/process_group.h"
 #include "perpo/generate/record_prompts.h"
 #include "perpo/model/llava.h"
 
@@ -32,8 +33,12 @@ struct LogpsSummary {
 /// existing ref_logps is replaced), writes `output` atomically (complete or untouched). Lists
 /// without rewards are fine. A bad list (missing image, prompt over data.max_prompt_tokens)
 /// throws perpo::Error (input) naming it, or is skipped and counted with on_bad_record=skip.
+/// Data parallel (`group` of W > 1 ranks, every rank calls it): rank r scores lists r, r + W, ...
+/// and writes them to a part file beside `output`; rank 0 then writes `output` with every rank's
+/// lists in the input's order (the file one process writes) and removes the parts. Rank 0's
+/// summary counts every rank's lists.
 LogpsSummary logps_file(LlavaModelImpl& model, RecordPrompts& prompts, const Config& config,
                         const std::filesystem::path& input, const std::filesystem::path& output,
-                        const std::string& format = "auto");
+                        const std::string& format = "auto", const ProcessGroup* group = nullptr);
 
 }  // namespace perpo

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "perpo/data/records.h"
+#include "perpo/dist/process_group.h"
 #include "perpo/generate/sample_lists.h"
 
 namespace perpo {
@@ -76,5 +77,22 @@ std::filesystem::path sample_stamp_path(const std::filesystem::path& output);
 SampleSummary sample_to_file(ListSampler& sampler, const std::vector<DatasetRecord>& records,
                              const std::filesystem::path& output, int lists_per_batch,
                              bool force = false, const nlohmann::json& stamp = nlohmann::json());
+
+/// Data parallel (`group` of W > 1 ranks; W = 1 is sample_to_file): the records not yet in
+/// `output` are dealt out (rank r takes every W-th), each rank samples its share into its own part
+/// file beside `output` (".<name>.rank-R-of-W", resumable as `output` is), and once every rank is
+/// done rank 0 writes `output` with its lists and the parts' in the records' order and removes the
+/// parts: the file equals one process's (each answer's random stream depends on run.seed, the
+/// record id and n alone). A stop on any rank stops all after their batch; the parts stay for the
+/// next run with the same W. Every rank calls it; rank 0's summary counts every rank's lists and
+/// tokens. `output` must be a regular file or absent.
+SampleSummary sample_to_file_sharded(ListSampler& sampler,
+                                     const std::vector<DatasetRecord>& records,
+                                     const std::filesystem::path& output, int lists_per_batch,
+                                     bool force, const nlohmann::json& stamp,
+                                     const ProcessGroup& group);
+
+/// The part file of `rank` of `world` beside `output` (sample_to_file_sharded).
+std::filesystem::path sample_part_path(const std::filesystem::path& output, int rank, int world);
 
 }  // namespace perpo
