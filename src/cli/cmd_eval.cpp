@@ -49,6 +49,9 @@ void register_eval(CLI::App& app, CommandRegistry& registry) {
 
   registry.add(eval, [options, checkpoint, input, out] {
     Config config = load_command_config(options->config, options->overrides);
+    // torchrun / srun: one rank of a data-parallel job (evaluate deals out the batches).
+    const ProcessGroup group = join_job(config);
+    if (!group.writer()) apply_log_level("warn");
     const std::filesystem::path data = input->empty() ? config.data.eval : *input;
     if (data.empty()) {
       throw input_error("perpo eval needs dataset records")
@@ -66,7 +69,8 @@ void register_eval(CLI::App& app, CommandRegistry& registry) {
     OutputPolicy policy{inputs, options->force};
     // Filled, not replaced: the run folder of the checkpoint being evaluated is a fine place.
     policy.writes = {kEvalConfigName, "predictions.jsonl", "metrics.json"};
-    check_output_dir(dir, policy);  // nothing is written before the inputs check out
+    // Nothing is written before the inputs check out; rank 0 alone checks and writes `dir`.
+    if (group.writer()) check_output_dir(dir, policy);
     set_threads(config.run.threads);
     LoadedModel loaded = load_eval_model(config, *checkpoint);
     RecordPrompts prompts(loaded.config, *loaded.tokenizer, config);
@@ -82,8 +86,11 @@ void register_eval(CLI::App& app, CommandRegistry& registry) {
     check.skip_bad = config.data.on_bad_record == "skip";
     check.hint = "lower eval.max_new_tokens, or skip such records with data.on_bad_record=skip";
     check_records(evaluated, prompts, check);  // every record, before anything is written
-    OutputLock lock = prepare_output_dir(dir, policy);
-    EvalResult result = evaluate(*loaded.model, prompts, records, config, /*show_progress=*/true);
+    OutputLock lock;
+    if (group.writer()) lock = prepare_output_dir(dir, policy);
+    EvalResult result = evaluate(*loaded.model, prompts, records, config,
+                                 /*show_progress=*/group.writer(), &group);
+    if (!group.writer()) return 0;  // rank 0 writes and reports
     result.metrics["skipped"] = result.metrics["skipped"].get<std::size_t>() + report.skipped;
     result.metrics["records"] = result.metrics["records"].get<std::size_t>() + report.skipped;
     write_file_atomic(dir / kEvalConfigName, dump_config(config));

@@ -84,6 +84,7 @@ struct ProcessGroup::Impl {
   c10::Device device{c10::kCPU};
   std::chrono::milliseconds timeout{0};
   double seconds = 0;  // in collectives
+  int gathers = 0;     // gather_to_writer calls so far (their store keys)
 };
 
 ProcessGroup::ProcessGroup() = default;
@@ -278,6 +279,25 @@ void ProcessGroup::barrier() const {
     std::vector<at::Tensor> tensors{value};
     impl_->backend->allreduce(tensors)->wait();
   });
+}
+
+std::vector<std::string> ProcessGroup::gather_to_writer(const std::string& value) const {
+  if (!impl_) return {value};
+  const std::string key = "gather/" + std::to_string(impl_->gathers++) + "/";
+  std::vector<std::string> values;
+  collective(*this, impl_->seconds, "gathering the ranks' results", [&] {
+    impl_->store->set(key + std::to_string(rank_),
+                      std::vector<std::uint8_t>(value.begin(), value.end()));
+    if (rank_ != 0) return;
+    for (int r = 0; r < world_; ++r) {
+      const std::vector<std::uint8_t> bytes = impl_->store->get(key + std::to_string(r));
+      values.emplace_back(bytes.begin(), bytes.end());
+      if (r > 0) impl_->store->deleteKey(key + std::to_string(r));
+    }
+    impl_->store->deleteKey(key + "0");
+  });
+  barrier();  // the other ranks stay until rank 0 has read their values
+  return values;
 }
 
 std::string ProcessGroup::check_same(

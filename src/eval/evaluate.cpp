@@ -1,5 +1,6 @@
 #include "perpo/eval/evaluate.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <map>
@@ -50,7 +51,10 @@ nlohmann::json Prediction::to_json() const {
 
 EvalResult evaluate(LlavaModelImpl& model, RecordPrompts& prompts,
                     const std::vector<DatasetRecord>& records, const Config& config,
-                    bool show_progress) {
+                    bool show_progress, const ProcessGroup* group) {
+  const ProcessGroup single;
+  const ProcessGroup& g = group != nullptr ? *group : single;
+  const auto world = static_cast<std::size_t>(g.world());
   const EvalConfig& eval = config.eval;
   PERPO_CHECK_INPUT(eval.batch_size >= 1, "eval.batch_size must be >= 1, got ", eval.batch_size);
   if (!config.reward.name.empty()) find_reward(config.reward.name);  // unknown: input error
@@ -67,8 +71,14 @@ EvalResult evaluate(LlavaModelImpl& model, RecordPrompts& prompts,
   EvalResult result;
   Progress bar(show_progress ? static_cast<std::int64_t>(total) : 0, "evaluating", "records");
   const auto start = std::chrono::steady_clock::now();
+  std::vector<std::size_t> predicted, skipped_at;  // record index of each prediction, skip
   for (std::size_t first = 0; first < total; first += eval.batch_size) {
     const std::size_t end = std::min<std::size_t>(first + eval.batch_size, total);
+    if ((first / eval.batch_size) % world != static_cast<std::size_t>(g.rank())) {
+      bar.advance(static_cast<std::int64_t>(end - first));  // another rank's batch
+      continue;
+    }
+    std::vector<std::size_t> batch_index;
     std::vector<const DatasetRecord*> batch;
     std::vector<const RewardSpec*> rewards;
     std::vector<GenerationPrompt> batch_prompts;
@@ -84,12 +94,14 @@ EvalResult evaluate(LlavaModelImpl& model, RecordPrompts& prompts,
             prompt, options.max_new_tokens, context,
             "lower eval.max_new_tokens, or skip such records with data.on_bad_record=skip");
         batch.push_back(&records[i]);
+        batch_index.push_back(i);
         rewards.push_back(&reward);
         batch_prompts.push_back(std::move(prompt));
       } catch (const Error& e) {
         if (!skip_bad || !e.is_input_error()) throw;
         PERPO_LOG_WARN("skipped ", e.what());
         result.skipped.push_back(e.what());
+        skipped_at.push_back(i);
       }
     }
     if (!batch.empty()) {
@@ -106,11 +118,59 @@ EvalResult evaluate(LlavaModelImpl& model, RecordPrompts& prompts,
         prediction.reward = scored.score;
         prediction.note = scored.note;
         result.predictions.push_back(std::move(prediction));
+        predicted.push_back(batch_index[b]);
       }
     }
     bar.advance(static_cast<std::int64_t>(end - first));
   }
   bar.finish();
+  if (world > 1) {
+    // Every rank's predictions, skips and token counts to rank 0, in record order there.
+    nlohmann::json mine = {
+        {"predictions", nlohmann::json::array()},
+        {"skipped", nlohmann::json::array()},
+        {"stats", {result.stats.prompt_tokens, result.stats.generated_tokens, result.stats.steps}}};
+    for (std::size_t k = 0; k < result.predictions.size(); ++k) {
+      const Prediction& p = result.predictions[k];
+      mine["predictions"].push_back(
+          {predicted[k], p.id, p.task, p.answer, p.ground_truth, p.reward, p.note});
+    }
+    for (std::size_t k = 0; k < result.skipped.size(); ++k) {
+      mine["skipped"].push_back({skipped_at[k], result.skipped[k]});
+    }
+    const std::vector<std::string> all =
+        g.gather_to_writer(mine.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    if (!g.writer()) return result;
+    std::vector<std::pair<std::size_t, Prediction>> predictions;
+    std::vector<std::pair<std::size_t, std::string>> skipped;
+    result.stats = GenerationStats();
+    for (const std::string& text : all) {
+      const nlohmann::json part = nlohmann::json::parse(text);
+      for (const auto& row : part.at("predictions")) {
+        Prediction p;
+        p.id = row[1].get<std::string>();
+        p.task = row[2].get<std::string>();
+        p.answer = row[3].get<std::string>();
+        p.ground_truth = row[4].get<std::string>();
+        p.reward = row[5].get<double>();
+        p.note = row[6].get<std::string>();
+        predictions.emplace_back(row[0].get<std::size_t>(), std::move(p));
+      }
+      for (const auto& row : part.at("skipped")) {
+        skipped.emplace_back(row[0].get<std::size_t>(), row[1].get<std::string>());
+      }
+      result.stats.prompt_tokens += part.at("stats")[0].get<std::int64_t>();
+      result.stats.generated_tokens += part.at("stats")[1].get<std::int64_t>();
+      result.stats.steps += part.at("stats")[2].get<std::int64_t>();
+    }
+    std::stable_sort(predictions.begin(), predictions.end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
+    std::stable_sort(skipped.begin(), skipped.end());
+    result.predictions.clear();
+    for (auto& [index, p] : predictions) result.predictions.push_back(std::move(p));
+    result.skipped.clear();
+    for (auto& [index, message] : skipped) result.skipped.push_back(std::move(message));
+  }
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
   result.metrics = eval_metrics(result.predictions, config);

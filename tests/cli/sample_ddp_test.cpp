@@ -1,6 +1,6 @@
-// `perpo sample` and `perpo logps` data parallel (issue 24): 2 and 3 ranks on 127.0.0.1 with Gloo write the file one
-// process writes, byte for byte, and leave no part files; a file begun by one process is
-// continued by the ranks to the same end.
+// `perpo sample`, `perpo logps` and `perpo eval` data parallel (issue 24): 2 and 3 ranks on
+// 127.0.0.1 with Gloo write the file one process writes, byte for byte, and leave no part files; a
+// file begun by one process is continued by the ranks to the same end.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -75,8 +75,8 @@ TEST(DataParallelLogps, WritesTheFileOneProcessWrites) {
   const fs::path records = perpo::test::write_train_records(dir, 5);
   run_job(1, sample_command(records, dir / "lists.jsonl"), dir / "logs-sample");
   auto logps = [&](const fs::path& output) {
-    std::vector<std::string> args = {"logps", "--input", (dir / "lists.jsonl").string(),
-                                     "--output", output.string()};
+    std::vector<std::string> args = {"logps", "--input", (dir / "lists.jsonl").string(), "--output",
+                                     output.string()};
     for (const auto& o : perpo::test::tiny_train_overrides(records, dir / "run")) args.push_back(o);
     return args;
   };
@@ -86,6 +86,27 @@ TEST(DataParallelLogps, WritesTheFileOneProcessWrites) {
   ASSERT_FALSE(one.empty());
   EXPECT_EQ(read_file_text(dir / "two.jsonl"), one);
   EXPECT_FALSE(has_part_files(dir));
+}
+
+// perpo eval on 3 ranks (batches dealt out) writes the predictions and metrics of one process.
+TEST(DataParallelEval, WritesThePredictionsAndMetricsOfOneProcess) {
+  const fs::path dir = perpo::test::fresh_scratch_dir("cli_sample_ddp", "eval");
+  const fs::path records = perpo::test::write_train_records(dir, 7);
+  auto eval = [&](const fs::path& out) {
+    std::vector<std::string> args = {"eval", "--input", records.string(), "--out", out.string()};
+    for (const auto& o : perpo::test::tiny_train_overrides(records, dir / "run")) args.push_back(o);
+    args.push_back("eval.batch_size=2");
+    args.push_back("eval.max_new_tokens=6");
+    return args;
+  };
+  run_job(1, eval(dir / "one"), dir / "logs-one");
+  run_job(3, eval(dir / "three"), dir / "logs-three");
+  for (const char* file : {"predictions.jsonl", "metrics.json"}) {
+    const std::string one = read_file_text(dir / "one" / file);
+    ASSERT_FALSE(one.empty()) << file;
+    EXPECT_EQ(read_file_text(dir / "three" / file), one) << file;
+  }
+  EXPECT_NE(read_file_text(dir / "one" / "predictions.jsonl").find("rec-6"), std::string::npos);
 }
 
 }  // namespace

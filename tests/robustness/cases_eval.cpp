@@ -5,7 +5,17 @@ namespace perpo::robustness {
 
 PERPO_ROBUSTNESS_CASES(eval) {
   const std::string run = "eval --config {dir}/c.yaml";
-  return {
+  // Data parallel: torchrun's variables, a bad set refused before anything is read or written.
+  Case port_missing{"dist_port_missing", run + " data.eval={dir}/records.jsonl",
+                    [](const fs::path& dir) { write_tiny_setup(dir); }, 2,
+                    "MASTER_PORT is not set"};
+  port_missing.env = "WORLD_SIZE=2 RANK=1 MASTER_ADDR=127.0.0.1";
+  Case no_rendezvous{"dist_no_rendezvous",
+                     run + " data.eval={dir}/records.jsonl" + " distributed.timeout_s=2",
+                     [](const fs::path& dir) { write_tiny_setup(dir); }, 1,
+                     "no rendezvous with rank 0 at 127.0.0.1:1 within 2 s"};
+  no_rendezvous.env = "WORLD_SIZE=2 RANK=1 MASTER_ADDR=127.0.0.1 MASTER_PORT=1";
+  CaseList rows = {
       {"missing_eval_records", run + " data.eval={dir}/none.jsonl",
        [](const fs::path& dir) { write_tiny_setup(dir); }, 2, "none.jsonl"},
       {"missing_checkpoint", run + " data.eval={dir}/records.jsonl --checkpoint {dir}/none",
@@ -62,6 +72,9 @@ PERPO_ROBUSTNESS_CASES(eval) {
        },
        2, "but config.json makes it"},
   };
+  rows.push_back(port_missing);
+  rows.push_back(no_rendezvous);
+  return rows;
 }
 
 }  // namespace perpo::robustness

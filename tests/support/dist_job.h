@@ -43,8 +43,9 @@ struct Rank {
 };
 
 // Starts `world` ranks of `perpo <args>` (rank r's extra arguments in per_rank[r], if any).
-inline std::vector<Rank> start_job(int world, const std::vector<std::string>& args, const std::filesystem::path& logs,
-                            const std::vector<std::vector<std::string>>& per_rank = {}) {
+inline std::vector<Rank> start_job(int world, const std::vector<std::string>& args,
+                                   const std::filesystem::path& logs,
+                                   const std::vector<std::vector<std::string>>& per_rank = {}) {
   const std::string port = std::to_string(free_port());
   std::vector<Rank> ranks;
   for (int r = 0; r < world; ++r) {
@@ -72,7 +73,8 @@ inline int wait_rank(const Rank& rank) {
 }
 
 // Runs a job to its end; every rank must exit 0.
-inline void run_job(int world, const std::vector<std::string>& args, const std::filesystem::path& logs) {
+inline void run_job(int world, const std::vector<std::string>& args,
+                    const std::filesystem::path& logs) {
   std::filesystem::create_directories(logs);
   const std::vector<Rank> ranks = start_job(world, args, logs);
   for (const Rank& rank : ranks) {

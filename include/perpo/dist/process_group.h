@@ -82,6 +82,10 @@ class ProcessGroup {
   bool any(bool flag) const;
   /// Waits for every rank.
   void barrier() const;
+  /// Rank 0 gets every rank's `value` (in rank order) through the store; the other ranks get an
+  /// empty list. For results of moderate size (an evaluation's predictions). A single process
+  /// gets {value}.
+  std::vector<std::string> gather_to_writer(const std::string& value) const;
   /// Every rank publishes `value` under `key` through the store and compares it with rank 0's;
   /// returns rank 0's value (this rank's own on a single process). Each rank gets every rank's
   /// value, so a mismatch is seen by all of them. `describe(rank0, mine)` explains a mismatch

@@ -22,6 +22,7 @@
 
 #include "perpo/config/config.h"
 #include "perpo/data/records.h"
+#include "perpo/dist/process_group.h"
 #include "perpo/generate/generator.h"
 #include "perpo/generate/record_prompts.h"
 #include "perpo/model/llava.h"
@@ -51,9 +52,13 @@ struct EvalResult {
 /// Greedy answers for `records` (the first eval.limit when > 0), eval.batch_size decoded together,
 /// scored and aggregated. Bad records throw perpo::Error (input) naming them, or are skipped and
 /// counted with data.on_bad_record=skip. `show_progress` draws a progress bar.
+/// Data parallel (`group` of W > 1 ranks, every rank calls it): batch b (of eval.batch_size
+/// records, the batches of one process) is decoded by rank b % W, and rank 0 gathers every
+/// rank's predictions in record order and computes the metrics: its result is one process's. The
+/// other ranks' results hold their own predictions only, without metrics.
 EvalResult evaluate(LlavaModelImpl& model, RecordPrompts& prompts,
                     const std::vector<DatasetRecord>& records, const Config& config,
-                    bool show_progress = false);
+                    bool show_progress = false, const ProcessGroup* group = nullptr);
 
 /// The metrics of scored predictions (see the file comment); records / evaluated count them and
 /// skipped is 0 (evaluate() sets both from the records it was given).
