@@ -282,21 +282,29 @@ void ProcessGroup::barrier() const {
 }
 
 std::vector<std::string> ProcessGroup::gather_to_writer(const std::string& value) const {
+  return gather(value, /*everyone=*/false);
+}
+
+std::vector<std::string> ProcessGroup::all_gather(const std::string& value) const {
+  return gather(value, /*everyone=*/true);
+}
+
+std::vector<std::string> ProcessGroup::gather(const std::string& value, bool everyone) const {
   if (!impl_) return {value};
   const std::string key = "gather/" + std::to_string(impl_->gathers++) + "/";
   std::vector<std::string> values;
   collective(*this, impl_->seconds, "gathering the ranks' results", [&] {
     impl_->store->set(key + std::to_string(rank_),
                       std::vector<std::uint8_t>(value.begin(), value.end()));
-    if (rank_ != 0) return;
+    if (!everyone && rank_ != 0) return;
     for (int r = 0; r < world_; ++r) {
       const std::vector<std::uint8_t> bytes = impl_->store->get(key + std::to_string(r));
       values.emplace_back(bytes.begin(), bytes.end());
-      if (r > 0) impl_->store->deleteKey(key + std::to_string(r));
     }
-    impl_->store->deleteKey(key + "0");
   });
-  barrier();  // the other ranks stay until rank 0 has read their values
+  barrier();  // every value has been read: each rank removes its own
+  collective(*this, impl_->seconds, "gathering the ranks' results",
+             [&] { impl_->store->deleteKey(key + std::to_string(rank_)); });
   return values;
 }
 

@@ -2,6 +2,7 @@
 #include "perpo/train/online.h"
 
 #include <algorithm>
+#include <unordered_map>
 
 #include "perpo/core/error.h"
 #include "perpo/generate/record_prompts.h"
@@ -41,10 +42,20 @@ std::vector<PreferenceList> OnlineSampler::operator()(LoadedModel& policy, std::
   RecordPrompts prompts(policy.config, *policy.tokenizer, config_);
   ListSampler sampler(*policy.model, prompts, config_);
   sampler.set_seed(config_.run.seed + static_cast<std::uint64_t>(step));
-  SampledBatch sampled = sampler.sample_in_batches(records_for(step));
+  const std::vector<DatasetRecord> chosen = records_for(step);
+  // Data parallel: this rank's share (each answer's stream depends on the record, not the batch).
+  const bool sharded = group_ != nullptr && group_->world() > 1;
+  std::vector<DatasetRecord> mine;
+  for (std::size_t i = 0; i < chosen.size(); ++i) {
+    if (!sharded ||
+        i % static_cast<std::size_t>(group_->world()) == static_cast<std::size_t>(group_->rank())) {
+      mine.push_back(chosen[i]);
+    }
+  }
+  SampledBatch sampled = sampler.sample_in_batches(mine);
   std::vector<PreferenceList> lists;
   std::map<std::string, double> reward_sum, answers, all_equal;
-  const auto short_lists = static_cast<double>(sampled.short_lists);
+  auto short_lists = static_cast<double>(sampled.short_lists);
   for (std::size_t i = 0; i < sampled.lists.size(); ++i) {
     PreferenceList& list = sampled.lists[i];
     const std::string& task = list.record.task;
@@ -53,6 +64,35 @@ std::vector<PreferenceList> OnlineSampler::operator()(LoadedModel& policy, std::
     const auto [lo, hi] = std::minmax_element(list.rewards.begin(), list.rewards.end());
     all_equal[task] += *lo == *hi ? 1.0 : 0.0;
     lists.push_back(std::move(list));
+  }
+  if (sharded) {  // every rank's lists, in the records' order, and the sums of every rank
+    const nlohmann::json part = {{"lists", online_lists_to_json(lists)},
+                                 {"reward_sum", reward_sum},
+                                 {"answers", answers},
+                                 {"all_equal", all_equal},
+                                 {"short_lists", short_lists}};
+    std::unordered_map<std::string, std::size_t> index_of;
+    for (std::size_t i = 0; i < chosen.size(); ++i) index_of.emplace(chosen[i].id, i);
+    lists.clear();
+    reward_sum.clear();
+    answers.clear();
+    all_equal.clear();
+    short_lists = 0;
+    for (const std::string& text : group_->all_gather(part.dump())) {
+      const nlohmann::json other = nlohmann::json::parse(text);
+      for (PreferenceList& list : online_lists_from_json(other.at("lists"))) {
+        lists.push_back(std::move(list));
+      }
+      for (const auto& [task, v] : other.at("reward_sum").items())
+        reward_sum[task] += v.get<double>();
+      for (const auto& [task, v] : other.at("answers").items()) answers[task] += v.get<double>();
+      for (const auto& [task, v] : other.at("all_equal").items())
+        all_equal[task] += v.get<double>();
+      short_lists += other.at("short_lists").get<double>();
+    }
+    std::stable_sort(lists.begin(), lists.end(), [&](const auto& a, const auto& b) {
+      return index_of.at(a.record.id) < index_of.at(b.record.id);
+    });
   }
   last_metrics_.clear();
   double total_sum = 0, total_answers = 0;

@@ -519,6 +519,7 @@ void Trainer::setup_online_mode() {
   const auto per_call = static_cast<std::size_t>(config_.train.lists_per_step) *
                         config_.train.grad_accum * config_.train.online_resample_every;
   online_sampler_ = std::make_shared<OnlineSampler>(config_, std::move(records), per_call);
+  online_sampler_->set_group(&group_);  // data parallel: each rank samples its share
   hooks_.resample = [sampler = online_sampler_](LoadedModel& policy, std::int64_t step) {
     return (*sampler)(policy, step);
   };
@@ -526,11 +527,6 @@ void Trainer::setup_online_mode() {
 
 void Trainer::check_data_parallel() const {
   if (group_.world() == 1) return;
-  if (config_.train.online_resample_every > 0) {
-    throw input_error("train.online_resample_every > 0 is not data parallel yet (WORLD_SIZE ",
-                      group_.world(), ")")
-        .hint("train online in one process, or sample the lists with perpo sample first");
-  }
   if (config_.train.lists_per_step < group_.world()) {
     throw input_error("train.lists_per_step (", config_.train.lists_per_step,
                       ") is the step's lists over all ranks: fewer than the ", group_.world(),

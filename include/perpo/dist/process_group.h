@@ -86,6 +86,8 @@ class ProcessGroup {
   /// empty list. For results of moderate size (an evaluation's predictions). A single process
   /// gets {value}.
   std::vector<std::string> gather_to_writer(const std::string& value) const;
+  /// Every rank gets every rank's `value`, in rank order ({value} in a single process).
+  std::vector<std::string> all_gather(const std::string& value) const;
   /// Every rank publishes `value` under `key` through the store and compares it with rank 0's;
   /// returns rank 0's value (this rank's own on a single process). Each rank gets every rank's
   /// value, so a mismatch is seen by all of them. `describe(rank0, mine)` explains a mismatch
@@ -98,6 +100,7 @@ class ProcessGroup {
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
+  std::vector<std::string> gather(const std::string& value, bool everyone) const;
   int rank_ = 0;
   int world_ = 1;
   std::string backend_ = "none";

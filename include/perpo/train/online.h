@@ -37,6 +37,7 @@
 
 #include "perpo/config/config.h"
 #include "perpo/data/records.h"
+#include "perpo/dist/process_group.h"
 #include "perpo/model/load.h"
 
 namespace perpo {
@@ -47,6 +48,10 @@ class OnlineSampler {
   OnlineSampler(const Config& config, std::vector<DatasetRecord> records,
                 std::size_t lists_per_call);
 
+  /// Data parallel: each rank samples every W-th of a call's records, and the ranks exchange
+  /// their lists (and metric sums) so that every rank returns the lists of one process, in the
+  /// same order. `group` must outlive the sampler; a group of 1 changes nothing.
+  void set_group(const ProcessGroup* group) { group_ = group; }
   /// The records the call at `step` samples for (the chooser above).
   std::vector<DatasetRecord> records_for(std::int64_t step) const;
 
@@ -64,6 +69,7 @@ class OnlineSampler {
   std::vector<DatasetRecord> records_;
   std::size_t lists_per_call_;
   std::map<std::string, double> last_metrics_;
+  const ProcessGroup* group_ = nullptr;
 };
 
 /// Re-sampled lists as JSON for trainer_state.json: every field training reads (record id, task,

@@ -22,7 +22,8 @@
 // are summed over ranks (so a non-finite loss on one rank skips the step on all), a stop seen by
 // any rank is agreed at the step's end, and rank 0 alone writes run.dir (config.yaml, log.txt,
 // metrics.jsonl, the reference cache, checkpoints: rank-independent, so a run resumes on any
-// world size) and evaluates. Not yet data parallel: online re-sampling (refused).
+// world size) and evaluates. Online re-sampling: each rank samples its share of the records and
+// the ranks exchange the lists (OnlineSampler::set_group).
 #pragma once
 
 #include <ATen/core/Tensor.h>
