@@ -3,8 +3,9 @@
 # same global batch) as 1 process and as 2 ranks, for the tiny model and a medium one; prints the
 # time per step, the seconds each rank spent in collectives per step (metrics.jsonl's comm_s:
 # all-reduce of the gradients and of the step's sums, ZeRO-1's broadcasts; waiting for the slower
-# rank included) and the share of the step that is. Gradients are all-reduced after the backward:
-# communication does not overlap computation. With --device cuda (bf16, NCCL; tools/gpu_check.sh
+# rank included) and the share of the step that is, and rank 0's peak memory (metrics.jsonl's
+# peak_memory_mb: the process's peak RSS on CPU, the allocator's peak on CUDA). Gradients are
+# all-reduced after the backward: communication does not overlap computation. With --device cuda (bf16, NCCL; tools/gpu_check.sh
 # runs it on machines with 2 or more GPUs): 1 process against --world ranks, one GPU each.
 #   tools/bench_ddp.sh [--steps N] [--perpo build/perpo] [--device cpu|cuda] [--world N]
 set -euo pipefail
@@ -56,11 +57,12 @@ import json, sys
 lines = [json.loads(l) for l in open(sys.argv[1]) if l.strip()][2:]
 step = sum(l["lists"] / l["lists_per_s"] for l in lines) / len(lines)
 comm = [l["comm_s"] for l in lines if "comm_s" in l]
+peak = max(l["peak_memory_mb"] for l in lines)
+text = f"{step * 1000:8.1f} ms/step   peak {peak:7.1f} MB"
 if comm:
     c = sum(comm) / len(comm)
-    print(f"{step * 1000:8.1f} ms/step   comm {c * 1000:7.1f} ms/step ({100 * c / step:4.1f}%)")
-else:
-    print(f"{step * 1000:8.1f} ms/step")
+    text += f"   comm {c * 1000:7.1f} ms/step ({100 * c / step:4.1f}%)"
+print(text)
 EOF
 }
 

@@ -359,6 +359,11 @@ ProcessGroup join_job(Config& config) {
   return group;
 }
 
+std::filesystem::path rank_part_path(const std::filesystem::path& output, int rank, int world) {
+  return output.parent_path() / ("." + output.filename().string() + ".rank-" +
+                                 std::to_string(rank) + "-of-" + std::to_string(world));
+}
+
 std::vector<std::size_t> rank_share(const std::vector<std::size_t>& indices, int rank, int world) {
   std::vector<std::size_t> mine;
   for (std::size_t i = static_cast<std::size_t>(rank); i < indices.size();

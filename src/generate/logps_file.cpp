@@ -56,9 +56,7 @@ LogpsSummary logps_file(LlavaModelImpl& model, RecordPrompts& prompts, const Con
 
   // One process: straight into `output`. Data parallel: this rank's lines ("<index>\t<json>")
   // into its part file, merged by rank 0 below.
-  const std::filesystem::path part =
-      output.parent_path() / ("." + output.filename().string() + ".rank-" +
-                              std::to_string(g.rank()) + "-of-" + std::to_string(g.world()));
+  const std::filesystem::path part = rank_part_path(output, g.rank(), g.world());
   const bool sharded = g.world() > 1;
   AtomicFileWriter writer(sharded ? part : output);
   Progress bar(static_cast<std::int64_t>(lists.size()), "log-probs", "lists");
@@ -107,9 +105,7 @@ LogpsSummary logps_file(LlavaModelImpl& model, RecordPrompts& prompts, const Con
     if (g.writer()) {
       std::vector<std::pair<std::size_t, std::string>> lines;
       for (int r = 0; r < g.world(); ++r) {
-        const std::filesystem::path p =
-            output.parent_path() / ("." + output.filename().string() + ".rank-" +
-                                    std::to_string(r) + "-of-" + std::to_string(g.world()));
+        const std::filesystem::path p = rank_part_path(output, r, g.world());
         std::istringstream in(read_file(p));
         for (std::string line; std::getline(in, line);) {
           const std::size_t tab = line.find('\t');

@@ -285,11 +285,6 @@ SampleSummary sample_to_file(ListSampler& sampler, const std::vector<DatasetReco
   return summary;
 }
 
-std::filesystem::path sample_part_path(const std::filesystem::path& output, int rank, int world) {
-  return output.parent_path() / ("." + output.filename().string() + ".rank-" +
-                                 std::to_string(rank) + "-of-" + std::to_string(world));
-}
-
 namespace {
 
 // The whole lines of a JSONL file (a cut last line left out), each with its list's "id".
@@ -349,7 +344,7 @@ SampleSummary sample_to_file_sharded(ListSampler& sampler,
   }
   std::vector<DatasetRecord> share;
   for (std::size_t i : rank_share(todo, group.rank(), group.world())) share.push_back(records[i]);
-  const std::filesystem::path part = sample_part_path(output, group.rank(), group.world());
+  const std::filesystem::path part = rank_part_path(output, group.rank(), group.world());
   SampleSummary mine = sample_to_file(sampler, share, part, lists_per_batch, force, stamp);
 
   // Counts every rank adds up: tokens, skipped records, dropped duplicates, short lists.
@@ -377,7 +372,7 @@ SampleSummary sample_to_file_sharded(ListSampler& sampler,
   // Rank 0: the kept lists and every part's, in the records' order, into `output`.
   std::vector<std::pair<std::string, std::string>> lines = kept;
   for (int r = 0; r < group.world(); ++r) {
-    for (auto& entry : id_lines(sample_part_path(output, r, group.world()))) {
+    for (auto& entry : id_lines(rank_part_path(output, r, group.world()))) {
       lines.push_back(std::move(entry));
     }
   }
@@ -391,7 +386,7 @@ SampleSummary sample_to_file_sharded(ListSampler& sampler,
   }
   if (stamp.is_object()) write_file_atomic(sample_stamp_path(output), stamp.dump(2) + "\n");
   for (int r = 0; r < group.world(); ++r) {
-    const std::filesystem::path p = sample_part_path(output, r, group.world());
+    const std::filesystem::path p = rank_part_path(output, r, group.world());
     std::error_code ignored;
     std::filesystem::remove(p, ignored);
     std::filesystem::remove(sample_stamp_path(p), ignored);

@@ -112,6 +112,12 @@ class FieldReader {
     return *value;
   }
 
+  /// A size that must be there: require(key, hint), then get_size(key, 0, max).
+  int required_size(const char* key, const std::string& hint, int max) const {
+    require(key, hint);
+    return get_size(key, 0, max);
+  }
+
   Error error(const char* key, const std::string& what) const {
     return input_error(source_, ": ", prefix_, key, " ", what);
   }

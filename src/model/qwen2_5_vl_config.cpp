@@ -28,8 +28,7 @@ constexpr const char* kMissingHint =
     "config.json";
 
 int required_size(const FieldReader& f, const char* key, int max = kMaxSize) {
-  f.require(key, kMissingHint);
-  return f.get_size(key, 0, max);
+  return f.required_size(key, kMissingHint, max);
 }
 
 /// The rope settings object: rope_scaling (Hub, transformers 4) or rope_parameters

@@ -35,8 +35,7 @@ constexpr const char* kMissingHint =
 
 // Every key of vision_config is required; errors name the file and `vision_config.<key>`.
 int required_size(const FieldReader& f, const char* key, int max = kMaxSize) {
-  f.require(key, kMissingHint);
-  return f.get_size(key, 0, max);
+  return f.required_size(key, kMissingHint, max);
 }
 
 std::string required_string(const FieldReader& f, const char* key) {

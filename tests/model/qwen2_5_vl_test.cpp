@@ -24,6 +24,7 @@
 #include "perpo/model/token_logps.h"
 #include "qwen_fixture_pixels.h"
 #include "test_paths.h"
+#include "test_util.h"
 
 namespace perpo {
 namespace {
@@ -308,14 +309,8 @@ json fixture_config(const std::string& name) {
 }
 
 std::string config_error(const json& config) {
-  try {
-    parse_qwen2_5_vl_config(config.dump(), "ckpt/config.json");
-  } catch (const Error& e) {
-    EXPECT_TRUE(e.is_input_error());
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a perpo::Error for " << config.dump();
-  return "";
+  return perpo::test::input_error_of(
+      [&] { parse_qwen2_5_vl_config(config.dump(), "ckpt/config.json"); });
 }
 
 TEST(QwenVLConfigTest, ReadsTheFixtures) {

@@ -18,6 +18,7 @@
 #include "perpo/model/safetensors.h"
 #include "qwen_fixture_pixels.h"
 #include "test_paths.h"
+#include "test_util.h"
 
 namespace perpo {
 namespace {
@@ -199,14 +200,8 @@ TEST(QwenVisionWindows, MalformedGridsAreRefused) {
 json fixture_config() { return json::parse(read_file(kFixture / "config.json")); }
 
 std::string config_error(const json& config) {
-  try {
-    parse_qwen_vision_config(config.dump(), "ckpt/config.json");
-  } catch (const Error& e) {
-    EXPECT_TRUE(e.is_input_error());
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a perpo::Error for " << config.dump();
-  return "";
+  return perpo::test::input_error_of(
+      [&] { parse_qwen_vision_config(config.dump(), "ckpt/config.json"); });
 }
 
 TEST(QwenVisionConfigTest, ReadsTheFixture) {

@@ -31,4 +31,17 @@ std::string error_of(F&& body) {
   return "";
 }
 
+/// error_of for bad input: the error must also be an input error (exit code 2).
+template <typename F>
+std::string input_error_of(F&& body) {
+  try {
+    body();
+  } catch (const Error& e) {
+    EXPECT_TRUE(e.is_input_error()) << e.what();
+    return e.what();
+  }
+  ADD_FAILURE() << "expected a perpo::Error (input)";
+  return "";
+}
+
 }  // namespace perpo::test

@@ -17,6 +17,7 @@
 #include <ATen/core/Tensor.h>
 #include <c10/core/Device.h>
 
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <string>
@@ -111,6 +112,10 @@ class ProcessGroup {
 /// and run.device "cuda", this rank's device becomes cuda:LOCAL_RANK (config.run.device is set to
 /// it). Without the launcher's variables: a single process, the config untouched.
 ProcessGroup join_job(Config& config);
+
+/// The part file that rank `rank` of `world` writes beside `output` (".<name>.rank-R-of-W") for
+/// rank 0 to merge: data-parallel sample, logps.
+std::filesystem::path rank_part_path(const std::filesystem::path& output, int rank, int world);
 
 /// This rank's share of a step's `indices`: every world-th one, starting at `rank` (the order of
 /// a single process's step, dealt out like cards: rank r gets indices[r], indices[r + W], ...).

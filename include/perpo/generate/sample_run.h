@@ -92,7 +92,4 @@ SampleSummary sample_to_file_sharded(ListSampler& sampler,
                                      bool force, const nlohmann::json& stamp,
                                      const ProcessGroup& group);
 
-/// The part file of `rank` of `world` beside `output` (sample_to_file_sharded).
-std::filesystem::path sample_part_path(const std::filesystem::path& output, int rank, int world);
-
 }  // namespace perpo
