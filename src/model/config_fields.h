@@ -131,6 +131,19 @@ class FieldReader {
   std::string prefix_;
 };
 
+/// The JSON object of a config.json's text; not JSON or not an object: an input error naming
+/// `source`.
+inline json parse_json_object(const std::string& json_text, const std::string& source) {
+  json root;
+  try {
+    root = json::parse(json_text);
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for 1e400
+    throw input_error(source, " is not valid JSON (", e.what(), ")");
+  }
+  if (!root.is_object()) throw input_error(source, " does not hold a JSON object");
+  return root;
+}
+
 /// `parse(text, source)` of <dir>/config.json; a missing file is an input error with `hint`.
 template <typename Parse>
 auto parse_config_json(const std::filesystem::path& dir, const char* hint, Parse parse) {

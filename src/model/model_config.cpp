@@ -146,13 +146,7 @@ TextConfig read_text(const FieldReader& top) {
 }  // namespace
 
 ModelConfig parse_model_config(const std::string& json_text, const std::string& source) {
-  json root;
-  try {
-    root = json::parse(json_text);
-  } catch (const json::exception& e) {  // parse_error, or out_of_range for 1e400
-    throw input_error(source, " is not valid JSON (", e.what(), ")");
-  }
-  if (!root.is_object()) throw input_error(source, " does not hold a JSON object");
+  const json root = model_detail::parse_json_object(json_text, source);
   FieldReader top(root, source, "");
   if (!top.has("model_type")) {
     throw top.error("model_type", "is missing")

@@ -73,13 +73,7 @@ bool QwenVisionConfig::full_attention(int block) const {
 }
 
 QwenVisionConfig parse_qwen_vision_config(const std::string& json_text, const std::string& source) {
-  json root;
-  try {
-    root = json::parse(json_text);
-  } catch (const json::exception& e) {  // parse_error, or out_of_range for 1e400
-    throw input_error(source, " is not valid JSON (", e.what(), ")");
-  }
-  if (!root.is_object()) throw input_error(source, " does not hold a JSON object");
+  const json root = model_detail::parse_json_object(json_text, source);
   auto type = root.find("model_type");
   if (type == root.end() || !type->is_string() || *type != "qwen2_5_vl") {
     throw input_error(source, ": model_type is ",

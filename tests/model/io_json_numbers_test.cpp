@@ -20,18 +20,7 @@ namespace perpo {
 namespace {
 using ::testing::HasSubstr;
 
-// The kind and text of the error `body` throws ("" and a failure when it throws none).
-template <typename F>
-std::string input_error_of(F&& body) {
-  try {
-    body();
-  } catch (const Error& e) {
-    EXPECT_TRUE(e.is_input_error()) << e.what();
-    return e.what();
-  }
-  ADD_FAILURE() << "expected a perpo::Error";
-  return "";
-}
+using test::input_error_of;
 
 std::string safetensors_bytes(const std::string& header) {
   std::string bytes(8, '\0');
