@@ -60,10 +60,18 @@ bool is_unused_vision_part(const std::string& canonical, int model_vision_layers
   return layer >= 0 && layer >= model_vision_layers;
 }
 
+// Where config.json keeps the key that ties the head, for hints.
+std::string tie_key_place(HfFamily family) {
+  return family == HfFamily::kLlava
+             ? "text_config (transformers ignores the top-level key)"
+             : "text_config (or at the top level when config.json has no text_config)";
+}
+
 }  // namespace
 
-LoadReport load_weights_from(torch::nn::Module& model, const SafetensorsCheckpoint& checkpoint,
-                             ModelConfig* config) {
+LoadReport load_hf_weights(torch::nn::Module& model, const SafetensorsCheckpoint& checkpoint,
+                           HfFamily family) {
+  const std::string family_name = hf_family_name(family);
   LoadReport report;
   report.files = checkpoint.file_count();
   std::vector<std::string> keys;
@@ -74,7 +82,7 @@ LoadReport load_weights_from(torch::nn::Module& model, const SafetensorsCheckpoi
       keys.push_back(key);
     }
   }
-  HfLayout layout = detect_hf_layout(keys);
+  HfLayout layout = detect_hf_layout(keys, family);
   report.layout = hf_layout_name(layout);
 
   std::map<std::string, torch::Tensor> params;  // canonical name -> parameter (adapters excluded)
@@ -89,7 +97,7 @@ LoadReport load_weights_from(torch::nn::Module& model, const SafetensorsCheckpoi
   std::vector<std::pair<std::string, std::string>> plan;  // (hf key, canonical)
   std::vector<std::string> unexpected;
   for (const std::string& key : keys) {
-    std::optional<std::string> canonical = hf_to_canonical(key, layout);
+    std::optional<std::string> canonical = hf_to_canonical(key, layout, family);
     if (!canonical) {
       unexpected.push_back(key);
       continue;
@@ -98,7 +106,8 @@ LoadReport load_weights_from(torch::nn::Module& model, const SafetensorsCheckpoi
     if (param == params.end()) {
       if (*canonical == "lm_head.weight" && params.count("language_model.embed_tokens.weight")) {
         // The model ties lm_head to embed_tokens: accept the checkpoint's copy only if it is one.
-        std::string embed_key = canonical_to_hf("language_model.embed_tokens.weight", layout);
+        std::string embed_key =
+            canonical_to_hf("language_model.embed_tokens.weight", layout, family);
         if (checkpoint.contains(embed_key) &&
             torch::equal(checkpoint.tensor(key), checkpoint.tensor(embed_key))) {
           report.skipped.push_back(key);
@@ -106,7 +115,7 @@ LoadReport load_weights_from(torch::nn::Module& model, const SafetensorsCheckpoi
         }
         throw input_error("checkpoint ", checkpoint.dir().string(), ": tensor '", key,
                           "' differs from embed_tokens but the model ties lm_head to embed_tokens")
-            .hint("set tie_word_embeddings to false in config.json's text_config");
+            .hint("set tie_word_embeddings to false in config.json's " + tie_key_place(family));
       }
       if (is_unused_vision_part(*canonical, model_vision_layers)) {
         report.skipped.push_back(key);
@@ -120,7 +129,7 @@ LoadReport load_weights_from(torch::nn::Module& model, const SafetensorsCheckpoi
       throw input_error("tensor '", key, "' in ", checkpoint.file_of(key).string(), " holds ",
                         safetensors_dtype_name(entry.dtype), " values but the model's parameter '",
                         *canonical, "' is floating point; integers are not converted to weights")
-          .hint("the checkpoint is corrupt or not a LLaVA weight file");
+          .hint("the checkpoint is corrupt or not a " + family_name + " weight file");
     }
     if (c10::IntArrayRef(entry.shape) != param->second.sizes()) {
       throw input_error("tensor '", key, "' in ", checkpoint.file_of(key).string(), " has shape ",
@@ -133,8 +142,9 @@ LoadReport load_weights_from(torch::nn::Module& model, const SafetensorsCheckpoi
   if (!unexpected.empty()) {
     throw input_error("checkpoint ", checkpoint.dir().string(), " has ", unexpected.size(),
                       " tensor(s) the model does not have (", report.layout,
-                      " layout): ", list_some(unexpected))
-        .hint("the checkpoint is not a LLaVA model matching config.json");
+                      " layout): ", list_some(unexpected), "; the first in ",
+                      checkpoint.file_of(unexpected.front()).string())
+        .hint("the checkpoint is not a " + family_name + " model matching config.json");
   }
   std::set<std::string> planned;
   for (const auto& item : plan) planned.insert(item.second);
@@ -145,11 +155,11 @@ LoadReport load_weights_from(torch::nn::Module& model, const SafetensorsCheckpoi
   if (!missing.empty()) {
     throw input_error("checkpoint ", checkpoint.dir().string(), " lacks ", missing.size(),
                       " parameter(s) of the model: ", list_some(missing), "; as ", report.layout,
-                      "-layout keys: '", canonical_to_hf(missing.front(), layout), "'")
+                      "-layout keys: '", canonical_to_hf(missing.front(), layout, family), "'")
         .hint(missing.front() == "lm_head.weight"
-                  ? "the checkpoint ties lm_head to embed_tokens: set "
-                    "tie_word_embeddings to true in config.json's text_config (transformers "
-                    "ignores the top-level key)"
+                  ? "the checkpoint ties lm_head to embed_tokens: set tie_word_embeddings to true "
+                    "in config.json's " +
+                        tie_key_place(family)
                   : "the checkpoint is incomplete or of another model");
   }
 
@@ -168,31 +178,44 @@ LoadReport load_weights_from(torch::nn::Module& model, const SafetensorsCheckpoi
     PERPO_CHECK(done.count(item.first), "parameter '", item.first, "' was not loaded from ",
                 checkpoint.dir().string());
   }
+  return report;
+}
+
+LoadReport load_weights_from(torch::nn::Module& model, const SafetensorsCheckpoint& checkpoint,
+                             ModelConfig* config) {
+  LoadReport report = load_hf_weights(model, checkpoint, HfFamily::kLlava);
   if (config != nullptr) config->key_layout = report.layout;
   return report;
 }
 
-void check_checkpoint_shapes(const ModelConfig& config, const fs::path& dir) {
+void check_hf_checkpoint_shapes(const std::vector<ParameterShape>& parameters, const fs::path& dir,
+                                HfFamily family) {
   SafetensorsCheckpoint checkpoint(dir);  // headers only: the data is mapped, not read
   std::vector<std::string> keys;
   for (const std::string& key : checkpoint.names()) {
     if (!is_ignored_hf_key(key)) keys.push_back(key);
   }
-  const HfLayout layout = detect_hf_layout(keys);
+  const HfLayout layout = detect_hf_layout(keys, family);
   std::map<std::string, std::string> hf_of;  // canonical -> checkpoint key
   for (const std::string& key : keys) {
-    if (auto canonical = hf_to_canonical(key, layout)) hf_of[*canonical] = key;
+    if (auto canonical = hf_to_canonical(key, layout, family)) hf_of[*canonical] = key;
   }
-  for (const ParameterShape& parameter : model_parameter_shapes(config)) {
+  for (const ParameterShape& parameter : parameters) {
     auto it = hf_of.find(parameter.name);
     if (it == hf_of.end()) continue;  // missing tensors: the strict load names them
     const std::vector<std::int64_t>& stored = checkpoint.entry(it->second).shape;
     if (stored != parameter.shape) {
-      throw input_error(dir.string(), ": tensor '", it->second, "' has shape ", shape_text(stored),
-                        " but config.json makes it ", shape_text(parameter.shape))
+      throw input_error(dir.string(), ": tensor '", it->second, "' in ",
+                        checkpoint.file_of(it->second).filename().string(), " has shape ",
+                        shape_text(stored), " but config.json makes it ",
+                        shape_text(parameter.shape))
           .hint("config.json and the weights must belong to the same model");
     }
   }
+}
+
+void check_checkpoint_shapes(const ModelConfig& config, const fs::path& dir) {
+  check_hf_checkpoint_shapes(model_parameter_shapes(config), dir, HfFamily::kLlava);
 }
 
 LoadReport load_weights(torch::nn::Module& model, const fs::path& dir, ModelConfig* config) {
@@ -221,26 +244,32 @@ NamedTensors canonical_state(torch::nn::Module& model) {
 }
 
 const std::vector<std::string>& tokenizer_file_names() {
-  static const std::vector<std::string> names = {
-      "tokenizer.model",         "tokenizer.json",     "tokenizer_config.json",
-      "special_tokens_map.json", "added_tokens.json",  "preprocessor_config.json",
-      "processor_config.json",   "chat_template.json", "chat_template.jinja",
-      "generation_config.json"};
+  static const std::vector<std::string> names = {"tokenizer.model",
+                                                 "tokenizer.json",
+                                                 "tokenizer_config.json",
+                                                 "special_tokens_map.json",
+                                                 "added_tokens.json",
+                                                 "preprocessor_config.json",
+                                                 "processor_config.json",
+                                                 "chat_template.json",
+                                                 "chat_template.jinja",
+                                                 "generation_config.json",
+                                                 "vocab.json",
+                                                 "merges.txt",
+                                                 "video_preprocessor_config.json"};
   return names;
 }
 
-void export_checkpoint(torch::nn::Module& model, const ModelConfig& config, const fs::path& out_dir,
-                       const ExportOptions& options) {
+std::size_t export_hf_folder(torch::nn::Module& model, HfFamily family,
+                             const std::string& config_json, const fs::path& out_dir,
+                             const ExportOptions& options) {
   HfLayout layout = parse_hf_layout(options.layout);
   NamedTensors tensors;
   for (auto& [name, tensor] : canonical_state(model)) {
     torch::Tensor value = tensor;
     if (options.to_bfloat16 && value.is_floating_point()) value = value.to(torch::kBFloat16);
-    tensors.emplace_back(canonical_to_hf(name, layout), value);
+    tensors.emplace_back(canonical_to_hf(name, layout, family), value);
   }
-  ModelConfig saved = config;
-  saved.key_layout = options.layout;
-  saved.tie_word_embeddings = config.tie_word_embeddings;
 
   // Build the folder beside its target, then swap it in: out_dir is complete or absent.
   fs::path target = fs::absolute(out_dir).lexically_normal();
@@ -254,7 +283,7 @@ void export_checkpoint(torch::nn::Module& model, const ModelConfig& config, cons
   TempPathGuard staging_guard(staging);  // removed if SIGINT / SIGTERM end perpo meanwhile
   try {
     write_safetensors_checkpoint(staging, tensors, options.max_shard_bytes);
-    save_model_config(saved, staging / "config.json");
+    write_file_atomic(staging / "config.json", config_json);
     if (!options.tokenizer_dir.empty()) {
       for (const std::string& name : tokenizer_file_names()) {
         fs::path source = options.tokenizer_dir / name;
@@ -280,7 +309,16 @@ void export_checkpoint(torch::nn::Module& model, const ModelConfig& config, cons
     throw;
   }
   PERPO_LOG_INFO("exported ", tensors.size(), " tensors to ", target.string(), " (",
-                 hf_layout_name(layout), " key layout)");
+                 hf_family_name(family), ", ", hf_layout_name(layout), " key layout)");
+  return tensors.size();
+}
+
+void export_checkpoint(torch::nn::Module& model, const ModelConfig& config, const fs::path& out_dir,
+                       const ExportOptions& options) {
+  parse_hf_layout(options.layout);  // a bad name fails before anything is computed
+  ModelConfig saved = config;
+  saved.key_layout = options.layout;
+  export_hf_folder(model, HfFamily::kLlava, model_config_json(saved), out_dir, options);
 }
 
 }  // namespace perpo

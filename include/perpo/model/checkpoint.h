@@ -1,4 +1,6 @@
-// Hugging Face LLaVA checkpoints in and out of a perpo model.
+// Hugging Face LLaVA checkpoints in and out of a perpo model, and the family-independent loader
+// and exporter under them (load_hf_weights, check_hf_checkpoint_shapes, export_hf_folder), which
+// qwen_checkpoint.h uses with Qwen2.5-VL's names.
 //
 //   perpo::ModelConfig config = perpo::load_model_config(dir);   // model_config.h
 //   perpo::LlavaModel model(config);                             // canonical parameter names
@@ -21,7 +23,9 @@
 #include <string>
 #include <vector>
 
+#include "perpo/model/hf_names.h"
 #include "perpo/model/model_config.h"
+#include "perpo/model/model_size.h"
 #include "perpo/model/safetensors.h"
 
 namespace perpo {
@@ -51,6 +55,18 @@ LoadReport load_weights(torch::nn::Module& model, const std::filesystem::path& d
 LoadReport load_weights_from(torch::nn::Module& model, const SafetensorsCheckpoint& checkpoint,
                              ModelConfig* config = nullptr);
 
+/// The strict load behind load_weights_from, for any family: `checkpoint`'s keys in `family`'s
+/// names (hf_names.h) onto `model`'s canonical parameters, with the same checks, skips and errors
+/// (a tied head: lm_head.weight absent, or equal to embed_tokens and skipped).
+LoadReport load_hf_weights(torch::nn::Module& model, const SafetensorsCheckpoint& checkpoint,
+                           HfFamily family);
+
+/// The shape check behind check_checkpoint_shapes, for any family: `parameters` (canonical names
+/// and shapes as the config makes them) against `dir`'s tensors in `family`'s names, from the
+/// headers alone. Tensors on neither side are left to the strict load.
+void check_hf_checkpoint_shapes(const std::vector<ParameterShape>& parameters,
+                                const std::filesystem::path& dir, HfFamily family);
+
 /// The model's weights under canonical names, for export: LoRA layers contribute their merged
 /// weight (W + scale B A), adapter tensors are left out. Tensors are detached (not copied when no
 /// merge is needed).
@@ -71,6 +87,13 @@ struct ExportOptions {
 /// into place, so `out_dir` is either complete or absent; an existing `out_dir` is replaced.
 void export_checkpoint(torch::nn::Module& model, const ModelConfig& config,
                        const std::filesystem::path& out_dir, const ExportOptions& options = {});
+
+/// The export behind export_checkpoint, for any family: canonical_state(model) under `family`'s
+/// names in options.layout (BF16 when options.to_bfloat16), `config_json` as config.json and the
+/// tokenizer files, built beside `out_dir` and renamed into place. Returns the tensors written.
+std::size_t export_hf_folder(torch::nn::Module& model, HfFamily family,
+                             const std::string& config_json, const std::filesystem::path& out_dir,
+                             const ExportOptions& options);
 
 /// The tokenizer and processor files export copies when present.
 const std::vector<std::string>& tokenizer_file_names();
