@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "perpo/core/error.h"
+#include "perpo/model/model_size.h"
 
 namespace perpo {
 namespace {
@@ -48,6 +49,7 @@ torch::Tensor Qwen2_5TextModelImpl::forward_with(const torch::Tensor& embeds,
 }
 
 Qwen2_5VLModelImpl::Qwen2_5VLModelImpl(const Qwen2_5VLConfig& config) : config_(config) {
+  check_model_fits_memory(config);  // before the first tensor: absurd sizes fail here
   PERPO_CHECK_INPUT(config.vision.out_hidden_size == config.text.hidden_size,
                     "vision_config.out_hidden_size ", config.vision.out_hidden_size,
                     " must equal the decoder's hidden_size ", config.text.hidden_size);
