@@ -168,6 +168,65 @@ Qwen2_5VLConfig parse_qwen2_5_vl_config(const std::string& json_text, const std:
   return c;
 }
 
+std::string qwen2_5_vl_config_json(const Qwen2_5VLConfig& c, const std::string& layout,
+                                   const std::string& dtype) {
+  if (layout != "old" && layout != "new") {
+    throw input_error("unknown Qwen2.5-VL config.json layout '", layout, "'")
+        .hint("use 'new' (text_config, transformers >= 4.52) or 'old' (the Hub's flat keys)");
+  }
+  if (dtype != "float32" && dtype != "bfloat16") {
+    throw input_error("unknown torch_dtype '", dtype, "'").hint("use 'float32' or 'bfloat16'");
+  }
+  const QwenVisionConfig& v = c.vision;
+  json vision = {{"model_type", "qwen2_5_vl"},
+                 {"depth", v.depth},
+                 {"hidden_size", v.hidden_size},
+                 {"intermediate_size", v.intermediate_size},
+                 {"num_heads", v.num_heads},
+                 {"in_channels", v.in_channels},
+                 {"patch_size", v.patch_size},
+                 {"spatial_merge_size", v.spatial_merge_size},
+                 {"temporal_patch_size", v.temporal_patch_size},
+                 {"window_size", v.window_size},
+                 {"out_hidden_size", v.out_hidden_size},
+                 {"fullatt_block_indexes", v.fullatt_block_indexes},
+                 {"hidden_act", v.hidden_act},
+                 {"tokens_per_second", v.tokens_per_second}};
+  const TextConfig& t = c.text;
+  // transformers 4.57 turns type "mrope" into "default"; both are what perpo reads back.
+  json text = {{"vocab_size", t.vocab_size},
+               {"hidden_size", t.hidden_size},
+               {"intermediate_size", t.intermediate_size},
+               {"num_hidden_layers", t.num_hidden_layers},
+               {"num_attention_heads", t.num_attention_heads},
+               {"num_key_value_heads", t.num_key_value_heads},
+               {"rms_norm_eps", t.rms_norm_eps},
+               {"rope_theta", t.rope_theta},
+               {"rope_scaling", {{"type", "mrope"}, {"mrope_section", c.mrope_section}}},
+               {"max_position_embeddings", t.max_position_embeddings},
+               {"hidden_act", t.hidden_act},
+               {"attention_dropout", 0.0},
+               {"use_sliding_window", false},
+               {"tie_word_embeddings", c.tie_word_embeddings}};
+  if (t.pad_token_id >= 0) text["pad_token_id"] = t.pad_token_id;
+  json root = {{"architectures", {"Qwen2_5_VLForConditionalGeneration"}},
+               {"model_type", "qwen2_5_vl"},
+               {"torch_dtype", dtype},
+               {"image_token_id", c.image_token_id},
+               {"video_token_id", c.video_token_id},
+               {"vision_start_token_id", c.vision_start_token_id},
+               {"vision_end_token_id", c.vision_end_token_id},
+               {"tie_word_embeddings", c.tie_word_embeddings},
+               {"vision_config", vision}};
+  if (layout == "new") {
+    text["model_type"] = "qwen2_5_vl_text";
+    root["text_config"] = text;
+  } else {
+    for (auto& [key, value] : text.items()) root[key] = value;
+  }
+  return root.dump(2) + "\n";
+}
+
 Qwen2_5VLConfig load_qwen2_5_vl_config(const fs::path& dir) {
   return model_detail::parse_config_json(dir, "a Qwen2.5-VL checkpoint folder holds config.json",
                                          parse_qwen2_5_vl_config);

@@ -103,6 +103,7 @@ QwenVisionConfig parse_qwen_vision_config(const std::string& json_text, const st
   v.out_hidden_size = required_size(f, "out_hidden_size");
   v.fullatt_block_indexes = read_full_attention_blocks(f, v.depth);
   v.hidden_act = required_string(f, "hidden_act");
+  v.tokens_per_second = f.get_size("tokens_per_second", 4, kMaxPixels);
   try {
     check_activation(v.hidden_act, "vision_config.hidden_act");
   } catch (Error& e) {

@@ -47,4 +47,14 @@ Qwen2_5VLConfig load_qwen2_5_vl_config(const std::filesystem::path& dir);
 /// Parses config.json text; `source` names it in error messages.
 Qwen2_5VLConfig parse_qwen2_5_vl_config(const std::string& json_text, const std::string& source);
 
+/// config.json text that transformers' Qwen2_5_VLForConditionalGeneration loads (4.57, checked
+/// by tools/check_qwen_export_in_transformers.py) and parse_qwen2_5_vl_config reads back: the
+/// text keys in `text_config` for `layout` "new" (transformers >= 4.52), at the top level for
+/// "old" (the Hub's files); rope_scaling {"type": "mrope", "mrope_section"}; tie_word_embeddings
+/// in both places; `dtype` ("float32" | "bfloat16") as torch_dtype. Keys perpo does not keep
+/// (bos / eos ids, sliding_window) are left to transformers' defaults: generation_config.json
+/// carries the ids generation uses.
+std::string qwen2_5_vl_config_json(const Qwen2_5VLConfig& config, const std::string& layout = "new",
+                                   const std::string& dtype = "float32");
+
 }  // namespace perpo

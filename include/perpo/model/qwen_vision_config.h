@@ -30,6 +30,9 @@ struct QwenVisionConfig {
   int out_hidden_size = 3584;    // the merger's output width (the decoder's hidden size)
   std::vector<int> fullatt_block_indexes = {7, 15, 23, 31};  // blocks with full attention
   std::string hidden_act = "silu";                           // the MLP's gate activation
+  // Video only (temporal rotary positions per second); optional, transformers' default 4 when
+  // absent. Kept so that an export writes the checkpoint's value back.
+  int tokens_per_second = 2;
 
   int head_dim() const { return hidden_size / num_heads; }
   /// Values of one pixel_values row: in_channels * temporal_patch_size * patch_size^2 (1176).
