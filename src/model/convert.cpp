@@ -13,6 +13,7 @@
 #include "perpo/model/llava.h"
 #include "perpo/model/load.h"
 #include "perpo/model/model_config.h"
+#include "perpo/model/qwen_checkpoint.h"
 #include "perpo/model/run_checkpoint.h"
 #include "perpo/model/safetensors.h"
 
@@ -31,14 +32,15 @@ void check_options(const ConvertOptions& options) {
   }
 }
 
-void check_input_folder(const fs::path& in_dir) {
+void check_input_folder(const fs::path& in_dir, const std::string& family = "LLaVA") {
+  const std::string hint =
+      "pass a Hugging Face " + family + " folder holding config.json and *.safetensors";
   if (!fs::is_directory(in_dir)) {
     throw input_error("checkpoint folder ", in_dir.string(), " does not exist or is not a folder")
-        .hint("pass a Hugging Face LLaVA folder holding config.json and *.safetensors");
+        .hint(hint);
   }
   if (!fs::is_regular_file(in_dir / "config.json")) {
-    throw input_error("checkpoint folder ", in_dir.string(), " has no config.json")
-        .hint("pass a Hugging Face LLaVA folder holding config.json and *.safetensors");
+    throw input_error("checkpoint folder ", in_dir.string(), " has no config.json").hint(hint);
   }
 }
 
@@ -107,6 +109,26 @@ ConvertSummary export_hf_checkpoint(const fs::path& in_dir, const fs::path& out_
   export_options.to_bfloat16 = options.dtype == "bf16";
   export_checkpoint(*model, config, out_dir, export_options);
 
+  return summarize_export(out_dir, report.layout, options);
+}
+
+ConvertSummary export_qwen2_5_vl_hf_checkpoint(const fs::path& in_dir, const fs::path& out_dir,
+                                               const ConvertOptions& options) {
+  check_options(options);
+  check_input_folder(in_dir, "Qwen2.5-VL");
+  if (same_folder(in_dir, out_dir)) {
+    throw input_error("export output ", out_dir.string(), " is the checkpoint folder itself")
+        .hint("pass a different --output folder; export replaces its output");
+  }
+  LoadReport report;
+  Qwen2_5VLModel model = load_qwen2_5_vl(in_dir, &report);
+  model->eval();
+
+  ExportOptions export_options;
+  export_options.layout = options.layout;
+  export_options.tokenizer_dir = in_dir;
+  export_options.to_bfloat16 = options.dtype == "bf16";
+  export_qwen2_5_vl(*model, out_dir, export_options);
   return summarize_export(out_dir, report.layout, options);
 }
 

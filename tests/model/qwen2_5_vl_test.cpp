@@ -12,13 +12,14 @@
 #include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <set>
 #include <string>
 
 #include "perpo/core/atomic_file.h"
 #include "perpo/core/error.h"
+#include "perpo/model/hf_names.h"
 #include "perpo/model/llama.h"
 #include "perpo/model/qwen2_5_vl.h"
+#include "perpo/model/qwen_checkpoint.h"
 #include "perpo/model/qwen_rope.h"
 #include "perpo/model/safetensors.h"
 #include "perpo/model/token_logps.h"
@@ -37,13 +38,6 @@ fs::path fixture_dir(const std::string& name) {
   return fs::path(test::kTestsDir) / "fixtures" / "model" / "qwen2_5_vl" / name;
 }
 
-/// perpo's parameter name -> the Hub's (the fixture files' keys).
-std::string hub_name(const std::string& name) {
-  const std::string decoder = "language_model.";
-  if (name.rfind(decoder, 0) == 0) return "model." + name.substr(decoder.size());
-  return name;  // visual.*, lm_head.weight
-}
-
 struct Fixture {
   Qwen2_5VLConfig config;
   Qwen2_5VLModel model{nullptr};
@@ -57,21 +51,10 @@ Fixture load(const std::string& name) {
   Fixture f;
   f.config = load_qwen2_5_vl_config(fixture_dir(name));
   f.model = Qwen2_5VLModel(f.config);
-  SafetensorsFile weights(fixture_dir(name) / "model.safetensors");
-  std::set<std::string> unused(weights.names().begin(), weights.names().end());
-  {
-    torch::NoGradGuard no_grad;
-    for (auto& item : f.model->named_parameters()) {
-      const std::string key = hub_name(item.key());
-      EXPECT_TRUE(weights.contains(key)) << key;
-      if (!weights.contains(key)) continue;
-      torch::Tensor stored = weights.tensor(key);
-      EXPECT_EQ(stored.sizes(), item.value().sizes()) << key;
-      item.value().copy_(stored.to(torch::kFloat));
-      unused.erase(key);
-    }
-  }
-  EXPECT_TRUE(unused.empty()) << *unused.begin();
+  // The strict loader (qwen_checkpoint.h): every parameter from the file (F16 widened), none left.
+  LoadReport report = load_qwen2_5_vl_weights(*f.model, fixture_dir(name));
+  EXPECT_EQ(report.layout, "old");
+  EXPECT_TRUE(report.skipped.empty());
   f.expected = std::make_shared<SafetensorsFile>(fixture_dir(name) / "expected.safetensors");
   f.ids = f.get("input_ids");
   f.mask = f.get("attention_mask");
@@ -149,7 +132,8 @@ void check_gradients(const std::string& name, bool checkpointing) {
   int compared = 0, stored = 0;
   for (const std::string& key : f.expected->names()) stored += key.rfind("grad.", 0) == 0;
   for (const auto& item : f.model->named_parameters()) {
-    const std::string key = "grad." + hub_name(item.key());
+    const std::string key = "grad." + canonical_to_hf(item.key(), HfLayout::kOld,
+                                                      HfFamily::kQwen2_5VL);  // the Hub's name
     ASSERT_TRUE(item.value().grad().defined()) << key;
     if (!f.expected->contains(key)) {
       EXPECT_EQ(key, "grad.visual.patch_embed.proj.weight");  // "batch" leaves it out (size)

@@ -1,4 +1,4 @@
-// Checkpoint folder -> Hugging Face LLaVA folder, the work behind `perpo export`.
+// Checkpoint folder -> Hugging Face LLaVA (or Qwen2.5-VL) folder, the work behind `perpo export`.
 //
 //   perpo::ConvertOptions options;
 //   options.layout = "old";                    // HF key layout of the output
@@ -41,6 +41,12 @@ struct ConvertSummary {
 ConvertSummary export_hf_checkpoint(const std::filesystem::path& in_dir,
                                     const std::filesystem::path& out_dir,
                                     const ConvertOptions& options = {});
+
+/// The same for a Hugging Face Qwen2.5-VL folder (qwen_checkpoint.h): loaded strictly into a
+/// Qwen2_5VLModel, written by export_qwen2_5_vl with the input's tokenizer / processor files.
+ConvertSummary export_qwen2_5_vl_hf_checkpoint(const std::filesystem::path& in_dir,
+                                               const std::filesystem::path& out_dir,
+                                               const ConvertOptions& options = {});
 
 /// A perpo training checkpoint (checkpoints/step-N) as a Hugging Face LLaVA folder: the model is
 /// rebuilt from the checkpoint's config.yaml (model.path's base weights, or the tiny model's
