@@ -93,7 +93,7 @@ ListTensors bench_list(const BenchShape& shape, const c10::Device& device, c10::
   return list;
 }
 
-PhaseFigures measure_train(LlavaModelImpl& model, const BenchShape& shape,
+PhaseFigures measure_train(VisionLanguageModel& model, const BenchShape& shape,
                            const c10::Device& device, c10::ScalarType dtype, int iterations) {
   set_trainable(model, /*vision=*/false, /*projector=*/true, /*llm=*/true);
   model.train();
@@ -116,7 +116,7 @@ PhaseFigures measure_train(LlavaModelImpl& model, const BenchShape& shape,
   });
 }
 
-PhaseFigures measure_sampling(LlavaModelImpl& model, const BenchShape& shape,
+PhaseFigures measure_sampling(VisionLanguageModel& model, const BenchShape& shape,
                               const c10::Device& device, int iterations) {
   for (auto& parameter : model.parameters()) parameter.mutable_grad() = at::Tensor();
   const ModelConfig& config = shape.model;

@@ -73,7 +73,7 @@ void register_eval(CLI::App& app, CommandRegistry& registry) {
     if (group.writer()) check_output_dir(dir, policy);
     set_threads(config.run.threads);
     LoadedModel loaded = load_eval_model(config, *checkpoint);
-    RecordPrompts prompts(loaded.config, *loaded.tokenizer, config);
+    RecordPrompts prompts(*loaded.model, *loaded.tokenizer, config);
     const std::vector<DatasetRecord> evaluated =
         config.eval.limit > 0 && static_cast<std::size_t>(config.eval.limit) < records.size()
             ? std::vector<DatasetRecord>(records.begin(), records.begin() + config.eval.limit)
@@ -82,7 +82,7 @@ void register_eval(CLI::App& app, CommandRegistry& registry) {
     check.reward_name = config.reward.name;
     check.reward_options = reward_options_from(config.reward);
     check.max_new_tokens = config.eval.max_new_tokens;
-    check.context = loaded.config.text.max_position_embeddings;
+    check.context = static_cast<int>(loaded.model->context_length());
     check.skip_bad = config.data.on_bad_record == "skip";
     check.hint = "lower eval.max_new_tokens, or skip such records with data.on_bad_record=skip";
     check_records(evaluated, prompts, check);  // every record, before anything is written

@@ -80,7 +80,7 @@ void register_sample(CLI::App& app, CommandRegistry& registry) {
     check.reward_name = config.reward.name;
     check.reward_options = reward_options_from(config.reward);
     check.max_new_tokens = config.sampling.max_new_tokens;
-    check.context = session.loaded.config.text.max_position_embeddings;
+    check.context = static_cast<int>(session.loaded.model->context_length());
     check.skip_bad = config.data.on_bad_record == "skip";
     check.hint = "lower sampling.max_new_tokens, or skip such records with data.on_bad_record=skip";
     check_records(records, *session.prompts, check);  // every record, before anything is written

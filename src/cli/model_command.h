@@ -67,7 +67,7 @@ inline ModelSession open_model(const Config& config) {
   ModelSession session;
   session.loaded = load_model(config);
   session.prompts =
-      std::make_unique<RecordPrompts>(session.loaded.config, *session.loaded.tokenizer, config);
+      std::make_unique<RecordPrompts>(*session.loaded.model, *session.loaded.tokenizer, config);
   PERPO_LOG_INFO(runtime_summary());
   return session;
 }

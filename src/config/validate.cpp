@@ -48,6 +48,9 @@ const std::vector<NumberRange> kNumberRanges = {
     {"data.max_prompt_tokens", 1, 1048576, false, false, "e.g. data.max_prompt_tokens=2048"},
     {"data.max_answer_tokens", 1, 1048576, false, false, "e.g. data.max_answer_tokens=256"},
     {"image.size", 1, 16384, false, false, "e.g. image.size=336"},
+    {"image.min_pixels", 0, 1e9, false, false, "e.g. image.min_pixels=3136 (0 = the checkpoint's)"},
+    {"image.max_pixels", 0, 1e9, false, false,
+     "e.g. image.max_pixels=1003520 (0 = the checkpoint's)"},
     {"image.mean", 0, 1, false, false,
      "pixels are in [0, 1]; CLIP's mean is [0.481, 0.458, 0.408]"},
     {"image.std", 1e-3, 10, false, false, "CLIP's std is [0.269, 0.261, 0.276]"},
@@ -217,6 +220,10 @@ void validate(const Config& c) {
           "use tokenizer.chat_template=vicuna_v1, or leave tokenizer.system_prompt empty");
 
   // image
+  require(c.image.min_pixels == 0 || c.image.max_pixels == 0 ||
+              c.image.min_pixels <= c.image.max_pixels,
+          "image.max_pixels", c.image.max_pixels, "must be >= image.min_pixels",
+          "e.g. image.min_pixels=3136 image.max_pixels=1003520");
   require(c.image.mean.size() == 3, "image.mean", c.image.mean.size(),
           "must hold 3 values (R, G, B)", "e.g. image.mean=[0.481, 0.458, 0.408]");
   require(c.image.std.size() == 3, "image.std", c.image.std.size(), "must hold 3 values (R, G, B)",

@@ -2,14 +2,23 @@
 #include "perpo/data/examples.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "perpo/core/error.h"
 
 namespace perpo {
 
 ExampleEncoder::ExampleEncoder(const ChatTemplate& chat, const DataConfig& config, int image_tokens)
-    : chat_(chat), config_(config), image_tokens_(image_tokens) {
+    : chat_(chat),
+      config_(config),
+      image_tokens_([image_tokens](const DatasetRecord&) { return image_tokens; }) {
   PERPO_CHECK(image_tokens >= 1, "image_tokens must be >= 1, got ", image_tokens);
+}
+
+ExampleEncoder::ExampleEncoder(const ChatTemplate& chat, const DataConfig& config,
+                               ImageTokens image_tokens)
+    : chat_(chat), config_(config), image_tokens_(std::move(image_tokens)) {
+  PERPO_CHECK(image_tokens_ != nullptr, "ExampleEncoder needs an image token count");
 }
 
 std::vector<int> ExampleEncoder::encode_prompt(const DatasetRecord& record) const {
@@ -29,7 +38,8 @@ std::vector<int> ExampleEncoder::encode_prompt(const DatasetRecord& record) cons
             "write the placeholder at most once, and only in records with an image (perpo "
             "adds it before the prompt when it is absent)");
   }
-  std::vector<int> ids = chat_.encode_prompt(record.prompt, !record.image.empty(), image_tokens_);
+  const int image_tokens = record.image.empty() ? 1 : image_tokens_(record);
+  std::vector<int> ids = chat_.encode_prompt(record.prompt, !record.image.empty(), image_tokens);
   if (config_.max_prompt_tokens > 0 && static_cast<int>(ids.size()) > config_.max_prompt_tokens) {
     throw input_error(record.source.to_string(), ": the prompt has ", ids.size(),
                       " tokens (image tokens included), more than data.max_prompt_tokens = ",
@@ -87,12 +97,13 @@ ListExample ExampleEncoder::encode_list(const PreferenceList& list) {
   return example;
 }
 
+RgbImage load_record_image(const DatasetRecord& record) {
+  return naming_record(record, [&] { return load_image(record.image_path); });
+}
+
 PixelValues load_pixels(const DatasetRecord& record, const ImageConfig& config) {
-  try {
-    return preprocess_image(load_image(record.image_path), config);
-  } catch (const Error& e) {
-    throw Error(e.kind(), record.source.to_string() + ": " + e.message()).hint(e.hint_text());
-  }
+  return naming_record(record,
+                       [&] { return preprocess_image(load_image(record.image_path), config); });
 }
 
 }  // namespace perpo

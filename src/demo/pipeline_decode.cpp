@@ -19,9 +19,9 @@ std::vector<std::string> demo_metric_names(const std::string& task) {
 
 }  // namespace
 
-DemoDecoder::DemoDecoder(LlavaModelImpl& model, const Tokenizer& tokenizer,
-                         const ModelConfig& model_config, const Config& config)
-    : model_(model), tokenizer_(tokenizer), model_config_(model_config), config_(config) {}
+DemoDecoder::DemoDecoder(VisionLanguageModel& model, const TextTokenizer& tokenizer,
+                         const Config& config)
+    : model_(model), tokenizer_(tokenizer), config_(config) {}
 
 std::vector<PreferenceList> DemoDecoder::sample_lists(const std::vector<DatasetRecord>& records,
                                                       int answers, bool add_ground_truth,
@@ -33,7 +33,7 @@ std::vector<PreferenceList> DemoDecoder::sample_lists(const std::vector<DatasetR
   config.sampling.reference_logps = reference_logps;
   config.run.seed = seed;
   config.sampling.lists_per_batch = batch;
-  RecordPrompts prompts(model_config_, tokenizer_, config);
+  RecordPrompts prompts(model_, tokenizer_, config);
   ListSampler sampler(model_, prompts, config);
   return sampler.sample_in_batches(records).lists;
 }
@@ -52,7 +52,7 @@ TaskMetrics DemoDecoder::evaluate(const std::vector<DatasetRecord>& records, int
   config.eval.limit = 0;
   config.eval.iou_threshold = 0.5;
   config.reward.name.clear();  // each task's default reward
-  RecordPrompts prompts(model_config_, tokenizer_, config);
+  RecordPrompts prompts(model_, tokenizer_, config);
   EvalResult result = perpo::evaluate(model_, prompts, records, config);
   const nlohmann::json& values = result.metrics.at(task);
   for (const std::string& name : demo_metric_names(task)) {

@@ -144,7 +144,7 @@ double run_sample_stage(DemoContext& c) {
   Config config = model_config_for(c, sft_model_dir(c));
   config.sampling.token_logps = token_logps;
   LoadedModel loaded = load_model(config);
-  DemoDecoder decoder(*loaded.model, *loaded.tokenizer, loaded.config, config);
+  DemoDecoder decoder(*loaded.model, *loaded.tokenizer, config);
   std::string text;
   nlohmann::json stats = nlohmann::json::object();
   for (const auto& task : plan.tasks) {
@@ -228,7 +228,7 @@ double run_arm_stage(DemoContext& c, const std::string& arm) {
   hooks.stop_requested = [] { return stop_requested(); };
   hooks.evaluate_at_start = true;  // the curves start at step 0, the stage-1 model
   hooks.evaluate = [&](LoadedModel& policy, std::int64_t) {
-    DemoDecoder decoder(*policy.model, *policy.tokenizer, policy.config, config);
+    DemoDecoder decoder(*policy.model, *policy.tokenizer, config);
     std::map<std::string, double> values;
     for (const auto& records : curves) {
       const TaskMetrics m = decoder.evaluate(records);
@@ -281,7 +281,7 @@ double run_eval_stage(DemoContext& c, DemoTable& results) {
           dump_config(eval_config(config, split_records(c.options.out, task, plan.eval_split))));
     }
     LoadedModel loaded = load_model(config);
-    DemoDecoder decoder(*loaded.model, *loaded.tokenizer, loaded.config, config);
+    DemoDecoder decoder(*loaded.model, *loaded.tokenizer, config);
     nlohmann::json metrics_json = nlohmann::json::object();
     std::string predictions;
     for (const auto& task : plan.tasks) {

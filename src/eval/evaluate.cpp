@@ -49,7 +49,7 @@ nlohmann::json Prediction::to_json() const {
           {"reward", reward}, {"notes", note}};
 }
 
-EvalResult evaluate(LlavaModelImpl& model, RecordPrompts& prompts,
+EvalResult evaluate(VisionLanguageModel& model, RecordPrompts& prompts,
                     const std::vector<DatasetRecord>& records, const Config& config,
                     bool show_progress, const ProcessGroup* group) {
   const ProcessGroup single;
@@ -62,9 +62,9 @@ EvalResult evaluate(LlavaModelImpl& model, RecordPrompts& prompts,
   const RewardOptions reward_options = reward_options_from(config.reward);
   GenerationOptions options;
   options.max_new_tokens = eval.max_new_tokens;
-  options.stop_ids = {prompts.tokenizer().eos_id()};
+  options.stop_ids = prompts.tokenizer().stop_ids();
   options.sampler = SamplerOptions::greedy_decoding();
-  const int context = model.config().text.max_position_embeddings;
+  const auto context = static_cast<int>(model.context_length());
 
   const std::size_t total =
       eval.limit > 0 ? std::min<std::size_t>(eval.limit, records.size()) : records.size();

@@ -22,7 +22,7 @@ TrainingEvaluator training_evaluator(const Config& config) {
         .hint("evaluation reads dataset records (id, image, prompt, ground_truth, task)");
   }
   return [config, records](LoadedModel& policy, std::int64_t) {
-    RecordPrompts prompts(policy.config, *policy.tokenizer, config);
+    RecordPrompts prompts(*policy.model, *policy.tokenizer, config);
     EvalResult result = evaluate(*policy.model, prompts, *records, config);
     std::map<std::string, double> values;
     for (const auto& [key, value] : result.metrics.items()) {

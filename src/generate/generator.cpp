@@ -14,7 +14,7 @@ namespace {
 /// Puts the model in eval mode (no dropout) for the scope, restoring training mode after.
 class EvalModeGuard {
  public:
-  explicit EvalModeGuard(LlavaModelImpl& model)
+  explicit EvalModeGuard(VisionLanguageModel& model)
       : model_(model), was_training_(model.is_training()) {
     model_.eval();
   }
@@ -23,13 +23,9 @@ class EvalModeGuard {
   }
 
  private:
-  LlavaModelImpl& model_;
+  VisionLanguageModel& model_;
   bool was_training_;
 };
-
-torch::TensorOptions model_options(LlavaModelImpl& model) {
-  return model.language_model->embed_tokens->weight.options();
-}
 
 }  // namespace
 
@@ -44,7 +40,8 @@ void check_prompt_fits_context(const GenerationPrompt& prompt, int max_new_token
   }
 }
 
-EncodedPrompts encode_prompts(LlavaModelImpl& model, const std::vector<GenerationPrompt>& prompts,
+EncodedPrompts encode_prompts(VisionLanguageModel& model,
+                              const std::vector<GenerationPrompt>& prompts,
                               const GenerationOptions& options) {
   PERPO_CHECK(!prompts.empty(), "encode_prompts needs at least one prompt");
   PERPO_CHECK_INPUT(options.max_new_tokens >= 1, "max_new_tokens must be >= 1, got ",
@@ -52,7 +49,7 @@ EncodedPrompts encode_prompts(LlavaModelImpl& model, const std::vector<Generatio
   EvalModeGuard eval_mode(model);
   torch::NoGradGuard no_grad;
   const auto R = static_cast<std::int64_t>(prompts.size());
-  const int context = model.config().text.max_position_embeddings;
+  const auto context = static_cast<int>(model.context_length());
   std::int64_t longest = 0;
   for (const GenerationPrompt& prompt : prompts) {
     PERPO_CHECK_INPUT(!prompt.prompt_ids.empty(), prompt.name, ": the prompt has no tokens");
@@ -61,10 +58,10 @@ EncodedPrompts encode_prompts(LlavaModelImpl& model, const std::vector<Generatio
                               "data.on_bad_record=skip");
     longest = std::max(longest, static_cast<std::int64_t>(prompt.prompt_ids.size()));
   }
-  const torch::TensorOptions options_f = model_options(model);
+  const torch::TensorOptions options_f = model.weight_options();
   torch::Tensor ids = torch::full({R, longest}, options.pad_id, torch::kInt64);  // (R, P)
   torch::Tensor mask = torch::zeros({R, longest}, torch::kBool);                 // (R, P)
-  std::vector<torch::Tensor> images;
+  std::vector<ModelImage> images;
   EncodedPrompts encoded;
   for (std::int64_t r = 0; r < R; ++r) {
     const GenerationPrompt& prompt = prompts[r];
@@ -74,16 +71,12 @@ EncodedPrompts encode_prompts(LlavaModelImpl& model, const std::vector<Generatio
         .copy_(torch::tensor(
             std::vector<std::int64_t>(prompt.prompt_ids.begin(), prompt.prompt_ids.end())));
     mask[r].narrow(0, 0, length).fill_(true);
-    if (prompt.pixel_values.defined()) images.push_back(prompt.pixel_values);
+    images.emplace_back(prompt.pixel_values, prompt.grid_thw);
     encoded.lengths.push_back(length);
   }
   ids = ids.to(options_f.device());
   mask = mask.to(options_f.device());
-  torch::Tensor pixels =
-      images.empty() ? torch::Tensor() : torch::stack(images).to(options_f);     // (I, 3, H, W)
-  torch::Tensor embeds = model.embed(ids, pixels);                               // (R, P, C)
-  torch::Tensor positions = torch::arange(longest, ids.options()).unsqueeze(0);  // (1, P)
-  DecoderOutput out = model.language_model(embeds, positions, mask);
+  PromptRun out = model.run_prompts(ids, mask, model.join_images(images).to(options_f));
   std::vector<std::int64_t> last(R);
   for (std::int64_t r = 0; r < R; ++r) last[r] = r * longest + encoded.lengths[r] - 1;
   torch::Tensor last_hidden = out.hidden.reshape({R * longest, -1})
@@ -92,6 +85,7 @@ EncodedPrompts encode_prompts(LlavaModelImpl& model, const std::vector<Generatio
   encoded.last_hidden = last_hidden;
   encoded.kv = std::move(out.present);
   encoded.mask = mask;
+  encoded.offsets = std::move(out.position_offsets);
   return encoded;
 }
 
@@ -107,10 +101,11 @@ PrefixState prompt_prefix(const EncodedPrompts& encoded, std::int64_t r) {
         encoded.kv.values[layer].narrow(0, r, 1).narrow(2, 0, prefix.length));  // (1, Hkv, P_r, D)
   }
   prefix.last_hidden = encoded.last_hidden.narrow(0, r, 1);  // (1, C)
+  prefix.position_offset = encoded.offsets.at(static_cast<std::size_t>(r));
   return prefix;
 }
 
-std::vector<GeneratedAnswer> decode_rows(LlavaModelImpl& model, const EncodedPrompts& encoded,
+std::vector<GeneratedAnswer> decode_rows(VisionLanguageModel& model, const EncodedPrompts& encoded,
                                          const std::vector<std::int64_t>& row_prompts,
                                          const std::vector<std::uint64_t>& row_seeds,
                                          const GenerationOptions& options, GenerationStats* stats) {
@@ -183,16 +178,17 @@ std::vector<GeneratedAnswer> decode_rows(LlavaModelImpl& model, const EncodedPro
     const auto now = static_cast<std::int64_t>(active.size());
     std::vector<std::int64_t> positions(now);
     for (std::int64_t i = 0; i < now; ++i) {
-      positions[i] = encoded.lengths[row_prompts[active[i]]] + step;  // token `step`'s position
+      const std::int64_t r = row_prompts[active[i]];
+      positions[i] = encoded.lengths[r] + encoded.offsets[r] + step;  // token `step`'s position
     }
     torch::Tensor token_ids = torch::tensor(next_tokens).to(device).unsqueeze(1);  // (rows, 1)
-    torch::Tensor embeds = model.language_model->embed_tokens(token_ids);          // (rows, 1, C)
-    torch::Tensor hidden = model.language_model->forward_with(
-        embeds, torch::tensor(positions).to(device).unsqueeze(1),
-        [&cache](std::size_t layer, const torch::Tensor& q, const torch::Tensor& k,
-                 const torch::Tensor& v, double scale) {
-          return cache.attend_step(layer, q, k, v, scale);
-        });  // (rows, 1, C)
+    torch::Tensor embeds = model.embed_text(token_ids);                            // (rows, 1, C)
+    torch::Tensor hidden =
+        model.run_text_with(embeds, torch::tensor(positions).to(device).unsqueeze(1),
+                            [&cache](std::size_t layer, const torch::Tensor& q,
+                                     const torch::Tensor& k, const torch::Tensor& v, double scale) {
+                              return cache.attend_step(layer, q, k, v, scale);
+                            });  // (rows, 1, C)
     cache.advance();
     if (stats) ++stats->steps;
     logits = model.lm_logits(hidden.squeeze(1));  // (rows, V)
@@ -200,7 +196,7 @@ std::vector<GeneratedAnswer> decode_rows(LlavaModelImpl& model, const EncodedPro
   return answers;
 }
 
-std::vector<std::vector<GeneratedAnswer>> generate(LlavaModelImpl& model,
+std::vector<std::vector<GeneratedAnswer>> generate(VisionLanguageModel& model,
                                                    const std::vector<GenerationPrompt>& prompts,
                                                    const GenerationOptions& options,
                                                    GenerationStats* stats) {

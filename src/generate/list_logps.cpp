@@ -13,7 +13,8 @@ namespace {
 /// Eval mode and no-grad for the scope, training mode restored after.
 class ScoringMode {
  public:
-  explicit ScoringMode(LlavaModelImpl& model) : model_(model), was_training_(model.is_training()) {
+  explicit ScoringMode(VisionLanguageModel& model)
+      : model_(model), was_training_(model.is_training()) {
     model_.eval();
   }
   ~ScoringMode() {
@@ -21,37 +22,36 @@ class ScoringMode {
   }
 
  private:
-  LlavaModelImpl& model_;
+  VisionLanguageModel& model_;
   bool was_training_;
   torch::NoGradGuard no_grad_;
 };
 
 }  // namespace
 
-std::vector<double> list_logps(LlavaModelImpl& model, const ListExample& example,
-                               const torch::Tensor& pixel_values, int chunk) {
+std::vector<double> list_logps(VisionLanguageModel& model, const ListExample& example,
+                               const ModelImage& image, int chunk) {
   PERPO_CHECK(!example.prompt_ids.empty(), example.source.to_string(), ": empty prompt");
   ScoringMode scoring(model);
-  const torch::TensorOptions options = model.language_model->embed_tokens->weight.options();
+  const torch::TensorOptions options = model.weight_options();
   torch::Tensor prompt =
       torch::tensor(std::vector<std::int64_t>(example.prompt_ids.begin(), example.prompt_ids.end()))
           .to(options.device())
           .unsqueeze(0);  // (1, P)
-  torch::Tensor pixels =
-      pixel_values.defined() ? pixel_values.unsqueeze(0).to(options) : torch::Tensor();
-  return list_logps(model, model.encode_prefix(prompt, pixels), example.answer_ids, chunk);
+  return list_logps(model, model.encode_prefix(prompt, model.join_images({image}).to(options)),
+                    example.answer_ids, chunk);
 }
 
-std::vector<double> list_logps(LlavaModelImpl& model, const PrefixState& prefix,
+std::vector<double> list_logps(VisionLanguageModel& model, const PrefixState& prefix,
                                const std::vector<std::vector<int>>& answer_ids, int chunk) {
   return answer_token_logps(model, prefix, answer_ids, chunk).sums;
 }
 
-AnswerLogps answer_token_logps(LlavaModelImpl& model, const PrefixState& prefix,
+AnswerLogps answer_token_logps(VisionLanguageModel& model, const PrefixState& prefix,
                                const std::vector<std::vector<int>>& answer_ids, int chunk) {
   PERPO_CHECK(chunk > 0, "list_logps chunk must be > 0");
   ScoringMode scoring(model);
-  const torch::Device device = model.language_model->embed_tokens->weight.device();
+  const torch::Device device = model.weight_options().device();
   AnswerLogps out;
   const auto N = static_cast<std::int64_t>(answer_ids.size());
   for (std::int64_t start = 0; start < N; start += chunk) {

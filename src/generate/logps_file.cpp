@@ -32,7 +32,7 @@ std::string LogpsSummary::to_text() const {
   return out.str();
 }
 
-LogpsSummary logps_file(LlavaModelImpl& model, RecordPrompts& prompts, const Config& config,
+LogpsSummary logps_file(VisionLanguageModel& model, RecordPrompts& prompts, const Config& config,
                         const std::filesystem::path& input, const std::filesystem::path& output,
                         const std::string& format, const ProcessGroup* group) {
   const ProcessGroup single;
@@ -70,7 +70,7 @@ LogpsSummary logps_file(LlavaModelImpl& model, RecordPrompts& prompts, const Con
       PreferenceList for_encoding = list;  // the encoder wants rewards; they are not used here
       if (!for_encoding.has_rewards()) for_encoding.rewards.assign(list.size(), 0.0);
       ListExample example = prompts.encode_list(for_encoding);
-      list.ref_logps = list_logps(model, example, prompts.pixels(list.record));
+      list.ref_logps = list_logps(model, example, prompts.image(list.record));
     } catch (const Error& e) {
       if (!skip_bad || !e.is_input_error()) throw;
       PERPO_LOG_WARN("skipped ", e.what());

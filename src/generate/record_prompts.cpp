@@ -14,32 +14,35 @@ std::string record_name(const DatasetRecord& record) {
   return record.source.to_string() + " (id " + record.id + ")";
 }
 
-void check_model_matches(const ModelConfig& model, const Tokenizer& tokenizer,
+void check_model_matches(VisionLanguageModel& model, const TextTokenizer& tokenizer,
                          const ChatTemplate& chat, const ImageConfig& image) {
   const std::string file = tokenizer.model_path().string();
-  if (tokenizer.vocab_size() > model.text.vocab_size) {
+  if (tokenizer.vocab_size() > model.vocab_size()) {
     throw input_error("tokenizer ", file, " has ", tokenizer.vocab_size(),
                       " token ids but the model's vocabulary (text_config.vocab_size) has ",
-                      model.text.vocab_size)
+                      model.vocab_size())
         .hint("use the tokenizer that belongs to this model (tokenizer.path)");
   }
-  if (chat.image_token_id() != model.image_token_index) {
+  if (chat.image_token_id() != model.image_token_id()) {
     throw input_error("tokenizer ", file, " gives the image placeholder id ", chat.image_token_id(),
-                      " but the model expects image_token_index ", model.image_token_index)
+                      " but the model expects image_token_index ", model.image_token_id())
         .hint("use the tokenizer that belongs to this model, or set tokenizer.image_token");
   }
-  if (image.size != model.vision.image_size) {
-    throw input_error("image.size is ", image.size, " but the model's vision tower takes ",
-                      model.vision.image_size, "-pixel images")
-        .hint("set image.size=" + std::to_string(model.vision.image_size));
-  }
+  model.check_image_config(image);
 }
 
-RecordPrompts::RecordPrompts(const ModelConfig& model, const Tokenizer& tokenizer,
+ExampleEncoder::ImageTokens image_token_counter(const VisionLanguageModel& model) {
+  return [&model](const DatasetRecord& record) {
+    return naming_record(record, [&] { return model.image_tokens(record.image_path); });
+  };
+}
+
+RecordPrompts::RecordPrompts(VisionLanguageModel& model, const TextTokenizer& tokenizer,
                              const Config& config)
-    : tokenizer_(tokenizer),
+    : model_(model),
+      tokenizer_(tokenizer),
       chat_(tokenizer, config.tokenizer),
-      encoder_(chat_, config.data, model.image_tokens()),
+      encoder_(chat_, config.data, image_token_counter(model)),
       image_(config.image) {
   check_model_matches(model, tokenizer, chat_, config.image);
 }
@@ -47,7 +50,9 @@ RecordPrompts::RecordPrompts(const ModelConfig& model, const Tokenizer& tokenize
 GenerationPrompt RecordPrompts::build(const DatasetRecord& record) {
   GenerationPrompt prompt;
   prompt.prompt_ids = encoder_.encode_sft(record).prompt_ids;
-  prompt.pixel_values = pixels(record);
+  const ModelImage prepared = image(record);
+  prompt.pixel_values = prepared.pixel_values;
+  prompt.grid_thw = prepared.grid_thw;
   prompt.name = record_name(record);
   return prompt;
 }
@@ -86,9 +91,9 @@ std::size_t check_records(const std::vector<DatasetRecord>& records, RecordPromp
   return bad;
 }
 
-torch::Tensor RecordPrompts::pixels(const DatasetRecord& record) const {
+ModelImage RecordPrompts::image(const DatasetRecord& record) const {
   if (record.image.empty()) return {};
-  return pixels_to_tensor(load_pixels(record, image_));  // (3, H, W)
+  return model_.prepare_image(load_record_image(record), image_);
 }
 
 ListExample RecordPrompts::encode_list(const PreferenceList& list) {

@@ -27,7 +27,7 @@ struct Pending {
 
 }  // namespace
 
-ListSampler::ListSampler(LlavaModelImpl& model, RecordPrompts& prompts, const Config& config)
+ListSampler::ListSampler(VisionLanguageModel& model, RecordPrompts& prompts, const Config& config)
     : model_(model),
       prompts_(prompts),
       sampling_(config.sampling),
@@ -36,11 +36,11 @@ ListSampler::ListSampler(LlavaModelImpl& model, RecordPrompts& prompts, const Co
       run_seed_(config.run.seed),
       skip_bad_records_(config.data.on_bad_record == "skip") {
   options_.max_new_tokens = sampling_.max_new_tokens;
-  options_.stop_ids = {prompts.tokenizer().eos_id()};
+  options_.stop_ids = prompts.tokenizer().stop_ids();
   options_.sampler = SamplerOptions::from(sampling_);
   options_.sampler.validate();
   const int pad = prompts.tokenizer().pad_id();
-  options_.pad_id = pad >= 0 && pad < model.config().text.vocab_size ? pad : 0;
+  options_.pad_id = pad >= 0 && pad < model.vocab_size() ? pad : 0;
   if (!reward_config_.name.empty()) find_reward(reward_config_.name);  // unknown: input error
   PERPO_CHECK_INPUT(sampling_.num_answers >= 2, "sampling.num_answers must be >= 2, got ",
                     sampling_.num_answers);
@@ -54,7 +54,7 @@ SampledBatch ListSampler::sample(const std::vector<DatasetRecord>& records) {
   SampledBatch batch;
   std::vector<Pending> pending;
   std::vector<GenerationPrompt> prompts;
-  const int context = model_.config().text.max_position_embeddings;
+  const auto context = static_cast<int>(model_.context_length());
   for (const DatasetRecord& record : records) {
     try {
       Pending p;

@@ -79,7 +79,10 @@ RgbImage decode_image(const std::uint8_t* bytes, std::size_t size, const std::st
   return image;
 }
 
-RgbImage load_image(const std::filesystem::path& path) {
+namespace {
+
+/// The bytes of an image file, with load_image's checks and messages.
+std::vector<std::uint8_t> read_image_file(const std::filesystem::path& path) {
   std::error_code error;
   const auto status = std::filesystem::status(path, error);
   if (!std::filesystem::exists(status)) {
@@ -103,7 +106,37 @@ RgbImage load_image(const std::filesystem::path& path) {
   if (in.bad()) {
     throw input_error("image file '", path.string(), "' could not be read");
   }
+  return bytes;
+}
+
+}  // namespace
+
+RgbImage load_image(const std::filesystem::path& path) {
+  const std::vector<std::uint8_t> bytes = read_image_file(path);
   return decode_image(bytes.data(), bytes.size(), path.string());
+}
+
+ImageDims read_image_dims(const std::filesystem::path& path) {
+  const std::vector<std::uint8_t> bytes = read_image_file(path);
+  if (bytes.empty()) {
+    throw input_error("image '", path.string(), "' is empty (0 bytes)")
+        .hint("the file was probably truncated while copying; restore it");
+  }
+  if (bytes.size() > static_cast<std::size_t>(INT32_MAX)) {
+    throw input_error("image '", path.string(), "' is too large to decode (", bytes.size(),
+                      " bytes)");
+  }
+  ImageDims dims;
+  int channels = 0;
+  if (!stbi_info_from_memory(bytes.data(), static_cast<int>(bytes.size()), &dims.width,
+                             &dims.height, &channels) ||
+      dims.width <= 0 || dims.height <= 0) {
+    const char* reason = stbi_failure_reason();
+    throw input_error("image '", path.string(), "' could not be decoded (",
+                      reason ? reason : "unknown", ")")
+        .hint(kFormatsHint);
+  }
+  return dims;
 }
 
 }  // namespace perpo

@@ -9,6 +9,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "perpo/core/atomic_file.h"
 #include "perpo/core/error.h"
@@ -76,6 +77,22 @@ class FieldReader {
     if (value == nullptr) return fallback;
     if (!value->is_number()) throw wrong_type(key, "a number", *value);
     return value->get<double>();
+  }
+  /// `count` finite numbers (e.g. image_mean: [0.48, 0.46, 0.41]); absent: `fallback`.
+  std::vector<double> get_doubles(const char* key, std::size_t count,
+                                  const std::vector<double>& fallback) const {
+    const json* value = find(key);
+    if (value == nullptr) return fallback;
+    const std::string expected = "a list of " + std::to_string(count) + " numbers";
+    if (!value->is_array() || value->size() != count) throw wrong_type(key, expected, *value);
+    std::vector<double> numbers;
+    for (const json& item : *value) {
+      if (!item.is_number() || !std::isfinite(item.get<double>())) {
+        throw wrong_type(key, expected, *value);
+      }
+      numbers.push_back(item.get<double>());
+    }
+    return numbers;
   }
   bool get_bool(const char* key, bool fallback) const {
     const json* value = find(key);

@@ -93,6 +93,9 @@ ConvertSummary export_hf_checkpoint(const fs::path& in_dir, const fs::path& out_
                                     const ConvertOptions& options) {
   check_options(options);
   check_input_folder(in_dir);
+  if (read_model_type(in_dir) == "qwen2_5_vl") {  // the family of config.json's model_type
+    return export_qwen2_5_vl_hf_checkpoint(in_dir, out_dir, options);
+  }
   if (same_folder(in_dir, out_dir)) {
     throw input_error("export output ", out_dir.string(), " is the checkpoint folder itself")
         .hint("pass a different --output folder; export replaces its output");
@@ -162,7 +165,7 @@ ConvertSummary export_training_checkpoint(const fs::path& checkpoint_dir, const 
   } else if (!tokenizer.empty() && fs::is_directory(tokenizer)) {
     export_options.tokenizer_dir = tokenizer;
   }
-  export_checkpoint(*model.model, model.config, out_dir, export_options);
+  model.model->export_hf(out_dir, export_options);
   return summarize_export(
       out_dir, "perpo training checkpoint (step " + std::to_string(content.step) + ")", options);
 }

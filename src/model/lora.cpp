@@ -97,17 +97,19 @@ void set_trainable(torch::nn::Module& model, bool vision, bool projector, bool l
     const std::string& name = item.key();
     if (is_adapter(name)) continue;
     bool train;
-    if (starts_with(name, "vision_tower.")) {
-      train = vision;
-    } else if (starts_with(name, "multi_modal_projector.")) {
+    // LLaVA: vision_tower. / multi_modal_projector.; Qwen2.5-VL: visual. with its merger (the
+    // 2x2 patch merger is its projector).
+    if (starts_with(name, "multi_modal_projector.") || starts_with(name, "visual.merger.")) {
       train = projector;
+    } else if (starts_with(name, "vision_tower.") || starts_with(name, "visual.")) {
+      train = vision;
     } else if (starts_with(name, kLanguageModel) || starts_with(name, "lm_head.")) {
       train = llm;
     } else {
       throw runtime_error("parameter '", name, "' belongs to no part (vision / projector / llm)")
           .hint(
-              "canonical names start with vision_tower., multi_modal_projector., language_model. "
-              "or lm_head.");
+              "canonical names start with vision_tower., multi_modal_projector., visual., "
+              "language_model. or lm_head.");
     }
     item.value().set_requires_grad(train);
   }

@@ -156,7 +156,9 @@ ModelConfig parse_model_config(const std::string& json_text, const std::string& 
   if (type != "llava") {
     throw top
         .error("model_type",
-               "is '" + type + "': unknown architecture; perpo loads LLaVA (llava) checkpoints")
+               "is '" + type +
+                   "': unknown architecture; perpo loads LLaVA (llava) and Qwen2.5-VL "
+                   "(qwen2_5_vl) checkpoints")
         .hint("llava-hf/llava-1.5-7b-hf is an example of a supported checkpoint");
   }
   ModelConfig config;
@@ -197,6 +199,20 @@ ModelConfig load_model_config(const fs::path& dir) {
   return model_detail::parse_config_json(
       dir, "model.path must be a Hugging Face checkpoint folder with config.json",
       parse_model_config);
+}
+
+std::string read_model_type(const fs::path& dir) {
+  return model_detail::parse_config_json(
+      dir, "model.path must be a Hugging Face checkpoint folder with config.json",
+      [](const std::string& text, const std::string& source) {
+        const json root = model_detail::parse_json_object(text, source);
+        FieldReader top(root, source, "");
+        if (!top.has("model_type")) {
+          throw top.error("model_type", "is missing")
+              .hint("a checkpoint's config.json names its family: \"llava\" or \"qwen2_5_vl\"");
+        }
+        return top.get_string("model_type", "");
+      });
 }
 
 ModelConfig tiny_model_config(const TinyModelConfig& tiny, int vocab_size,

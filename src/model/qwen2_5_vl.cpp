@@ -4,6 +4,7 @@
 
 #include "perpo/core/error.h"
 #include "perpo/model/model_size.h"
+#include "perpo/model/qwen_checkpoint.h"
 
 namespace perpo {
 namespace {
@@ -53,6 +54,9 @@ Qwen2_5VLModelImpl::Qwen2_5VLModelImpl(const Qwen2_5VLConfig& config) : config_(
   PERPO_CHECK_INPUT(config.vision.out_hidden_size == config.text.hidden_size,
                     "vision_config.out_hidden_size ", config.vision.out_hidden_size,
                     " must equal the decoder's hidden_size ", config.text.hidden_size);
+  image_options.patch_size = config.vision.patch_size;
+  image_options.merge_size = config.vision.spatial_merge_size;
+  image_options.temporal_patch_size = config.vision.temporal_patch_size;
   visual = register_module("visual", Qwen2_5VisionTransformer(config.vision));
   language_model = register_module("language_model", Qwen2_5TextModel(config));
   if (!config.tie_word_embeddings) {
@@ -85,11 +89,6 @@ torch::Tensor Qwen2_5VLModelImpl::embed(const torch::Tensor& input_ids,
   // As transformers' masked_scatter: the i-th image token (row-major over the batch) takes row i.
   return embeds.masked_scatter(is_image.unsqueeze(-1).expand_as(embeds),
                                features.to(embeds.scalar_type()));
-}
-
-torch::Tensor Qwen2_5VLModelImpl::lm_logits(const torch::Tensor& hidden) {
-  if (lm_head) return lm_head(hidden);
-  return torch::matmul(hidden, language_model->embed_tokens->weight.t());  // tied
 }
 
 Qwen2_5VLOutput Qwen2_5VLModelImpl::forward_embeds(const torch::Tensor& embeds,
@@ -128,6 +127,98 @@ Qwen2_5VLOutput Qwen2_5VLModelImpl::decode(const torch::Tensor& input_ids,
       forward_embeds(language_model->embed_tokens(input_ids), positions, key_mask, &past);
   out.rope_deltas = rope_deltas;
   return out;
+}
+
+namespace {
+/// 1-D text positions (B or 1, T) -> the three equal rows (3, B, T) of the multimodal rotary.
+torch::Tensor text_positions(const torch::Tensor& positions, std::int64_t batch) {
+  PERPO_CHECK(positions.dim() == 2, "text positions must be (B, T), got ", positions.sizes());
+  return positions.expand({batch, positions.size(1)}).unsqueeze(0).expand({3, -1, -1});
+}
+}  // namespace
+
+PromptRun Qwen2_5VLModelImpl::run_prompts(const torch::Tensor& ids,
+                                          const torch::Tensor& attention_mask,
+                                          const ModelImage& images) {
+  const torch::Tensor grid = images.defined() ? images.grid_thw : torch::Tensor();
+  PERPO_CHECK(!images.defined() || grid.defined(), "Qwen2.5-VL images need their image_grid_thw");
+  RopeIndex index = qwen_rope_index(ids, grid, attention_mask, config_);
+  torch::Tensor embeds = embed(ids, images.pixel_values, grid);  // (B, P, C)
+  DecoderOutput out = language_model->forward(embeds, index.positions, attention_mask);
+  PromptRun run;
+  run.hidden = std::move(out.hidden);
+  run.present = std::move(out.present);
+  // rope_deltas count from the padded length T; perpo's offsets from each row's real length L
+  // (vlm.h): the next position max + 1 = T + delta = L + offset.
+  const std::int64_t T = ids.size(1);
+  torch::Tensor real = attention_mask.defined()
+                           ? attention_mask.to(torch::kInt64).sum(1)
+                           : torch::full({ids.size(0)}, T, ids.options().dtype(torch::kInt64));
+  torch::Tensor offsets = (index.deltas.to(torch::kInt64) + T - real.to(index.deltas.device()))
+                              .to(torch::kCPU)
+                              .contiguous();  // (B)
+  run.position_offsets.assign(offsets.data_ptr<std::int64_t>(),
+                              offsets.data_ptr<std::int64_t>() + offsets.numel());
+  return run;
+}
+
+DecoderOutput Qwen2_5VLModelImpl::run_text(const torch::Tensor& embeds,
+                                           const torch::Tensor& positions,
+                                           const torch::Tensor& key_mask, const KVCache* past) {
+  return language_model->forward(embeds, text_positions(positions, embeds.size(0)), key_mask, past);
+}
+
+torch::Tensor Qwen2_5VLModelImpl::run_text_with(const torch::Tensor& embeds,
+                                                const torch::Tensor& positions,
+                                                const AttentionCore& core) {
+  return language_model->forward_with(embeds, text_positions(positions, embeds.size(0)), core);
+}
+
+ModelImage Qwen2_5VLModelImpl::join_images(const std::vector<ModelImage>& images) const {
+  std::vector<torch::Tensor> pixels, grids;
+  for (const ModelImage& image : images) {
+    if (!image.defined()) continue;
+    PERPO_CHECK(image.pixel_values.dim() == 2 && image.grid_thw.defined() &&
+                    image.grid_thw.dim() == 2 && image.grid_thw.size(1) == 3,
+                "a Qwen2.5-VL image must be patches (S, C*T*P*P) with grid_thw (I, 3), got ",
+                image.pixel_values.sizes());
+    pixels.push_back(image.pixel_values);
+    grids.push_back(image.grid_thw);
+  }
+  if (pixels.empty()) return {};
+  return ModelImage(torch::cat(pixels), torch::cat(grids));  // (sum S, 1176), (I, 3)
+}
+
+int Qwen2_5VLModelImpl::image_tokens(const std::filesystem::path& image) const {
+  const ImageDims dims = read_image_dims(image);
+  const ImageSize size =
+      smart_resize(dims.height, dims.width, image_options.patch_size * image_options.merge_size,
+                   image_options.min_pixels, image_options.max_pixels);
+  const int patches =
+      (size.height / image_options.patch_size) * (size.width / image_options.patch_size);
+  return patches / (image_options.merge_size * image_options.merge_size);
+}
+
+ModelImage Qwen2_5VLModelImpl::prepare_image(const RgbImage& image,
+                                             const ImageConfig& /*config*/) const {
+  QwenVlPixels pixels = preprocess_qwen_vl_image(image, image_options);
+  torch::Tensor values =
+      torch::from_blob(pixels.data.data(), {pixels.rows, pixels.cols}, torch::kFloat32).clone();
+  torch::Tensor grid = torch::tensor(
+      {static_cast<std::int64_t>(pixels.grid_thw[0]), static_cast<std::int64_t>(pixels.grid_thw[1]),
+       static_cast<std::int64_t>(pixels.grid_thw[2])},
+      torch::kInt64);
+  return ModelImage(values, grid.unsqueeze(0));  // (S, 1176), (1, 3)
+}
+
+void Qwen2_5VLModelImpl::export_hf(const std::filesystem::path& out_dir,
+                                   const ExportOptions& options) {
+  export_qwen2_5_vl(*this, out_dir, options);
+}
+
+void Qwen2_5VLModelImpl::check_image_config(const ImageConfig& image) const {
+  PERPO_CHECK_INPUT(image.mean.size() == 3 && image.std.size() == 3,
+                    "image.mean and image.std need 3 values (RGB)");
 }
 
 }  // namespace perpo

@@ -529,7 +529,7 @@ BpeTokenizer::~BpeTokenizer() = default;
 BpeTokenizer::BpeTokenizer(BpeTokenizer&&) noexcept = default;
 BpeTokenizer& BpeTokenizer::operator=(BpeTokenizer&&) noexcept = default;
 
-std::vector<int> BpeTokenizer::encode(std::string_view text) const {
+std::vector<int> BpeTokenizer::encode(std::string_view text, bool add_bos, bool add_eos) const {
   for (std::size_t at = 0; at < text.size();) {
     std::int32_t point = 0;
     const std::size_t length = code_point_at(text, at, &point);
@@ -537,6 +537,7 @@ std::vector<int> BpeTokenizer::encode(std::string_view text) const {
     at += length;
   }
   std::vector<int> ids;
+  if (add_bos && bos_id() >= 0) ids.push_back(bos_id());
   std::vector<Impl::Segment> segments, inner;
   impl_->split_added(text, impl_->raw_tokens, segments);
   for (const Impl::Segment& segment : segments) {
@@ -556,6 +557,7 @@ std::vector<int> BpeTokenizer::encode(std::string_view text) const {
       }
     }
   }
+  if (add_eos && eos_id() >= 0) ids.push_back(eos_id());
   return ids;
 }
 

@@ -5,14 +5,25 @@
 #include <utility>
 
 #include "perpo/core/error.h"
+#include "perpo/tokenizer/chatml_template.h"
 
 namespace perpo {
 
-ChatTemplate::ChatTemplate(const Tokenizer& tokenizer, const TokenizerConfig& config)
+ChatTemplate::ChatTemplate(const TextTokenizer& tokenizer, const TokenizerConfig& config)
     : tokenizer_(tokenizer), config_(config) {
+  if (config_.chat_template == "auto") {
+    config_.chat_template = tokenizer_.added_token_id("<|im_start|>") ? "chatml" : "vicuna_v1";
+  }
+  if (config_.chat_template == "chatml") {
+    chatml_ = std::make_shared<ChatMlTemplate>(tokenizer_, config_.system_prompt);
+    config_.image_token = "<|image_pad|>";
+    image_token_id_ = chatml_->image_token_id();
+    system_prompt_ = chatml_->system_prompt();
+    return;
+  }
   if (config_.chat_template != "vicuna_v1" && config_.chat_template != "plain") {
     throw input_error("unknown chat template '", config_.chat_template, "'")
-        .hint("tokenizer.chat_template must be vicuna_v1 or plain");
+        .hint("tokenizer.chat_template must be auto, vicuna_v1, plain or chatml");
   }
   const auto image_id = tokenizer_.added_token_id(config_.image_token);
   if (!image_id) {
@@ -28,6 +39,7 @@ ChatTemplate::ChatTemplate(const Tokenizer& tokenizer, const TokenizerConfig& co
 }
 
 std::string ChatTemplate::prompt_text(std::string_view user_prompt, bool has_image) const {
+  if (chatml_) return chatml_->prompt_text(user_prompt, has_image);
   std::string body;
   if (has_image && user_prompt.find(config_.image_token) == std::string_view::npos) {
     body = config_.image_token + "\n";
@@ -39,6 +51,7 @@ std::string ChatTemplate::prompt_text(std::string_view user_prompt, bool has_ima
 
 std::vector<int> ChatTemplate::encode_prompt(std::string_view user_prompt, bool has_image,
                                              int image_tokens) const {
+  if (chatml_) return chatml_->encode_prompt(user_prompt, has_image, image_tokens);
   PERPO_CHECK(image_tokens >= 1, "image_tokens must be >= 1, got ", image_tokens);
   const std::vector<int> ids =
       tokenizer_.encode(prompt_text(user_prompt, has_image), config_.add_bos);
@@ -57,6 +70,7 @@ std::vector<int> ChatTemplate::encode_prompt(std::string_view user_prompt, bool 
 
 std::vector<int> ChatTemplate::encode_answer(std::string_view answer, int max_tokens,
                                              bool* truncated) const {
+  if (chatml_) return chatml_->encode_answer(answer, max_tokens, truncated);
   // SentencePiece's dummy prefix supplies the space between "ASSISTANT:" and the answer.
   std::vector<int> ids = tokenizer_.encode(answer, /*add_bos=*/false, /*add_eos=*/true);
   if (truncated) *truncated = false;

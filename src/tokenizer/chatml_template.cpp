@@ -8,15 +8,15 @@
 
 namespace perpo {
 
-ChatMlTemplate::ChatMlTemplate(const BpeTokenizer& tokenizer, std::string system_prompt)
+ChatMlTemplate::ChatMlTemplate(const TextTokenizer& tokenizer, std::string system_prompt)
     : tokenizer_(tokenizer),
       system_prompt_(system_prompt.empty() ? std::string(kQwen2SystemPrompt)
                                            : std::move(system_prompt)) {
   for (const char* token :
        {"<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|image_pad|>", "<|vision_end|>"}) {
     if (!tokenizer_.added_token_id(token)) {
-      throw input_error("tokenizer ", tokenizer_.path().string(), " has no added token '", token,
-                        "', which Qwen2.5-VL's ChatML template needs")
+      throw input_error("tokenizer ", tokenizer_.model_path().string(), " has no added token '",
+                        token, "', which Qwen2.5-VL's ChatML template needs")
           .hint("use the tokenizer of a Qwen2-VL / Qwen2.5-VL checkpoint");
     }
   }

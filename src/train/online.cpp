@@ -39,7 +39,7 @@ std::vector<DatasetRecord> OnlineSampler::records_for(std::int64_t step) const {
 }
 
 std::vector<PreferenceList> OnlineSampler::operator()(LoadedModel& policy, std::int64_t step) {
-  RecordPrompts prompts(policy.config, *policy.tokenizer, config_);
+  RecordPrompts prompts(*policy.model, *policy.tokenizer, config_);
   ListSampler sampler(*policy.model, prompts, config_);
   sampler.set_seed(config_.run.seed + static_cast<std::uint64_t>(step));
   const std::vector<DatasetRecord> chosen = records_for(step);

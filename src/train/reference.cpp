@@ -78,7 +78,7 @@ namespace {
 /// The N answers of `example` scored by `model` in eval mode without gradients.
 /// The N answers of `tensors` (a ground-truth row left out) scored by `model` in eval mode
 /// without gradients.
-ListLogps score_answers_without_grad(LlavaModelImpl& model, ListTensors tensors) {
+ListLogps score_answers_without_grad(VisionLanguageModel& model, ListTensors tensors) {
   torch::NoGradGuard no_grad;
   const bool was_training = model.is_training();
   model.eval();
@@ -91,16 +91,16 @@ ListLogps score_answers_without_grad(LlavaModelImpl& model, ListTensors tensors)
 }
 
 /// The same for `example`, its tensors made on the model's device and dtype.
-ListLogps score_without_grad(LlavaModelImpl& model, const TrainExample& example,
+ListLogps score_without_grad(VisionLanguageModel& model, const TrainExample& example,
                              const Config& config) {
   const auto param = model.parameters().front();
   return score_answers_without_grad(
-      model, list_tensors(example, config, param.device(), param.scalar_type(), 0));
+      model, list_tensors(example, config, model, param.device(), param.scalar_type(), 0));
 }
 
 }  // namespace
 
-std::vector<double> reference_logps(LlavaModelImpl& model, const TrainExample& example,
+std::vector<double> reference_logps(VisionLanguageModel& model, const TrainExample& example,
                                     const Config& config) {
   at::Tensor values =
       score_without_grad(model, example, config).answers.to(torch::kFloat64).cpu();  // (N)
@@ -140,7 +140,7 @@ namespace {
 /// scale * B A x: with scale 0 the adapter adds exactly (+-)0 to every output.
 class AdaptersOff {
  public:
-  explicit AdaptersOff(LlavaModelImpl& model) {
+  explicit AdaptersOff(VisionLanguageModel& model) {
     PERPO_CHECK(adapters_are_all_that_trains(model),
                 "the frozen start needs a model whose LoRA adapters are all that trains");
     for (LoraLinearImpl* layer : adapted_layers(model)) {
@@ -160,20 +160,20 @@ class AdaptersOff {
 
 }  // namespace
 
-std::vector<double> frozen_start_logps(LlavaModelImpl& model, const TrainExample& example,
+std::vector<double> frozen_start_logps(VisionLanguageModel& model, const TrainExample& example,
                                        const Config& config) {
   AdaptersOff off(model);
   return reference_logps(model, example, config);
 }
 
-at::Tensor reference_token_logps(LlavaModelImpl& model, const ListTensors& tensors,
+at::Tensor reference_token_logps(VisionLanguageModel& model, const ListTensors& tensors,
                                  bool adapters_off) {
   std::optional<AdaptersOff> off;
   if (adapters_off) off.emplace(model);
   return score_answers_without_grad(model, tensors).token_logps;  // (N, A)
 }
 
-std::string token_reference_source(const Config& config, LlavaModelImpl& policy) {
+std::string token_reference_source(const Config& config, VisionLanguageModel& policy) {
   const std::string& reference = config.loss.reference;
   if (reference == "live") return "live";
   if (reference == "auto" && adapters_are_all_that_trains(policy)) return "adapters-off";
@@ -238,7 +238,7 @@ ReferencePlan prepare_reference(TrainData& data, LoadedModel& model, const Confi
   return plan;
 }
 
-void ReferenceSource::check_online(const Config& config, LlavaModelImpl& policy) {
+void ReferenceSource::check_online(const Config& config, VisionLanguageModel& policy) {
   // grpo's token-level reference is checked by prepare_reference, the same offline and online.
   if (!loss_needs_reference(config.loss) || loss_needs_token_reference(config.loss) ||
       config.loss.reference == "live" || config.loss.reference == "sampler") {
@@ -278,7 +278,8 @@ at::Tensor ReferenceSource::step_logps(const TrainExample& example, const at::Te
   return stored;
 }
 
-at::Tensor ReferenceSource::step_token_logps(const ListTensors& tensors, LlavaModelImpl& policy) {
+at::Tensor ReferenceSource::step_token_logps(const ListTensors& tensors,
+                                             VisionLanguageModel& policy) {
   if (live_) return reference_token_logps(*live_->model, tensors);
   PERPO_CHECK(plan_.source == "adapters-off", "no token-level reference for this run");
   return reference_token_logps(policy, tensors, /*adapters_off=*/true);

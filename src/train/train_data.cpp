@@ -11,6 +11,7 @@
 #include "perpo/batch/collate.h"
 #include "perpo/core/error.h"
 #include "perpo/data/jsonl.h"
+#include "perpo/generate/record_prompts.h"
 #include "perpo/tokenizer/chat_template.h"
 
 namespace perpo {
@@ -49,7 +50,7 @@ void check_not_empty(const TrainData& data, const Config& config) {
 TrainData encode_lists(const std::vector<PreferenceList>& lists, const Config& config,
                        const LoadedModel& model) {
   ChatTemplate chat(*model.tokenizer, config.tokenizer);
-  ExampleEncoder encoder(chat, config.data, model.config.image_tokens());
+  ExampleEncoder encoder(chat, config.data, image_token_counter(*model.model));
   const bool with_target = config.loss.nll_weight > 0;
   TrainData data;
   for (const PreferenceList& list : lists) {
@@ -76,7 +77,7 @@ TrainData load_train_data(const Config& config, const LoadedModel& model) {
   if (is_sft(config)) {
     std::vector<DatasetRecord> records = read_dataset(config.data.train, options, &report);
     ChatTemplate chat(*model.tokenizer, config.tokenizer);
-    ExampleEncoder encoder(chat, config.data, model.config.image_tokens());
+    ExampleEncoder encoder(chat, config.data, image_token_counter(*model.model));
     for (DatasetRecord& record : records) {
       SftExample sft = encoder.encode_sft(record);
       TrainExample example;
@@ -99,7 +100,8 @@ TrainData load_train_data(const Config& config, const LoadedModel& model) {
 }
 
 ListTensors list_tensors(const TrainExample& example, const Config& config,
-                         const c10::Device& device, c10::ScalarType pixel_dtype, int pad_id) {
+                         const VisionLanguageModel& model, const c10::Device& device,
+                         c10::ScalarType pixel_dtype, int pad_id) {
   const ListExample& list = example.list;
   ListTensors out;
   out.answers = static_cast<std::int64_t>(list.answer_ids.size());
@@ -130,8 +132,11 @@ ListTensors list_tensors(const TrainExample& example, const Config& config,
   out.answer_ids = ids.to(device);
   out.answer_mask = mask.to(device);
   if (!example.record.image.empty()) {
-    PixelValues pixels = load_pixels(example.record, config.image);
-    out.pixel_values = pixels_to_tensor(pixels).unsqueeze(0).to(device, pixel_dtype);
+    const ModelImage image =
+        model.join_images({model.prepare_image(load_record_image(example.record), config.image)})
+            .to(torch::TensorOptions().device(device).dtype(pixel_dtype));
+    out.pixel_values = image.pixel_values;
+    out.grid_thw = image.grid_thw;
   }
   if (!list.rewards.empty()) {
     out.rewards = torch::tensor(list.rewards, torch::kFloat64).to(torch::kFloat32).to(device);
@@ -153,8 +158,9 @@ ListTensors list_tensors(const TrainExample& example, const Config& config,
   return out;
 }
 
-ListLogps score_list(LlavaModelImpl& model, const ListTensors& tensors) {
-  PrefixState prefix = model.encode_prefix(tensors.prefix_ids, tensors.pixel_values);
+ListLogps score_list(VisionLanguageModel& model, const ListTensors& tensors) {
+  PrefixState prefix =
+      model.encode_prefix(tensors.prefix_ids, ModelImage(tensors.pixel_values, tensors.grid_thw));
   at::Tensor token_logps =
       model.answer_logps(prefix, tensors.answer_ids, tensors.answer_mask);  // (R, A)
   at::Tensor tokens32 = token_logps.to(torch::kFloat32);                    // (R, A)

@@ -292,7 +292,7 @@ void Trainer::check_grpo_lists() const {
 }
 
 void Trainer::score_and_backward(const TrainExample& example, double scale, std::int64_t& tokens) {
-  ListTensors t = list_tensors(example, config_, device_, dtype_, pad_id_);
+  ListTensors t = list_tensors(example, config_, *model_.model, device_, dtype_, pad_id_);
   ListwiseInputs in;
   const bool grpo = loss_.name == "grpo";
   if (grpo && loss_needs_token_reference(loss_)) {  // before the policy's graph is built
@@ -327,19 +327,22 @@ void Trainer::score_and_backward(const TrainExample& example, double scale, std:
 void Trainer::sft_backward(const std::vector<std::size_t>& indices, double scale,
                            std::int64_t& tokens) {
   std::vector<SftExample> records;
-  std::vector<PixelValues> pixels;  // of the records that have an image, in order
+  std::vector<ModelImage> images;  // of the records that have an image, in order
+  VisionLanguageModel& model = *model_.model;
   for (std::size_t index : indices) {
     const TrainExample& example = data_.examples[index];
     records.push_back(
         {example.list.prompt_ids, example.list.answer_ids.front(), example.list.source});
-    if (!example.record.image.empty()) pixels.push_back(load_pixels(example.record, config_.image));
+    if (!example.record.image.empty()) {
+      images.push_back(model.prepare_image(load_record_image(example.record), config_.image));
+    }
   }
-  const SftBatch batch = collate_sft(records, pixels, pad_id_);
-  const at::Tensor pixel_values =
-      batch.pixel_values.defined() ? batch.pixel_values.to(device_, dtype_) : at::Tensor();
-  const at::Tensor logps = model_.model->sequence_answer_logps(
-      batch.input_ids.to(device_), pixel_values, batch.attention_mask.to(device_),
-      batch.answer_start, batch.answer_mask);  // (B, A)
+  const SftBatch batch = collate_sft(records, {}, pad_id_);
+  const ModelImage joined =
+      model.join_images(images).to(torch::TensorOptions().device(device_).dtype(dtype_));
+  const at::Tensor logps = model.sequence_answer_logps(
+      batch.input_ids.to(device_), joined, batch.attention_mask.to(device_), batch.answer_start,
+      batch.answer_mask);  // (B, A)
   ListwiseInputs in;
   in.policy_logps = logps.to(torch::kFloat32).sum(1).unsqueeze(1);                        // (B, 1)
   in.answer_tokens = batch.answer_mask.sum(1).to(device_, torch::kFloat32).unsqueeze(1);  // (B, 1)

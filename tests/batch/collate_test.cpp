@@ -14,6 +14,7 @@
 #include "perpo/core/error.h"
 #include "perpo/data/examples.h"
 #include "perpo/data/jsonl.h"
+#include "perpo/tokenizer/tokenizer.h"
 #include "test_paths.h"
 
 namespace perpo {

@@ -22,7 +22,7 @@ class DemoEvaluate : public test::TinyRecordsTest {
 };
 
 TEST_F(DemoEvaluate, GroundingMetricsAreTheEvalModules) {
-  DemoDecoder decoder(*model, test::tiny_tokenizer(), model->config(), config);
+  DemoDecoder decoder(*model, test::tiny_tokenizer(), config);
   const TaskMetrics m = decoder.evaluate(records, 2);
   std::vector<std::string> names;
   for (const auto& [name, value] : m.values) names.push_back(name);
@@ -31,7 +31,7 @@ TEST_F(DemoEvaluate, GroundingMetricsAreTheEvalModules) {
                                              "unparsable_se"}));
   EXPECT_EQ(m.values.at("n"), 5.0);
 
-  RecordPrompts prompts(model->config(), test::tiny_tokenizer(), config);
+  RecordPrompts prompts(*model, test::tiny_tokenizer(), config);
   const EvalResult result = evaluate(*model, prompts, records, config);
   ASSERT_EQ(m.predictions.size(), 5u);
   for (std::size_t r = 0; r < 5; ++r) {
@@ -49,7 +49,7 @@ TEST_F(DemoEvaluate, OcrExactMatchWithStandardError) {
     record.task = "ocr";
     record.ground_truth = "zq zq zq";
   }
-  DemoDecoder decoder(*model, test::tiny_tokenizer(), model->config(), config);
+  DemoDecoder decoder(*model, test::tiny_tokenizer(), config);
   const std::string first = decoder.evaluate(records).predictions.at(0);
   ASSERT_FALSE(first.empty());
   ASSERT_NE(first, "zq zq zq");

@@ -82,7 +82,7 @@ class Evaluate : public test::TinyRecordsTest {
 TEST_F(Evaluate, GreedyAnswersScoredAndWritten) {
   config.eval.batch_size = 2;
   config.eval.max_new_tokens = 5;
-  RecordPrompts prompts(model->config(), test::tiny_tokenizer(), config);
+  RecordPrompts prompts(*model, test::tiny_tokenizer(), config);
   EvalResult result = evaluate(*model, prompts, records, config);
   ASSERT_EQ(result.predictions.size(), 5u);
   GenerationOptions greedy = test::decoding(5, SamplerOptions::greedy_decoding());
@@ -126,7 +126,7 @@ TEST_F(Evaluate, GreedyAnswersScoredAndWritten) {
 
 TEST_F(Evaluate, BadRecordsNamedOrSkipped) {
   records[3].image_path = dir / "gone.png";
-  RecordPrompts prompts(model->config(), test::tiny_tokenizer(), config);
+  RecordPrompts prompts(*model, test::tiny_tokenizer(), config);
   std::string message = test::error_of([&] { evaluate(*model, prompts, records, config); });
   EXPECT_NE(message.find("data.jsonl:4"), std::string::npos) << message;
   config.data.on_bad_record = "skip";

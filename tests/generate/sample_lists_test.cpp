@@ -42,7 +42,7 @@ class SampleLists : public test::TinyRecordsTest {
 };
 
 TEST_F(SampleLists, ListsHoldScoredAnswersWithFullForwardRefLogps) {
-  RecordPrompts prompts(model->config(), test::tiny_tokenizer(), config);
+  RecordPrompts prompts(*model, test::tiny_tokenizer(), config);
   ListSampler sampler(*model, prompts, config);
   SampledBatch batch = sampler.sample(records);
   ASSERT_EQ(batch.lists.size(), 5u);
@@ -70,7 +70,7 @@ TEST_F(SampleLists, ListsHoldScoredAnswersWithFullForwardRefLogps) {
 }
 
 TEST_F(SampleLists, SameListsWhateverTheBatch) {
-  RecordPrompts prompts(model->config(), test::tiny_tokenizer(), config);
+  RecordPrompts prompts(*model, test::tiny_tokenizer(), config);
   ListSampler sampler(*model, prompts, config);
   SampledBatch all = sampler.sample(records);
   std::vector<PreferenceList> in_pieces;
@@ -98,7 +98,7 @@ TEST_F(SampleLists, UniqueAnswersDropRepeatsWithinTheBudget) {
   config.sampling.unique_answers = true;
   config.sampling.max_samples = 6;
   config.sampling.temperature = 1e-4;  // practically greedy: every draw gives the same answer
-  RecordPrompts prompts(model->config(), test::tiny_tokenizer(), config);
+  RecordPrompts prompts(*model, test::tiny_tokenizer(), config);
   SampledBatch batch = ListSampler(*model, prompts, config).sample({records[0], records[1]});
   ASSERT_EQ(batch.lists.size(), 2u);
   for (const PreferenceList& list : batch.lists) {
@@ -109,7 +109,7 @@ TEST_F(SampleLists, UniqueAnswersDropRepeatsWithinTheBudget) {
   EXPECT_EQ(batch.short_lists, 2u);
 
   config.sampling.temperature = 1.0;  // a random model's samples rarely repeat
-  RecordPrompts prompts2(model->config(), test::tiny_tokenizer(), config);
+  RecordPrompts prompts2(*model, test::tiny_tokenizer(), config);
   SampledBatch varied = ListSampler(*model, prompts2, config).sample(records);
   for (const PreferenceList& list : varied.lists) {
     std::set<std::string> distinct(list.answers.begin(), list.answers.end());
@@ -120,7 +120,7 @@ TEST_F(SampleLists, UniqueAnswersDropRepeatsWithinTheBudget) {
 
 TEST_F(SampleLists, GroundTruthAddedAsAnAnswer) {
   config.sampling.add_ground_truth = true;
-  RecordPrompts prompts(model->config(), test::tiny_tokenizer(), config);
+  RecordPrompts prompts(*model, test::tiny_tokenizer(), config);
   SampledBatch batch = ListSampler(*model, prompts, config).sample({records[2]});
   const PreferenceList& list = batch.lists.at(0);
   ASSERT_EQ(list.answers.size(), 5u);
@@ -136,7 +136,7 @@ TEST_F(SampleLists, GroundTruthAddedAsAnAnswer) {
 TEST_F(SampleLists, BadRecordsAreNamedOrSkipped) {
   records[1].image_path = dir / "missing.png";
   records[1].image = "missing.png";
-  RecordPrompts prompts(model->config(), test::tiny_tokenizer(), config);
+  RecordPrompts prompts(*model, test::tiny_tokenizer(), config);
   ListSampler strict(*model, prompts, config);
   std::string message = test::error_of([&] { strict.sample(records); });
   EXPECT_NE(message.find("data.jsonl:2"), std::string::npos) << message;
@@ -169,20 +169,19 @@ TEST_F(SampleLists, BadRecordsAreNamedOrSkipped) {
 
 TEST_F(SampleLists, MismatchedTokenizerAndModelAreErrors) {
   Config small = config;
-  ModelConfig model_config = tiny_model_config(config.model.tiny, 300, 200);  // vocab < 402
+  LlavaModel small_vocab(tiny_model_config(config.model.tiny, 300, 200));  // vocab < 402
   std::string message =
-      test::error_of([&] { RecordPrompts prompts(model_config, test::tiny_tokenizer(), config); });
+      test::error_of([&] { RecordPrompts prompts(*small_vocab, test::tiny_tokenizer(), config); });
   EXPECT_NE(message.find("402 token ids"), std::string::npos) << message;
   EXPECT_NE(message.find("tiny.model"), std::string::npos) << message;
 
-  model_config = tiny_model_config(config.model.tiny, 402, 401);  // <pad> as image token
+  LlavaModel pad_image(tiny_model_config(config.model.tiny, 402, 401));  // <pad> as image token
   message =
-      test::error_of([&] { RecordPrompts prompts(model_config, test::tiny_tokenizer(), config); });
+      test::error_of([&] { RecordPrompts prompts(*pad_image, test::tiny_tokenizer(), config); });
   EXPECT_NE(message.find("image_token_index 401"), std::string::npos) << message;
 
   small.image.size = 32;
-  message = test::error_of(
-      [&] { RecordPrompts prompts(model->config(), test::tiny_tokenizer(), small); });
+  message = test::error_of([&] { RecordPrompts prompts(*model, test::tiny_tokenizer(), small); });
   EXPECT_NE(message.find("image.size"), std::string::npos) << message;
 }
 
@@ -190,7 +189,7 @@ TEST_F(SampleLists, RefLogpsEqualPerpoLogps) {
   // ref_logps come from the keys/values the answers were decoded from (prompts of different
   // lengths, right-padded into one batch); `perpo logps` runs each prompt again on its own.
   config.sampling.add_ground_truth = true;
-  RecordPrompts prompts(model->config(), test::tiny_tokenizer(), config);
+  RecordPrompts prompts(*model, test::tiny_tokenizer(), config);
   ListSampler sampler(*model, prompts, config);
   SampledBatch batch = sampler.sample(records);
   ASSERT_EQ(batch.lists.size(), 5u);
@@ -217,12 +216,12 @@ TEST_F(SampleLists, RefLogpsEqualPerpoLogps) {
 }
 
 TEST_F(SampleLists, ListLogpsDoNotDependOnChunking) {
-  RecordPrompts prompts(model->config(), test::tiny_tokenizer(), config);
+  RecordPrompts prompts(*model, test::tiny_tokenizer(), config);
   PreferenceList list;
   list.record = records[0];
   list.answers = {"[0.1, 0.2, 0.3, 0.4]", "a box", "", "[0.5, 0.5, 0.9, 0.9] is it"};
   list.rewards = {0, 0, 0, 0};
-  torch::Tensor pixels = prompts.pixels(records[0]);
+  const ModelImage pixels = prompts.image(records[0]);
   std::vector<double> whole = list_logps(*model, prompts.encode_list(list), pixels);
   std::vector<double> pieces = list_logps(*model, prompts.encode_list(list), pixels, 3);
   ASSERT_EQ(whole.size(), 4u);

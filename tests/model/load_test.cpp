@@ -33,7 +33,8 @@ Config tiny_config() {
   return config;
 }
 
-torch::Tensor logits_of(LlavaModel& model, const Tokenizer& tokenizer) {
+torch::Tensor logits_of(const std::shared_ptr<VisionLanguageModel>& model,
+                        const TextTokenizer& tokenizer) {
   torch::NoGradGuard no_grad;
   model->eval();
   const int image_id = *tokenizer.added_token_id("<image>");
@@ -41,7 +42,7 @@ torch::Tensor logits_of(LlavaModel& model, const Tokenizer& tokenizer) {
                                     torch::kLong)
                           .unsqueeze(0);  // (1, 8)
   torch::Tensor pixels = torch::linspace(-1, 1, 3 * 16 * 16).view({1, 3, 16, 16});
-  return model->forward(ids, pixels);  // (1, 8, V)
+  return model->lm_logits(model->run_prompts(ids, {}, pixels).hidden);  // (1, 8, V)
 }
 
 TEST(LoadModel, TinyModelIsAFunctionOfTheSeedAndFitsItsTokenizer) {

@@ -23,7 +23,7 @@
 #include "perpo/model/qwen_rope.h"
 #include "perpo/model/safetensors.h"
 #include "perpo/model/token_logps.h"
-#include "qwen_fixture_pixels.h"
+#include "qwen_fixture.h"
 #include "test_paths.h"
 #include "test_util.h"
 
@@ -34,41 +34,9 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using json = nlohmann::json;
 
-fs::path fixture_dir(const std::string& name) {
-  return fs::path(test::kTestsDir) / "fixtures" / "model" / "qwen2_5_vl" / name;
-}
-
-struct Fixture {
-  Qwen2_5VLConfig config;
-  Qwen2_5VLModel model{nullptr};
-  std::shared_ptr<SafetensorsFile> expected;
-  torch::Tensor ids, mask, grid, pixels;
-
-  torch::Tensor get(const std::string& key) const { return expected->tensor(key).clone(); }
-};
-
-Fixture load(const std::string& name) {
-  Fixture f;
-  f.config = load_qwen2_5_vl_config(fixture_dir(name));
-  f.model = Qwen2_5VLModel(f.config);
-  // The strict loader (qwen_checkpoint.h): every parameter from the file (F16 widened), none left.
-  LoadReport report = load_qwen2_5_vl_weights(*f.model, fixture_dir(name));
-  EXPECT_EQ(report.layout, "old");
-  EXPECT_TRUE(report.skipped.empty());
-  f.expected = std::make_shared<SafetensorsFile>(fixture_dir(name) / "expected.safetensors");
-  f.ids = f.get("input_ids");
-  f.mask = f.get("attention_mask");
-  f.grid = f.get("image_grid_thw");
-  torch::Tensor salts = f.get("image_salts");
-  std::vector<torch::Tensor> images;
-  for (std::int64_t i = 0; i < f.grid.size(0); ++i) {
-    images.push_back(test::fixture_pixels(f.grid[i].prod().item<std::int64_t>(),
-                                          f.config.vision.patch_values(),
-                                          salts[i].item<std::int64_t>()));
-  }
-  f.pixels = torch::cat(images);  // (S, 1176)
-  return f;
-}
+using test::fixture_dir;
+using Fixture = test::QwenFixture;
+Fixture load(const std::string& name) { return test::load_qwen_fixture(name); }
 
 /// max |actual - expected| / max(1, max |expected|).
 double relative_error(const torch::Tensor& actual, const torch::Tensor& expected) {

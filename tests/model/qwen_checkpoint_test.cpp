@@ -26,7 +26,7 @@
 #include "perpo/model/qwen2_5_vl.h"
 #include "perpo/model/qwen_checkpoint.h"
 #include "perpo/model/safetensors.h"
-#include "qwen_fixture_pixels.h"
+#include "qwen_fixture.h"
 #include "test_paths.h"
 #include "test_util.h"
 
@@ -38,9 +38,7 @@ using ::testing::HasSubstr;
 
 constexpr HfFamily kQwen = HfFamily::kQwen2_5VL;
 
-fs::path fixture_dir(const std::string& name) {
-  return fs::path(test::kTestsDir) / "fixtures" / "model" / "qwen2_5_vl" / name;
-}
+using test::fixture_dir;
 
 fs::path scratch(const std::string& name) { return test::fresh_scratch_dir("qwen_io", name); }
 

@@ -1,7 +1,7 @@
 // The plain computation that the model's shared-prefix answer log-probs are checked against (tests
 // and bench only, not in the perpo binary): the prompt repeated N times, each copy followed by its
-// answer, in one forward of (N, P + T) tokens. Same result as LlavaModelImpl::answer_logps, N times
-// the prefix work.
+// answer, in one forward of (N, P + T) tokens. Same result as VisionLanguageModel::answer_logps, N
+// times the prefix work.
 //
 //   torch::Tensor ref = test::answer_logps_repeated(*model, prompt_ids, pixels, answers, mask);
 #pragma once
@@ -10,17 +10,22 @@
 
 #include <cstdint>
 
-#include "perpo/model/llava.h"
+#include "perpo/model/vlm.h"
 
 namespace perpo::test {
 
+/// Logits (B, S, V) of whole sequences through any family's plain forward (vlm.h).
+inline torch::Tensor plain_logits(VisionLanguageModel& model, const torch::Tensor& ids,
+                                  const ModelImage& images = {},
+                                  const torch::Tensor& attention_mask = {}) {
+  return model.lm_logits(model.run_prompts(ids, attention_mask, images).hidden);
+}
+
 /// prompt_ids (1, P), pixel_values (1, 3, H, W) or undefined, answer_ids / answer_mask (N, T)
 /// (right padding) -> per-token log-probs (N, T), 0 where the mask is 0.
-inline torch::Tensor answer_logps_repeated(LlavaModelImpl& model, const torch::Tensor& prompt_ids,
-                                           const torch::Tensor& pixel_values,
-                                           const torch::Tensor& answer_ids,
-                                           const torch::Tensor& answer_mask,
-                                           std::int64_t chunk = 16) {
+inline torch::Tensor answer_logps_repeated(
+    VisionLanguageModel& model, const torch::Tensor& prompt_ids, const torch::Tensor& pixel_values,
+    const torch::Tensor& answer_ids, const torch::Tensor& answer_mask, std::int64_t chunk = 16) {
   const auto N = answer_ids.size(0), P = prompt_ids.size(1);
   torch::Tensor real = answer_mask.to(torch::kBool);                        // (N, T)
   torch::Tensor targets = answer_ids.masked_fill(real.logical_not(), 0);    // (N, T)

@@ -142,7 +142,7 @@ TEST(TrainerOnline, OnlineSamplerIsPerpoSampleWithTheStepsSeed) {
   const std::vector<PreferenceList> got = online(policy, 4);
   Config at_step = config;
   at_step.run.seed = 5 + 4;
-  RecordPrompts prompts(policy.config, *policy.tokenizer, at_step);
+  RecordPrompts prompts(*policy.model, *policy.tokenizer, at_step);
   ListSampler sampler(*policy.model, prompts, at_step);
   const SampledBatch want = sampler.sample({records[2], records[0]});
   ASSERT_EQ(got.size(), 2u);

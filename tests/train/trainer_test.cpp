@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "model_reference.h"
 #include "perpo/batch/collate.h"
 #include "perpo/config/config_io.h"
 #include "perpo/data/examples.h"
@@ -47,12 +48,13 @@ std::vector<StepMetrics> train_and_record(const Config& config, bool resume = fa
 double softplus(double x) { return std::log1p(std::exp(x)); }
 
 // Summed log-prob of `answer` after `prompt` from one plain forward over prompt + answer.
-double plain_answer_logp(LlavaModelImpl& model, const std::vector<int>& prompt,
+double plain_answer_logp(VisionLanguageModel& model, const std::vector<int>& prompt,
                          const std::vector<int>& answer, const at::Tensor& pixels) {
   std::vector<std::int64_t> ids(prompt.begin(), prompt.end());
   ids.insert(ids.end(), answer.begin(), answer.end());
-  at::Tensor input = torch::tensor(ids, torch::kInt64).unsqueeze(0);        // (1, P + T)
-  at::Tensor logps = torch::log_softmax(model.forward(input, pixels), -1);  // (1, P + T, V)
+  at::Tensor input = torch::tensor(ids, torch::kInt64).unsqueeze(0);  // (1, P + T)
+  at::Tensor logps =
+      torch::log_softmax(test::plain_logits(model, input, pixels), -1);  // (1, P + T, V)
   double sum = 0;
   for (std::size_t t = 0; t < answer.size(); ++t) {
     sum += logps[0][prompt.size() + t - 1][answer[t]].item<double>();
@@ -426,12 +428,13 @@ TEST(Trainer, ExportedLoraRunGivesTheTrainedLogits) {
   at::Tensor ids = torch::randint(3, 300, {1, 12}, torch::kInt64);
   ids.narrow(1, 1, trained.config.image_tokens()).fill_(image_id);
   at::Tensor pixels = torch::randn({1, 3, 16, 16});
-  at::Tensor a = trained.model->forward(ids, pixels), b = exported->forward(ids, pixels);
+  at::Tensor a = test::plain_logits(*trained.model, ids, pixels),
+             b = exported->forward(ids, pixels);
   EXPECT_TRUE(torch::allclose(a, b, 1e-4, 1e-5)) << (a - b).abs().max();
   // The adapters did move the model away from its initial weights.
   LoadedModel initial = load_model(config);
   initial.model->eval();
-  EXPECT_GT((initial.model->forward(ids, pixels) - b).abs().max().item<float>(), 1e-4);
+  EXPECT_GT((test::plain_logits(*initial.model, ids, pixels) - b).abs().max().item<float>(), 1e-4);
 }
 
 TEST(Trainer, Bf16RunKeepsFp32MasterWeights) {

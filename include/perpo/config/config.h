@@ -112,19 +112,23 @@ struct DataConfig {
 };
 
 struct TokenizerConfig {
-  std::string path;                         // tokenizer.model; "" = <model.path>/tokenizer.model
-  std::string chat_template = "vicuna_v1";  // vicuna_v1 (LLaVA-1.5) | plain
-  std::string image_token = "<image>";      // placeholder replaced by the image features
-  bool add_bos = true;                      // prepend BOS to every prompt
+  std::string path;  // tokenizer.model / tokenizer.json; "" = the one in <model.path>
+  std::string chat_template = "auto";  // auto | vicuna_v1 (LLaVA-1.5) | plain | chatml (Qwen2.5-VL)
+  std::string image_token = "<image>";  // placeholder replaced by the image features
+  bool add_bos = true;                  // prepend BOS to every prompt
   bool legacy = true;  // SentencePiece splitting around added tokens: true = as LLaVA-1.5 trained
   std::string system_prompt;  // "" = the template's own (vicuna_v1: LLaVA-1.5's conv_vicuna_v1)
 
   template <typename V>
   void visit(V& v) {
-    v.field("path", path, "SentencePiece model; empty = <model.path>/tokenizer.model");
-    v.choice("chat_template", chat_template, {"vicuna_v1", "plain"},
-             "prompt template: vicuna_v1 (LLaVA-1.5) or plain");
-    v.field("image_token", image_token, "image placeholder in prompts, e.g. <image>");
+    v.field("path", path,
+            "SentencePiece model (LLaVA) or tokenizer.json (Qwen2.5-VL); empty = the one in "
+            "model.path");
+    v.choice("chat_template", chat_template, {"auto", "vicuna_v1", "plain", "chatml"},
+             "prompt template: vicuna_v1 (LLaVA-1.5), plain, chatml (Qwen2.5-VL); auto = chatml "
+             "when the tokenizer has <|im_start|>, else vicuna_v1");
+    v.field("image_token", image_token,
+            "image placeholder in prompts, e.g. <image> (chatml always uses <|image_pad|>)");
     v.field("add_bos", add_bos, "prepend the BOS token");
     v.field("legacy", legacy,
             "true: '▁' after <image> as LLaVA-1.5 was trained; false: as transformers' "
@@ -140,14 +144,22 @@ struct ImageConfig {
   std::string aspect = "pad";  // pad (LLaVA-1.5: pad to square with mean colour) | crop
   std::vector<double> mean = {0.48145466, 0.4578275, 0.40821073};  // CLIP mean (RGB)
   std::vector<double> std = {0.26862954, 0.26130258, 0.27577711};  // CLIP std (RGB)
+  int min_pixels = 0;  // Qwen2.5-VL: smallest resized area; 0 = the checkpoint's, e.g. 3136
+  int max_pixels = 0;  // Qwen2.5-VL: largest resized area; 0 = the checkpoint's, e.g. 1003520
 
   template <typename V>
   void visit(V& v) {
-    v.field("size", size, "model input side in pixels, e.g. 336");
+    v.field("size", size, "model input side in pixels (LLaVA), e.g. 336");
     v.choice("aspect", aspect, {"pad", "crop"},
              "pad to square with the mean colour (LLaVA-1.5), or resize + center crop");
     v.field("mean", mean, "normalisation mean per RGB channel");
     v.field("std", std, "normalisation std per RGB channel");
+    v.field("min_pixels", min_pixels,
+            "Qwen2.5-VL: smallest resized image area in pixels; 0 = preprocessor_config.json's "
+            "(else 3136)");
+    v.field("max_pixels", max_pixels,
+            "Qwen2.5-VL: largest resized image area in pixels; 0 = preprocessor_config.json's "
+            "(else 1003520)");
   }
 };
 

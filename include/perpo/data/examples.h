@@ -8,9 +8,11 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <vector>
 
 #include "perpo/config/config.h"
+#include "perpo/core/error.h"
 #include "perpo/data/records.h"
 #include "perpo/image/image.h"
 #include "perpo/tokenizer/chat_template.h"
@@ -42,6 +44,10 @@ class ExampleEncoder {
   /// 576 for LLaVA-1.5-336; 1 for a model that expands the placeholder itself).
   /// Keeps a reference to `chat`, which must outlive the encoder.
   ExampleEncoder(const ChatTemplate& chat, const DataConfig& config, int image_tokens);
+  /// Image placeholder copies that depend on the record's image (Qwen2.5-VL: its merged patch
+  /// count); called for records with an image only, its errors should name the record.
+  using ImageTokens = std::function<int(const DatasetRecord&)>;
+  ExampleEncoder(const ChatTemplate& chat, const DataConfig& config, ImageTokens image_tokens);
 
   /// Throws perpo::Error (input) naming the record's file and line when the prompt has more than
   /// data.max_prompt_tokens ids. Longer answers are cut and counted (truncated_answers()).
@@ -63,9 +69,22 @@ class ExampleEncoder {
 
   const ChatTemplate& chat_;
   DataConfig config_;
-  int image_tokens_;
+  ImageTokens image_tokens_;
   std::size_t truncated_answers_ = 0;
 };
+
+/// work(), its perpo::Error messages prefixed with the record's file and line.
+template <typename F>
+auto naming_record(const DatasetRecord& record, F&& work) {
+  try {
+    return work();
+  } catch (const Error& e) {
+    throw Error(e.kind(), record.source.to_string() + ": " + e.message()).hint(e.hint_text());
+  }
+}
+
+/// The record's image, decoded (no preprocessing); errors name the record's file and line.
+RgbImage load_record_image(const DatasetRecord& record);
 
 /// The record's image, decoded and preprocessed; errors name the record's file and line.
 PixelValues load_pixels(const DatasetRecord& record, const ImageConfig& config);

@@ -2,7 +2,7 @@
 // greedy answers on held-out records turned into the task metrics (grounding Acc@0.5, Acc@0.75,
 // mean IoU, unparsable; OCR edit distance, word F1, exact match), each with its standard error.
 //
-//   perpo::DemoDecoder decoder(*loaded.model, *loaded.tokenizer, loaded.config, config);
+//   perpo::DemoDecoder decoder(*loaded.model, *loaded.tokenizer, config);
 //   auto lists = decoder.sample_lists(records, 8, /*add_ground_truth=*/true, seed, true);
 //   perpo::TaskMetrics m = decoder.evaluate(records);   // m.values["acc@0.5"], ["acc@0.5_se"]
 //
@@ -17,8 +17,7 @@
 
 #include "perpo/config/config.h"
 #include "perpo/data/records.h"
-#include "perpo/model/llava.h"
-#include "perpo/model/model_config.h"
+#include "perpo/model/vlm.h"
 #include "perpo/tokenizer/tokenizer.h"
 
 namespace perpo {
@@ -33,8 +32,7 @@ struct TaskMetrics {
 class DemoDecoder {
  public:
   /// Keeps references to every argument; they must outlive the decoder.
-  DemoDecoder(LlavaModelImpl& model, const Tokenizer& tokenizer, const ModelConfig& model_config,
-              const Config& config);
+  DemoDecoder(VisionLanguageModel& model, const TextTokenizer& tokenizer, const Config& config);
 
   /// Lists of N answers per record (gen's ListSampler, generate/sample_lists.h): answer n of
   /// record r from the stream answer_seed(record_seed(seed, id), n), scored with the task's
@@ -51,9 +49,8 @@ class DemoDecoder {
   TaskMetrics evaluate(const std::vector<DatasetRecord>& records, int batch = 32);
 
  private:
-  LlavaModelImpl& model_;
-  const Tokenizer& tokenizer_;
-  const ModelConfig& model_config_;
+  VisionLanguageModel& model_;
+  const TextTokenizer& tokenizer_;
   const Config& config_;
 };
 

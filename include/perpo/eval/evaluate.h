@@ -25,7 +25,7 @@
 #include "perpo/dist/process_group.h"
 #include "perpo/generate/generator.h"
 #include "perpo/generate/record_prompts.h"
-#include "perpo/model/llava.h"
+#include "perpo/model/vlm.h"
 
 namespace perpo {
 
@@ -56,7 +56,7 @@ struct EvalResult {
 /// records, the batches of one process) is decoded by rank b % W, and rank 0 gathers every
 /// rank's predictions in record order and computes the metrics: its result is one process's. The
 /// other ranks' results hold their own predictions only, without metrics.
-EvalResult evaluate(LlavaModelImpl& model, RecordPrompts& prompts,
+EvalResult evaluate(VisionLanguageModel& model, RecordPrompts& prompts,
                     const std::vector<DatasetRecord>& records, const Config& config,
                     bool show_progress = false, const ProcessGroup* group = nullptr);
 

@@ -21,13 +21,14 @@
 
 #include "perpo/generate/sampler.h"
 #include "perpo/model/kv_cache.h"
-#include "perpo/model/llava.h"
+#include "perpo/model/vlm.h"
 
 namespace perpo {
 
 struct GenerationPrompt {
   std::vector<int> prompt_ids;       // BOS, template, image placeholder x image_tokens
-  torch::Tensor pixel_values;        // (3, H, W) float, or undefined for a text-only prompt
+  torch::Tensor pixel_values;        // the family's image (vlm.h), undefined for text only
+  torch::Tensor grid_thw;            // Qwen2.5-VL's image_grid_thw (1, 3); LLaVA: undefined
   std::vector<std::uint64_t> seeds;  // one per answer wanted (answer_seed); greedy: any values
   std::string name;                  // names the prompt in errors, e.g. "data.jsonl:7 (id 17)"
 };
@@ -57,10 +58,11 @@ struct EncodedPrompts {
   torch::Tensor last_hidden;          // (R, C) final-normed hidden state of each last real token
   torch::Tensor last_logits;          // (R, V) logits after each prompt's last real token
   std::vector<std::int64_t> lengths;  // real tokens of each prompt
+  std::vector<std::int64_t> offsets;  // position offsets: continuation t at length + t + offset
 };
 
-/// Prompt r of `encoded` as a shared prefix for LlavaModel::answer_logps (list_logps.h): its
-/// keys/values are views of the batch's cache cut to its real tokens, so scoring answers after
+/// Prompt r of `encoded` as a shared prefix for VisionLanguageModel::answer_logps (list_logps.h):
+/// its keys/values are views of the batch's cache cut to its real tokens, so scoring answers after
 /// decoding them runs no prompt again.
 PrefixState prompt_prefix(const EncodedPrompts& encoded, std::int64_t r);
 
@@ -72,19 +74,20 @@ void check_prompt_fits_context(const GenerationPrompt& prompt, int max_new_token
 /// Runs the prompts (ids and images) through the model once. Throws perpo::Error (input) naming
 /// the prompt when it is empty or when prompt + max_new_tokens exceeds the model's context
 /// (text_config.max_position_embeddings).
-EncodedPrompts encode_prompts(LlavaModelImpl& model, const std::vector<GenerationPrompt>& prompts,
+EncodedPrompts encode_prompts(VisionLanguageModel& model,
+                              const std::vector<GenerationPrompt>& prompts,
                               const GenerationOptions& options);
 
 /// Decodes answers continuing encoded prompts: `row_prompts` (ascending) says which prompt each
 /// answer row continues, `row_seeds` its random stream. Returns one answer per row, in order.
-std::vector<GeneratedAnswer> decode_rows(LlavaModelImpl& model, const EncodedPrompts& encoded,
+std::vector<GeneratedAnswer> decode_rows(VisionLanguageModel& model, const EncodedPrompts& encoded,
                                          const std::vector<std::int64_t>& row_prompts,
                                          const std::vector<std::uint64_t>& row_seeds,
                                          const GenerationOptions& options,
                                          GenerationStats* stats = nullptr);
 
 /// encode_prompts + decode_rows: answers[r] holds prompts[r].seeds.size() answers.
-std::vector<std::vector<GeneratedAnswer>> generate(LlavaModelImpl& model,
+std::vector<std::vector<GeneratedAnswer>> generate(VisionLanguageModel& model,
                                                    const std::vector<GenerationPrompt>& prompts,
                                                    const GenerationOptions& options,
                                                    GenerationStats* stats = nullptr);

@@ -13,7 +13,7 @@
 #include "perpo/config/config.h"
 #include "perpo/dist/process_group.h"
 #include "perpo/generate/record_prompts.h"
-#include "perpo/model/llava.h"
+#include "perpo/model/vlm.h"
 
 namespace perpo {
 
@@ -37,7 +37,7 @@ struct LogpsSummary {
 /// and writes them to a part file beside `output`; rank 0 then writes `output` with every rank's
 /// lists in the input's order (the file one process writes) and removes the parts. Rank 0's
 /// summary counts every rank's lists.
-LogpsSummary logps_file(LlavaModelImpl& model, RecordPrompts& prompts, const Config& config,
+LogpsSummary logps_file(VisionLanguageModel& model, RecordPrompts& prompts, const Config& config,
                         const std::filesystem::path& input, const std::filesystem::path& output,
                         const std::string& format = "auto", const ProcessGroup* group = nullptr);
 

@@ -1,8 +1,8 @@
 // Dataset records -> what the decoder takes (prompt ids with the image tokens expanded, pixels),
 // with the tokenizer, chat template and image settings checked against the model once.
 //
-//   perpo::RecordPrompts prompts(model->config(), tokenizer, config);   // throws on a mismatch
-//   perpo::GenerationPrompt prompt = prompts.build(record);             // ids, pixels, name
+//   perpo::RecordPrompts prompts(*model, tokenizer, config);   // throws on a mismatch
+//   perpo::GenerationPrompt prompt = prompts.build(record);    // ids, image, name
 //   perpo::ListExample example = prompts.encode_list(list);             // prompt + answer ids
 #pragma once
 
@@ -14,7 +14,7 @@
 #include "perpo/data/examples.h"
 #include "perpo/data/records.h"
 #include "perpo/generate/generator.h"
-#include "perpo/model/model_config.h"
+#include "perpo/model/vlm.h"
 #include "perpo/reward/reward.h"
 #include "perpo/tokenizer/chat_template.h"
 #include "perpo/tokenizer/tokenizer.h"
@@ -25,10 +25,15 @@ namespace perpo {
 std::string record_name(const DatasetRecord& record);
 
 /// Throws perpo::Error (input) when the tokenizer cannot drive the model: more token ids than
-/// the model's vocabulary, an image placeholder id other than the model's image_token_index, or
-/// image.size other than the vision tower's input size. Names the tokenizer file and the keys.
-void check_model_matches(const ModelConfig& model, const Tokenizer& tokenizer,
+/// the model's vocabulary, an image placeholder id other than the model's image token, or image
+/// settings the model does not take (LLaVA: image.size other than the vision tower's input
+/// size). Names the tokenizer file and the keys.
+void check_model_matches(VisionLanguageModel& model, const TextTokenizer& tokenizer,
                          const ChatTemplate& chat, const ImageConfig& image);
+
+/// The image placeholder count of a record's image under `model` (VisionLanguageModel::
+/// image_tokens), for ExampleEncoder; errors name the record. Keeps a reference to `model`.
+ExampleEncoder::ImageTokens image_token_counter(const VisionLanguageModel& model);
 
 /// What a command checks of its records before it writes anything (sample, eval).
 struct RecordCheck {
@@ -53,28 +58,31 @@ std::size_t check_records(const std::vector<DatasetRecord>& records, RecordPromp
 
 class RecordPrompts {
  public:
-  /// Keeps a reference to `tokenizer`, which must outlive this object.
-  RecordPrompts(const ModelConfig& model, const Tokenizer& tokenizer, const Config& config);
+  /// Keeps references to `model` and `tokenizer`, which must outlive this object.
+  RecordPrompts(VisionLanguageModel& model, const TextTokenizer& tokenizer, const Config& config);
   RecordPrompts(const RecordPrompts&) = delete;
   RecordPrompts& operator=(const RecordPrompts&) = delete;
 
-  /// Prompt ids (errors for prompts over data.max_prompt_tokens) and pixels (errors for a
+  /// Prompt ids (errors for prompts over data.max_prompt_tokens) and the image (errors for a
   /// missing or undecodable image), both naming the record. `seeds` is left empty.
   GenerationPrompt build(const DatasetRecord& record);
-  /// The prompt ids alone (no image is read): the checks of build() without its cost.
+  /// The prompt ids alone (no image is decoded; Qwen2.5-VL reads its size from the file's
+  /// header): the checks of build() without its cost.
   std::vector<int> prompt_ids(const DatasetRecord& record) const;
-  /// The record's image as (3, H, W) float32, or undefined when it has none.
-  torch::Tensor pixels(const DatasetRecord& record) const;
+  /// The record's image in the model family's form (VisionLanguageModel::prepare_image), or
+  /// undefined when it has none. Errors name the record.
+  ModelImage image(const DatasetRecord& record) const;
   /// Prompt and answer ids of a list (answers cut to data.max_answer_tokens, + EOS).
   ListExample encode_list(const PreferenceList& list);
 
   const ChatTemplate& chat() const { return chat_; }
-  const Tokenizer& tokenizer() const { return tokenizer_; }
+  const TextTokenizer& tokenizer() const { return tokenizer_; }
   /// Answer text of generated ids (special tokens left out, SentencePiece's leading space gone).
   std::string answer_text(const std::vector<int>& ids) const;
 
  private:
-  const Tokenizer& tokenizer_;
+  VisionLanguageModel& model_;
+  const TextTokenizer& tokenizer_;
   ChatTemplate chat_;
   ExampleEncoder encoder_;
   ImageConfig image_;

@@ -24,7 +24,7 @@
 #include "perpo/data/records.h"
 #include "perpo/generate/generator.h"
 #include "perpo/generate/record_prompts.h"
-#include "perpo/model/llava.h"
+#include "perpo/model/vlm.h"
 #include "perpo/reward/reward.h"
 
 namespace perpo {
@@ -44,7 +44,7 @@ class ListSampler {
  public:
   /// Checks the sampler and reward settings (unknown reward: perpo::Error (input)).
   /// Keeps references to `model` and `prompts`.
-  ListSampler(LlavaModelImpl& model, RecordPrompts& prompts, const Config& config);
+  ListSampler(VisionLanguageModel& model, RecordPrompts& prompts, const Config& config);
 
   /// Lists for `records`, decoded together. A bad record (prompt over the context or
   /// data.max_prompt_tokens, missing image, task without a default reward) throws perpo::Error
@@ -62,7 +62,7 @@ class ListSampler {
   const GenerationOptions& generation_options() const { return options_; }
 
  private:
-  LlavaModelImpl& model_;
+  VisionLanguageModel& model_;
   RecordPrompts& prompts_;
   SamplingConfig sampling_;
   RewardConfig reward_config_;

@@ -31,6 +31,14 @@ struct PixelValues {
 /// the file when it is missing or not a decodable image.
 RgbImage load_image(const std::filesystem::path& path);
 
+/// An image file's width and height from its header, without decoding the pixels. Throws
+/// perpo::Error (input) as load_image does.
+struct ImageDims {
+  int width = 0;
+  int height = 0;
+};
+ImageDims read_image_dims(const std::filesystem::path& path);
+
 /// Decodes an image held in memory; `name` is used in error messages.
 RgbImage decode_image(const std::uint8_t* bytes, std::size_t size, const std::string& name);
 

@@ -25,11 +25,11 @@
 namespace perpo {
 
 struct LoadedModel {
-  ModelConfig config;                    // architecture (config.json or model.tiny)
-  LlavaModel model{nullptr};             // on run.device; see LoadOptions for the dtype
-  std::shared_ptr<Tokenizer> tokenizer;  // ids checked against the model (vocab, image token)
-  std::filesystem::path dir;             // checkpoint folder; empty for the tiny model
-  std::filesystem::path tokenizer_path;  // the SentencePiece model file used
+  ModelConfig config;                          // architecture (config.json or model.tiny)
+  std::shared_ptr<VisionLanguageModel> model;  // on run.device; see LoadOptions for the dtype
+  std::shared_ptr<TextTokenizer> tokenizer;    // ids checked against the model (vocab, image token)
+  std::filesystem::path dir;                   // checkpoint folder; empty for the tiny model
+  std::filesystem::path tokenizer_path;        // the SentencePiece model file used
 };
 
 struct LoadOptions {

@@ -35,8 +35,9 @@ std::vector<std::string> lora_target_names(torch::nn::Module& model);
 int merge_lora(torch::nn::Module& model);
 
 /// Sets requires_grad of the non-adapter parameters by part, from their canonical name prefix:
-/// vision_tower.* (vision), multi_modal_projector.* (projector), language_model.* and lm_head.*
-/// (llm). Adapter parameters keep their setting. Throws for a parameter outside these parts.
+/// vision_tower.* and Qwen2.5-VL's visual.* (vision), multi_modal_projector.* and visual.merger.*
+/// (projector), language_model.* and lm_head.* (llm). Adapter parameters keep their setting. Throws
+/// for a parameter outside these parts.
 void set_trainable(torch::nn::Module& model, bool vision, bool projector, bool llm);
 
 struct ParameterCounts {

@@ -84,6 +84,10 @@ struct ModelConfig {
 /// or a missing model_type throws perpo::Error (input) naming the file and the field.
 ModelConfig load_model_config(const std::filesystem::path& dir);
 
+/// config.json's model_type in `dir` ("llava", "qwen2_5_vl", ...). Throws perpo::Error (input)
+/// naming the file when it is missing, not JSON, or has no model_type.
+std::string read_model_type(const std::filesystem::path& dir);
+
 /// Parses config.json text; `source` names it in error messages.
 ModelConfig parse_model_config(const std::string& json_text, const std::string& source);
 

@@ -21,12 +21,14 @@
 #include <torch/nn/module.h>
 #include <torch/nn/pimpl.h>
 
+#include "perpo/image/qwen_vl_preprocess.h"
 #include "perpo/model/kv_cache.h"
 #include "perpo/model/llama.h"
 #include "perpo/model/lora_linear.h"
 #include "perpo/model/qwen2_5_vl_config.h"
 #include "perpo/model/qwen_rope.h"
 #include "perpo/model/qwen_vision.h"
+#include "perpo/model/vlm.h"
 
 namespace perpo {
 
@@ -57,7 +59,7 @@ struct Qwen2_5VLOutput {
   torch::Tensor rope_deltas;  // (B,) the prompt's: continuation t is at P + t + rope_deltas
 };
 
-class Qwen2_5VLModelImpl : public torch::nn::Module {
+class Qwen2_5VLModelImpl : public VisionLanguageModel {
  public:
   explicit Qwen2_5VLModelImpl(const Qwen2_5VLConfig& config);
 
@@ -68,9 +70,6 @@ class Qwen2_5VLModelImpl : public torch::nn::Module {
   /// when the image tokens and the merged tokens differ in number. -> (B, T, C)
   torch::Tensor embed(const torch::Tensor& input_ids, const torch::Tensor& pixel_values,
                       const torch::Tensor& grid_thw);
-  /// hidden (..., C) -> logits (..., V) through lm_head or the tied embedding.
-  torch::Tensor lm_logits(const torch::Tensor& hidden);
-
   /// A prompt: input_ids (B, T), pixel_values (S, 1176) and grid_thw (I, 3) (undefined for text
   /// only), attention_mask (B, T) (1 = real token, any padding) or undefined. Positions from
   /// qwen_rope_index. Gradients flow into every parameter, the tower's included.
@@ -86,12 +85,40 @@ class Qwen2_5VLModelImpl : public torch::nn::Module {
   Qwen2_5VLOutput forward_embeds(const torch::Tensor& embeds, const torch::Tensor& positions,
                                  const torch::Tensor& key_mask = {}, const KVCache* past = nullptr);
 
+  const Qwen2_5VLConfig& config() const { return config_; }
+
+  // VisionLanguageModel (vlm.h): images as patches (S, 1176) with grid_thw (I, 3); positions from
+  // qwen_rope_index, offsets = rope_deltas; 1-D text positions become three equal rows.
+  std::string model_type() const override { return "qwen2_5_vl"; }
+  std::int64_t image_token_id() const override { return config_.image_token_id; }
+  std::int64_t context_length() const override { return config_.text.max_position_embeddings; }
+  /// The merged patch count of the file's smart_resize size under image_options.
+  int image_tokens(const std::filesystem::path& image) const override;
+  /// preprocess_qwen_vl_image with image_options: patches (S, 1176), grid_thw (1, 3). `config`'s
+  /// LLaVA keys (size, aspect) do not apply; load_model puts its min/max pixels, mean and std
+  /// into image_options.
+  ModelImage prepare_image(const RgbImage& image, const ImageConfig& config) const override;
+  void check_image_config(const ImageConfig& config) const override;
+  PromptRun run_prompts(const torch::Tensor& ids, const torch::Tensor& attention_mask,
+                        const ModelImage& images) override;
+  DecoderOutput run_text(const torch::Tensor& embeds, const torch::Tensor& positions,
+                         const torch::Tensor& key_mask = {},
+                         const KVCache* past = nullptr) override;
+  torch::Tensor run_text_with(const torch::Tensor& embeds, const torch::Tensor& positions,
+                              const AttentionCore& core) override;
+  ModelImage join_images(const std::vector<ModelImage>& images) const override;
   /// Recompute each decoder layer and each vision block in backward.
-  void set_gradient_checkpointing(bool enabled) {
+  void set_gradient_checkpointing(bool enabled) override {
     language_model->set_gradient_checkpointing(enabled);
     visual->gradient_checkpointing = enabled;
   }
-  const Qwen2_5VLConfig& config() const { return config_; }
+  LlamaModelImpl& decoder() override { return *language_model; }
+  LoraLinearImpl* head() override { return lm_head ? lm_head.get() : nullptr; }
+  void export_hf(const std::filesystem::path& out_dir, const ExportOptions& options) override;
+
+  /// The image processor's settings: patch, merge and temporal sizes from vision_config; min /
+  /// max pixels, mean and std from the checkpoint's preprocessor_config.json and image.* (load.h).
+  QwenVlImageOptions image_options;
 
   Qwen2_5VisionTransformer visual{nullptr};
   Qwen2_5TextModel language_model{nullptr};

@@ -37,6 +37,8 @@
 #include <string_view>
 #include <vector>
 
+#include "perpo/tokenizer/text_tokenizer.h"
+
 namespace perpo {
 
 /// A token of tokenizer.json's `added_tokens`, with the flags that decide how it is matched.
@@ -50,7 +52,7 @@ struct BpeAddedToken {
   bool normalized = false;   // matched in the NFC-normalised text instead of the raw text
 };
 
-class BpeTokenizer {
+class BpeTokenizer : public TextTokenizer {
  public:
   /// Loads `path`: a folder holding tokenizer.json (else vocab.json + merges.txt, with Qwen2's
   /// normaliser and regex and the added tokens of tokenizer_config.json's
@@ -58,47 +60,50 @@ class BpeTokenizer {
   /// present, gives eos_token, pad_token and bos_token. Throws perpo::Error (input)
   /// naming the file when it is missing, not JSON, or not a byte-level BPE tokenizer.
   explicit BpeTokenizer(const std::filesystem::path& path);
-  ~BpeTokenizer();
+  ~BpeTokenizer() override;
   BpeTokenizer(BpeTokenizer&&) noexcept;
   BpeTokenizer& operator=(BpeTokenizer&&) noexcept;
 
-  /// Token ids of `text` (file comment). Throws perpo::Error (input) for invalid UTF-8.
-  std::vector<int> encode(std::string_view text) const;
+  /// Token ids of `text` (file comment). Throws perpo::Error (input) for invalid UTF-8. BOS /
+  /// EOS are added when asked and the file names them (Qwen2 names no BOS).
+  std::vector<int> encode(std::string_view text, bool add_bos = false,
+                          bool add_eos = false) const override;
   /// Text of `ids` (file comment). With `skip_special`, special added tokens are left out.
-  std::string decode(std::span<const int> ids, bool skip_special = true) const;
+  std::string decode(std::span<const int> ids, bool skip_special = true) const override;
 
   /// Largest id + 1 over the BPE vocabulary and the added tokens (len(tokenizer) in Python when
   /// the ids have no gaps).
-  int vocab_size() const;
+  int vocab_size() const override;
   /// Entries of the BPE vocabulary alone.
   int model_vocab_size() const;
 
   /// Id of a byte-level piece ("Ġthe") or added token's text; unk_id() (-1 for Qwen2) if none.
-  int piece_to_id(std::string_view piece) const;
+  int piece_to_id(std::string_view piece) const override;
   /// Piece or added token text of `id`. Throws perpo::Error for an id that names no token.
-  std::string id_to_piece(int id) const;
+  std::string id_to_piece(int id) const override;
   /// Id of an added token, if `text` is one.
-  std::optional<int> added_token_id(std::string_view text) const;
+  std::optional<int> added_token_id(std::string_view text) const override;
   /// The added tokens, sorted by id.
   const std::vector<BpeAddedToken>& added_tokens() const;
   /// True for added tokens marked special (<|im_start|>, <|image_pad|>, ...; not <tool_call>).
-  bool is_special(int id) const;
+  bool is_special(int id) const override;
 
   /// tokenizer_config.json's bos_token; -1 when null (Qwen2). encode() never adds it.
-  int bos_id() const;
+  int bos_id() const override;
   /// tokenizer_config.json's eos_token (<|im_end|> for Qwen2.5-VL-Instruct), else
   /// <|endoftext|>, else -1.
-  int eos_id() const;
+  int eos_id() const override;
   /// tokenizer_config.json's pad_token, else <|endoftext|>, else -1.
-  int pad_id() const;
+  int pad_id() const override;
   /// The BPE model's unk_token; -1 when it has none (Qwen2).
-  int unk_id() const;
+  int unk_id() const override;
   /// Ids that end a generated answer: eos_id() and, when present, <|im_end|> and <|endoftext|>
   /// (sorted, no duplicates).
-  std::vector<int> stop_ids() const;
+  std::vector<int> stop_ids() const override;
 
   /// The file the vocabulary came from (tokenizer.json or vocab.json).
   const std::filesystem::path& path() const;
+  const std::filesystem::path& model_path() const override { return path(); }
 
  private:
   struct Impl;

@@ -8,6 +8,12 @@
 //   plain (perpo's own; not LLaVA's pretraining layout):
 //     prompt: "<image>\n<prompt>"
 //     answer: " <answer></s>"
+//   chatml (Qwen2.5-VL; chatml_template.h, which this class runs for it):
+//     prompt: "<|im_start|>system\n<system><|im_end|>\n<|im_start|>user\n"
+//             "<|vision_start|><|image_pad|>...<|vision_end|><prompt><|im_end|>\n"
+//             "<|im_start|>assistant\n"
+//     answer: "<answer><|im_end|>"
+//   auto (the default): chatml when the tokenizer has <|im_start|>, else vicuna_v1.
 //
 // Where each detail of vicuna_v1 comes from (LLaVA 1.2.2, as the authors trained):
 //   <system>  conv_vicuna_v1.system: "A chat between a curious user and an artificial
@@ -41,12 +47,13 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "perpo/config/config.h"
-#include "perpo/tokenizer/tokenizer.h"
+#include "perpo/tokenizer/text_tokenizer.h"
 
 namespace perpo {
 
@@ -65,11 +72,13 @@ struct ChatTokens {
   static ChatTokens join(std::vector<int> prompt, const std::vector<int>& answer);
 };
 
+class ChatMlTemplate;
+
 class ChatTemplate {
  public:
   /// Throws perpo::Error (input) for an unknown template or an image token the tokenizer lacks.
   /// Keeps a reference to `tokenizer`, which must outlive this object.
-  ChatTemplate(const Tokenizer& tokenizer, const TokenizerConfig& config);
+  ChatTemplate(const TextTokenizer& tokenizer, const TokenizerConfig& config);
 
   /// The prompt text before tokenizing (the image placeholder appears once).
   std::string prompt_text(std::string_view user_prompt, bool has_image) const;
@@ -94,11 +103,14 @@ class ChatTemplate {
   int image_token_id() const { return image_token_id_; }
   /// The image placeholder's text (tokenizer.image_token, e.g. "<image>").
   const std::string& image_token() const { return config_.image_token; }
-  const Tokenizer& tokenizer() const { return tokenizer_; }
+  const TextTokenizer& tokenizer() const { return tokenizer_; }
+  /// The template in use: vicuna_v1 | plain | chatml (auto resolved).
+  const std::string& name() const { return config_.chat_template; }
 
  private:
-  const Tokenizer& tokenizer_;
+  const TextTokenizer& tokenizer_;
   TokenizerConfig config_;
+  std::shared_ptr<const ChatMlTemplate> chatml_;  // set for chatml
   std::string system_prompt_;
   int image_token_id_ = -1;
 };

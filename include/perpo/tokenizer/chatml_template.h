@@ -11,8 +11,8 @@
 #include <string_view>
 #include <vector>
 
-#include "perpo/tokenizer/bpe_tokenizer.h"
 #include "perpo/tokenizer/chat_template.h"
+#include "perpo/tokenizer/text_tokenizer.h"
 
 namespace perpo {
 
@@ -33,7 +33,7 @@ class ChatMlTemplate {
   /// `system_prompt` empty = kQwen2SystemPrompt. Keeps a reference to `tokenizer`, which must
   /// outlive this object. Throws perpo::Error (input) naming the tokenizer file when one of
   /// <|im_start|>, <|im_end|>, <|vision_start|>, <|image_pad|>, <|vision_end|> is missing.
-  explicit ChatMlTemplate(const BpeTokenizer& tokenizer, std::string system_prompt = {});
+  explicit ChatMlTemplate(const TextTokenizer& tokenizer, std::string system_prompt = {});
 
   /// The prompt text before tokenizing (one <|image_pad|> when `has_image`).
   std::string prompt_text(std::string_view question, bool has_image) const;
@@ -51,10 +51,10 @@ class ChatMlTemplate {
   const std::string& system_prompt() const { return system_prompt_; }
   int image_token_id() const { return image_token_id_; }
   int im_end_id() const { return im_end_id_; }
-  const BpeTokenizer& tokenizer() const { return tokenizer_; }
+  const TextTokenizer& tokenizer() const { return tokenizer_; }
 
  private:
-  const BpeTokenizer& tokenizer_;
+  const TextTokenizer& tokenizer_;
   std::string system_prompt_;
   int image_token_id_ = -1;
   int im_end_id_ = -1;

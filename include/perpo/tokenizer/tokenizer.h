@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "perpo/config/config.h"
+#include "perpo/tokenizer/text_tokenizer.h"
 
 namespace perpo {
 
@@ -36,7 +37,7 @@ struct AddedToken {
   int id = -1;       // e.g. 32000; must be >= the SentencePiece vocabulary size
 };
 
-class Tokenizer {
+class Tokenizer : public TextTokenizer {
  public:
   /// Loads a SentencePiece model file. `added_tokens` get their given ids; an empty list adds
   /// `<image>` and `<pad>` right after the SentencePiece vocabulary (the llava-hf layout).
@@ -44,7 +45,7 @@ class Tokenizer {
   /// Throws perpo::Error (input) naming the file when it is missing or not a SentencePiece model.
   explicit Tokenizer(const std::filesystem::path& model_path,
                      std::vector<AddedToken> added_tokens = {}, bool legacy = true);
-  ~Tokenizer();
+  ~Tokenizer() override;
   Tokenizer(Tokenizer&&) noexcept;
   Tokenizer& operator=(Tokenizer&&) noexcept;
 
@@ -55,30 +56,33 @@ class Tokenizer {
                                const std::filesystem::path& model_dir = {});
 
   /// Token ids of `text` (see the file comment for the splitting rules).
-  std::vector<int> encode(std::string_view text, bool add_bos = false, bool add_eos = false) const;
+  std::vector<int> encode(std::string_view text, bool add_bos = false,
+                          bool add_eos = false) const override;
   /// Text of `ids`. With `skip_special`, BOS/EOS/PAD/UNK and added tokens are left out.
-  std::string decode(std::span<const int> ids, bool skip_special = true) const;
+  std::string decode(std::span<const int> ids, bool skip_special = true) const override;
 
-  int bos_id() const;
-  int eos_id() const;
-  int unk_id() const;
+  int bos_id() const override;
+  int eos_id() const override;
+  int unk_id() const override;
   /// SentencePiece's pad id when the model has one, else the added `<pad>` token, else -1.
-  int pad_id() const;
+  int pad_id() const override;
   /// SentencePiece pieces plus added tokens: the smallest embedding table these ids fit.
-  int vocab_size() const;
+  int vocab_size() const override;
   int sentencepiece_vocab_size() const;
 
   /// Id of a piece or added token; unk_id() when there is none.
-  int piece_to_id(std::string_view piece) const;
+  int piece_to_id(std::string_view piece) const override;
   /// Piece (or added token text) of `id`. Throws perpo::Error for an id outside the vocabulary.
-  std::string id_to_piece(int id) const;
+  std::string id_to_piece(int id) const override;
   /// Id of an added token, if `text` is one.
-  std::optional<int> added_token_id(std::string_view text) const;
+  std::optional<int> added_token_id(std::string_view text) const override;
   const std::vector<AddedToken>& added_tokens() const;
   /// True for control pieces (<s>, </s>, <unk>, pad) and added tokens.
-  bool is_special(int id) const;
+  bool is_special(int id) const override;
 
-  const std::filesystem::path& model_path() const;
+  /// {eos_id()}.
+  std::vector<int> stop_ids() const override { return {eos_id()}; }
+  const std::filesystem::path& model_path() const override;
   bool legacy() const;
 
  private:

@@ -43,7 +43,7 @@ std::filesystem::path reference_cache_path(const std::filesystem::path& run_dir)
 
 /// loss.grpo.kl_beta > 0: "live" or "adapters-off" (above), chosen from loss.reference; throws
 /// perpo::Error (input) naming the key when neither applies.
-std::string token_reference_source(const Config& config, LlavaModelImpl& policy);
+std::string token_reference_source(const Config& config, VisionLanguageModel& policy);
 
 /// Fills every example's ref_logps as described above (unless the loss reads none, or live).
 /// `model` must hold the initial weights unless `resuming`; a resumed run needs the cache (or
@@ -54,7 +54,7 @@ ReferencePlan prepare_reference(TrainData& data, LoadedModel& model, const Confi
 
 /// Scores every example's answers with `model` in eval mode without gradients: (N) per example.
 /// Used by the pre-pass and by the live reference.
-std::vector<double> reference_logps(LlavaModelImpl& model, const TrainExample& example,
+std::vector<double> reference_logps(VisionLanguageModel& model, const TrainExample& example,
                                     const Config& config);
 
 /// True when the model has LoRA adapters and they are all that trains (every other parameter has
@@ -64,13 +64,13 @@ bool adapters_are_all_that_trains(torch::nn::Module& model);
 
 /// reference_logps of the frozen start: `model` with every LoRA adapter switched off (scale 0)
 /// for the call, then on again. Requires adapters_are_all_that_trains(model).
-std::vector<double> frozen_start_logps(LlavaModelImpl& model, const TrainExample& example,
+std::vector<double> frozen_start_logps(VisionLanguageModel& model, const TrainExample& example,
                                        const Config& config);
 
 /// Token by token, of the N answers of a step's list tensors (already on the model's device and
 /// dtype: the image is not decoded again): (N, A) float32, 0 on padding; the frozen start when
 /// `adapters_off` (requires adapters_are_all_that_trains(model)).
-at::Tensor reference_token_logps(LlavaModelImpl& model, const ListTensors& tensors,
+at::Tensor reference_token_logps(VisionLanguageModel& model, const ListTensors& tensors,
                                  bool adapters_off = false);
 
 class ReferenceSource {
@@ -78,7 +78,7 @@ class ReferenceSource {
   /// Throws perpo::Error (input) when online mode (train.online_resample_every > 0) cannot score
   /// re-sampled lists: loss.reference other than live or sampler without LoRA adapters as the
   /// only trained part. Called before the run writes anything.
-  static void check_online(const Config& config, LlavaModelImpl& policy);
+  static void check_online(const Config& config, VisionLanguageModel& policy);
 
   /// prepare_reference for `data`, and the frozen second model for loss.reference: live (loaded
   /// from config.model: the initial weights).
@@ -96,7 +96,7 @@ class ReferenceSource {
 
   /// loss.grpo.kl_beta > 0: the reference's token log-probs (N, A) of a step's list tensors,
   /// from the live model or from `policy` with its adapters off.
-  at::Tensor step_token_logps(const ListTensors& tensors, LlavaModelImpl& policy);
+  at::Tensor step_token_logps(const ListTensors& tensors, VisionLanguageModel& policy);
 
   /// Fills the ref_logps of freshly re-sampled lists as the table above says (live: every list's
   /// values replaced; sampler and adapters-off: those of lists that have none).

@@ -21,8 +21,8 @@
 #include "perpo/config/config.h"
 #include "perpo/data/examples.h"
 #include "perpo/data/records.h"
-#include "perpo/model/llava.h"
 #include "perpo/model/load.h"
+#include "perpo/model/vlm.h"
 
 namespace perpo {
 
@@ -62,7 +62,9 @@ TrainData encode_lists(const std::vector<PreferenceList>& lists, const Config& c
 
 struct ListTensors {
   at::Tensor prefix_ids;    // (1, P) int64
-  at::Tensor pixel_values;  // (1, 3, H, W) in the model's dtype, or undefined without an image
+  at::Tensor pixel_values;  // the family's batch form (LLaVA (1, 3, H, W)) in the model's dtype,
+                            // or undefined without an image
+  at::Tensor grid_thw;      // Qwen2.5-VL's (1, 3) image_grid_thw; LLaVA: undefined
   at::Tensor answer_ids;    // (R, A) int64
   at::Tensor answer_mask;   // (R, A) int64
   at::Tensor rewards;       // (N) float32 (undefined for sft)
@@ -73,9 +75,11 @@ struct ListTensors {
   std::int64_t tokens = 0;        // P + all answer tokens: what one forward processes
 };
 
-/// The example's tensors on `device`; pixels decoded now. `pad_id` < 0 pads with 0.
+/// The example's tensors on `device`; the image decoded now and prepared by `model`'s family.
+/// `pad_id` < 0 pads with 0.
 ListTensors list_tensors(const TrainExample& example, const Config& config,
-                         const c10::Device& device, c10::ScalarType pixel_dtype, int pad_id);
+                         const VisionLanguageModel& model, const c10::Device& device,
+                         c10::ScalarType pixel_dtype, int pad_id);
 
 struct ListLogps {
   at::Tensor answers;      // (N) summed answer log-probs (fp32), with autograd when enabled
@@ -86,6 +90,6 @@ struct ListLogps {
 };
 
 /// The prefix (image + prompt) runs once; the R answers run on its keys/values.
-ListLogps score_list(LlavaModelImpl& model, const ListTensors& tensors);
+ListLogps score_list(VisionLanguageModel& model, const ListTensors& tensors);
 
 }  // namespace perpo
