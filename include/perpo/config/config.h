@@ -351,6 +351,9 @@ struct DistributedConfig {
   std::string backend = "auto";  // auto (nccl on CUDA, gloo on CPU) | nccl | gloo
   int timeout_s = 1800;          // collective timeout in seconds, e.g. 1800
   int zero = 0;                  // 0 | 1: shard AdamW's state (moments, fp32 masters) over ranks
+  double bucket_mb = 25;         // gradient all-reduce bucket size in MB (DDP's bucket_cap_mb)
+  bool overlap = true;           // all-reduce buckets during the step's last backward
+  bool reduce_scatter = true;    // ZeRO-1: reduce-scatter gradients, all-gather weights
 
   template <typename V>
   void visit(V& v) {
@@ -360,6 +363,15 @@ struct DistributedConfig {
     v.field("zero", zero,
             "ZeRO stage: 0 = every rank keeps AdamW's whole state, 1 = each rank keeps its "
             "share (moments, fp32 masters) and sends its updated weights to the others");
+    v.field("bucket_mb", bucket_mb,
+            "gradients are all-reduced in flattened buckets of about this many MB (PyTorch "
+            "DDP's bucket_cap_mb), e.g. 25");
+    v.field("overlap", overlap,
+            "all-reduce each bucket as soon as the step's last backward has produced its "
+            "gradients, while the backward goes on (false: all buckets after the backward)");
+    v.field("reduce_scatter", reduce_scatter,
+            "zero 1: reduce-scatter the gradients and all-gather the updated weights where the "
+            "backend can (false: all-reduce the gradients, owners broadcast their weights)");
   }
 };
 
