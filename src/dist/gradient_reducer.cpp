@@ -112,14 +112,16 @@ void GradientReducer::finish() {
   launched_by_hooks_ = 0;
   // The buckets the hooks did not start, in the same order on every rank.
   for (; next_ < buckets_.size(); ++next_) launch(buckets_[next_]);
-  const Clock::time_point wait_start = Clock::now();
   // The union of the all-reduces' running times before the backward ended (one after another,
   // from launch to end, overlaps counted once).
   double hidden = 0;
   Clock::time_point covered = Clock::time_point::min();
   torch::NoGradGuard no_grad;
+  double waited = 0;  // blocked in wait(), as comm_seconds counts it
   for (Bucket& bucket : buckets_) {
+    const Clock::time_point wait_start = Clock::now();
     bucket.work.wait();
+    waited += seconds(Clock::now() - wait_start);
     const Clock::time_point from = std::max(bucket.work.launched(), covered);
     const Clock::time_point to = std::min(bucket.work.ended(), backward_end_);
     if (to > from) hidden += seconds(to - from);
@@ -133,7 +135,7 @@ void GradientReducer::finish() {
     bucket.flat = at::Tensor();
     bucket.launched = false;
   }
-  timing_.waited_s = seconds(Clock::now() - wait_start);
+  timing_.waited_s = waited;
   timing_.hidden_s = hidden;
   next_ = 0;
 }

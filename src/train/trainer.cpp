@@ -629,7 +629,8 @@ TrainSummary Trainer::run() {
   const ReferencePlan& reference = reference_->plan();
   optim_ = std::make_unique<AdamW>(model_.model->named_parameters(), config_.optim);
   if (config_.distributed.zero == 1 && group_.world() > 1) {
-    optim_->shard(group_, config_.distributed.reduce_scatter);
+    const std::string& scatter = config_.distributed.reduce_scatter;
+    optim_->shard(group_, scatter == "true" || (scatter == "auto" && group_.backend() == "nccl"));
     PERPO_LOG_INFO("ZeRO-1: this rank holds ", optim_->state_numel(),
                    " optimizer state elements, its share of ", group_.world(), " ranks; ",
                    optim_->reduces_gradients()

@@ -164,12 +164,18 @@ INSTANTIATE_TEST_SUITE_P(
         Variant{"perpo_small_buckets_2", 2, {"distributed.bucket_mb=0.01"}, false, true},
         Variant{"sft_small_buckets_3", 3, {"distributed.bucket_mb=0.01"}, true, true},
         Variant{"sft_no_overlap_2", 2, {"distributed.overlap=false"}, true},
-        Variant{"perpo_full_zero1_3", 3, {"distributed.zero=1"}, false},
-        // ZeRO-1 with an all-reduce and the owners' broadcasts (backends without reduce-scatter).
-        Variant{"perpo_zero1_broadcast_2",
+        Variant{
+            "perpo_full_zero1_3", 3, {"distributed.zero=1"}, false},  // auto: broadcasts on Gloo
+        // ZeRO-1 with reduce-scatter and all-gather (auto's choice on NCCL).
+        Variant{"perpo_zero1_reduce_scatter_2",
                 2,
-                {"distributed.zero=1", "distributed.reduce_scatter=false"},
+                {"distributed.zero=1", "distributed.reduce_scatter=true"},
                 false},
+        Variant{"sft_lora_zero1_reduce_scatter_3",
+                3,
+                {"distributed.zero=1", "distributed.reduce_scatter=true", "model.lora.enabled=true",
+                 "model.lora.dropout=0"},
+                true},
         // Online: each rank samples its share of the records, the lists are exchanged.
         Variant{
             "perpo_online_2",

@@ -353,7 +353,9 @@ struct DistributedConfig {
   int zero = 0;                  // 0 | 1: shard AdamW's state (moments, fp32 masters) over ranks
   double bucket_mb = 25;         // gradient all-reduce bucket size in MB (DDP's bucket_cap_mb)
   bool overlap = true;           // all-reduce buckets during the step's last backward
-  bool reduce_scatter = true;    // ZeRO-1: reduce-scatter gradients, all-gather weights
+  // ZeRO-1: reduce-scatter the gradients and all-gather the weights: auto (NCCL only) | true |
+  // false
+  std::string reduce_scatter = "auto";
 
   template <typename V>
   void visit(V& v) {
@@ -369,9 +371,11 @@ struct DistributedConfig {
     v.field("overlap", overlap,
             "all-reduce each bucket as soon as the step's last backward has produced its "
             "gradients, while the backward goes on (false: all buckets after the backward)");
-    v.field("reduce_scatter", reduce_scatter,
-            "zero 1: reduce-scatter the gradients and all-gather the updated weights where the "
-            "backend can (false: all-reduce the gradients, owners broadcast their weights)");
+    v.choice("reduce_scatter", reduce_scatter, {"auto", "true", "false"},
+             "zero 1: reduce-scatter the gradients and all-gather the updated weights (true, "
+             "where the backend can), or all-reduce the gradients and the owners broadcast "
+             "their weights (false); auto = true on nccl, false on gloo (whose reduce-scatter "
+             "is slower than its all-reduce: docs/data-parallel.md)");
   }
 };
 
