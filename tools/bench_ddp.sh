@@ -2,11 +2,17 @@
 # Data-parallel `perpo train` on this machine's CPU (Gloo on 127.0.0.1): the same run (same config,
 # same global batch) as 1 process and as 2 ranks, for the tiny model and a medium one; prints the
 # time per step, the seconds each rank spent in collectives per step (metrics.jsonl's comm_s:
-# all-reduce of the gradients and of the step's sums, ZeRO-1's broadcasts; waiting for the slower
-# rank included) and the share of the step that is, and rank 0's peak memory (metrics.jsonl's
-# peak_memory_mb: the process's peak RSS on CPU, the allocator's peak on CUDA). Gradients are
-# all-reduced after the backward: communication does not overlap computation. With --device cuda (bf16, NCCL; tools/gpu_check.sh
-# runs it on machines with 2 or more GPUs): 1 process against --world ranks, one GPU each.
+# all-reduce of the gradients and of the step's sums, ZeRO-1's broadcasts or reduce-scatter and
+# all-gather; waiting for the slower rank included) and the share of the step that is, and rank 0's
+# peak memory (metrics.jsonl's peak_memory_mb: the process's peak RSS on CPU, the allocator's peak
+# on CUDA). The gradients' all-reduce overlaps the step's last backward: "hidden" is the seconds it
+# ran during that backward (comm_hidden_s, not in comm_s) and its share of the gradients' whole
+# all-reduce time (hidden + comm_grad_s, the time waited for it after the backward). "no overlap"
+# (distributed.overlap=false) all-reduces every bucket after the backward, as before the overlap;
+# "zero1" on Gloo all-reduces the gradients and broadcasts the owners' weights
+# (distributed.reduce_scatter auto), "zero1 rs" reduce-scatters after the backward and all-gathers
+# (reduce_scatter=true; nothing hidden). With --device cuda (bf16, NCCL; tools/gpu_check.sh runs it
+# on machines with 2 or more GPUs): 1 process against --world ranks, one GPU each.
 #   tools/bench_ddp.sh [--steps N] [--perpo build/perpo] [--device cpu|cuda] [--world N]
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -20,7 +26,7 @@ while [ $# -gt 0 ]; do
     --perpo) perpo="$2"; shift 2 ;;
     --device) device="$2"; shift 2 ;;
     --world) world="$2"; shift 2 ;;
-    -h | --help) sed -n '2,10p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,16p' "$0"; exit 0 ;;
     *) echo "bench_ddp.sh: unknown argument '$1'" >&2; exit 2 ;;
   esac
 done
@@ -62,6 +68,12 @@ text = f"{step * 1000:8.1f} ms/step   peak {peak:7.1f} MB"
 if comm:
     c = sum(comm) / len(comm)
     text += f"   comm {c * 1000:7.1f} ms/step ({100 * c / step:4.1f}%)"
+hidden = [l["comm_hidden_s"] for l in lines if "comm_hidden_s" in l]
+waited = [l["comm_grad_s"] for l in lines if "comm_grad_s" in l]
+if hidden and waited:
+    h, w = sum(hidden) / len(hidden), sum(waited) / len(waited)
+    share = 100 * h / (h + w) if h + w > 0 else 0.0
+    text += f"   grads: hidden {h * 1000:6.1f} ms, waited {w * 1000:6.1f} ms ({share:4.1f}% hidden)"
 print(text)
 EOF
 }
@@ -93,6 +105,8 @@ if [ "$device" = cuda ]; then
     run_job "$shape 1 process" 1 1 "${args[@]}"
     run_job "$shape $world ranks" "$world" 1 "${args[@]}"
     run_job "$shape $world ranks zero1" "$world" 1 "${args[@]}" distributed.zero=1
+    run_job "$shape $world ranks zero1 bcast" "$world" 1 "${args[@]}" distributed.zero=1 \
+      distributed.reduce_scatter=false
   done
   exit 0
 fi
@@ -101,6 +115,9 @@ for shape in tiny medium; do
   declare -n args="$shape"
   run_job "$shape 1 process 1 thread" 1 1 "${args[@]}"
   run_job "$shape 1 process 2 threads" 1 2 "${args[@]}"
+  run_job "$shape $world ranks no overlap" "$world" 1 "${args[@]}" distributed.overlap=false
   run_job "$shape $world ranks 1 thread" "$world" 1 "${args[@]}"
   run_job "$shape $world ranks zero1" "$world" 1 "${args[@]}" distributed.zero=1
+  run_job "$shape $world ranks zero1 rs" "$world" 1 "${args[@]}" distributed.zero=1 \
+    distributed.reduce_scatter=true
 done

@@ -101,6 +101,7 @@ const std::vector<NumberRange> kNumberRanges = {
     {"eval.limit", 0, kMaxInt, false, false, "0 = all records"},
     {"distributed.timeout_s", 1, 1e7, false, false, "e.g. 1800"},
     {"distributed.zero", 0, 1, false, false, "0 or 1"},
+    {"distributed.bucket_mb", 0, 1e6, true, false, "e.g. 25"},
     {"run.seed", 0, kMaxSeed, false, false, "e.g. 42"},
     {"run.threads", 0, 1024, false, false, "0 = auto"},
     {"demo.sft_records", 1, kMaxInt, false, false, "e.g. 2048"},

@@ -13,8 +13,10 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <optional>
 #include <thread>
 
 #include "perpo/config/config_io.h"
@@ -83,8 +85,9 @@ struct ProcessGroup::Impl {
   c10::intrusive_ptr<c10d::Backend> backend;
   c10::Device device{c10::kCPU};
   std::chrono::milliseconds timeout{0};
-  double seconds = 0;  // in collectives
-  int gathers = 0;     // gather_to_writer calls so far (their store keys)
+  double seconds = 0;                  // in collectives
+  int gathers = 0;                     // gather_to_writer calls so far (their store keys)
+  std::optional<bool> reduce_scatter;  // supports_reduce_scatter(), once probed
 };
 
 ProcessGroup::ProcessGroup() = default;
@@ -218,40 +221,111 @@ void ProcessGroup::all_reduce_sum(at::Tensor& tensor) const {
   });
 }
 
-void ProcessGroup::sum_gradients(const std::vector<at::Tensor>& params,
-                                 std::size_t bucket_bytes) const {
-  if (!impl_) return;
-  torch::NoGradGuard no_grad;
-  // Buckets of consecutive parameters of one dtype and device, flattened into one buffer each.
-  std::vector<at::Tensor> bucket;
-  std::size_t bytes = 0;
-  auto flush = [&] {
-    if (bucket.empty()) return;
-    std::vector<at::Tensor> grads;
-    for (const at::Tensor& p : bucket) grads.push_back(p.mutable_grad().reshape({-1}));
-    at::Tensor flat = torch::cat(grads);
-    all_reduce_sum(flat);
-    std::int64_t offset = 0;
-    for (const at::Tensor& p : bucket) {
-      const std::int64_t n = p.numel();
-      p.mutable_grad().copy_(flat.narrow(0, offset, n).view_as(p));
-      offset += n;
-    }
-    bucket.clear();
-    bytes = 0;
-  };
-  for (const at::Tensor& p : params) {
-    at::Tensor& grad = const_cast<at::Tensor&>(p).mutable_grad();
-    if (!grad.defined()) grad = torch::zeros_like(p);
-    if (!bucket.empty() && (bucket.front().mutable_grad().scalar_type() != grad.scalar_type() ||
-                            bucket.front().device() != p.device())) {
-      flush();
-    }
-    bucket.push_back(p);
-    bytes += static_cast<std::size_t>(grad.numel()) * grad.element_size();
-    if (bytes >= bucket_bytes) flush();
+using Clock = std::chrono::steady_clock;
+
+struct ProcessGroup::Work::State {
+  const ProcessGroup* group = nullptr;
+  c10::intrusive_ptr<c10d::Work> work;
+  at::Tensor tensor;  // kept alive until the collective ends
+  Clock::time_point launched;
+  // Set by the backend's completion callback (its thread), in steady-clock nanoseconds; 0 until
+  // then. Its own object, so that the callback does not keep the State alive.
+  std::shared_ptr<std::atomic<std::int64_t>> ended_ns =
+      std::make_shared<std::atomic<std::int64_t>>(0);
+  Clock::time_point waited;
+  bool pending = false;
+};
+
+ProcessGroup::Work::Work() = default;
+ProcessGroup::Work::~Work() = default;
+ProcessGroup::Work::Work(Work&&) noexcept = default;
+ProcessGroup::Work& ProcessGroup::Work::operator=(Work&&) noexcept = default;
+
+bool ProcessGroup::Work::pending() const { return state_ && state_->pending; }
+
+void ProcessGroup::Work::wait() {
+  if (!pending()) return;
+  State& state = *state_;
+  state.pending = false;
+  collective(*state.group, state.group->impl_->seconds, "all-reduce", [&] { state.work->wait(); });
+  state.waited = Clock::now();
+  state.tensor = at::Tensor();
+}
+
+Clock::time_point ProcessGroup::Work::launched() const {
+  return state_ ? state_->launched : Clock::time_point();
+}
+
+Clock::time_point ProcessGroup::Work::ended() const {
+  if (!state_) return Clock::time_point();
+  const std::int64_t ns = state_->ended_ns->load(std::memory_order_acquire);
+  if (ns == 0) return state_->waited;
+  return std::min(state_->waited, Clock::time_point(Clock::duration(ns)));
+}
+
+ProcessGroup::Work ProcessGroup::all_reduce_sum_async(const at::Tensor& tensor) const {
+  Work handle;
+  if (!impl_) return handle;
+  auto state = std::make_shared<Work::State>();
+  state->group = this;
+  state->tensor = tensor;
+  state->launched = Clock::now();
+  double launching = 0;  // launching is not waiting: not counted in comm_seconds
+  collective(*this, launching, "all-reduce", [&] {
+    std::vector<at::Tensor> tensors{tensor};
+    state->work = impl_->backend->allreduce(tensors);
+  });
+  try {  // the moment it ends, where the backend tells (Gloo and NCCL do)
+    state->work->getFuture()->addCallback(
+        [ended = state->ended_ns](c10::ivalue::Future&) {
+          ended->store(Clock::now().time_since_epoch().count(), std::memory_order_release);
+        },
+        /*uses_future=*/false);
+  } catch (const std::exception&) {
   }
-  flush();
+  state->pending = true;
+  handle.state_ = std::move(state);
+  return handle;
+}
+
+void ProcessGroup::reduce_scatter_sum(at::Tensor& output, const at::Tensor& input) const {
+  if (!impl_) {
+    output.copy_(input);
+    return;
+  }
+  collective(*this, impl_->seconds, "reduce-scatter", [&] {
+    at::Tensor in = input;
+    impl_->backend->_reduce_scatter_base(output, in)->wait();
+  });
+}
+
+void ProcessGroup::all_gather_into(at::Tensor& output, const at::Tensor& input) const {
+  if (!impl_) {
+    output.copy_(input);
+    return;
+  }
+  collective(*this, impl_->seconds, "all-gather", [&] {
+    at::Tensor in = input;
+    impl_->backend->_allgather_base(output, in)->wait();
+  });
+}
+
+bool ProcessGroup::supports_reduce_scatter() const {
+  if (!impl_) return false;
+  if (!impl_->reduce_scatter) {
+    // A backend without it refuses at the call, before any communication, on every rank alike.
+    at::Tensor input = torch::ones({world_}, torch::dtype(torch::kFloat32).device(impl_->device));
+    at::Tensor output = torch::zeros({1}, input.options());
+    try {
+      impl_->backend->_reduce_scatter_base(output, input)->wait();
+      impl_->reduce_scatter = output.item<float>() == static_cast<float>(world_);
+    } catch (const c10::Error& e) {
+      PERPO_LOG_INFO("the ", backend_,
+                     " backend has no reduce-scatter: ", e.what_without_backtrace());
+      impl_->reduce_scatter = false;
+    }
+  }
+  return *impl_->reduce_scatter;
 }
 
 void ProcessGroup::broadcast(at::Tensor& tensor, int root) const {

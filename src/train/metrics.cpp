@@ -101,6 +101,8 @@ void MetricsLog::write(const StepMetrics& m) {
                          {"lists_without_signal", m.lists_without_signal}};
   if (m.nll != 0) line["nll"] = m.nll;
   if (m.comm_s >= 0) line["comm_s"] = m.comm_s;
+  if (m.comm_hidden_s >= 0) line["comm_hidden_s"] = m.comm_hidden_s;
+  if (m.comm_grad_s >= 0) line["comm_grad_s"] = m.comm_grad_s;
   if (m.has_rewards) {
     line["mean_reward"] = m.mean_reward;
     line["reward_std"] = m.reward_std;
@@ -121,8 +123,8 @@ void MetricsLog::write(const StepMetrics& m) {
   if (tensorboard_) {
     for (const char* key :
          {"loss", "objective", "lr", "grad_norm", "pair_accuracy", "mean_margin", "lists_per_s",
-          "tokens_per_s", "peak_memory_mb", "comm_s", "mean_reward", "reward_std", "clip_low",
-          "clip_high", "kl", "lists_dropped", "answer_tokens"}) {
+          "tokens_per_s", "peak_memory_mb", "comm_s", "comm_hidden_s", "comm_grad_s", "mean_reward",
+          "reward_std", "clip_low", "clip_high", "kl", "lists_dropped", "answer_tokens"}) {
       if (line.contains(key) && line[key].is_number()) {
         tensorboard_->add_scalar(std::string("train/") + key, m.step,
                                  static_cast<float>(line[key].get<double>()));

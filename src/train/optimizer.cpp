@@ -69,7 +69,7 @@ AdamW::AdamW(const torch::OrderedDict<std::string, at::Tensor>& named_params,
   fused_ = kernel == Kernel::kFused || (kernel == Kernel::kAuto && first.is_cuda());
 }
 
-void AdamW::shard(const ProcessGroup& group) {
+void AdamW::shard(const ProcessGroup& group, bool reduce_scatter) {
   if (group.world() == 1) return;
   group_ = &group;
   std::int64_t total = 0;
@@ -94,6 +94,73 @@ void AdamW::shard(const ProcessGroup& group) {
       }
     }
   }
+  scatter_ = reduce_scatter && group.supports_reduce_scatter();  // a collective: every rank asks
+  if (!scatter_) return;
+  std::map<at::ScalarType, std::vector<std::int64_t>> used;  // per dtype: elements of each rank
+  for (std::size_t gi = 0; gi < groups_.size(); ++gi) {
+    const ParamGroup& g = groups_[gi];
+    for (std::size_t i = 0; i < g.params.size(); ++i) {
+      const at::ScalarType dtype = g.params[i].scalar_type();
+      auto it = std::find_if(shards_.begin(), shards_.end(),
+                             [&](const Shards& s) { return s.dtype == dtype; });
+      if (it == shards_.end()) {
+        shards_.push_back({dtype, 0, {}});
+        it = shards_.end() - 1;
+      }
+      std::vector<std::int64_t>& counts = used[dtype];
+      counts.resize(static_cast<std::size_t>(world), 0);
+      std::int64_t& count = counts[static_cast<std::size_t>(g.owner[i])];
+      it->slots.push_back({gi, i, g.owner[i], count});
+      count += g.params[i].numel();
+      it->size = std::max(it->size, count);
+    }
+  }
+}
+
+void AdamW::reduce_gradients() {
+  PERPO_CHECK(scatter_, "AdamW::reduce_gradients: not sharded with reduce-scatter");
+  torch::NoGradGuard no_grad;
+  const int world = group_->world(), rank = group_->rank();
+  for (const Shards& s : shards_) {
+    const at::Tensor& first = groups_[s.slots.front().group].params[s.slots.front().index];
+    at::Tensor input = torch::zeros({world * s.size}, first.options());  // (W * size)
+    for (const Slot& slot : s.slots) {
+      const at::Tensor& grad = groups_[slot.group].params[slot.index].grad();
+      if (!grad.defined()) continue;  // zeros
+      input.narrow(0, slot.owner * s.size + slot.offset, grad.numel()).copy_(grad.reshape({-1}));
+    }
+    at::Tensor output = torch::empty({s.size}, first.options());  // (size): this rank's sums
+    group_->reduce_scatter_sum(output, input);
+    for (const Slot& slot : s.slots) {
+      at::Tensor& p = groups_[slot.group].params[slot.index];
+      at::Tensor& grad = p.mutable_grad();
+      if (slot.owner != rank) {
+        grad = at::Tensor();  // never read here: its owner updates the parameter
+        continue;
+      }
+      if (!grad.defined()) grad = torch::empty_like(p);
+      grad.copy_(output.narrow(0, slot.offset, p.numel()).view_as(p));
+    }
+  }
+}
+
+void AdamW::all_gather_updated() {
+  const int world = group_->world(), rank = group_->rank();
+  for (const Shards& s : shards_) {
+    const at::Tensor& first = groups_[s.slots.front().group].params[s.slots.front().index];
+    at::Tensor mine = torch::zeros({s.size}, first.options());  // (size)
+    for (const Slot& slot : s.slots) {
+      const at::Tensor& p = groups_[slot.group].params[slot.index];
+      if (slot.owner == rank) mine.narrow(0, slot.offset, p.numel()).copy_(p.reshape({-1}));
+    }
+    at::Tensor all = torch::empty({world * s.size}, first.options());  // (W * size)
+    group_->all_gather_into(all, mine);
+    for (const Slot& slot : s.slots) {
+      at::Tensor p = groups_[slot.group].params[slot.index].detach();
+      if (slot.owner == rank) continue;
+      p.copy_(all.narrow(0, slot.owner * s.size + slot.offset, p.numel()).view_as(p));
+    }
+  }
 }
 
 bool AdamW::owned(const ParamGroup& g, std::size_t i) const {
@@ -114,6 +181,10 @@ std::int64_t AdamW::state_numel() const {
 
 void AdamW::broadcast_updated() {
   if (group_ == nullptr) return;
+  if (scatter_) {
+    all_gather_updated();
+    return;
+  }
   for (int owner = 0; owner < group_->world(); ++owner) {
     std::map<at::ScalarType, std::vector<at::Tensor>> by_dtype;  // of this owner's parameters
     for (const ParamGroup& g : groups_) {
@@ -333,18 +404,41 @@ double grad_norm(const std::vector<at::Tensor>& params) {
   return grads.empty() ? 0.0 : global_norm(grads).item<double>();
 }
 
+namespace {
+
+// Scales `grads` so that their norm, `norm`, becomes at most `max_norm` (0: no clipping).
+void clip_to(const std::vector<at::Tensor>& grads, const at::Tensor& norm, double max_norm) {
+  if (max_norm <= 0 || grads.empty()) return;
+  // coef = min(1, max_norm / (norm + 1e-6)); 1 (no change) when the norm is not finite. A
+  // gradient times exactly 1 is itself.
+  const at::Tensor coef = torch::where(
+      torch::isfinite(norm), (max_norm / (norm + 1e-6)).clamp_max(1.0), torch::ones_like(norm));
+  for (auto& [dtype, group] : by_dtype(grads)) at::_foreach_mul_(group, coef.to(dtype));
+}
+
+}  // namespace
+
 at::Tensor clip_grad_norm_tensor(const std::vector<at::Tensor>& params, double max_norm) {
   torch::NoGradGuard no_grad;
   const std::vector<at::Tensor> grads = defined_grads(params);
   if (grads.empty()) return torch::zeros({}, torch::kFloat64);
   const at::Tensor norm = global_norm(grads);
-  if (max_norm > 0) {
-    // coef = min(1, max_norm / (norm + 1e-6)); 1 (no change) when the norm is not finite. A
-    // gradient times exactly 1 is itself.
-    const at::Tensor coef = torch::where(
-        torch::isfinite(norm), (max_norm / (norm + 1e-6)).clamp_max(1.0), torch::ones_like(norm));
-    for (auto& [dtype, group] : by_dtype(grads)) at::_foreach_mul_(group, coef.to(dtype));
-  }
+  clip_to(grads, norm, max_norm);
+  return norm;
+}
+
+at::Tensor AdamW::clip_gradients(double max_norm) {
+  if (!scatter_) return clip_grad_norm_tensor(params(), max_norm);
+  torch::NoGradGuard no_grad;
+  // This rank's own gradients (the others' were released): the squared norm of each, summed
+  // here, then over ranks.
+  const std::vector<at::Tensor> grads = defined_grads(params());
+  const at::Tensor& first = groups_.front().params.front();
+  at::Tensor squares = torch::zeros({1}, first.options().dtype(torch::kFloat64));  // (1)
+  if (!grads.empty()) squares += global_norm(grads).square();
+  group_->all_reduce_sum(squares);
+  const at::Tensor norm = squares.sqrt().reshape({});  // () float64
+  clip_to(grads, norm, max_norm);
   return norm;
 }
 

@@ -16,6 +16,7 @@
 #include "perpo/core/output_paths.h"
 #include "perpo/core/progress.h"
 #include "perpo/core/strings.h"
+#include "perpo/dist/gradient_reducer.h"
 #include "perpo/loss/objectives.h"
 #include "perpo/model/lora.h"
 #include "perpo/runtime/runtime.h"
@@ -106,8 +107,11 @@ class Trainer {
   void warn_skipped(const StepMetrics& m);
   void check_grpo_lists() const;
   bool on_policy() const;
-  void score_and_backward(const TrainExample& example, double scale, std::int64_t& tokens);
-  void sft_backward(const std::vector<std::size_t>& indices, double scale, std::int64_t& tokens);
+  // `last`: this rank's last backward of the step, which the gradients' all-reduce overlaps.
+  void score_and_backward(const TrainExample& example, double scale, std::int64_t& tokens,
+                          bool last);
+  void sft_backward(const std::vector<std::size_t>& indices, double scale, std::int64_t& tokens,
+                    bool last);
   fs::path save_checkpoint();
   void maybe_resample();
   void use_online_lists(std::vector<PreferenceList> lists, std::int64_t sampled_at);
@@ -130,6 +134,9 @@ class Trainer {
   OutputPolicy run_dir_policy_;
   OutputLock run_dir_lock_;  // held while training: a second perpo on run.dir is refused
   std::unique_ptr<AdamW> optim_;
+  // Data parallel: sums the gradients over ranks while the step's last backward runs (unless
+  // ZeRO-1's reduce-scatter does: AdamW::reduces_gradients).
+  std::unique_ptr<GradientReducer> reducer_;
   std::unique_ptr<DataOrder> order_;
   std::int64_t step_ = 0;
   std::int64_t total_ = 0;
@@ -291,7 +298,8 @@ void Trainer::check_grpo_lists() const {
   }
 }
 
-void Trainer::score_and_backward(const TrainExample& example, double scale, std::int64_t& tokens) {
+void Trainer::score_and_backward(const TrainExample& example, double scale, std::int64_t& tokens,
+                                 bool last) {
   ListTensors t = list_tensors(example, config_, *model_.model, device_, dtype_, pad_id_);
   ListwiseInputs in;
   const bool grpo = loss_.name == "grpo";
@@ -317,6 +325,7 @@ void Trainer::score_and_backward(const TrainExample& example, double scale, std:
   }
   if (logps.target_nll.defined()) in.nll = logps.target_nll.unsqueeze(0);  // (1)
   LossOutput out = compute_loss(in, loss_);
+  if (last && reducer_) reducer_->arm();
   (out.loss * scale).backward();
   step_sums_.push_back(step_sums(out, 1.0, static_cast<double>(t.answers), t.rewards.defined()));
   tokens += t.tokens;
@@ -325,7 +334,7 @@ void Trainer::score_and_backward(const TrainExample& example, double scale, std:
 // loss.name sft: the micro-batch's records as one padded batch in one forward; the objective is
 // the token mean of the answers' NLL over the batch (loss/objectives.h sft).
 void Trainer::sft_backward(const std::vector<std::size_t>& indices, double scale,
-                           std::int64_t& tokens) {
+                           std::int64_t& tokens, bool last) {
   std::vector<SftExample> records;
   std::vector<ModelImage> images;  // of the records that have an image, in order
   VisionLanguageModel& model = *model_.model;
@@ -360,6 +369,7 @@ void Trainer::sft_backward(const std::vector<std::size_t>& indices, double scale
     out.loss = out.loss * share * (global_b / B);
     out.objective = out.objective * share * (global_b / B);
   }
+  if (last && reducer_) reducer_->arm();
   (out.loss * (scale * B)).backward();  // the batch counts as its B records in the step's mean
   step_sums_.push_back(step_sums(out, B, /*answers=*/B, /*ranked=*/false));
   tokens += batch.tokens;
@@ -416,9 +426,17 @@ StepMetrics Trainer::step() {
       trained += drop && all_rewards_equal(data_.examples[index]) ? 0 : 1;
   }
   const double list_scale = drop ? 1.0 / std::max(trained, 1.0) : scale;
+  // This rank's backward passes in the step (one per list, or per micro-batch for sft): the
+  // last one is overlapped with the gradients' all-reduce.
+  std::size_t backwards = is_sft(config_) ? shares.size() : 0, done = 0;
+  for (const auto& indices : shares) {
+    for (std::size_t index : indices) {
+      if (!is_sft(config_) && !(drop && all_rewards_equal(data_.examples[index]))) ++backwards;
+    }
+  }
   for (const auto& indices : shares) {
     if (is_sft(config_)) {
-      sft_backward(indices, scale, tokens);
+      sft_backward(indices, scale, tokens, ++done == backwards);
       continue;
     }
     for (std::size_t index : indices) {
@@ -427,13 +445,20 @@ StepMetrics Trainer::step() {
         step_sums_.push_back(dropped_list_sums(example, device_));
         continue;
       }
-      score_and_backward(example, list_scale, tokens);
+      score_and_backward(example, list_scale, tokens, ++done == backwards);
     }
   }
   const std::vector<at::Tensor> params = optim_->params();
-  group_.sum_gradients(params);  // data parallel: the step's gradient over all ranks' lists
+  // Data parallel: the step's gradient over all ranks' lists.
+  if (optim_->reduces_gradients()) {
+    optim_->reduce_gradients();  // ZeRO-1: each rank gets its own parameters' sums
+  } else if (reducer_) {
+    reducer_->finish();  // the all-reduces the last backward started, and the rest
+    m.comm_hidden_s = reducer_->last().hidden_s;
+    m.comm_grad_s = reducer_->last().waited_s;
+  }
   if (hooks_.reduce_gradients) hooks_.reduce_gradients(params);
-  const at::Tensor norm = clip_grad_norm_tensor(params, config_.optim.max_grad_norm);
+  const at::Tensor norm = optim_->clip_gradients(config_.optim.max_grad_norm);
   at::Tensor sums = torch::stack(step_sums_).sum(0);
   step_sums_.clear();
   // Data parallel: the sums of all ranks (and the tokens they processed), so that every rank
@@ -607,9 +632,19 @@ TrainSummary Trainer::run() {
   const ReferencePlan& reference = reference_->plan();
   optim_ = std::make_unique<AdamW>(model_.model->named_parameters(), config_.optim);
   if (config_.distributed.zero == 1 && group_.world() > 1) {
-    optim_->shard(group_);
+    const std::string& scatter = config_.distributed.reduce_scatter;
+    optim_->shard(group_, scatter == "true" || (scatter == "auto" && group_.backend() == "nccl"));
     PERPO_LOG_INFO("ZeRO-1: this rank holds ", optim_->state_numel(),
-                   " optimizer state elements, its share of ", group_.world(), " ranks");
+                   " optimizer state elements, its share of ", group_.world(), " ranks; ",
+                   optim_->reduces_gradients()
+                       ? "gradients reduce-scattered, parameters all-gathered"
+                       : "gradients all-reduced, parameters broadcast by their owners");
+  }
+  if (group_.world() > 1 && !optim_->reduces_gradients()) {
+    const auto bucket_bytes = static_cast<std::size_t>(config_.distributed.bucket_mb * (1 << 20));
+    reducer_ = std::make_unique<GradientReducer>(group_, optim_->params(),
+                                                 std::max<std::size_t>(bucket_bytes, 1),
+                                                 config_.distributed.overlap);
   }
   nonfinite_in_row_device_ = torch::zeros({}, torch::dtype(torch::kFloat32).device(device_));
   skipped_device_ = torch::zeros({}, torch::dtype(torch::kFloat32).device(device_));

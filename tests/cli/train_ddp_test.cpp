@@ -106,6 +106,7 @@ struct Variant {
   int world;
   std::vector<std::string> extra;
   bool sft;
+  bool many_buckets = false;  // distributed.bucket_mb small: the hooks start some during backward
 };
 
 class DataParallelTrain : public testing::TestWithParam<Variant> {};
@@ -122,6 +123,12 @@ TEST_P(DataParallelTrain, EqualsOneProcessWithTheSameConfig) {
   run_job(1, train_command(data, dir / "one", extra), dir / "logs-one");
   run_job(v.world, train_command(data, dir / "many", extra), dir / "logs-many");
   expect_same_run(dir / "one", dir / "many");
+  // Small buckets: the hooks launched some of them while the last backward was running.
+  if (v.many_buckets) {
+    double hidden = 0;
+    for (const auto& line : metrics(dir / "many")) hidden += line.value("comm_hidden_s", 0.0);
+    EXPECT_GT(hidden, 0);
+  }
   // Rank 0 alone wrote the run's files; the others printed no summary.
   EXPECT_NE(read_text(dir / "logs-many" / "rank0.log").find("checkpoint:"), std::string::npos);
   EXPECT_EQ(read_text(dir / "logs-many" / "rank1.log").find("checkpoint:"), std::string::npos);
@@ -152,7 +159,23 @@ INSTANTIATE_TEST_SUITE_P(
                 {"model.lora.enabled=true", "model.lora.dropout=0", "model.freeze_vision=true"},
                 false},
         Variant{"sft_full_3", 3, {}, true},
-        Variant{"perpo_full_zero1_3", 3, {"distributed.zero=1"}, false},
+        // Buckets of 10 KB: about 20, launched by the hooks during the last backward in bucket
+        // order on every rank (tests/dist: parameters without a gradient, ranks without one).
+        Variant{"perpo_small_buckets_2", 2, {"distributed.bucket_mb=0.01"}, false, true},
+        Variant{"sft_small_buckets_3", 3, {"distributed.bucket_mb=0.01"}, true, true},
+        Variant{"sft_no_overlap_2", 2, {"distributed.overlap=false"}, true},
+        Variant{
+            "perpo_full_zero1_3", 3, {"distributed.zero=1"}, false},  // auto: broadcasts on Gloo
+        // ZeRO-1 with reduce-scatter and all-gather (auto's choice on NCCL).
+        Variant{"perpo_zero1_reduce_scatter_2",
+                2,
+                {"distributed.zero=1", "distributed.reduce_scatter=true"},
+                false},
+        Variant{"sft_lora_zero1_reduce_scatter_3",
+                3,
+                {"distributed.zero=1", "distributed.reduce_scatter=true", "model.lora.enabled=true",
+                 "model.lora.dropout=0"},
+                true},
         // Online: each rank samples its share of the records, the lists are exchanged.
         Variant{
             "perpo_online_2",

@@ -363,6 +363,11 @@ struct DistributedConfig {
   std::string backend = "auto";  // auto (nccl on CUDA, gloo on CPU) | nccl | gloo
   int timeout_s = 1800;          // collective timeout in seconds, e.g. 1800
   int zero = 0;                  // 0 | 1: shard AdamW's state (moments, fp32 masters) over ranks
+  double bucket_mb = 25;         // gradient all-reduce bucket size in MB (DDP's bucket_cap_mb)
+  bool overlap = true;           // all-reduce buckets during the step's last backward
+  // ZeRO-1: reduce-scatter the gradients and all-gather the weights: auto (NCCL only) | true |
+  // false
+  std::string reduce_scatter = "auto";
 
   template <typename V>
   void visit(V& v) {
@@ -372,6 +377,17 @@ struct DistributedConfig {
     v.field("zero", zero,
             "ZeRO stage: 0 = every rank keeps AdamW's whole state, 1 = each rank keeps its "
             "share (moments, fp32 masters) and sends its updated weights to the others");
+    v.field("bucket_mb", bucket_mb,
+            "gradients are all-reduced in flattened buckets of about this many MB (PyTorch "
+            "DDP's bucket_cap_mb), e.g. 25");
+    v.field("overlap", overlap,
+            "all-reduce each bucket as soon as the step's last backward has produced its "
+            "gradients, while the backward goes on (false: all buckets after the backward)");
+    v.choice("reduce_scatter", reduce_scatter, {"auto", "true", "false"},
+             "zero 1: reduce-scatter the gradients and all-gather the updated weights (true, "
+             "where the backend can), or all-reduce the gradients and the owners broadcast "
+             "their weights (false); auto = true on nccl, false on gloo (whose reduce-scatter "
+             "is slower than its all-reduce: docs/data-parallel.md)");
   }
 };
 

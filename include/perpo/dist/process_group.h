@@ -3,7 +3,7 @@
 // RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT.
 //
 //   perpo::ProcessGroup group = perpo::join_job(config);  // from the environment; same config
-//   group.sum_gradients(params);                           // in place, flattened buckets
+//   group.all_reduce_sum(tensor);                          // in place, on every rank
 //   if (group.any(stop_requested())) ...                   // a stop seen by one rank, by all
 //
 // Without those variables (or WORLD_SIZE=1) a ProcessGroup is rank 0 of 1 and every collective is
@@ -17,6 +17,7 @@
 #include <ATen/core/Tensor.h>
 #include <c10/core/Device.h>
 
+#include <chrono>
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -72,11 +73,40 @@ class ProcessGroup {
 
   /// Sums `tensor` over ranks, in place.
   void all_reduce_sum(at::Tensor& tensor) const;
-  /// Sums the gradients of `params` over ranks, in place, in flattened buckets of about
-  /// `bucket_bytes` (one all-reduce per bucket and dtype). A parameter without a gradient on this
-  /// rank takes part with zeros (and gets a gradient), so ranks always exchange the same shapes.
-  void sum_gradients(const std::vector<at::Tensor>& params,
-                     std::size_t bucket_bytes = 25u << 20) const;
+  /// A collective in flight (all_reduce_sum_async). wait() blocks until it has ended (the time
+  /// blocked counts in comm_seconds(); the time it ran before does not) and throws perpo::Error
+  /// as a blocking collective does. A Work that is never waited for must not outlive its group.
+  class Work {
+   public:
+    Work();
+    ~Work();
+    Work(Work&&) noexcept;
+    Work& operator=(Work&&) noexcept;
+    /// Launched and not yet waited for.
+    bool pending() const;
+    void wait();
+    /// When it was launched and when the backend marked it done (after wait(); the end of wait()
+    /// where the backend does not say).
+    std::chrono::steady_clock::time_point launched() const;
+    std::chrono::steady_clock::time_point ended() const;
+
+   private:
+    friend class ProcessGroup;
+    struct State;
+    std::shared_ptr<State> state_;
+  };
+  /// Starts summing `tensor` over ranks, in place: it must not be touched until wait(). Ranks
+  /// must launch their collectives in the same order (Gloo matches them by order).
+  Work all_reduce_sum_async(const at::Tensor& tensor) const;
+  /// Reduce-scatter: `input` holds world * n elements on every rank; `output` (n) gets elements
+  /// [rank * n, (rank + 1) * n) of their sum over ranks.
+  void reduce_scatter_sum(at::Tensor& output, const at::Tensor& input) const;
+  /// All-gather: `output` (world * n) gets every rank's `input` (n), in rank order.
+  void all_gather_into(at::Tensor& output, const at::Tensor& input) const;
+  /// Whether the backend has reduce_scatter_sum and all_gather_into (Gloo and NCCL in LibTorch
+  /// 2.13; a LibTorch whose Gloo lacks them says no). Probed on the first call with a tiny
+  /// reduce-scatter: a collective, every rank must call it. False for a single process.
+  bool supports_reduce_scatter() const;
   /// Copies `tensor` of rank `root` into `tensor` of every other rank (same shape and dtype).
   void broadcast(at::Tensor& tensor, int root) const;
   /// True on every rank when `flag` is true on any rank.

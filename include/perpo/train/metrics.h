@@ -40,7 +40,12 @@ struct StepMetrics {
   double tokens_per_s = 0;    // prefix + answer tokens processed per second
   double peak_memory_mb = 0;  // see peak_memory_mb(): CUDA allocator peak, or the CPU's peak RSS
   double comm_s = -1;         // data parallel: seconds this rank waited in collectives (else -1)
-  std::int64_t lists = 0;     // lists (records) in the step
+  // Data parallel, gradients all-reduced (GradientReducer; else -1): seconds the all-reduce of
+  // the gradients ran while the step's last backward was still running (hidden: not in comm_s),
+  // and seconds waited for it after the backward (part of comm_s).
+  double comm_hidden_s = -1;
+  double comm_grad_s = -1;
+  std::int64_t lists = 0;                 // lists (records) in the step
   std::int64_t lists_without_signal = 0;  // lists whose rewards were all equal
   double mean_reward = 0;                 // mean over the step's lists of each list's mean reward
   double reward_std = 0;     // mean over the step's lists of the reward std within the list

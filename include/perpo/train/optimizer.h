@@ -18,8 +18,14 @@
 //
 // ZeRO-1 (shard(group), distributed.zero 1): each parameter is owned by one rank (contiguous runs
 // of the parameter list, balanced by size); a rank keeps the moments and master of its own
-// parameters only (about 1 / world of the state), updates them from the summed gradients every
-// rank holds, and broadcasts them to the others (one flattened broadcast per owner and dtype).
+// parameters only (about 1 / world of the state) and updates them. Where the backend has
+// reduce-scatter (Gloo and NCCL in LibTorch 2.13: ProcessGroup::supports_reduce_scatter), the
+// optimizer sums the gradients itself (reduce_gradients: one reduce-scatter per dtype, each rank
+// receives the sums of its own parameters' gradients only and drops the others'), clips them on
+// the norm over all ranks (clip_gradients), and all-gathers the updated parameters: 2 (W - 1) / W
+// times the gradient bytes per rank and step, as plain data parallel. Otherwise every rank holds
+// the summed gradients (the trainer's all-reduce) and each owner broadcasts its updated
+// parameters (one flattened broadcast per owner and dtype): 3 (W - 1) / W.
 // state() gathers the whole state on rank 0 (every rank must call it); load_state() keeps each
 // rank's share of a whole state, so a checkpoint resumes on any world size.
 #pragma once
@@ -67,9 +73,21 @@ class AdamW {
         Kernel kernel = Kernel::kAuto);
 
   /// ZeRO-1: from now on this rank keeps and updates only its share of the parameters (see
-  /// above); `group` must outlive the optimizer. Call before load_state.
-  void shard(const ProcessGroup& group);
+  /// above), with reduce-scatter where `reduce_scatter` and the backend has it (a collective:
+  /// every rank calls shard alike); `group` must outlive the optimizer. Call before load_state.
+  void shard(const ProcessGroup& group, bool reduce_scatter = true);
   bool sharded() const { return group_ != nullptr; }
+  /// Sharded on a backend with reduce-scatter: the gradients are summed over ranks by
+  /// reduce_gradients() (not by an all-reduce of them all).
+  bool reduces_gradients() const { return scatter_; }
+  /// reduces_gradients(): after the backward, sums the gradients over ranks with one
+  /// reduce-scatter per dtype. This rank's own parameters get the sums (zeros summed in for a
+  /// gradient that is missing on a rank); the other parameters' gradients are released.
+  void reduce_gradients();
+  /// Global-norm clipping of the gradients step() uses: clip_grad_norm_tensor(params(),
+  /// max_norm), or with reduces_gradients() the norm over every rank's own gradients (one
+  /// all-reduce of their squared sums), the same on every rank. Returns the norm before clipping.
+  at::Tensor clip_gradients(double max_norm);
   /// Elements of optimizer state (moments and masters) this rank holds.
   std::int64_t state_numel() const;
 
@@ -106,6 +124,22 @@ class AdamW {
   bool owned(const ParamGroup& g, std::size_t i) const;
   void broadcast_updated();  // ZeRO-1: every owner's parameters to the other ranks
   const ProcessGroup* group_ = nullptr;
+
+  // ZeRO-1 with reduce-scatter: per dtype, the parameters laid out rank by rank in one buffer of
+  // world * size elements (rank r's own parameters from r * size on, zeros after them).
+  struct Slot {
+    std::size_t group = 0, index = 0;  // groups_[group].params[index]
+    int owner = 0;
+    std::int64_t offset = 0;  // in its owner's part
+  };
+  struct Shards {
+    at::ScalarType dtype;
+    std::int64_t size = 0;  // elements per rank: the largest rank's own parameters
+    std::vector<Slot> slots;
+  };
+  std::vector<Shards> shards_;
+  bool scatter_ = false;
+  void all_gather_updated();  // reduce-scatter's counterpart of broadcast_updated
 
   at::Tensor step_count_;  // () float32 on the parameters' device: updates applied
   bool fused_ = false;

@@ -17,7 +17,8 @@
 // Data parallel (TrainOptions::group, dist/process_group.h): train.lists_per_step is the step's
 // global number of lists; each rank takes its share of the step's indices (rank_share: the same
 // lists a single process would train on, dealt out), backpropagates them with the global scale,
-// and the gradients are summed over ranks (flattened buckets, after the backward) before clipping,
+// and the gradients are summed over ranks (dist/gradient_reducer.h: flattened buckets, all-reduced
+// while the rank's last backward of the step runs; ZeRO-1: reduce-scattered) before clipping,
 // so every rank makes the same update as one process with the same config. The step's metric sums
 // are summed over ranks (so a non-finite loss on one rank skips the step on all), a stop seen by
 // any rank is agreed at the step's end, and rank 0 alone writes run.dir (config.yaml, log.txt,
