@@ -94,12 +94,9 @@ torch::Tensor VisionLanguageModel::answer_logps(const PrefixState& prefix,
   return chunked_token_logps(predictors, targets, real, chunk);
 }
 
-torch::Tensor VisionLanguageModel::sequence_answer_logps(const torch::Tensor& ids,
-                                                         const ModelImage& images,
-                                                         const torch::Tensor& attention_mask,
-                                                         const torch::Tensor& answer_start,
-                                                         const torch::Tensor& answer_mask,
-                                                         std::int64_t chunk) {
+torch::Tensor VisionLanguageModel::sequence_answer_logps(
+    const torch::Tensor& ids, const ModelImage& images, const torch::Tensor& attention_mask,
+    const torch::Tensor& answer_start, const torch::Tensor& answer_mask, std::int64_t chunk) {
   PERPO_CHECK(ids.dim() == 2 && attention_mask.sizes() == ids.sizes(),
               "sequence ids (B, S) and attention mask must match, got ", ids.sizes(), " and ",
               attention_mask.sizes());

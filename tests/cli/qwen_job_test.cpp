@@ -116,7 +116,7 @@ TEST(CliQwen, TheReadmeJobRunsOnQwen2_5VL) {
   for (const auto& m : metrics) {
     EXPECT_GT(m["loss"].get<double>(), 0.0) << m;
     EXPECT_GT(m["grad_norm"].get<double>(), 0.0) << m;  // the adapters move: the export below
-  }                                                      // holds trained weights
+  }                                                     // holds trained weights
   expect_ok(run_perpo("train --config Q.yaml loss.name=sft data.train=data/train/records.jsonl "
                       "run.dir=runs/sft",
                       cwd),
@@ -137,10 +137,11 @@ TEST(CliQwen, TheReadmeJobRunsOnQwen2_5VL) {
   const auto exported = nlohmann::json::parse(slurp_file(home / "qwen-out" / "config.json"));
   EXPECT_EQ(exported["model_type"], "qwen2_5_vl");
   EXPECT_TRUE(fs::is_regular_file(home / "qwen-out" / "tokenizer.json"));
-  expect_ok(run_perpo("eval --config Q.yaml --checkpoint qwen-out data.eval=data/eval/records.jsonl "
-                      "--out evals/export",
-                      cwd),
-            "eval of the export");
+  expect_ok(
+      run_perpo("eval --config Q.yaml --checkpoint qwen-out data.eval=data/eval/records.jsonl "
+                "--out evals/export",
+                cwd),
+      "eval of the export");
   const auto a = read_jsonl(home / "runs" / "q" / "predictions.jsonl");
   const auto b = read_jsonl(home / "evals" / "export" / "predictions.jsonl");
   ASSERT_EQ(a.size(), 3u);
@@ -154,8 +155,8 @@ TEST(CliQwen, AnUnknownModelTypeIsRefusedNamingTheFile) {
   perpo::write_file_atomic(home / "m" / "config.json", R"({"model_type": "qwen3_vl"})");
   expect_ok(run_perpo("data synth --task grounding --n 2 --out data --seed 1", home.string()),
             "synth");
-  const auto r = run_perpo("sample model.path=m data.train=data/records.jsonl run.dir=r",
-                           home.string());
+  const auto r =
+      run_perpo("sample model.path=m data.train=data/records.jsonl run.dir=r", home.string());
   EXPECT_EQ(r.exit_code, 2) << r.output;
   EXPECT_NE(r.output.find("config.json"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("'qwen3_vl'"), std::string::npos) << r.output;

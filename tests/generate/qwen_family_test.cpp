@@ -104,7 +104,7 @@ TEST_P(QwenFamily, SharedPrefixLogProbsEqualThePlainForward) {
                                                ModelImage(prompt.pixel_values, prompt.grid_thw));
     PrefixState batched = prompt_prefix(encoded, static_cast<std::int64_t>(r));
     EXPECT_EQ(alone.position_offset, batched.position_offset) << "row " << r;
-    torch::Tensor shared = f.model->answer_logps(alone, ids, mask);   // (3, 4)
+    torch::Tensor shared = f.model->answer_logps(alone, ids, mask);     // (3, 4)
     torch::Tensor decoded = f.model->answer_logps(batched, ids, mask);  // (3, 4)
     for (std::int64_t n = 0; n < 3; ++n) {
       torch::Tensor plain = plain_logps(f, prompt, answers[n]);

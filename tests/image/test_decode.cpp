@@ -92,6 +92,27 @@ TEST(ImageDecode, LoadImageReadsFromDisk) {
   EXPECT_EQ(image.pixels, (std::vector<std::uint8_t>{7, 8, 9}));
 }
 
+TEST(ImageDecode, DimsFromTheHeaderEqualTheDecodedSize) {
+  std::vector<std::uint8_t> rgb(5 * 3 * 3, 100);
+  const fs::path path = scratch_file("five_by_three.png", encode_png(5, 3, 3, rgb));
+  const ImageDims dims = read_image_dims(path);
+  const RgbImage image = load_image(path);
+  EXPECT_EQ(dims.width, 5);
+  EXPECT_EQ(dims.height, 3);
+  EXPECT_EQ(image.width, dims.width);
+  EXPECT_EQ(image.height, dims.height);
+  // The same refusals as load_image, naming the file.
+  const fs::path missing = fs::path(test::kScratchDir) / "image" / "no_such_dims.png";
+  EXPECT_NE(input_error_message([&] { read_image_dims(missing); }).find("no_such_dims.png"),
+            std::string::npos);
+  const fs::path empty = scratch_file("empty_dims.png", {});
+  EXPECT_NE(input_error_message([&] { read_image_dims(empty); }).find("empty"), std::string::npos);
+  const fs::path text =
+      scratch_file("text_dims.png", {'h', 'e', 'l', 'l', 'o', ' ', 'p', 'n', 'g'});
+  EXPECT_NE(input_error_message([&] { read_image_dims(text); }).find("could not be decoded"),
+            std::string::npos);
+}
+
 TEST(ImageDecode, MissingFileNamesThePath) {
   const fs::path path = fs::path(test::kScratchDir) / "image" / "no_such_image.png";
   const std::string message = input_error_message([&] { load_image(path); });

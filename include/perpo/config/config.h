@@ -61,7 +61,7 @@ struct TinyModelConfig {
 
 struct ModelSectionConfig {             // YAML "model:" (perpo::ModelConfig, model_config.h, is the
                                         // architecture)
-  std::string path;                     // HF checkpoint folder; "" = built-in tiny model
+  std::string path;                     // HF LLaVA / Qwen2.5-VL folder; "" = built-in tiny model
   LoraConfig lora;                      // low-rank adapters
   TinyModelConfig tiny;                 // sizes of the built-in tiny model
   bool freeze_vision = true;            // keep the vision tower fixed, e.g. true
@@ -72,7 +72,9 @@ struct ModelSectionConfig {             // YAML "model:" (perpo::ModelConfig, mo
 
   template <typename V>
   void visit(V& v) {
-    v.field("path", path, "Hugging Face LLaVA checkpoint folder; empty = built-in tiny model");
+    v.field("path", path,
+            "Hugging Face LLaVA-1.5 or Qwen2.5-VL checkpoint folder (config.json's model_type "
+            "picks the family); empty = built-in tiny model");
     v.section("lora", lora, "low-rank adapters (LoRA)");
     v.section("tiny", tiny, "sizes of the built-in tiny model (used when path is empty)");
     v.field("freeze_vision", freeze_vision, "keep the vision tower fixed");

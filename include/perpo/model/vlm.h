@@ -67,16 +67,16 @@ struct ModelImage {
 
 /// A prompt (with its image) run once through the decoder, shared by N continuations.
 struct PrefixState {
-  KVCache kv;                       // per layer keys/values (1, Hkv, P, D), with autograd history
-  torch::Tensor last_hidden;        // (1, C) final-normed hidden state of the last prompt token
-  std::int64_t length = 0;          // P
+  KVCache kv;                        // per layer keys/values (1, Hkv, P, D), with autograd history
+  torch::Tensor last_hidden;         // (1, C) final-normed hidden state of the last prompt token
+  std::int64_t length = 0;           // P
   std::int64_t position_offset = 0;  // continuation token t sits at position P + t + offset
 };
 
 /// run_prompts' result.
 struct PromptRun {
-  torch::Tensor hidden;                       // (B, P, C) final-normed
-  KVCache present;                            // keys/values of the P tokens
+  torch::Tensor hidden;                        // (B, P, C) final-normed
+  KVCache present;                             // keys/values of the P tokens
   std::vector<std::int64_t> position_offsets;  // B: see the file comment
 };
 
