@@ -11,10 +11,7 @@
 
 #include "generate_commands_support.h"
 #include "perpo/core/atomic_file.h"
-#include "perpo/model/checkpoint.h"
-#include "perpo/model/load.h"
-#include "perpo/model/qwen2_5_vl.h"
-#include "perpo/model/qwen_checkpoint.h"
+#include "qwen_fixture.h"
 #include "run_perpo.h"
 
 namespace {
@@ -24,30 +21,7 @@ using perpo::test::read_jsonl;
 using perpo::test::run_perpo;
 using perpo::test::slurp_file;
 
-fs::path fixtures() { return fs::path(perpo::test::kTestsDir) / "fixtures"; }
-
-/// A Hugging Face Qwen2.5-VL folder at `dir`: the "batch" fixture's sizes, the tokenizer
-/// fixture's vocabulary (800 pieces + added tokens) and ids, weights drawn from `seed`.
-void write_tiny_qwen(const fs::path& dir, std::uint64_t seed) {
-  nlohmann::json config =
-      nlohmann::json::parse(slurp_file(fixtures() / "model/qwen2_5_vl/batch/config.json"));
-  config["text_config"]["vocab_size"] = 832;
-  config["vision_start_token_id"] = 809;
-  config["vision_end_token_id"] = 810;
-  config["image_token_id"] = 812;
-  config["video_token_id"] = 813;
-  const fs::path staging = dir.string() + ".config";
-  fs::create_directories(staging);
-  perpo::write_file_atomic(staging / "config.json", config.dump(2));
-  perpo::Qwen2_5VLModel model(perpo::load_qwen2_5_vl_config(staging));
-  torch::manual_seed(seed);
-  perpo::init_weights(*model);
-  perpo::ExportOptions options;
-  options.layout = "old";  // the Hub's names
-  options.tokenizer_dir = fixtures() / "tokenizer" / "qwen2";
-  perpo::export_qwen2_5_vl(*model, dir, options);
-  fs::remove_all(staging);
-}
+using perpo::test::write_tiny_qwen;
 
 void write_config(const fs::path& file, const fs::path& model) {
   std::ofstream config(file);

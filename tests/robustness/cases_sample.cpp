@@ -1,5 +1,6 @@
 // Robustness rows for `perpo sample`: bad configs, data and model/tokenizer pairs.
 #include "cases_model_commands.h"
+#include "qwen_fixture.h"
 
 namespace perpo::robustness {
 
@@ -26,6 +27,31 @@ PERPO_ROBUSTNESS_CASES(sample) {
        [](const fs::path& dir) { write_tiny_setup_with_image(dir); }, 2, "needs tokenizer.path"},
       {"model_folder_missing", run + " data.train={dir}/records.jsonl model.path={dir}/nope",
        [](const fs::path& dir) { write_tiny_setup_with_image(dir); }, 2, "does not exist"},
+      // Issue 23: model families. An unknown model_type; a Qwen2.5-VL folder with a tokenizer of
+      // another kind; an image whose merged tokens do not fit the context (512 positions).
+      {"model_type_unknown", run + " data.train={dir}/records.jsonl model.path={dir}/m",
+       [](const fs::path& dir) {
+         write_tiny_setup_with_image(dir);
+         fs::create_directories(dir / "m");
+         write_text(dir / "m" / "config.json", R"({"model_type": "qwen3_vl"})");
+       },
+       2, "'qwen3_vl': unknown architecture; perpo loads llava, qwen2_5_vl"},
+      {"qwen_with_a_sentencepiece_tokenizer",
+       run + " data.train={dir}/records.jsonl model.path={dir}/qwen tokenizer.path={dir}/tok.model",
+       [](const fs::path& dir) {
+         write_tiny_setup_with_image(dir);
+         test::write_tiny_qwen(dir / "qwen", 1);
+         fs::copy_file(fixtures_dir() / "tokenizer" / "tiny.model", dir / "tok.model");
+       },
+       2, "tok.model is not valid JSON"},
+      {"qwen_image_tokens_over_the_context",
+       run + " data.train={dir}/records.jsonl model.path={dir}/qwen tokenizer.path= "
+             "tokenizer.chat_template=auto image.min_pixels=602112 image.max_pixels=602112",
+       [](const fs::path& dir) {
+         write_tiny_setup_with_image(dir);
+         test::write_tiny_qwen(dir / "qwen", 1);
+       },
+       2, "exceeds the model's context"},
       {"tokenizer_does_not_fit_model",
        run + " data.train={dir}/records.jsonl model.path={dir}/ckpt image.size=32",
        [](const fs::path& dir) {

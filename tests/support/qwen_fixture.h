@@ -8,9 +8,13 @@
 
 #include <filesystem>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "perpo/core/atomic_file.h"
+#include "perpo/model/checkpoint.h"
+#include "perpo/model/load.h"
 #include "perpo/model/qwen2_5_vl.h"
 #include "perpo/model/qwen_checkpoint.h"
 #include "perpo/model/safetensors.h"
@@ -53,6 +57,31 @@ inline QwenFixture load_qwen_fixture(const std::string& name) {
   }
   f.pixels = torch::cat(images);  // (S, 1176)
   return f;
+}
+
+/// A Hugging Face Qwen2.5-VL folder at `dir` for the commands' tests: the "batch" fixture's
+/// sizes, the Qwen2 tokenizer fixture's vocabulary (800 pieces + added tokens) and special-token
+/// ids, weights drawn from `seed` (init_weights), written by perpo's exporter in the Hub's layout.
+inline void write_tiny_qwen(const std::filesystem::path& dir, std::uint64_t seed) {
+  const std::filesystem::path fixtures = std::filesystem::path(kTestsDir) / "fixtures";
+  nlohmann::json config =
+      nlohmann::json::parse(read_file(fixtures / "model/qwen2_5_vl/batch/config.json"));
+  config["text_config"]["vocab_size"] = 832;
+  config["vision_start_token_id"] = 809;
+  config["vision_end_token_id"] = 810;
+  config["image_token_id"] = 812;
+  config["video_token_id"] = 813;
+  const std::filesystem::path staging = dir.string() + ".config";
+  std::filesystem::create_directories(staging);
+  write_file_atomic(staging / "config.json", config.dump(2));
+  Qwen2_5VLModel model(load_qwen2_5_vl_config(staging));
+  torch::manual_seed(seed);
+  init_weights(*model);
+  ExportOptions options;
+  options.layout = "old";  // the Hub's names
+  options.tokenizer_dir = fixtures / "tokenizer" / "qwen2";
+  export_qwen2_5_vl(*model, dir, options);
+  std::filesystem::remove_all(staging);
 }
 
 }  // namespace perpo::test
