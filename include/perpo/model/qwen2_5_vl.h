@@ -94,9 +94,9 @@ class Qwen2_5VLModelImpl : public VisionLanguageModel {
   std::int64_t context_length() const override { return config_.text.max_position_embeddings; }
   /// The merged patch count of the file's smart_resize size under image_options.
   int image_tokens(const std::filesystem::path& image) const override;
-  /// preprocess_qwen_vl_image with image_options: patches (S, 1176), grid_thw (1, 3). `config`'s
-  /// LLaVA keys (size, aspect) do not apply; load_model puts its min/max pixels, mean and std
-  /// into image_options.
+  /// preprocess_qwen_vl_image with image_options: patches (S, 1176), grid_thw (1, 3). load_model
+  /// fills image_options from preprocessor_config.json and image.min_pixels / max_pixels;
+  /// `config`'s other keys (size, aspect, mean, std) are LLaVA's and do not apply.
   ModelImage prepare_image(const RgbImage& image, const ImageConfig& config) const override;
   void check_image_config(const ImageConfig& config) const override;
   PromptRun run_prompts(const torch::Tensor& ids, const torch::Tensor& attention_mask,
@@ -117,7 +117,8 @@ class Qwen2_5VLModelImpl : public VisionLanguageModel {
   void export_hf(const std::filesystem::path& out_dir, const ExportOptions& options) override;
 
   /// The image processor's settings: patch, merge and temporal sizes from vision_config; min /
-  /// max pixels, mean and std from the checkpoint's preprocessor_config.json and image.* (load.h).
+  /// max pixels, mean and std from the checkpoint's preprocessor_config.json, min / max pixels
+  /// overridden by image.min_pixels / max_pixels (load.h).
   QwenVlImageOptions image_options;
 
   Qwen2_5VisionTransformer visual{nullptr};
