@@ -19,11 +19,22 @@ struct NamedLoraLayer {
   LoraLinearImpl* layer;
 };
 
-std::vector<NamedLoraLayer> language_model_lora_layers(torch::nn::Module& model) {
+/// The vision tower's layers: LLaVA's vision_tower., Qwen2.5-VL's visual. without its merger
+/// (the projector, trained whole unless model.freeze_projector).
+bool in_vision_tower(const std::string& name) {
+  return starts_with(name, "vision_tower.") ||
+         (starts_with(name, "visual.") && !starts_with(name, "visual.merger."));
+}
+
+/// The LoraLinear layers of the language model, and of the vision tower when `vision`.
+std::vector<NamedLoraLayer> lora_layers(torch::nn::Module& model, bool vision) {
   std::vector<NamedLoraLayer> layers;
   for (const auto& item : model.named_modules()) {
     auto* layer = dynamic_cast<LoraLinearImpl*>(item.value().get());
-    if (layer == nullptr || !starts_with(item.key(), kLanguageModel)) continue;
+    if (layer == nullptr) continue;
+    if (!starts_with(item.key(), kLanguageModel) && !(vision && in_vision_tower(item.key()))) {
+      continue;
+    }
     std::size_t dot = item.key().rfind('.');
     layers.push_back(
         {item.key(), item.key().substr(dot == std::string::npos ? 0 : dot + 1), layer});
@@ -37,9 +48,9 @@ bool is_adapter(const std::string& name) {
 
 }  // namespace
 
-std::vector<std::string> lora_target_names(torch::nn::Module& model) {
+std::vector<std::string> lora_target_names(torch::nn::Module& model, bool vision) {
   std::set<std::string> names;
-  for (const NamedLoraLayer& layer : language_model_lora_layers(model)) names.insert(layer.leaf);
+  for (const NamedLoraLayer& layer : lora_layers(model, vision)) names.insert(layer.leaf);
   return {names.begin(), names.end()};
 }
 
@@ -48,8 +59,8 @@ int apply_lora(torch::nn::Module& model, const LoraConfig& config) {
   PERPO_CHECK_INPUT(config.dropout >= 0 && config.dropout < 1,
                     "model.lora.dropout must be in [0, 1), got ", config.dropout);
   PERPO_CHECK_INPUT(!config.targets.empty(), "model.lora.targets is empty");
-  std::vector<NamedLoraLayer> layers = language_model_lora_layers(model);
-  std::vector<std::string> valid = lora_target_names(model);
+  std::vector<NamedLoraLayer> layers = lora_layers(model, config.vision);
+  std::vector<std::string> valid = lora_target_names(model, config.vision);
   bool all_linear = false;
   std::set<std::string> targets;
   for (const std::string& target : config.targets) {
@@ -58,10 +69,10 @@ int apply_lora(torch::nn::Module& model, const LoraConfig& config) {
     } else if (std::find(valid.begin(), valid.end(), target) != valid.end()) {
       targets.insert(target);
     } else {
-      Error error =
-          input_error("model.lora.targets: '", target,
-                      "' names no linear layer of the language model; valid: ", kAllLinear, ", ",
-                      join(valid, ", "));
+      Error error = input_error("model.lora.targets: '", target,
+                                "' names no linear layer of the language model",
+                                config.vision ? " or the vision tower" : "",
+                                "; valid: ", kAllLinear, ", ", join(valid, ", "));
       if (auto guess = closest_match(target, valid)) error.hint("did you mean '" + *guess + "'?");
       throw error;
     }

@@ -14,8 +14,11 @@
 namespace perpo {
 
 std::string parameter_group_of(const std::string& name) {
-  if (starts_with(name, "vision_tower.")) return "vision";
-  if (starts_with(name, "multi_modal_projector.")) return "projector";
+  // Qwen2.5-VL: the patch merger (visual.merger.*) is its projector.
+  if (starts_with(name, "multi_modal_projector.") || starts_with(name, "visual.merger.")) {
+    return "projector";
+  }
+  if (starts_with(name, "vision_tower.") || starts_with(name, "visual.")) return "vision";
   return "decoder";
 }
 

@@ -82,9 +82,24 @@ TEST(CliQwen, TheReadmeJobRunsOnQwen2_5VL) {
       out << list.dump() << "\n";
     }
   }
-  expect_ok(run_perpo("train --config Q.yaml data.train=runs/q/signal.jsonl", cwd), "train perpo");
+  // Adapters on the vision tower too (model.lora.vision): the export below merges them.
+  expect_ok(
+      run_perpo("train --config Q.yaml data.train=runs/q/signal.jsonl model.lora.vision=true", cwd),
+      "train perpo");
   const fs::path step = home / "runs" / "q" / "checkpoints" / "step-2";
   ASSERT_TRUE(fs::is_directory(step));
+  {
+    perpo::SafetensorsFile weights(step / "weights.safetensors");
+    int vision_adapters = 0;
+    for (const std::string& name : weights.names()) {
+      if (name.rfind("visual.blocks.", 0) != 0 || name.find("lora_B") == std::string::npos)
+        continue;
+      ++vision_adapters;
+      EXPECT_GT(weights.tensor(name).abs().sum().item<double>(), 0.0) << name << " never moved";
+    }
+    EXPECT_GT(vision_adapters, 0);
+    EXPECT_FALSE(weights.contains("visual.merger.mlp.0.lora_B"));  // the projector: no adapter
+  }
   const auto metrics = read_jsonl(home / "runs" / "q" / "metrics.jsonl");
   ASSERT_EQ(metrics.size(), 2u);
   for (const auto& m : metrics) {

@@ -110,6 +110,43 @@ TEST(ApplyLora, NamedTargets) {
   EXPECT_FALSE(vision_q->lora_enabled());
 }
 
+TEST(ApplyLora, VisionAdaptersOnlyWhenAskedWithTheSameTargets) {
+  auto model = make_mini_llava();
+  LoraConfig config = lora_config({"all-linear"});
+  config.vision = true;
+  const int adapted = apply_lora(*model, config);
+  int vision = 0, vision_layers = 0;
+  for (const auto& item : model->named_modules()) {
+    auto* layer = dynamic_cast<LoraLinearImpl*>(item.value().get());
+    if (layer == nullptr) continue;
+    const std::string& name = item.key();
+    const bool is_vision = name.rfind("vision_tower.", 0) == 0;
+    const std::string q = ".self_attn.q_proj";
+    if (is_vision && name.size() > q.size() && name.substr(name.size() - q.size()) == q) {
+      ++vision_layers;
+    }
+    // The projector and lm_head get none.
+    EXPECT_EQ(layer->lora_enabled(), is_vision || name.rfind("language_model.", 0) == 0) << name;
+    if (is_vision && layer->lora_enabled()) {
+      ++vision;
+      EXPECT_TRUE(layer->lora_B.requires_grad()) << item.key();
+      EXPECT_FALSE(layer->weight.requires_grad()) << item.key();  // the tower itself is frozen
+    }
+  }
+  // mini LLaVA (io_test_model.h): 4 linears per vision layer (q, k, v, out_proj), 2 x 7 in the
+  // decoder.
+  ASSERT_EQ(vision_layers, 2);
+  EXPECT_EQ(vision, 4 * vision_layers);
+  EXPECT_EQ(adapted, vision + 14);
+  // Named targets reach the tower's layers of that name too: out_proj is the tower's only.
+  auto named = make_mini_llava();
+  config.targets = {"out_proj"};
+  EXPECT_EQ(apply_lora(*named, config), vision_layers);
+  EXPECT_EQ(lora_target_names(*named, /*vision=*/true).size(), 8u);  // the decoder's 7 + out_proj
+  config.vision = false;
+  EXPECT_THROW(apply_lora(*make_mini_llava(), config), Error);  // the decoder has no out_proj
+}
+
 TEST(ApplyLora, UnknownTargetListsTheValidNames) {
   auto model = make_mini_llava();
   try {

@@ -22,6 +22,19 @@ namespace perpo {
 namespace {
 namespace fs = std::filesystem;
 
+TEST(ParameterGroups, BothFamiliesNamesByPart) {
+  EXPECT_EQ(parameter_group_of("vision_tower.vision_model.embeddings.patch_embedding.weight"),
+            "vision");
+  EXPECT_EQ(parameter_group_of("multi_modal_projector.linear_1.weight"), "projector");
+  // Qwen2.5-VL: the tower under visual., its 2x2 patch merger the projector.
+  EXPECT_EQ(parameter_group_of("visual.blocks.0.attn.qkv.weight"), "vision");
+  EXPECT_EQ(parameter_group_of("visual.blocks.0.attn.qkv.lora_A"), "vision");
+  EXPECT_EQ(parameter_group_of("visual.patch_embed.proj.weight"), "vision");
+  EXPECT_EQ(parameter_group_of("visual.merger.mlp.0.weight"), "projector");
+  EXPECT_EQ(parameter_group_of("language_model.layers.0.self_attn.q_proj.lora_B"), "decoder");
+  EXPECT_EQ(parameter_group_of("lm_head.weight"), "decoder");
+}
+
 TEST(Schedule, HandWorkedValues) {
   OptimConfig c;
   c.schedule = "cosine";

@@ -19,6 +19,7 @@ struct LoraConfig {
   double alpha = 256;     // scale numerator: adapters are scaled by alpha / r, e.g. 256
   double dropout = 0.05;  // dropout on the adapter input, e.g. 0.05
   std::vector<std::string> targets = {"all-linear"};  // "all-linear" or names: [q_proj, v_proj]
+  bool vision = false;  // adapters on the vision tower's linear layers too, e.g. false
 
   template <typename V>
   void visit(V& v) {
@@ -28,6 +29,9 @@ struct LoraConfig {
     v.field("dropout", dropout, "dropout on the adapter input, e.g. 0.05");
     v.field("targets", targets,
             "linear layers that get adapters: [all-linear] or [q_proj, v_proj, ...]");
+    v.field("vision", vision,
+            "adapters on the vision tower's linear layers too (its own weights stay fixed "
+            "with model.freeze_vision)");
   }
 };
 

@@ -7,7 +7,10 @@
 // Adapters go on the language model's LoraLinear layers only (`language_model.*`): `all-linear`
 // is every one of them (q/k/v/o_proj, gate/up/down_proj) and a list of names picks layers by the
 // last component of their name. This matches PEFT's all-linear on LLaVA, which the authors' script
-// uses through its LLM target list; the vision tower, the projector and lm_head get no adapters.
+// uses through its LLM target list; the vision tower, the projector and lm_head get no adapters,
+// unless model.lora.vision puts them on the vision tower's layers too (LLaVA's vision_tower.*:
+// q/k/v/out_proj, fc1/fc2; Qwen2.5-VL's visual.blocks.*: qkv, proj, gate/up/down_proj; the
+// merger is the projector and gets none), with the same targets.
 #pragma once
 
 #include <torch/nn/module.h>
@@ -27,8 +30,9 @@ namespace perpo {
 int apply_lora(torch::nn::Module& model, const LoraConfig& config);
 
 /// Target names valid for `model`: the distinct last name components of its language-model
-/// LoraLinear layers, sorted (e.g. down_proj, gate_proj, k_proj, o_proj, q_proj, up_proj, v_proj).
-std::vector<std::string> lora_target_names(torch::nn::Module& model);
+/// LoraLinear layers (and its vision tower's with `vision`), sorted (e.g. down_proj, gate_proj,
+/// k_proj, o_proj, q_proj, up_proj, v_proj).
+std::vector<std::string> lora_target_names(torch::nn::Module& model, bool vision = false);
 
 /// Folds every enabled adapter into its weight and removes it (the model then has no lora_*
 /// parameters). Returns the number of merged layers.

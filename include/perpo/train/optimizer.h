@@ -43,8 +43,9 @@
 
 namespace perpo {
 
-/// The group of a canonical parameter name: "vision" (vision_tower.*), "projector"
-/// (multi_modal_projector.*), or "decoder" (language_model.*, lm_head.*, adapters).
+/// The group of a canonical parameter name: "vision" (vision_tower.*, Qwen2.5-VL's visual.*),
+/// "projector" (multi_modal_projector.*, visual.merger.*), or "decoder" (language_model.*,
+/// lm_head.*). Adapters go with their layer's group.
 std::string parameter_group_of(const std::string& name);
 
 struct ParamGroup {
