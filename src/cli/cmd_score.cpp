@@ -19,8 +19,9 @@ void register_score(CLI::App& app, CommandRegistry& registry) {
       "score", "Score every answer of every list against its ground truth with a named reward");
   score->footer(
       "Input: preference lists, JSONL records with 'answers' (N >= 2 strings) and 'ground_truth'\n"
-      "(optional 'image_width'/'image_height' in pixels for pixel boxes), or the authors' JSON "
-      "list\n"
+      "(optional 'image_width'/'image_height' in pixels for pixel boxes, 'box_units' for the\n"
+      "units a sampled model wrote its boxes in; reward.box_format overrides), or the authors'\n"
+      "JSON list\n"
       "(items with 'answers_gen' and 'answer'), detected by a leading '['. The input is read "
       "once,\n"
       "so a pipe works: --input <(zcat lists.jsonl.gz). Output: perpo's JSONL lists, each with\n"
@@ -87,7 +88,8 @@ void register_score(CLI::App& app, CommandRegistry& registry) {
     reward_config.normalize_whitespace |= options->normalize_whitespace;
     reward_config.lowercase |= options->lowercase;
     score_options.options = reward_options_from(reward_config);
-    score_options.options.box_parse = {options->image_width, options->image_height};
+    score_options.options.box_parse.image_width = options->image_width;
+    score_options.options.box_parse.image_height = options->image_height;
     score_options.reward = options->reward.empty() ? reward_config.name : options->reward;
     if (score_options.reward.empty()) {
       throw input_error("perpo score needs a reward")

@@ -64,7 +64,7 @@ std::vector<int> ExampleEncoder::encode_answer(const std::string& answer,
 SftExample ExampleEncoder::encode_sft(const DatasetRecord& record) {
   SftExample example;
   example.prompt_ids = encode_prompt(record);
-  example.answer_ids = encode_answer(record.ground_truth);
+  example.answer_ids = encode_answer(target_text_ ? target_text_(record) : record.ground_truth);
   example.source = record.source;
   return example;
 }

@@ -43,6 +43,18 @@ void score_list(PreferenceList& list, const RewardSpec& spec, const RewardOption
   RewardOptions options = base_options;
   options.box_parse.image_width = image_size(list, "image_width", options.box_parse.image_width);
   options.box_parse.image_height = image_size(list, "image_height", options.box_parse.image_height);
+  // A list sampled from a family that writes boxes in other units says so (BoxConvention::
+  // annotate); reward.box_format other than auto / infer overrides it.
+  const auto units = list.record.extra.find("box_units");
+  if (units != list.record.extra.end() && options.box_parse.units == BoxUnits::kInfer) {
+    PERPO_CHECK_INPUT(units->is_string(), where, ": field \"box_units\" must be a string, got ",
+                      units->dump());
+    try {
+      options.box_parse.units = parse_box_units(units->get<std::string>());
+    } catch (const Error& e) {
+      throw Error(e.kind(), where + ": field \"box_units\": " + e.message()).hint(e.hint_text());
+    }
+  }
   list.rewards.clear();
   nlohmann::json notes = nlohmann::json::array();
   for (const std::string& answer : list.answers) {

@@ -82,18 +82,20 @@ EvalResult evaluate(VisionLanguageModel& model, RecordPrompts& prompts,
     std::vector<const DatasetRecord*> batch;
     std::vector<const RewardSpec*> rewards;
     std::vector<GenerationPrompt> batch_prompts;
+    std::vector<RewardOptions> batch_options;
     for (std::size_t i = first; i < end; ++i) {
       try {
         const RewardSpec& reward =
             reward_for_task(records[i].task, config.reward.name, record_name(records[i]));
-        check_ground_truth(reward, records[i].ground_truth, reward_options,
-                           record_name(records[i]));
+        const RewardOptions scoring = prompts.boxes().reward_options(records[i], reward_options);
+        check_ground_truth(reward, records[i].ground_truth, scoring, record_name(records[i]));
         GenerationPrompt prompt = prompts.build(records[i]);
         prompt.seeds = {0};
         check_prompt_fits_context(
             prompt, options.max_new_tokens, context,
             "lower eval.max_new_tokens, or skip such records with data.on_bad_record=skip");
         batch.push_back(&records[i]);
+        batch_options.push_back(scoring);
         batch_index.push_back(i);
         rewards.push_back(&reward);
         batch_prompts.push_back(std::move(prompt));
@@ -114,7 +116,8 @@ EvalResult evaluate(VisionLanguageModel& model, RecordPrompts& prompts,
         prediction.answer = prompts.answer_text(answers[b][0].ids);
         prediction.ground_truth = record.ground_truth;
         RewardResult scored =
-            rewards[b]->score(prediction.answer, record.ground_truth, reward_options);
+            rewards[b]->score(prediction.answer, record.ground_truth, batch_options[b]);
+        prediction.box_parse = batch_options[b].box_parse;
         prediction.reward = scored.score;
         prediction.note = scored.note;
         result.predictions.push_back(std::move(prediction));
@@ -132,8 +135,9 @@ EvalResult evaluate(VisionLanguageModel& model, RecordPrompts& prompts,
         {"stats", {result.stats.prompt_tokens, result.stats.generated_tokens, result.stats.steps}}};
     for (std::size_t k = 0; k < result.predictions.size(); ++k) {
       const Prediction& p = result.predictions[k];
-      mine["predictions"].push_back(
-          {predicted[k], p.id, p.task, p.answer, p.ground_truth, p.reward, p.note});
+      mine["predictions"].push_back({predicted[k], p.id, p.task, p.answer, p.ground_truth, p.reward,
+                                     p.note, box_units_name(p.box_parse.units),
+                                     p.box_parse.image_width, p.box_parse.image_height});
     }
     for (std::size_t k = 0; k < result.skipped.size(); ++k) {
       mine["skipped"].push_back({skipped_at[k], result.skipped[k]});
@@ -154,6 +158,9 @@ EvalResult evaluate(VisionLanguageModel& model, RecordPrompts& prompts,
         p.ground_truth = row[4].get<std::string>();
         p.reward = row[5].get<double>();
         p.note = row[6].get<std::string>();
+        p.box_parse.units = parse_box_units(row[7].get<std::string>());
+        p.box_parse.image_width = row[8].get<double>();
+        p.box_parse.image_height = row[9].get<double>();
         predictions.emplace_back(row[0].get<std::size_t>(), std::move(p));
       }
       for (const auto& row : part.at("skipped")) {
@@ -195,8 +202,9 @@ nlohmann::json eval_metrics(const std::vector<Prediction>& predictions, const Co
           tally.strict = std::make_unique<GroundingMetrics>(kStrictIouThreshold);
         }
       }
-      const RewardResult iou =
-          reward_iou(prediction.answer, prediction.ground_truth, reward_options);
+      RewardOptions options = reward_options;
+      options.box_parse = prediction.box_parse;
+      const RewardResult iou = reward_iou(prediction.answer, prediction.ground_truth, options);
       tally.grounding->add(iou);
       if (tally.strict) tally.strict->add(iou);
     } else if (prediction.task == "ocr") {

@@ -37,14 +37,68 @@ ExampleEncoder::ImageTokens image_token_counter(const VisionLanguageModel& model
   };
 }
 
+BoxConvention::BoxConvention(const VisionLanguageModel& model, const RewardConfig& config)
+    : model_(model),
+      reward_name_(config.name),
+      units_(config.box_format == "auto" ? model.box_units() : parse_box_units(config.box_format)) {
+}
+
+RewardOptions BoxConvention::reward_options(const DatasetRecord& record, RewardOptions base) const {
+  base.box_parse.units = units_;
+  if (units_ == BoxUnits::kPixels && !record.image.empty()) {
+    const ImageDims frame =
+        naming_record(record, [&] { return model_.box_frame(record.image_path); });
+    base.box_parse.image_width = frame.width;
+    base.box_parse.image_height = frame.height;
+  }
+  return base;
+}
+
+std::string BoxConvention::target(const DatasetRecord& record) const {
+  if (units_ == BoxUnits::kNormalized || units_ == BoxUnits::kInfer) return record.ground_truth;
+  std::string reward = reward_name_;
+  if (reward.empty()) {
+    if (record.task != "grounding") return record.ground_truth;  // the task's reward is iou
+    reward = default_reward_for_task(record.task);
+  }
+  if (reward != "iou" && reward != "giou") return record.ground_truth;
+  const RewardOptions options = reward_options(record, {});
+  const auto boxes = parse_boxes(record.ground_truth, truth_parse_options(options.box_parse));
+  const BoxCandidate* box = select_box(boxes, BoxSelect::kFirst);
+  if (box == nullptr || box->note != BoxNote::kOk || boxes.size() != 1) return record.ground_truth;
+  return format_box_in(box->box, units_, options.box_parse.image_width,
+                       options.box_parse.image_height);
+}
+
+void BoxConvention::annotate(DatasetRecord& record, const RewardOptions& options) const {
+  if (units_ == BoxUnits::kNormalized || units_ == BoxUnits::kInfer) return;
+  nlohmann::json& extra = record.extra;
+  if (!extra.contains("box_units")) extra["box_units"] = box_units_name(units_);
+  if (units_ != BoxUnits::kPixels || extra.contains("image_width") ||
+      extra.contains("image_height") || options.box_parse.image_width <= 0) {
+    return;
+  }
+  extra["image_width"] = static_cast<std::int64_t>(options.box_parse.image_width);
+  extra["image_height"] = static_cast<std::int64_t>(options.box_parse.image_height);
+}
+
+ExampleEncoder::TargetText box_targets(const VisionLanguageModel& model,
+                                       const RewardConfig& config) {
+  return [boxes = BoxConvention(model, config)](const DatasetRecord& record) {
+    return boxes.target(record);
+  };
+}
+
 RecordPrompts::RecordPrompts(VisionLanguageModel& model, const TextTokenizer& tokenizer,
                              const Config& config)
     : model_(model),
       tokenizer_(tokenizer),
       chat_(tokenizer, config.tokenizer),
+      boxes_(model, config.reward),
       encoder_(chat_, config.data, image_token_counter(model)),
       image_(config.image) {
   check_model_matches(model, tokenizer, chat_, config.image);
+  encoder_.set_target_text(box_targets(model, config.reward));
 }
 
 GenerationPrompt RecordPrompts::build(const DatasetRecord& record) {

@@ -23,6 +23,7 @@ struct Pending {
   std::vector<std::string> answers;   // kept answers, in draw order
   std::vector<std::string> repeated;  // dropped repeats, in draw order
   std::set<std::string> seen;         // trimmed texts of the kept answers
+  RewardOptions reward_options;       // with the record's box units and frame
 };
 
 }  // namespace
@@ -60,7 +61,8 @@ SampledBatch ListSampler::sample(const std::vector<DatasetRecord>& records) {
       Pending p;
       p.record = &record;
       p.reward = &reward_for(record);
-      check_ground_truth(*p.reward, record.ground_truth, reward_options_, record_name(record));
+      p.reward_options = prompts_.boxes().reward_options(record, reward_options_);
+      check_ground_truth(*p.reward, record.ground_truth, p.reward_options, record_name(record));
       p.seed = record_seed(run_seed_, record.id);
       GenerationPrompt prompt = prompts_.build(record);
       check_prompt_fits_context(
@@ -117,15 +119,17 @@ SampledBatch ListSampler::sample(const std::vector<DatasetRecord>& records) {
       list.answers.push_back(p.repeated[i]);  // a list needs two answers, even equal ones
     }
     batch.sampled.push_back(list.answers.size());
-    if (sampling_.add_ground_truth) {
-      const std::string truth(trim(p.record->ground_truth));
-      const bool present = std::any_of(list.answers.begin(), list.answers.end(),
-                                       [&](const std::string& a) { return trim(a) == truth; });
-      if (!present) list.answers.push_back(p.record->ground_truth);
+    if (sampling_.add_ground_truth) {  // as the model writes it (BoxConvention::target)
+      const std::string target = prompts_.boxes().target(*p.record);
+      const bool present =
+          std::any_of(list.answers.begin(), list.answers.end(),
+                      [&](const std::string& a) { return trim(a) == trim(target); });
+      if (!present) list.answers.push_back(target);
     }
+    prompts_.boxes().annotate(list.record, p.reward_options);
     nlohmann::json notes = nlohmann::json::array();
     for (const std::string& answer : list.answers) {
-      RewardResult result = p.reward->score(answer, p.record->ground_truth, reward_options_);
+      RewardResult result = p.reward->score(answer, p.record->ground_truth, p.reward_options);
       list.rewards.push_back(result.score);
       notes.push_back(result.note);
     }

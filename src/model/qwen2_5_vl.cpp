@@ -189,11 +189,16 @@ ModelImage Qwen2_5VLModelImpl::join_images(const std::vector<ModelImage>& images
   return ModelImage(torch::cat(pixels), torch::cat(grids));  // (sum S, 1176), (I, 3)
 }
 
-int Qwen2_5VLModelImpl::image_tokens(const std::filesystem::path& image) const {
+ImageDims Qwen2_5VLModelImpl::box_frame(const std::filesystem::path& image) const {
   const ImageDims dims = read_image_dims(image);
   const ImageSize size =
       smart_resize(dims.height, dims.width, image_options.patch_size * image_options.merge_size,
                    image_options.min_pixels, image_options.max_pixels);
+  return {size.width, size.height};
+}
+
+int Qwen2_5VLModelImpl::image_tokens(const std::filesystem::path& image) const {
+  const ImageDims size = box_frame(image);  // the smart_resize size
   const int patches =
       (size.height / image_options.patch_size) * (size.width / image_options.patch_size);
   return patches / (image_options.merge_size * image_options.merge_size);

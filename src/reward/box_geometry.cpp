@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <string>
 
+#include "perpo/core/error.h"
 #include "perpo/reward/box.h"
 
 namespace perpo {
@@ -63,6 +64,29 @@ std::string format_box(const Box& box, int decimals) {
   }
   text += "]";
   return text;
+}
+
+std::string format_box_in(const Box& box, BoxUnits units, double image_width, double image_height) {
+  const auto whole = [](double value) {  // half away from zero, "-0" never written
+    const double rounded = std::round(value);
+    return std::to_string(static_cast<long long>(rounded == 0.0 ? 0.0 : rounded));
+  };
+  switch (units) {
+    case BoxUnits::kInfer:
+    case BoxUnits::kNormalized:
+      return format_box(box);
+    case BoxUnits::kPixels: {
+      PERPO_CHECK_INPUT(image_width > 0 && image_height > 0,
+                        "a box in pixels needs the image size, got ", image_width, " x ",
+                        image_height);
+      return "{\"bbox_2d\": [" + whole(box.x1 * image_width) + ", " + whole(box.y1 * image_height) +
+             ", " + whole(box.x2 * image_width) + ", " + whole(box.y2 * image_height) + "]}";
+    }
+    case BoxUnits::kScale1000:
+      return "<|box_start|>(" + whole(box.x1 * 1000) + "," + whole(box.y1 * 1000) + "),(" +
+             whole(box.x2 * 1000) + "," + whole(box.y2 * 1000) + ")<|box_end|>";
+  }
+  return format_box(box);
 }
 
 }  // namespace perpo

@@ -140,10 +140,12 @@ BoxCandidate make_candidate(const std::vector<double>& values, BoxFormat format,
       return candidate;
     }
   }
-  bool all_unit = std::all_of(v, v + 4, [](double x) { return x >= 0.0 && x <= 1.0; });
-  if (format == BoxFormat::kScaled1000) {
+  const bool all_unit = std::all_of(v, v + 4, [](double x) { return x >= 0.0 && x <= 1.0; });
+  const bool pixels =
+      options.units == BoxUnits::kPixels || (options.units == BoxUnits::kInfer && !all_unit);
+  if (format == BoxFormat::kScaled1000 || options.units == BoxUnits::kScale1000) {
     for (double& value : v) value /= 1000.0;
-  } else if (!all_unit) {
+  } else if (pixels) {
     if (options.image_width <= 0 || options.image_height <= 0) {
       candidate.note = BoxNote::kOutOfRange;  // pixels, but no image size to normalise by
       return candidate;
@@ -239,6 +241,29 @@ std::vector<BoxCandidate> parse_boxes(std::string_view text, const BoxParseOptio
     ++pos;
   }
   return candidates;
+}
+
+BoxUnits parse_box_units(std::string_view name) {
+  for (BoxUnits units :
+       {BoxUnits::kInfer, BoxUnits::kNormalized, BoxUnits::kPixels, BoxUnits::kScale1000}) {
+    if (name == box_units_name(units)) return units;
+  }
+  throw input_error("unknown box units '", name, "'")
+      .hint("use infer, normalized, pixels or scale_1000");
+}
+
+const char* box_units_name(BoxUnits units) {
+  switch (units) {
+    case BoxUnits::kInfer:
+      return "infer";
+    case BoxUnits::kNormalized:
+      return "normalized";
+    case BoxUnits::kPixels:
+      return "pixels";
+    case BoxUnits::kScale1000:
+      return "scale_1000";
+  }
+  return "unknown";
 }
 
 BoxSelect parse_box_select(std::string_view name) {

@@ -56,11 +56,13 @@ void check_ground_truth(const RewardSpec& spec, std::string_view truth,
             "data.on_bad_record=skip");
   }
   // A truth the reward cannot use scores its own text as "bad_ground_truth".
-  const RewardResult self = spec.score(truth, truth, options);
+  RewardOptions as_truth = options;
+  as_truth.box_parse = truth_parse_options(options.box_parse);
+  const RewardResult self = spec.score(truth, truth, as_truth);
   const std::string name = spec.name;
   if ((name == "iou" || name == "giou") && self.note != "bad_ground_truth") {
     // Answers with swapped corners are read kindly; a truth with them is a broken record.
-    const auto boxes = parse_boxes(truth, options.box_parse);
+    const auto boxes = parse_boxes(truth, as_truth.box_parse);
     const BoxCandidate* box = select_box(boxes, BoxSelect::kFirst);
     if (box != nullptr && box->corners_swapped) {
       throw input_error(who, ": the ground-truth box '", std::string(truth.substr(0, 80)),

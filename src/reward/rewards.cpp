@@ -21,9 +21,10 @@ bool is_blank(std::string_view text) {
 
 RewardResult result(double score, std::string note) { return {score, std::move(note)}; }
 
-/// The usable box of the ground truth, or nullopt. The truth is expected to hold one box.
+/// The usable box of the ground truth, or nullopt. The truth is expected to hold one box, in
+/// the dataset's units (read by the rule: normalised, or pixels of the image size).
 std::optional<Box> truth_box(std::string_view truth, const RewardOptions& options) {
-  auto candidates = parse_boxes(truth, options.box_parse);
+  auto candidates = parse_boxes(truth, truth_parse_options(options.box_parse));
   const BoxCandidate* candidate = select_box(candidates, BoxSelect::kFirst);
   if (!candidate || candidate->note != BoxNote::kOk) return std::nullopt;
   return candidate->box;

@@ -51,6 +51,7 @@ TrainData encode_lists(const std::vector<PreferenceList>& lists, const Config& c
                        const LoadedModel& model) {
   ChatTemplate chat(*model.tokenizer, config.tokenizer);
   ExampleEncoder encoder(chat, config.data, image_token_counter(*model.model));
+  encoder.set_target_text(box_targets(*model.model, config.reward));
   const bool with_target = config.loss.nll_weight > 0;
   TrainData data;
   for (const PreferenceList& list : lists) {
@@ -78,6 +79,7 @@ TrainData load_train_data(const Config& config, const LoadedModel& model) {
     std::vector<DatasetRecord> records = read_dataset(config.data.train, options, &report);
     ChatTemplate chat(*model.tokenizer, config.tokenizer);
     ExampleEncoder encoder(chat, config.data, image_token_counter(*model.model));
+    encoder.set_target_text(box_targets(*model.model, config.reward));
     for (DatasetRecord& record : records) {
       SftExample sft = encoder.encode_sft(record);
       TrainExample example;

@@ -5,7 +5,9 @@
 // random weights, written by perpo's exporter.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -136,6 +138,70 @@ TEST(CliQwen, TheReadmeJobRunsOnQwen2_5VL) {
   ASSERT_EQ(a.size(), 3u);
   ASSERT_EQ(a.size(), b.size());
   for (std::size_t i = 0; i < a.size(); ++i) EXPECT_EQ(a[i]["answer"], b[i]["answer"]) << i;
+}
+
+/// The normalised ground truth "[0.21, 0.40, 0.44, 0.63]" as Qwen2.5-VL writes it in a
+/// `side` x `side` frame: {"bbox_2d": [round(0.21 side), ...]} (halves away from zero).
+std::string qwen_box(const std::string& truth, int side) {
+  double v[4];
+  EXPECT_EQ(std::sscanf(truth.c_str(), "[%lf, %lf, %lf, %lf]", &v[0], &v[1], &v[2], &v[3]), 4)
+      << truth;
+  std::string text = "{\"bbox_2d\": [";
+  for (int i = 0; i < 4; ++i) text += (i ? ", " : "") + std::to_string(std::lround(v[i] * side));
+  return text + "]}";
+}
+
+// A wrong box convention is the silent failure of grounding rewards: Qwen2.5-VL answers in
+// pixels of its resized image. 48 x 48 images with min_pixels = max_pixels = 3136 are resized to
+// 56 x 56 (round(48 / 28) * 28 = 56, 56 * 56 = 3136 within the bounds), so a box read in the
+// file's 48 pixels, or as normalised, scores wrong.
+TEST(CliQwen, BoxesAreWrittenAndReadInQwenPixelsOfTheResizedImage) {
+  const fs::path home = perpo::test::fresh_scratch_dir("cli_qwen", "boxes");
+  write_tiny_qwen(home / "qwen-tiny", 5);
+  write_config(home / "Q.yaml", home / "qwen-tiny");
+  const std::string cwd = home.string();
+  expect_ok(run_perpo("data synth --task grounding --n 3 --image-size 48 --out data --seed 2", cwd),
+            "synth");
+  // The truth joins each list as the model would write it (sampling.add_ground_truth).
+  expect_ok(run_perpo("sample --config Q.yaml data.train=data/records.jsonl run.dir=runs/b "
+                      "sampling.num_answers=2 sampling.add_ground_truth=true",
+                      cwd),
+            "sample");
+  const auto lists = read_jsonl(home / "runs" / "b" / "lists.jsonl");
+  ASSERT_EQ(lists.size(), 3u);
+  std::vector<std::size_t> truth_at;
+  for (const auto& list : lists) {
+    EXPECT_EQ(list["box_units"], "pixels") << list;
+    EXPECT_EQ(list["image_width"], 56) << list;
+    EXPECT_EQ(list["image_height"], 56) << list;
+    const std::string target = qwen_box(list["ground_truth"].get<std::string>(), 56);
+    const auto& answers = list["answers"];
+    const auto it = std::find(answers.begin(), answers.end(), target);
+    ASSERT_NE(it, answers.end()) << target << " not among " << answers;
+    const auto k = static_cast<std::size_t>(it - answers.begin());
+    truth_at.push_back(k);
+    // Whole pixels of 56 move each side by at most 1/112 of the image.
+    EXPECT_GT(list["rewards"][k].get<double>(), 0.8) << list;
+    EXPECT_EQ(list["reward_notes"][k], "ok") << list;
+  }
+
+  // perpo score reads the lists' box_units and frame: the sampler's rewards again.
+  expect_ok(run_perpo("score --reward iou --input runs/b/lists.jsonl --output s/again.jsonl", cwd),
+            "score");
+  const auto again = read_jsonl(home / "s" / "again.jsonl");
+  ASSERT_EQ(again.size(), lists.size());
+  for (std::size_t i = 0; i < lists.size(); ++i)
+    EXPECT_EQ(again[i]["rewards"], lists[i]["rewards"]);
+  // Read as LLaVA's normalised boxes, the same answers are out of range, never silently scored.
+  expect_ok(run_perpo("score --reward iou --input runs/b/lists.jsonl --output s/norm.jsonl "
+                      "reward.box_format=normalized",
+                      cwd),
+            "score normalized");
+  const auto normalised = read_jsonl(home / "s" / "norm.jsonl");
+  for (std::size_t i = 0; i < lists.size(); ++i) {
+    EXPECT_EQ(normalised[i]["rewards"][truth_at[i]], 0.0);
+    EXPECT_EQ(normalised[i]["reward_notes"][truth_at[i]], "out_of_range_box");
+  }
 }
 
 TEST(CliQwen, AnUnknownModelTypeIsRefusedNamingTheFile) {

@@ -74,6 +74,22 @@ TEST(EvalMetrics, HandWorkedGroundingAndOcr) {
   EXPECT_EQ(flat["eval/evaluated"], 6);
 }
 
+TEST(EvalMetrics, BoxesAreReadInTheUnitsTheAnswersWereScoredIn) {
+  Config config;
+  const std::string box = "[0.1, 0.2, 0.5, 0.6]";
+  // Qwen2.5-VL's answer in a 100 x 50 frame: 10 / 100 = 0.1, 10 / 50 = 0.2, ... : the exact box.
+  Prediction pixels = make("grounding", R"({"bbox_2d": [10, 10, 50, 30]})", box, 1.0);
+  pixels.box_parse = {100, 50, BoxUnits::kPixels};
+  nlohmann::json m = eval_metrics({pixels}, config);
+  EXPECT_DOUBLE_EQ(m["grounding"]["acc@0.5"].get<double>(), 1.0);
+  EXPECT_DOUBLE_EQ(m["grounding"]["mean_iou"].get<double>(), 1.0);
+  // Read by the infer rule without the frame, the same text is unusable.
+  pixels.box_parse = {};
+  m = eval_metrics({pixels}, config);
+  EXPECT_DOUBLE_EQ(m["grounding"]["acc@0.5"].get<double>(), 0.0);
+  EXPECT_DOUBLE_EQ(m["grounding"]["unparsable"].get<double>(), 1.0);
+}
+
 class Evaluate : public test::TinyRecordsTest {
  protected:
   Evaluate() : TinyRecordsTest("eval", 4) {}

@@ -133,6 +133,36 @@ TEST_F(SampleLists, GroundTruthAddedAsAnAnswer) {
               1e-5);
 }
 
+TEST_F(SampleLists, BoxFormatWritesTheTruthAndReadsAnswersInItsUnits) {
+  // LLaVA answers in normalised boxes (the test above: the truth as written); reward.box_format
+  // overrides the family's units, here with Qwen2-VL's 0-1000.
+  config.sampling.add_ground_truth = true;
+  config.reward.box_format = "scale_1000";
+  RecordPrompts prompts(*model, test::tiny_tokenizer(), config);
+  EXPECT_EQ(prompts.boxes().units(), BoxUnits::kScale1000);
+  SampledBatch batch = ListSampler(*model, prompts, config).sample({records[2]});
+  const PreferenceList& list = batch.lists.at(0);
+  const std::string target = "<|box_start|>(100,200),(500,600)<|box_end|>";  // [0.1, 0.2, 0.5, 0.6]
+  EXPECT_EQ(list.answers.back(), target);
+  EXPECT_DOUBLE_EQ(list.rewards.back(), 1.0);
+  EXPECT_EQ(list.record.extra["box_units"], "scale_1000");
+  EXPECT_FALSE(list.record.extra.contains("image_width"));      // only pixels need a frame
+  EXPECT_EQ(list.record.ground_truth, "[0.1, 0.2, 0.5, 0.6]");  // the dataset's truth is kept
+
+  // SFT trains on the same text (train_data's encoder).
+  ChatTemplate chat(test::tiny_tokenizer(), config.tokenizer);
+  ExampleEncoder encoder(chat, config.data, image_token_counter(*model));
+  const std::vector<int> plain = encoder.encode_sft(records[2]).answer_ids;
+  EXPECT_EQ(plain, chat.encode_answer(records[2].ground_truth));
+  encoder.set_target_text(box_targets(*model, config.reward));
+  EXPECT_EQ(encoder.encode_sft(records[2]).answer_ids, chat.encode_answer(target));
+  // A task whose reward is not a box reward keeps its truth.
+  DatasetRecord ocr = records[2];
+  ocr.task = "ocr";
+  ocr.ground_truth = "[0.1, 0.2, 0.5, 0.6]";
+  EXPECT_EQ(prompts.boxes().target(ocr), ocr.ground_truth);
+}
+
 TEST_F(SampleLists, BadRecordsAreNamedOrSkipped) {
   records[1].image_path = dir / "missing.png";
   records[1].image = "missing.png";

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <random>
 
+#include "perpo/core/error.h"
 #include "perpo/reward/aggregate.h"
 #include "perpo/reward/box.h"
 
@@ -104,4 +105,32 @@ TEST(MeanTally, MeanAndStandardError) {
 }
 
 }  // namespace
+TEST(FormatBoxIn, EachFamilysFormHandWorkedAndParsedBack) {
+  const Box box{0.21, 0.4, 0.44, 0.63};
+  EXPECT_EQ(format_box_in(box, BoxUnits::kNormalized), "[0.21, 0.40, 0.44, 0.63]");
+  EXPECT_EQ(format_box_in(box, BoxUnits::kInfer), "[0.21, 0.40, 0.44, 0.63]");
+  // 644 x 476: 0.21 * 644 = 135.24, 0.4 * 476 = 190.4, 0.44 * 644 = 283.36, 0.63 * 476 = 299.88
+  EXPECT_EQ(format_box_in(box, BoxUnits::kPixels, 644, 476),
+            R"({"bbox_2d": [135, 190, 283, 300]})");
+  EXPECT_EQ(format_box_in(box, BoxUnits::kScale1000),
+            "<|box_start|>(210,400),(440,630)<|box_end|>");
+  // Halves round away from zero: 0.5 * 5 = 2.5 -> 3; a box at the origin writes 0, never -0.
+  EXPECT_EQ(format_box_in({0.0, 0.0, 0.5, 0.5}, BoxUnits::kPixels, 5, 5),
+            R"({"bbox_2d": [0, 0, 3, 3]})");
+  EXPECT_THROW(format_box_in(box, BoxUnits::kPixels), Error);  // no frame size
+
+  // Read back in the same units, a box moves by at most half a unit on each side.
+  for (BoxUnits units : {BoxUnits::kPixels, BoxUnits::kScale1000}) {
+    const auto back = parse_boxes(format_box_in(box, units, 644, 476), {644, 476, units});
+    ASSERT_EQ(back.size(), 1u);
+    ASSERT_EQ(back[0].note, BoxNote::kOk);
+    const double half_x = units == BoxUnits::kPixels ? 0.5 / 644 : 0.5e-3;
+    const double half_y = units == BoxUnits::kPixels ? 0.5 / 476 : 0.5e-3;
+    EXPECT_NEAR(back[0].box.x1, box.x1, half_x);
+    EXPECT_NEAR(back[0].box.y1, box.y1, half_y);
+    EXPECT_NEAR(back[0].box.x2, box.x2, half_x);
+    EXPECT_NEAR(back[0].box.y2, box.y2, half_y);
+  }
+}
+
 }  // namespace perpo

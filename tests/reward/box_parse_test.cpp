@@ -54,6 +54,51 @@ TEST(BoxParse, PixelBoxesNeedTheImageSize) {
   EXPECT_EQ(boxes[0].note, BoxNote::kOutOfRange);
 }
 
+TEST(BoxParse, UnitsSayHowPlainBoxesAreRead) {
+  // Qwen2.5-VL's own form, pixels of a 644 x 476 frame: 161 / 644 = 0.25, 119 / 476 = 0.25,
+  // 483 / 644 = 0.75, 357 / 476 = 0.75.
+  BoxParseOptions pixels{644, 476, BoxUnits::kPixels};
+  auto boxes = parse_boxes(R"({"bbox_2d": [161, 119, 483, 357], "label": "glass"})", pixels);
+  ASSERT_EQ(boxes.size(), 1u);
+  expect_box(boxes[0], 0.25, 0.25, 0.75, 0.75);
+  // A tiny box in the top-left corner is pixels too, not a normalised box (the infer rule would
+  // read it as the whole image).
+  boxes = parse_boxes("[0, 0, 1, 1]", pixels);
+  expect_box(boxes[0], 0.0, 0.0, 1.0 / 644, 1.0 / 476);
+  boxes = parse_boxes("[0, 0, 1, 1]", {644, 476, BoxUnits::kInfer});
+  expect_box(boxes[0], 0.0, 0.0, 1.0, 1.0);
+  boxes = parse_boxes("[161, 119, 483, 357]", {0, 0, BoxUnits::kPixels});  // no frame: unusable
+  EXPECT_EQ(boxes[0].note, BoxNote::kOutOfRange);
+
+  // Normalised units never fall back to pixels, whatever image size is known.
+  boxes = parse_boxes("[161, 119, 483, 357]", {644, 476, BoxUnits::kNormalized});
+  EXPECT_EQ(boxes[0].note, BoxNote::kOutOfRange);
+  boxes = parse_boxes("[0.25, 0.25, 0.75, 0.75]", {644, 476, BoxUnits::kNormalized});
+  expect_box(boxes[0], 0.25, 0.25, 0.75, 0.75);
+
+  // Qwen2-VL's 0-1000: 610 / 1000 = 0.61, ...; the tagged form keeps its scale in any units.
+  boxes = parse_boxes("[610, 100, 770, 540]", {0, 0, BoxUnits::kScale1000});
+  expect_box(boxes[0], 0.61, 0.1, 0.77, 0.54);
+  boxes = parse_boxes("<|box_start|>(610,100),(770,540)<|box_end|>", pixels);
+  expect_box(boxes[0], 0.61, 0.1, 0.77, 0.54);
+}
+
+TEST(BoxParse, UnitNamesRoundTripAndUnknownOnesAreRefused) {
+  for (BoxUnits units :
+       {BoxUnits::kInfer, BoxUnits::kNormalized, BoxUnits::kPixels, BoxUnits::kScale1000}) {
+    EXPECT_EQ(parse_box_units(box_units_name(units)), units);
+  }
+  EXPECT_STREQ(box_units_name(BoxUnits::kScale1000), "scale_1000");
+  try {
+    parse_box_units("pixel");
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("unknown box units 'pixel'"), std::string::npos)
+        << e.what();
+    EXPECT_NE(e.hint_text().find("pixels"), std::string::npos);
+  }
+}
+
 TEST(BoxParse, CornerPairs) {
   auto boxes = parse_boxes("from (0.61,0.10),(0.77,0.54)");
   ASSERT_EQ(boxes.size(), 1u);

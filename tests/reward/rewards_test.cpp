@@ -133,5 +133,37 @@ TEST(RewardConfig, BuildsOptions) {
   EXPECT_THROW(reward_options_from(config), Error);
 }
 
+TEST(RewardConfig, BoxFormatAutoIsTheInferRuleWithoutAModel) {
+  perpo::RewardConfig config;
+  EXPECT_EQ(config.box_format, "auto");
+  EXPECT_EQ(reward_options_from(config).box_parse.units, BoxUnits::kInfer);
+  config.box_format = "pixels";
+  EXPECT_EQ(reward_options_from(config).box_parse.units, BoxUnits::kPixels);
+  config.box_format = "scale_1000";
+  EXPECT_EQ(reward_options_from(config).box_parse.units, BoxUnits::kScale1000);
+}
+
+TEST(RewardIou, AnswersInTheModelsUnitsTheTruthNormalised) {
+  RewardOptions options;
+  options.box_parse = {644, 476, BoxUnits::kPixels};
+  // 161 / 644 = 0.25 ... : the same box as the truth.
+  EXPECT_DOUBLE_EQ(
+      reward_iou(R"({"bbox_2d": [161, 119, 483, 357]})", "[0.25, 0.25, 0.75, 0.75]", options).score,
+      1.0);
+  // The truth is read as the dataset writes it (normalised), not in the answers' pixels:
+  // [0, 0, 1, 1] is the whole image, which the answer covers a quarter of.
+  EXPECT_DOUBLE_EQ(
+      reward_iou(R"({"bbox_2d": [161, 119, 483, 357]})", "[0, 0, 1, 1]", options).score, 0.25);
+  // The same answer read as normalised is out of range, not a silent wrong score.
+  options.box_parse.units = BoxUnits::kNormalized;
+  const RewardResult wrong =
+      reward_iou(R"({"bbox_2d": [161, 119, 483, 357]})", "[0.25, 0.25, 0.75, 0.75]", options);
+  EXPECT_EQ(wrong.score, 0.0);
+  EXPECT_EQ(wrong.note, "out_of_range_box");
+  // check_ground_truth reads the truth normalised in any units.
+  options.box_parse.units = BoxUnits::kPixels;
+  EXPECT_NO_THROW(check_ground_truth(find_reward("iou"), "[0.25, 0.25, 0.75, 0.75]", options, "r"));
+}
+
 }  // namespace
 }  // namespace perpo

@@ -52,6 +52,8 @@ PERPO_ROBUSTNESS_CASES(sample) {
          test::write_tiny_qwen(dir / "qwen", 1);
        },
        2, "exceeds the model's context"},
+      {"box_format_unknown", run + " data.train={dir}/records.jsonl reward.box_format=pixel",
+       [](const fs::path& dir) { write_tiny_setup_with_image(dir); }, 2, "reward.box_format"},
       {"tokenizer_does_not_fit_model",
        run + " data.train={dir}/records.jsonl model.path={dir}/ckpt image.size=32",
        [](const fs::path& dir) {

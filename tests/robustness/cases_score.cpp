@@ -133,6 +133,13 @@ PERPO_ROBUSTNESS_CASES(score) {
       list_case("image_width_string",
                 R"({"answers": ["a", "b"], "ground_truth": "a", "image_width": "640"})",
                 "field \"image_width\" must be a positive number of pixels"),
+      // Issue 23: the units a sampled model wrote its boxes in (BoxConvention::annotate).
+      list_case("box_units_unknown",
+                R"({"answers": ["a", "b"], "ground_truth": "a", "box_units": "pixel"})",
+                "in.jsonl:1: field \"box_units\": unknown box units 'pixel'"),
+      list_case("box_units_number",
+                R"({"answers": ["a", "b"], "ground_truth": "a", "box_units": 1000})",
+                "field \"box_units\" must be a string, got 1000"),
       list_case("image_width_negative_field",
                 R"({"answers": ["a", "b"], "ground_truth": "a", "image_width": -100})",
                 "field \"image_width\" must be a positive number of pixels, got -100"),

@@ -211,12 +211,18 @@ struct RewardConfig {
   std::string box_select = "first";   // first | last | best: which box of several to score
   bool normalize_whitespace = false;  // OCR: collapse runs of whitespace before scoring
   bool lowercase = false;             // OCR / exact match: compare case-insensitively
+  std::string box_format = "auto";    // auto | infer | normalized | pixels | scale_1000
 
   template <typename V>
   void visit(V& v) {
     v.field("name", name, "iou | giou | ocr_edit | exact_match | numeric; empty = by task");
     v.choice("box_select", box_select, {"first", "last", "best"},
              "which box to score when an answer holds several");
+    v.choice("box_format", box_format, {"auto", "infer", "normalized", "pixels", "scale_1000"},
+             "units of the boxes the model writes (answers read, SFT targets written): auto = "
+             "the model family's (LLaVA-1.5 normalized, Qwen2.5-VL pixels of its resized "
+             "image; infer without a model); infer = normalized when all four values lie in "
+             "[0, 1], else pixels; scale_1000 = Qwen2-VL's 0-1000");
     v.field("normalize_whitespace", normalize_whitespace, "collapse whitespace before OCR scoring");
     v.field("lowercase", lowercase, "compare text case-insensitively");
   }

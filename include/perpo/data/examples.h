@@ -49,6 +49,11 @@ class ExampleEncoder {
   using ImageTokens = std::function<int(const DatasetRecord&)>;
   ExampleEncoder(const ChatTemplate& chat, const DataConfig& config, ImageTokens image_tokens);
 
+  /// The answer text an SFT example of a record trains on; default its ground_truth. A model
+  /// family that writes boxes in other units rewrites grounding truths (generate's
+  /// BoxConvention::target).
+  using TargetText = std::function<std::string(const DatasetRecord&)>;
+  void set_target_text(TargetText target_text) { target_text_ = std::move(target_text); }
   /// Throws perpo::Error (input) naming the record's file and line when the prompt has more than
   /// data.max_prompt_tokens ids. Longer answers are cut and counted (truncated_answers()).
   SftExample encode_sft(const DatasetRecord& record);
@@ -70,6 +75,7 @@ class ExampleEncoder {
   const ChatTemplate& chat_;
   DataConfig config_;
   ImageTokens image_tokens_;
+  TargetText target_text_;
   std::size_t truncated_answers_ = 0;
 };
 

@@ -35,8 +35,9 @@ struct Prediction {
   std::string task;
   std::string answer;
   std::string ground_truth;
-  double reward = 0;  // by reward.name, or the task's default reward (iou, ocr_edit)
-  std::string note;   // the reward's note: ok, no_box, ...
+  double reward = 0;          // by reward.name, or the task's default reward (iou, ocr_edit)
+  std::string note;           // the reward's note: ok, no_box, ...
+  BoxParseOptions box_parse;  // how the answer's boxes were read (the family's units, frame)
 
   nlohmann::json to_json() const;  // {"id", "task", "answer", "ground_truth", "reward", "notes"}
 };

@@ -35,6 +35,42 @@ void check_model_matches(VisionLanguageModel& model, const TextTokenizer& tokeni
 /// image_tokens), for ExampleEncoder; errors name the record. Keeps a reference to `model`.
 ExampleEncoder::ImageTokens image_token_counter(const VisionLanguageModel& model);
 
+/// The units a model's answers write boxes in (config reward.box_format; auto = the family's,
+/// VisionLanguageModel::box_units), where answers meet the ground truth: rewards read answers in
+/// them, SFT targets and sampling.add_ground_truth write the (normalised) truth in them. Keeps a
+/// reference to `model`.
+///
+///   BoxConvention boxes(model, config.reward);   // Qwen2.5-VL: pixels of the resized image
+///   RewardOptions options = boxes.reward_options(record, reward_options_from(config.reward));
+///   std::string target = boxes.target(record);   // {"bbox_2d": [243, 40, 308, 216]}
+class BoxConvention {
+ public:
+  BoxConvention(const VisionLanguageModel& model, const RewardConfig& config);
+
+  BoxUnits units() const { return units_; }
+  /// `base` with these units, and for pixels the size of the record's image as the model sees it
+  /// (box_frame, from the file's header). Errors name the record.
+  RewardOptions reward_options(const DatasetRecord& record, RewardOptions base) const;
+  /// The record's ground truth as the model should answer it: a box task's truth (reward iou or
+  /// giou, by reward.name or the record's task) holding one usable box rewritten in these units
+  /// (format_box_in); anything else, and every truth under normalised units, unchanged.
+  std::string target(const DatasetRecord& record) const;
+  /// Fields a list sampled under these units carries so that `perpo score` reads its answers the
+  /// same way: "box_units" and, for pixels, "image_width" / "image_height" (the frame), each only
+  /// where the record has no such field. Nothing for normalised units.
+  void annotate(DatasetRecord& record, const RewardOptions& options) const;
+
+ private:
+  const VisionLanguageModel& model_;
+  std::string reward_name_;
+  BoxUnits units_;
+};
+
+/// BoxConvention(model, config).target as an ExampleEncoder's SFT target text. Keeps a
+/// reference to `model`.
+ExampleEncoder::TargetText box_targets(const VisionLanguageModel& model,
+                                       const RewardConfig& config);
+
 /// What a command checks of its records before it writes anything (sample, eval).
 struct RecordCheck {
   std::string reward_name;       // reward.name ("" = each record's task default)
@@ -77,6 +113,7 @@ class RecordPrompts {
 
   const ChatTemplate& chat() const { return chat_; }
   const TextTokenizer& tokenizer() const { return tokenizer_; }
+  const BoxConvention& boxes() const { return boxes_; }
   /// Answer text of generated ids (special tokens left out, SentencePiece's leading space gone).
   std::string answer_text(const std::vector<int>& ids) const;
 
@@ -84,6 +121,7 @@ class RecordPrompts {
   VisionLanguageModel& model_;
   const TextTokenizer& tokenizer_;
   ChatTemplate chat_;
+  BoxConvention boxes_;
   ExampleEncoder encoder_;
   ImageConfig image_;
 };

@@ -65,6 +65,7 @@ class LlavaModelImpl : public VisionLanguageModel {
   int image_tokens(const std::filesystem::path& image) const override;
   ModelImage prepare_image(const RgbImage& image, const ImageConfig& config) const override;
   void check_image_config(const ImageConfig& config) const override;
+  BoxUnits box_units() const override { return BoxUnits::kNormalized; }
   PromptRun run_prompts(const torch::Tensor& ids, const torch::Tensor& attention_mask,
                         const ModelImage& images) override;
   DecoderOutput run_text(const torch::Tensor& embeds, const torch::Tensor& positions,

@@ -99,6 +99,8 @@ class Qwen2_5VLModelImpl : public VisionLanguageModel {
   /// `config`'s other keys (size, aspect, mean, std) are LLaVA's and do not apply.
   ModelImage prepare_image(const RgbImage& image, const ImageConfig& config) const override;
   void check_image_config(const ImageConfig& config) const override;
+  BoxUnits box_units() const override { return BoxUnits::kPixels; }
+  ImageDims box_frame(const std::filesystem::path& image) const override;
   PromptRun run_prompts(const torch::Tensor& ids, const torch::Tensor& attention_mask,
                         const ModelImage& images) override;
   DecoderOutput run_text(const torch::Tensor& embeds, const torch::Tensor& positions,

@@ -22,6 +22,10 @@
 // size (batched (I, 3, H, W)); Qwen2.5-VL its processor's patches (S, 1176) with image_grid_thw
 // (1, 3) (batched (sum S, 1176) and (I, 3)). A prompt with no image has an undefined tensor.
 //
+// Boxes. Each family answers grounding prompts in its own units (box_units: LLaVA-1.5
+// normalised, Qwen2.5-VL pixels of its resized image, box_frame); generate's BoxConvention reads
+// answers and writes SFT targets in them (config reward.box_format overrides).
+//
 // Shape legend: B = rows, P = prompt tokens, N = answers sharing one prefix, T = answer tokens,
 // C = hidden size, V = vocabulary.
 //
@@ -46,6 +50,7 @@
 #include "perpo/model/kv_cache.h"
 #include "perpo/model/llama.h"
 #include "perpo/model/lora_linear.h"
+#include "perpo/reward/box.h"
 
 namespace perpo {
 
@@ -103,6 +108,14 @@ class VisionLanguageModel : public torch::nn::Module {
   virtual ModelImage prepare_image(const RgbImage& image, const ImageConfig& config) const = 0;
   /// Throws perpo::Error (input) naming the image.* key that does not fit the model.
   virtual void check_image_config(const ImageConfig& config) const = 0;
+  /// The units the family writes boxes in (LLaVA-1.5 kNormalized, Qwen2.5-VL kPixels).
+  virtual BoxUnits box_units() const = 0;
+  /// The size pixel boxes of the image file `image` are measured in: the image as the model
+  /// sees it (LLaVA: the file's size; Qwen2.5-VL: its smart_resize size), from the file's
+  /// header. Throws perpo::Error (input) naming the file when it cannot be read.
+  virtual ImageDims box_frame(const std::filesystem::path& image) const {
+    return read_image_dims(image);
+  }
 
   /// Prompts ids (B, P) right-padded, attention_mask (B, P) (1 = real token) or undefined (no
   /// padding), their images joined by join_images (undefined when none has one).

@@ -21,6 +21,13 @@
 //
 // Canonical text form (prompts, SFT targets): four values with exactly two decimals,
 // "[0.61, 0.10, 0.77, 0.54]" (format_box). The parser reads the authors' "[0.61, 0.1, ...]" too.
+//
+// Model families write boxes in different units (BoxUnits): LLaVA-1.5 normalised, Qwen2.5-VL in
+// absolute pixels of the image as its processor resized it ({"bbox_2d": [243, 40, 308, 216]}),
+// Qwen2-VL on 0-1000. The ground truth of a dataset stays normalised (read by the rule above);
+// a family's answers are read in its units (BoxParseOptions::units, config reward.box_format)
+// and its SFT targets written in them (format_box_in). A box read in the wrong units lands in
+// the wrong place or out of range: the most common silent failure of grounding rewards.
 #pragma once
 
 #include <cstddef>
@@ -70,10 +77,33 @@ struct BoxCandidate {
   bool corners_swapped = false;
 };
 
+/// The units of plain boxes ("[a, b, c, d]", corner pairs); the tagged 0-1000 forms
+/// (<|box_start|>, <box>) keep their own scale.
+enum class BoxUnits {
+  kInfer,       // all four values in [0, 1]: normalised; else pixels (the rule above)
+  kNormalized,  // fractions of the image (LLaVA-1.5); a value above 1 is out of range
+  kPixels,      // pixels of image_width x image_height (Qwen2.5-VL: of its resized image)
+  kScale1000,   // 0-1000 of the image (Qwen2-VL)
+};
+
+/// "infer" | "normalized" | "pixels" | "scale_1000" -> BoxUnits; throws perpo::Error (input)
+/// naming the value otherwise.
+BoxUnits parse_box_units(std::string_view name);
+/// The name parse_box_units reads.
+const char* box_units_name(BoxUnits units);
+
 struct BoxParseOptions {
   double image_width = 0;   // pixels, e.g. 640; 0 = unknown (pixel boxes are then out of range)
   double image_height = 0;  // pixels, e.g. 480
+  BoxUnits units = BoxUnits::kInfer;
 };
+
+/// `options` for reading a ground truth: the dataset's boxes are normalised (or pixels of the
+/// image size, by the rule), whatever units the model's answers use.
+inline BoxParseOptions truth_parse_options(BoxParseOptions options) {
+  options.units = BoxUnits::kInfer;
+  return options;
+}
 
 /// Every box-like span in `text`, in order. Never throws; runs in time linear in the text length.
 std::vector<BoxCandidate> parse_boxes(std::string_view text, const BoxParseOptions& options = {});
@@ -94,6 +124,14 @@ const BoxCandidate* select_box(const std::vector<BoxCandidate>& candidates, BoxS
 /// Canonical text of a box: "[0.61, 0.10, 0.77, 0.54]" (`decimals` digits after the point,
 /// halves rounded away from zero: 0.125 -> "0.13").
 std::string format_box(const Box& box, int decimals = 2);
+
+/// A normalised box as a model of `units` writes it: kInfer / kNormalized format_box(box);
+/// kPixels {"bbox_2d": [243, 40, 308, 216]} (corners times image_width / image_height, rounded
+/// to whole pixels; throws perpo::Error (input) when the size is not positive); kScale1000
+/// <|box_start|>(610,100),(770,540)<|box_end|> (rounded). Parsed back by parse_boxes with the
+/// same units, the box moves by at most half a unit.
+std::string format_box_in(const Box& box, BoxUnits units, double image_width = 0,
+                          double image_height = 0);
 
 /// Intersection over union, in [0, 1]. 0 when the union has no area (e.g. two degenerate boxes).
 double iou(const Box& a, const Box& b);

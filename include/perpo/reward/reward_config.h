@@ -18,6 +18,10 @@ inline RewardOptions reward_options_from(const RewardConfig& config) {
   options.box_select = parse_box_select(config.box_select);
   options.normalize_whitespace = config.normalize_whitespace;
   options.lowercase = config.lowercase;
+  // auto: the model family's units, which the caller that has a model sets (BoxConvention in
+  // generate/record_prompts.h); without one (perpo score) the rule of box.h.
+  options.box_parse.units =
+      config.box_format == "auto" ? BoxUnits::kInfer : parse_box_units(config.box_format);
   return options;
 }
 
