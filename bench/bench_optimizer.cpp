@@ -47,7 +47,7 @@ Timing time_steps(int steps, Step&& step) {
 void run_shape(const std::string& name, int steps) {
   const perpo::BenchShape shape = perpo::bench_shape(name);
   torch::manual_seed(1);
-  perpo::LlavaModel model(shape.model);
+  perpo::LlavaModel model(shape.llava);  // the LLaVA shapes (tiny, small)
   std::vector<std::pair<std::string, at::Tensor>> trained;
   std::int64_t elements = 0;
   for (const auto& item : model->named_parameters()) {

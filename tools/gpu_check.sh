@@ -3,6 +3,7 @@
 #   1. configures and builds perpo against the CUDA LibTorch of the machine's torch wheel
 #      (python -c 'import torch; print(torch.utils.cmake_prefix_path)') into build-cuda/,
 #   2. runs `perpo bench --shape 7b --device cuda --dtype bf16` (perpo and the transformers peer),
+#      then `perpo bench --shape qwen2.5-vl-7b` (or -3b where the 7B's state does not fit),
 #   3. builds the tests and runs the suite (ctest) with the time that is left,
 # then prints one summary (each step: ok / FAILED / skipped, with its time) and the bench table.
 #
@@ -206,6 +207,21 @@ if step "bench 7b bf16" 240 "$bench_log" "$build_dir/perpo" bench --shape 7b --d
   summary+=("$(sed -n '/^ *perpo  *peer/,$p' "$bench_log")")
 else
   tail -n 20 "$bench_log" >&2
+fi
+# A Qwen2.5-VL shape through the same code (no peer: the peer scripts run LLaVA only): the 7B
+# where the GPU holds its bf16 training state (--plan says so; 115 GiB: an H200, not an H100),
+# else the 3B.
+qwen_shape=qwen2.5-vl-3b
+if "$build_dir/perpo" bench --shape qwen2.5-vl-7b --device cuda --dtype bf16 --plan 2>/dev/null |
+  grep -q "would pass the memory check"; then
+  qwen_shape=qwen2.5-vl-7b
+fi
+qwen_log="$logs/bench_$qwen_shape.log"
+if step "bench $qwen_shape bf16" 180 "$qwen_log" "$build_dir/perpo" bench --shape "$qwen_shape" \
+  --device cuda --dtype bf16 --iterations 3; then
+  summary+=("$(sed -n '/^ *model:/p; /^ *perpo  *peer/,$p' "$qwen_log")")
+else
+  tail -n 20 "$qwen_log" >&2
 fi
 
 # Data parallel on NCCL where the machine has 2 GPUs or more (docs/data-parallel.md).

@@ -149,6 +149,14 @@ class TempFolder {
 
 }  // namespace
 
+bool peer_runs(const BenchShape& shape) { return shape.model_type == "llava"; }
+
+std::string no_peer_note(const BenchShape& shape) {
+  return "peer: none for shape " + shape.name + " (" + shape.model_type + "): bench/" +
+         kTrainScript + " and bench/" + kSampleScript +
+         " run transformers' LLaVA only; no peer figures, no ratio";
+}
+
 PeerProgram find_peer(const std::string& requested_python) {
   PeerProgram program;
   program.scripts = peer_dir();
@@ -182,7 +190,9 @@ PeerFigures run_peer(const PeerRequest& request, std::vector<std::string>& notes
   // The peer builds transformers' model from perpo's own config.json of the shape.
   const TempFolder folder("perpo-bench-");
   const fs::path config = folder.path() / "config.json";
-  save_model_config(request.shape.model, config);
+  PERPO_CHECK(peer_runs(request.shape), "the bench peer runs LLaVA shapes only, not ",
+              request.shape.name);
+  save_model_config(request.shape.llava, config);
   const BenchShape& shape = request.shape;
   const std::string common =
       " --config " + quoted(config.string()) + " --prompt " + std::to_string(shape.prompt_tokens) +

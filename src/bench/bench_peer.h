@@ -1,5 +1,6 @@
 // The Python peer of perpo bench (private to src/bench): transformers'
-// LlavaForConditionalGeneration on the same shape, the authors' computation (image and prompt
+// LlavaForConditionalGeneration on the same shape (LLaVA shapes only: no peer is written for the
+// Qwen2.5-VL shapes yet), the authors' computation (image and prompt
 // repeated N times, a live reference forward every step; sampling with
 // generate(num_return_sequences=N)), run as bench/train_step_peer.py and
 // bench/generate_sampling_peer.py in their own processes. At the 7b shape the peer trains with
@@ -20,6 +21,12 @@
 #include "perpo/bench/bench_shape.h"
 
 namespace perpo::bench_detail {
+
+/// Whether the peer runs `shape`: its scripts build transformers' LlavaForConditionalGeneration,
+/// so LLaVA shapes only. Qwen2.5-VL shapes have no peer (and no ratio).
+bool peer_runs(const BenchShape& shape);
+/// The report's note for a shape without a peer: says so, and why.
+std::string no_peer_note(const BenchShape& shape);
 
 /// The peer's scripts folder and Python.
 struct PeerProgram {

@@ -40,6 +40,17 @@ std::string format_value(double value, const std::string& unit) {
   return text;
 }
 
+/// 8292166656 -> "8,292,166,656".
+std::string with_commas(double value) {
+  const std::string digits = std::to_string(std::llround(value));
+  std::string out;
+  for (std::size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0 && digits[i - 1] != '-') out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
 }  // namespace
 
 std::optional<double> known_peak_tflops(const std::string& device_name, const std::string& dtype) {
@@ -54,17 +65,7 @@ std::string build_commit() { return PERPO_GIT_COMMIT; }
 
 std::string BenchReport::to_text() const {
   std::string out;
-  char line[512];
-  std::snprintf(line, sizeof(line),
-                "perpo bench: shape %s, %s, %s, N = %lld answers; commit %s\n  %s\n"
-                "  train: P = %lld prompt tokens (%d image tokens), T = %lld tokens per answer; "
-                "sampling: %lld tokens per answer; %d iterations after one warm-up\n",
-                shape.name.c_str(), device_name.c_str(), options.dtype.c_str(),
-                static_cast<long long>(shape.answers), commit.c_str(), shape.description.c_str(),
-                static_cast<long long>(shape.prompt_tokens), shape.model.image_tokens(),
-                static_cast<long long>(shape.answer_tokens),
-                static_cast<long long>(shape.sampled_tokens), options.iterations);
-  out += line;
+  char line[1024];
   std::map<std::string, const BenchFigure*> by_name;
   for (const BenchFigure& figure : figures) by_name[figure.name] = &figure;
   auto cell = [&](const std::string& name) {
@@ -72,6 +73,43 @@ std::string BenchReport::to_text() const {
     return it == by_name.end() ? std::string("-")
                                : format_value(it->second->value, it->second->unit);
   };
+  auto value = [&](const std::string& name) {
+    auto it = by_name.find(name);
+    return it == by_name.end() ? 0.0 : it->second->value;
+  };
+  std::snprintf(
+      line, sizeof(line),
+      "perpo bench: shape %s, %s, %s, N = %lld answers; commit %s\n  %s\n"
+      "  train: P = %lld prompt tokens (%lld image tokens), T = %lld tokens per answer; "
+      "sampling: %lld tokens per answer",
+      shape.name.c_str(), options.plan ? "plan only" : device_name.c_str(), options.dtype.c_str(),
+      static_cast<long long>(shape.answers), commit.c_str(), shape.description.c_str(),
+      static_cast<long long>(shape.prompt_tokens), static_cast<long long>(shape.image_tokens),
+      static_cast<long long>(shape.answer_tokens), static_cast<long long>(shape.sampled_tokens));
+  out += line;
+  if (!options.plan) {
+    std::snprintf(line, sizeof(line), "; %d iterations after one warm-up", options.iterations);
+    out += line;
+  }
+  const double state_mib = value("train.state_memory_estimate");
+  std::snprintf(line, sizeof(line),
+                "\n  model: %s parameters, %s trained (vision tower frozen, projector and decoder "
+                "trained); weights + gradients + AdamW state about %.1f %s in %s (activations not "
+                "counted)\n",
+                with_commas(value("model.parameters")).c_str(),
+                with_commas(value("model.trained_parameters")).c_str(),
+                state_mib >= 1024 ? state_mib / 1024 : state_mib, state_mib >= 1024 ? "GiB" : "MiB",
+                options.dtype.c_str());
+  out += line;
+  if (options.plan) {
+    std::snprintf(line, sizeof(line), "\n%-26s %14s\n%-26s %14s\n", "train FLOP per step",
+                  cell("train.flops_per_step").c_str(), "sample FLOP per list",
+                  cell("sample.flops_per_list").c_str());
+    out += line;
+    out += "\nFLOPs: matmuls counted from the shapes (include/perpo/bench/bench_shape.h)\n";
+    for (const std::string& note : notes) out += note + "\n";
+    return out;
+  }
   const std::string peak_note = peak_tflops ? format_value(*peak_tflops, "TFLOP/s") + " TFLOP/s"
                                             : "n/a (CPU: pass --peak-tflops)";
   std::snprintf(line, sizeof(line), "\n%-26s %14s %14s %10s\n", "", "perpo", "peer", "ratio");

@@ -1,5 +1,7 @@
 // perpo bench: option checks and perpo's own measurements (training step and sampling); the
-// Python peer lives in bench_peer.cpp, the report in bench_report.cpp.
+// Python peer lives in bench_peer.cpp, the report in bench_report.cpp. Both families run the same
+// code: the model is a VisionLanguageModel (vlm.h), the image goes through its prepare_image and
+// join_images (as list_tensors and the sampler do), the step through score_list (the trainer's).
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -18,6 +20,7 @@
 #include "perpo/model/llava.h"
 #include "perpo/model/lora.h"
 #include "perpo/model/model_size.h"
+#include "perpo/model/qwen2_5_vl.h"
 #include "perpo/runtime/runtime.h"
 #include "perpo/train/optimizer.h"
 #include "perpo/train/train_data.h"
@@ -52,15 +55,17 @@ PhaseFigures time_phase(const c10::Device& device, int iterations,
 /// Refuses a shape whose weights, gradients and optimizer state do not fit the device.
 void check_fits(const BenchShape& shape, const c10::Device& device, c10::ScalarType dtype) {
   const int dtype_bytes = dtype == c10::kFloat ? 4 : 2;
-  const std::uint64_t state = train_state_bytes(shape.model, dtype_bytes);
-  const std::uint64_t build = model_size(shape.model).fp32_bytes;  // built in fp32 on the host
+  const std::uint64_t state = train_state_bytes(shape, dtype_bytes);
+  const std::uint64_t build = bench_model_size(shape).fp32_bytes;  // built in fp32 on the host
   const auto host = available_memory_bytes();
   const std::uint64_t host_need = device.is_cuda() ? build : std::max(build, state);
   if (host && host_need > *host) {
     throw input_error("perpo bench --shape ", shape.name, " needs about ", format_bytes(host_need),
                       " of host memory (weights, gradients and AdamW state), but ",
                       format_bytes(*host), " is available")
-        .hint(device.is_cuda() ? "free host memory" : "use --device cuda, or --shape small");
+        .hint(device.is_cuda() ? "free host memory"
+                               : "use --device cuda, or a smaller shape; --plan prints the "
+                                 "shape's figures without building it");
   }
   const std::uint64_t gpu = bench_detail::cuda_total_bytes(device);
   if (device.is_cuda() && gpu > 0 && state > gpu) {
@@ -71,37 +76,74 @@ void check_fits(const BenchShape& shape, const c10::Device& device, c10::ScalarT
   }
 }
 
-/// The list of a training step: P prompt tokens with the image's tokens at position 1, N answers
+/// The shape's model with random weights: the one place the bench picks a family's module.
+std::shared_ptr<VisionLanguageModel> build_model(const BenchShape& shape) {
+  if (shape.is_qwen()) return std::make_shared<Qwen2_5VLModelImpl>(shape.qwen);
+  return std::make_shared<LlavaModelImpl>(shape.llava);
+}
+
+/// The bench's prompt: P random text ids with the family's image block at position 1
+/// (bench_image_block), and a random square image of the shape's side in the family's form.
+struct BenchPrompt {
+  std::vector<std::int64_t> ids;  // (P)
+  ModelImage image;               // prepare_image's: CPU float32, one image (vlm.h)
+};
+
+BenchPrompt bench_prompt(const VisionLanguageModel& model, const BenchShape& shape) {
+  BenchPrompt prompt;
+  const std::int64_t P = shape.prompt_tokens;
+  const torch::Tensor ids = torch::randint(3, bench_text_id_limit(shape), {P}, torch::kInt64);
+  prompt.ids.assign(ids.data_ptr<std::int64_t>(), ids.data_ptr<std::int64_t>() + P);
+  const std::vector<std::int64_t> block = bench_image_block(shape);
+  PERPO_CHECK(static_cast<std::int64_t>(block.size()) < P, "bench shape ", shape.name, ": P = ", P,
+              " cannot hold its image block of ", block.size(), " tokens");
+  std::copy(block.begin(), block.end(), prompt.ids.begin() + 1);
+  const int side = shape.image_side;
+  const torch::Tensor bytes = torch::randint(0, 256, {side * side * 3}, torch::kUInt8);
+  RgbImage image;
+  image.width = side;
+  image.height = side;
+  image.pixels.assign(bytes.data_ptr<std::uint8_t>(),
+                      bytes.data_ptr<std::uint8_t>() + bytes.numel());
+  ImageConfig image_config;  // CLIP mean / std; Qwen2.5-VL resizes within its min / max pixels
+  image_config.size = side;  // LLaVA: the tower's input side
+  model.check_image_config(image_config);
+  prompt.image = model.prepare_image(image, image_config);
+  return prompt;
+}
+
+/// The list of a training step: the prompt with its image joined as list_tensors does, N answers
 /// of T tokens, rewards and cached reference log-probs.
-ListTensors bench_list(const BenchShape& shape, const c10::Device& device, c10::ScalarType dtype) {
-  const ModelConfig& config = shape.model;
+ListTensors bench_list(VisionLanguageModel& model, const BenchShape& shape,
+                       const BenchPrompt& prompt, const c10::Device& device,
+                       c10::ScalarType dtype) {
   const std::int64_t P = shape.prompt_tokens, N = shape.answers, T = shape.answer_tokens;
-  const std::int64_t vocab_top =
-      std::min<std::int64_t>(config.text.vocab_size, config.image_token_index);
   const auto ids = torch::TensorOptions().dtype(torch::kInt64).device(device);
   ListTensors list;
-  list.prefix_ids = torch::randint(3, vocab_top, {1, P}, ids);  // (1, P)
-  list.prefix_ids.narrow(1, 1, config.image_tokens()).fill_(config.image_token_index);
-  const int side = config.vision.image_size;
-  list.pixel_values = torch::randn({1, 3, side, side}).to(device, dtype);  // (1, 3, H, W)
-  list.answer_ids = torch::randint(3, vocab_top, {N, T}, ids);             // (N, T)
-  list.answer_mask = torch::ones({N, T}, ids);                             // (N, T)
-  list.rewards = torch::rand({N}).to(device);                              // (N)
-  list.ref_logps = (-20 - 10 * torch::rand({N})).to(device);               // (N) cached
+  list.prefix_ids = torch::tensor(prompt.ids, torch::kInt64).unsqueeze(0).to(device);  // (1, P)
+  const ModelImage image =
+      model.join_images({prompt.image}).to(torch::TensorOptions().device(device).dtype(dtype));
+  list.pixel_values = image.pixel_values;  // LLaVA (1, 3, H, W); Qwen2.5-VL (S, 1176)
+  list.grid_thw = image.grid_thw;          // Qwen2.5-VL (1, 3); LLaVA undefined
+  list.answer_ids = torch::randint(3, bench_text_id_limit(shape), {N, T}, ids);  // (N, T)
+  list.answer_mask = torch::ones({N, T}, ids);                                   // (N, T)
+  list.rewards = torch::rand({N}).to(device);                                    // (N)
+  list.ref_logps = (-20 - 10 * torch::rand({N})).to(device);                     // (N) cached
   list.answers = N;
   list.tokens = P + N * T;
   return list;
 }
 
 PhaseFigures measure_train(VisionLanguageModel& model, const BenchShape& shape,
-                           const c10::Device& device, c10::ScalarType dtype, int iterations) {
+                           const BenchPrompt& prompt, const c10::Device& device,
+                           c10::ScalarType dtype, int iterations) {
   set_trainable(model, /*vision=*/false, /*projector=*/true, /*llm=*/true);
   model.train();
   OptimConfig optim_config;
   optim_config.lr = 1e-5;
   AdamW optim(model.named_parameters(), optim_config);
   const LossConfig loss_config;  // perpo, beta 0.1, gamma 0.5
-  const ListTensors list = bench_list(shape, device, dtype);
+  const ListTensors list = bench_list(model, shape, prompt, device, dtype);
   return time_phase(device, iterations, [&] {
     ListLogps logps = score_list(model, list);
     ListwiseInputs in;
@@ -117,17 +159,13 @@ PhaseFigures measure_train(VisionLanguageModel& model, const BenchShape& shape,
 }
 
 PhaseFigures measure_sampling(VisionLanguageModel& model, const BenchShape& shape,
-                              const c10::Device& device, int iterations) {
+                              const BenchPrompt& bench_prompt, const c10::Device& device,
+                              int iterations) {
   for (auto& parameter : model.parameters()) parameter.mutable_grad() = at::Tensor();
-  const ModelConfig& config = shape.model;
   GenerationPrompt prompt;
-  const std::int64_t vocab_top =
-      std::min<std::int64_t>(config.text.vocab_size, config.image_token_index);
-  torch::Tensor ids = torch::randint(3, vocab_top, {shape.prompt_tokens}, torch::kInt64);
-  ids.narrow(0, 1, config.image_tokens()).fill_(config.image_token_index);
-  prompt.prompt_ids.assign(ids.data_ptr<std::int64_t>(),
-                           ids.data_ptr<std::int64_t>() + shape.prompt_tokens);
-  prompt.pixel_values = torch::randn({3, config.vision.image_size, config.vision.image_size});
+  prompt.prompt_ids.assign(bench_prompt.ids.begin(), bench_prompt.ids.end());
+  prompt.pixel_values = bench_prompt.image.pixel_values;
+  prompt.grid_thw = bench_prompt.image.grid_thw;
   for (std::int64_t n = 0; n < shape.answers; ++n) prompt.seeds.push_back(answer_seed(1, n));
   prompt.name = "bench prompt";
   GenerationOptions options;
@@ -180,37 +218,64 @@ BenchReport run_bench(const BenchOptions& options) {
   const BenchShape& shape = report.shape;
   const c10::Device device = parse_device(options.device);
   const c10::ScalarType dtype = parse_dtype(options.dtype);
-  check_fits(shape, device, dtype);
-  // The peer is found and its Python checked before perpo measures anything: a peer that cannot
-  // run is an error (exit 1), not a report without the peer's figures.
-  bench_detail::PeerProgram peer_program;
-  if (options.peer) peer_program = bench_detail::find_peer(options.python);
-  const int threads = set_threads(options.threads);
   report.commit = build_commit();
   report.device_name = bench_detail::device_name(device);
+  // What the shape is, before anything is built: its size, state and FLOPs.
+  const ModelSize size = bench_model_size(shape);
+  const int dtype_bytes = dtype == c10::kFloat ? 4 : 2;
+  add(report, "model.parameters", static_cast<double>(size.parameters), "parameters");
+  add(report, "model.trained_parameters", static_cast<double>(bench_trained_parameters(shape)),
+      "parameters");
+  add(report, "train.state_memory_estimate",
+      static_cast<double>(train_state_bytes(shape, dtype_bytes)) / (1024.0 * 1024.0), "MiB");
+  const double train_flops = train_step_flops(shape).total();
+  const double sample_flops = sampling_flops(shape).total();
+  add(report, "train.flops_per_step", train_flops, "FLOP");
+  add(report, "sample.flops_per_list", sample_flops, "FLOP");
+  if (options.plan) {
+    report.notes.push_back("plan only (--plan): no model built, nothing timed");
+    try {
+      check_fits(shape, device, dtype);
+      report.notes.push_back("a run on " + report.device_name +
+                             " here would pass the memory check (weights, gradients and AdamW "
+                             "state; activations come on top)");
+    } catch (const Error& error) {
+      report.notes.push_back("a run on " + report.device_name +
+                             " here would be refused: " + error.message());
+    }
+    if (!bench_detail::peer_runs(shape)) report.notes.push_back(bench_detail::no_peer_note(shape));
+    return report;
+  }
+  check_fits(shape, device, dtype);
+  // The peer is found and its Python checked before perpo measures anything: a peer that cannot
+  // run is an error (exit 1), not a report without the peer's figures. A shape of a family the
+  // peer does not run has none, and the report says so.
+  const bool with_peer = options.peer && bench_detail::peer_runs(shape);
+  bench_detail::PeerProgram peer_program;
+  if (with_peer) peer_program = bench_detail::find_peer(options.python);
+  const int threads = set_threads(options.threads);
   report.peak_tflops = options.peak_tflops > 0
                            ? std::optional<double>(options.peak_tflops)
                            : known_peak_tflops(report.device_name, options.dtype);
   if (!device.is_cuda()) report.device_name += ", threads " + std::to_string(threads);
 
   torch::manual_seed(0);
-  PERPO_LOG_INFO("bench: building the ", shape.name, " model (",
-                 format_bytes(model_size(shape.model).fp32_bytes), " in fp32)");
-  LlavaModel model(shape.model);
+  PERPO_LOG_INFO("bench: building the ", shape.name, " model (", format_bytes(size.fp32_bytes),
+                 " in fp32)");
+  std::shared_ptr<VisionLanguageModel> model = build_model(shape);
   model->to(device, dtype);
+  const BenchPrompt prompt = bench_prompt(*model, shape);
   PERPO_LOG_INFO("bench: training step, ", options.iterations, " iterations");
-  const PhaseFigures train = measure_train(*model, shape, device, dtype, options.iterations);
+  const PhaseFigures train =
+      measure_train(*model, shape, prompt, device, dtype, options.iterations);
   PERPO_LOG_INFO("bench: sampling, ", options.iterations, " iterations");
-  const PhaseFigures sample = measure_sampling(*model, shape, device, options.iterations);
+  const PhaseFigures sample = measure_sampling(*model, shape, prompt, device, options.iterations);
 
   const double list_tokens = shape.prompt_tokens + shape.answers * shape.answer_tokens;
   const double sampled = static_cast<double>(shape.answers) * shape.sampled_tokens;
-  const double train_flops = train_step_flops(shape).total();
-  const double sample_flops = sampling_flops(shape).total();
   add(report, "train.lists_per_s", 1 / train.seconds_per_list, "lists/s");
   add(report, "train.tokens_per_s", list_tokens / train.seconds_per_list, "tokens/s");
   add(report, "train.peak_memory", train.peak_mib, "MiB");
-  add(report, "train.flops_per_step", train_flops, "FLOP");
   add(report, "train.tflops_per_s", train_flops / train.seconds_per_list / 1e12, "TFLOP/s");
   if (report.peak_tflops) {
     add(report, "train.mfu",
@@ -219,7 +284,6 @@ BenchReport run_bench(const BenchOptions& options) {
   add(report, "sample.lists_per_s", 1 / sample.seconds_per_list, "lists/s");
   add(report, "sample.tokens_per_s", sampled / sample.seconds_per_list, "tokens/s");
   add(report, "sample.peak_memory", sample.peak_mib, "MiB");
-  add(report, "sample.flops_per_list", sample_flops, "FLOP");
   add(report, "sample.tflops_per_s", sample_flops / sample.seconds_per_list / 1e12, "TFLOP/s");
   if (report.peak_tflops) {
     add(report, "sample.mfu",
@@ -229,6 +293,10 @@ BenchReport run_bench(const BenchOptions& options) {
 
   if (!options.peer) {
     report.notes.push_back("peer skipped (--no-peer)");
+    return report;
+  }
+  if (!with_peer) {
+    report.notes.push_back(bench_detail::no_peer_note(shape));
     return report;
   }
   const bench_detail::PeerRequest request{shape,   options.device,     options.dtype,

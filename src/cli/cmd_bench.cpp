@@ -1,6 +1,6 @@
-// perpo bench [--shape tiny|small|7b] [--device D] [--dtype T] ...: training-step and sampling
-// figures beside the Python peer's. The work is perpo::run_bench (bench/bench.h); this file only
-// maps flags onto it.
+// perpo bench [--shape S] [--device D] [--dtype T] [--plan] ...: training-step and sampling
+// figures beside the Python peer's (S: tiny | small | 7b | qwen-tiny | qwen2.5-vl-3b |
+// qwen2.5-vl-7b). The work is perpo::run_bench (bench/bench.h); this file only maps flags onto it.
 #include <cstdio>
 #include <memory>
 
@@ -15,13 +15,16 @@ void register_bench(CLI::App& app, CommandRegistry& registry) {
       "bench", "Speed of a PerPO training step and of sampling, beside transformers (the peer)");
   bench->footer(
       "Random weights of a fixed shape: tiny (seconds on CPU), small (576 image tokens, about a\n"
-      "minute on CPU), 7b (LLaVA-1.5-7B: CLIP ViT-L/14-336 + Vicuna-7B; refused when the\n"
-      "device's memory cannot hold weights, gradients and AdamW state).\n"
+      "minute on CPU), 7b (LLaVA-1.5-7B: CLIP ViT-L/14-336 + Vicuna-7B); qwen-tiny (seconds on\n"
+      "CPU), qwen2.5-vl-3b, qwen2.5-vl-7b (the Instruct models, a 448 x 448 image: 256 merged\n"
+      "tokens). A shape is refused when the device's memory cannot hold weights, gradients and\n"
+      "AdamW state; --plan prints its parameters, that memory and its FLOPs without building it.\n"
       "Training step: prefix (image + prompt) once, N answers on its keys/values, cached\n"
       "reference log-probs, PerPO loss, AdamW (vision tower frozen). Sampling: N answers on one\n"
       "prompt. Figures: lists/s, tokens/s, peak memory (CPU: peak resident set; CUDA: peak\n"
       "tensor bytes), FLOPs per step counted from the shapes, MFU against the device's peak.\n"
-      "The peer (bench/train_step_peer.py, bench/generate_sampling_peer.py: transformers,\n"
+      "The peer (LLaVA shapes only; the Qwen2.5-VL shapes have none and say so)\n"
+      "(bench/train_step_peer.py, bench/generate_sampling_peer.py: transformers,\n"
       "image and prompt repeated N times, a live reference forward; generate with\n"
       "num_return_sequences=N) runs next with the same shape, device, dtype and threads; its\n"
       "Python is --python, $PERPO_PYTHON or <source>/.venv/bin/python (it needs torch and\n"
@@ -50,6 +53,9 @@ void register_bench(CLI::App& app, CommandRegistry& registry) {
   bench->add_option("--python", options->python, "Python of the peer");
   bench->add_flag("--no-peer", *no_peer,
                   "measure perpo alone, without the Python peer (transformers) and its ratio");
+  bench->add_flag("--plan", options->plan,
+                  "print the shape's parameters, training-state memory and FLOPs; build and time "
+                  "nothing");
   bench->add_flag("--json", *json, "one JSON object per figure and line");
 
   registry.add(bench, [options, json, no_peer] {

@@ -1,5 +1,6 @@
-// FLOP counts of perpo bench (bench_shape.h) against a hand count on a tiny shape, and against
-// the parameter list of the 7B model; the GPU peak table; option checks.
+// FLOP counts of perpo bench (bench_shape.h) against a hand count on a tiny LLaVA shape, and
+// against the parameter list of the 7B model; the GPU peak table; option checks. The Qwen2.5-VL
+// shapes: qwen_shapes_test.cpp.
 #include <gtest/gtest.h>
 
 #include "perpo/bench/bench.h"
@@ -15,7 +16,7 @@ namespace {
 // patches, S = 5 with CLS. Text: C 8, I 16, 1 layer, H 2, Hkv 1, D 4, V 10. P 3, N 2, T 2, G 2.
 BenchShape hand_shape() {
   BenchShape shape = bench_shape("tiny");
-  ModelConfig& c = shape.model;
+  ModelConfig& c = shape.llava;
   c.vision.hidden_size = 4;
   c.vision.intermediate_size = 8;
   c.vision.num_hidden_layers = 2;
@@ -40,18 +41,18 @@ TEST(BenchFlops, VisionAndProjectorByHand) {
   const BenchShape shape = hand_shape();
   // patch embedding 2 * 4 patches * (3*2*2) * 4 = 384; 1 layer on 5 tokens:
   // 5 * (8*4*4 + 4*4*8) = 5 * 256 = 1280; attention 4 * 4 * 5^2 = 400.  Sum 2064.
-  EXPECT_DOUBLE_EQ(vision_forward_flops(shape.model), 2064);
+  EXPECT_DOUBLE_EQ(vision_forward_flops(shape.llava), 2064);
   // 2 * 4 image tokens * (4*8 + 8*8) = 768
-  EXPECT_DOUBLE_EQ(projector_forward_flops(shape.model), 768);
+  EXPECT_DOUBLE_EQ(projector_forward_flops(shape.llava), 768);
 }
 
 TEST(BenchFlops, DecoderByHand) {
   const BenchShape shape = hand_shape();
   // Per token: 2 * (q 8*8 + k,v 2*8*4 + o 8*8 + MLP 3*8*16) = 2 * 576 = 1152.
   // Per attended pair: 4 * H 2 * D 4 = 32.
-  EXPECT_DOUBLE_EQ(decoder_forward_flops(shape.model.text, 1, 0), 1152);
-  EXPECT_DOUBLE_EQ(decoder_forward_flops(shape.model.text, 0, 1), 32);
-  EXPECT_DOUBLE_EQ(lm_head_flops(shape.model.text, 1), 160);  // 2 * 8 * 10
+  EXPECT_DOUBLE_EQ(decoder_forward_flops(shape.llava.text, 1, 0), 1152);
+  EXPECT_DOUBLE_EQ(decoder_forward_flops(shape.llava.text, 0, 1), 32);
+  EXPECT_DOUBLE_EQ(lm_head_flops(shape.llava.text, 1), 160);  // 2 * 8 * 10
 }
 
 TEST(BenchFlops, TrainingStepByHand) {
@@ -81,16 +82,16 @@ TEST(BenchFlops, SamplingByHand) {
 TEST(BenchFlops, SevenBillionMatchesTheParameterList) {
   const BenchShape shape = bench_shape("7b");
   double layer_weights = 0, head = 0;
-  for (const ParameterShape& p : model_parameter_shapes(shape.model)) {
+  for (const ParameterShape& p : model_parameter_shapes(shape.llava)) {
     if (p.shape.size() != 2) continue;
     const double elements = static_cast<double>(p.shape[0]) * p.shape[1];
     if (starts_with(p.name, "language_model.layers.")) layer_weights += elements;
     if (p.name == "lm_head.weight") head = elements;
   }
   EXPECT_NEAR(layer_weights, 6.476e9, 0.001e9);  // 32 * (4 * 4096^2 + 3 * 4096 * 11008)
-  EXPECT_DOUBLE_EQ(decoder_forward_flops(shape.model.text, 1, 0), 2 * layer_weights);
-  EXPECT_DOUBLE_EQ(lm_head_flops(shape.model.text, 1), 2 * head);
-  EXPECT_EQ(shape.model.image_tokens(), 576);
+  EXPECT_DOUBLE_EQ(decoder_forward_flops(shape.llava.text, 1, 0), 2 * layer_weights);
+  EXPECT_DOUBLE_EQ(lm_head_flops(shape.llava.text, 1), 2 * head);
+  EXPECT_EQ(shape.llava.image_tokens(), 576);
   // About 6 x 7e9 FLOPs per trained token (P + N T = 920 tokens) plus attention and vision.
   const double per_token = train_step_flops(shape).total() / (620 + 20 * 15);
   EXPECT_GT(per_token, 6 * 6.476e9);
@@ -138,7 +139,7 @@ TEST(BenchOptions, RefusesBadValues) {
 }
 
 TEST(BenchMemory, TrainStateCountsWeightsGradientsAndAdam) {
-  const ModelConfig config = bench_shape("tiny").model;
+  const ModelConfig config = bench_shape("tiny").llava;
   std::uint64_t all = 0, vision = 0;
   for (const ParameterShape& p : model_parameter_shapes(config)) {
     std::uint64_t elements = 1;
@@ -150,6 +151,8 @@ TEST(BenchMemory, TrainStateCountsWeightsGradientsAndAdam) {
   // fp32: weights 4 + gradient 4 + moments 8; bf16: weights 2 + gradient 2 + moments 8 + master 4.
   EXPECT_EQ(train_state_bytes(config, 4), 4 * all + 12 * trained);
   EXPECT_EQ(train_state_bytes(config, 2), 2 * all + 14 * trained);
+  EXPECT_EQ(train_state_bytes(bench_shape("tiny"), 4), 4 * all + 12 * trained);
+  EXPECT_EQ(bench_trained_parameters(bench_shape("tiny")), static_cast<std::int64_t>(trained));
 }
 
 }  // namespace

@@ -1,11 +1,12 @@
 // `perpo bench` end to end on the tiny shape: JSON lines with finite positive figures, the FLOP
 // count of the formula, the text table, and a peer that cannot run failing the command with a
-// message (unless --no-peer).
+// message (unless --no-peer); --plan on the Qwen2.5-VL 7B shape, which this machine cannot build.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <map>
 #include <set>
 #include <sstream>
 #include <string>
@@ -67,6 +68,24 @@ TEST(CliBench, TheTextTableWithoutAPeerAndAPeerThatCannotRunIsAnError) {
   EXPECT_EQ(run.exit_code, 1) << run.output;
   EXPECT_NE(run.output.find("/nonexistent/python"), std::string::npos) << run.output;
   EXPECT_NE(run.output.find("--no-peer"), std::string::npos) << run.output;
+}
+
+TEST(CliBench, PlanPrintsTheQwenSevenBillionShapeWithoutBuildingIt) {
+  const auto run = run_perpo("bench --shape qwen2.5-vl-7b --plan --dtype bf16 --json");
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  std::istringstream lines(run.output);
+  std::string line;
+  std::map<std::string, double> figures;
+  while (std::getline(lines, line)) {
+    if (line.empty() || line[0] != '{') continue;
+    const nlohmann::json figure = nlohmann::json::parse(line);
+    EXPECT_EQ(figure.at("shape"), "qwen2.5-vl-7b");
+    figures[figure.at("name").get<std::string>()] = figure.at("value").get<double>();
+  }
+  EXPECT_DOUBLE_EQ(figures["model.parameters"], 8'292'166'656) << run.output;
+  EXPECT_DOUBLE_EQ(figures["train.flops_per_step"],
+                   perpo::train_step_flops(perpo::bench_shape("qwen2.5-vl-7b")).total());
+  EXPECT_FALSE(figures.count("train.lists_per_s")) << "--plan timed a step\n" << run.output;
 }
 
 }  // namespace

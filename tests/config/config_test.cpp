@@ -275,11 +275,21 @@ TEST(Config, ShippedConfigsLoadAndValidate) {
     EXPECT_NO_THROW(load_config(entry.path())) << entry.path();
     ++count;
   }
-  EXPECT_GE(count, 5);  // the 7B recipe and configs/demo/'s four
+  EXPECT_GE(count, 6);  // the two 7B recipes and configs/demo/'s four
   Config grounding = load_config(configs / "llava-1.5-7b-grounding.yaml");
   EXPECT_EQ(grounding.sampling.num_answers, 20);
   EXPECT_TRUE(grounding.model.lora.enabled);
   EXPECT_EQ(grounding.run.dtype, "bf16");
+  // The same recipe on Qwen2.5-VL: the family comes from the checkpoint, the template from its
+  // tokenizer; vision tower and merger frozen, LoRA, bf16.
+  Config qwen = load_config(configs / "qwen2.5-vl-7b-grounding.yaml");
+  EXPECT_EQ(qwen.tokenizer.chat_template, "auto");
+  EXPECT_TRUE(qwen.model.lora.enabled);
+  EXPECT_TRUE(qwen.model.freeze_vision);
+  EXPECT_EQ(qwen.run.dtype, "bf16");
+  EXPECT_EQ(qwen.sampling.num_answers, grounding.sampling.num_answers);
+  EXPECT_EQ(qwen.optim.lr, grounding.optim.lr);
+  EXPECT_EQ(qwen.image.max_pixels, 1003520);
 }
 
 }  // namespace

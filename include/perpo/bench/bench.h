@@ -7,10 +7,13 @@
 //
 // Training step (perpo): the prefix (image + prompt) runs once, the N answers on its keys and
 // values, reference log-probs read from the list (cached, as in training), PerPO loss, backward,
-// gradient clipping and AdamW; the vision tower is frozen (LLaVA-1.5), projector and decoder
-// train. Sampling (perpo): N answers of G tokens on one prompt, the prompt run once (generate
-// module), temperature 1, no stop token. The peer (bench/train_step_peer.py,
-// bench/generate_sampling_peer.py) runs the same shapes in its own process.
+// gradient clipping and AdamW; the vision tower is frozen, projector (Qwen2.5-VL: the patch
+// merger) and decoder train. Sampling (perpo): N answers of G tokens on one prompt, the prompt run
+// once (generate module), temperature 1, no stop token. Both families (LLaVA-1.5, Qwen2.5-VL) run
+// the same code through the family interface (model/vlm.h). The peer (bench/train_step_peer.py,
+// bench/generate_sampling_peer.py) runs the LLaVA shapes in its own process; the Qwen2.5-VL
+// shapes have none, and the report says so. --plan prints a shape's parameters, state memory
+// and FLOPs without building it (the 7B shapes on a machine that cannot hold them).
 #pragma once
 
 #include <cstdint>
@@ -23,7 +26,7 @@
 namespace perpo {
 
 struct BenchOptions {
-  std::string shape = "small";  // tiny | small | 7b
+  std::string shape = "small";  // tiny | small | 7b | qwen-tiny | qwen2.5-vl-3b | qwen2.5-vl-7b
   std::string device = "cpu";   // cpu | cuda | cuda:N
   std::string dtype = "fp32";   // fp32 | bf16
   std::int64_t answers = -1;    // N; -1 = the shape's (20 for small and 7b)
@@ -31,10 +34,12 @@ struct BenchOptions {
   int threads = 0;              // LibTorch intra-op threads; 0 = auto (set_threads)
   double peak_tflops = 0;       // device peak for MFU; 0 = from the table of known GPUs
   bool peer = true;             // also run the Python peer (an error when it cannot run)
+  bool plan = false;            // only the shape's figures (parameters, memory, FLOPs): no run
   std::string python;           // peer's Python; "" = $PERPO_PYTHON, else <source>/.venv/bin/python
 };
 
-/// One figure: name, value, unit ("lists/s", "tokens/s", "MiB", "FLOP", "TFLOP/s", "%", "x").
+/// One figure: name, value, unit ("lists/s", "tokens/s", "MiB", "FLOP", "TFLOP/s", "%", "x",
+/// "parameters").
 struct BenchFigure {
   std::string name;  // e.g. train.lists_per_s, peer.train.lists_per_s, ratio.train.lists_per_s
   double value = 0;
@@ -57,9 +62,12 @@ struct BenchReport {
 };
 
 /// Checks the options (throws perpo::Error (input): unknown shape / device / dtype, N < 2,
-/// iterations < 1, a CUDA device without CUDA, a model that does not fit) and, with options.peer,
-/// that the peer can run (throws perpo::Error (runtime): no Python, a Python without torch or
-/// transformers, no peer scripts), then measures; a peer script that fails is an error too.
+/// iterations < 1, a CUDA device without CUDA, a model that does not fit) and, with options.peer
+/// and a shape the peer runs, that the peer can run (throws perpo::Error (runtime): no Python, a
+/// Python without torch or transformers, no peer scripts), then measures; a peer script that
+/// fails is an error too. With options.plan: the shape's figures (model.parameters,
+/// model.trained_parameters, train.state_memory_estimate, train.flops_per_step,
+/// sample.flops_per_list) and whether the memory check would pass, nothing built.
 BenchReport run_bench(const BenchOptions& options);
 
 /// Validates the options and returns the shape with N applied; no model is built.
