@@ -108,8 +108,9 @@ TEST(CliQwen, TheReadmeJobRunsOnQwen2_5VL) {
     EXPECT_GT(m["loss"].get<double>(), 0.0) << m;
     EXPECT_GT(m["grad_norm"].get<double>(), 0.0) << m;  // the adapters move: the export below
   }                                                     // holds trained weights
+  // sft in bf16 (the dtype users train Qwen2.5-VL in; fp32 masters in the optimizer).
   expect_ok(run_perpo("train --config Q.yaml loss.name=sft data.train=data/train/records.jsonl "
-                      "run.dir=runs/sft",
+                      "run.dir=runs/sft run.dtype=bf16",
                       cwd),
             "train sft");
   EXPECT_TRUE(fs::is_directory(home / "runs" / "sft" / "checkpoints" / "step-2"));

@@ -1,5 +1,6 @@
 // Robustness rows for `perpo sample`: bad configs, data and model/tokenizer pairs.
 #include "cases_model_commands.h"
+#include "perpo/synth/raster.h"
 #include "qwen_fixture.h"
 
 namespace perpo::robustness {
@@ -54,6 +55,30 @@ PERPO_ROBUSTNESS_CASES(sample) {
        2, "exceeds the model's context"},
       {"box_format_unknown", run + " data.train={dir}/records.jsonl reward.box_format=pixel",
        [](const fs::path& dir) { write_tiny_setup_with_image(dir); }, 2, "reward.box_format"},
+      // A Qwen2.5-VL folder whose tokenizer.json belongs to another model (its <|image_pad|> is
+      // 812, the config says 811); an image past smart_resize's 200:1 aspect ratio.
+      {"qwen_tokenizer_of_another_model",
+       run + " data.train={dir}/records.jsonl model.path={dir}/qwen tokenizer.path= "
+             "tokenizer.chat_template=auto",
+       [](const fs::path& dir) {
+         write_tiny_setup_with_image(dir);
+         test::write_tiny_qwen(dir / "qwen", 1);
+         auto config = nlohmann::json::parse(read_text(dir / "qwen" / "config.json"));
+         config["image_token_id"] = 811;
+         write_text(dir / "qwen" / "config.json", config.dump(2));
+       },
+       2, "gives the image placeholder id 812 but the model expects image_token_index 811"},
+      {"qwen_image_aspect_over_200",
+       run + " data.train={dir}/records.jsonl model.path={dir}/qwen tokenizer.path= "
+             "tokenizer.chat_template=auto",
+       [](const fs::path& dir) {
+         write_tiny_setup_with_image(dir);
+         test::write_tiny_qwen(dir / "qwen", 1);
+         RgbImage line{402, 2, std::vector<std::uint8_t>(402 * 2 * 3, 128)};
+         fs::remove(dir / "img.png");
+         write_text(dir / "img.png", encode_png(line));
+       },
+       2, "image of 402x2 pixels has an aspect ratio of 201"},
       {"tokenizer_does_not_fit_model",
        run + " data.train={dir}/records.jsonl model.path={dir}/ckpt image.size=32",
        [](const fs::path& dir) {
