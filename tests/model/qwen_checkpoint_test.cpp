@@ -498,6 +498,7 @@ TEST(QwenExportForTransformers, WritesExportsWhenAsked) {
   lora.r = 2;
   lora.alpha = 4;
   lora.dropout = 0;
+  lora.vision = true;  // adapters on the vision blocks too: the export merges them
   apply_lora(*model, lora);
   torch::manual_seed(7);
   for (auto& item : model->named_parameters()) {
