@@ -143,6 +143,12 @@ std::string BenchReport::to_text() const {
          "; memory: peak resident set of the process during the timed steps on CPU, peak "
          "bytes allocated by tensors on CUDA; FLOPs: matmuls counted from the shapes "
          "(include/perpo/bench/bench_shape.h)\n";
+  std::snprintf(line, sizeof(line),
+                "load: %.2f core(s) busy with other work at the start (%d busy-loop process(es) "
+                "added by --busy-cores); load average %.2f at the start, %.2f at the end\n",
+                value("machine.busy_cores_elsewhere"), options.busy_cores,
+                value("machine.loadavg_start"), value("machine.loadavg_end"));
+  out += line;
   for (const std::string& note : notes) out += note + "\n";
   return out;
 }

@@ -2,12 +2,20 @@
 // Python peer lives in bench_peer.cpp, the report in bench_report.cpp. Both families run the same
 // code: the model is a VisionLanguageModel (vlm.h), the image goes through its prepare_image and
 // join_images (as list_tensors and the sampler do), the step through score_list (the trainer's).
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <torch/torch.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <cstring>
+#include <fstream>
 #include <functional>
+#include <thread>
 
 #include "bench_device.h"
 #include "bench_peer.h"
@@ -32,6 +40,51 @@ namespace {
 using bench_detail::peak_memory_mib;
 using bench_detail::reset_peak_memory;
 using bench_detail::synchronize;
+
+/// --busy-cores: child processes that spin until this object goes, as another job would keep
+/// cores busy. Each child dies with its parent too (PR_SET_PDEATHSIG).
+class BusyLoad {
+ public:
+  explicit BusyLoad(int processes) {
+    for (int i = 0; i < processes; ++i) {
+      const pid_t pid = fork();
+      if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        volatile unsigned long spins = 0;
+        for (;;) spins = spins + 1;  // only async-signal-safe work after fork: none at all
+      }
+      if (pid < 0) {
+        const int error = errno;
+        stop();
+        throw runtime_error("--busy-cores: could not start a busy-loop process: ",
+                            std::strerror(error));
+      }
+      pids_.push_back(pid);
+    }
+    if (processes > 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));  // scheduled
+  }
+  BusyLoad(const BusyLoad&) = delete;
+  BusyLoad& operator=(const BusyLoad&) = delete;
+  ~BusyLoad() { stop(); }
+
+ private:
+  void stop() {
+    for (pid_t pid : pids_) {
+      kill(pid, SIGKILL);
+      waitpid(pid, nullptr, 0);
+    }
+    pids_.clear();
+  }
+  std::vector<pid_t> pids_;
+};
+
+/// The one-minute load average of /proc/loadavg; -1 where it cannot be read.
+double load_average() {
+  std::ifstream in("/proc/loadavg");
+  double one_minute = -1;
+  if (!(in >> one_minute)) return -1;
+  return one_minute;
+}
 
 struct PhaseFigures {
   double seconds_per_list = 0;
@@ -198,6 +251,10 @@ BenchShape checked_bench_shape(const BenchOptions& options) {
   if (options.threads < 0) {
     throw input_error("--threads must be >= 0 (0 = auto), got ", options.threads);
   }
+  if (options.busy_cores < 0 || options.busy_cores > 64) {
+    throw input_error("--busy-cores must be in [0, 64], got ", options.busy_cores)
+        .hint("e.g. --busy-cores 1: one busy-loop process beside the benchmark");
+  }
   if (!(std::isfinite(options.peak_tflops) && options.peak_tflops >= 0)) {
     throw input_error("--peak-tflops must be a positive number of TFLOP/s, got ",
                       options.peak_tflops)
@@ -253,6 +310,12 @@ BenchReport run_bench(const BenchOptions& options) {
   const bool with_peer = options.peer && bench_detail::peer_runs(shape);
   bench_detail::PeerProgram peer_program;
   if (with_peer) peer_program = bench_detail::find_peer(options.python);
+  // The load before the thread choice, as a user's machine would have it (auto reads it).
+  BusyLoad busy(options.busy_cores);
+  add(report, "machine.busy_cores_added", options.busy_cores, "cores");
+  add(report, "machine.busy_cores_elsewhere", busy_cores_elsewhere(std::chrono::milliseconds(100)),
+      "cores");
+  add(report, "machine.loadavg_start", load_average(), "load");
   const int threads = set_threads(options.threads);
   report.peak_tflops = options.peak_tflops > 0
                            ? std::optional<double>(options.peak_tflops)
@@ -291,12 +354,10 @@ BenchReport run_bench(const BenchOptions& options) {
   }
   model = nullptr;  // frees the weights before the peer starts
 
-  if (!options.peer) {
-    report.notes.push_back("peer skipped (--no-peer)");
-    return report;
-  }
-  if (!with_peer) {
-    report.notes.push_back(bench_detail::no_peer_note(shape));
+  if (!options.peer || !with_peer) {
+    report.notes.push_back(options.peer ? bench_detail::no_peer_note(shape)
+                                        : "peer skipped (--no-peer)");
+    add(report, "machine.loadavg_end", load_average(), "load");
     return report;
   }
   const bench_detail::PeerRequest request{shape,   options.device,     options.dtype,
@@ -318,6 +379,7 @@ BenchReport run_bench(const BenchOptions& options) {
     add(report, "ratio.sample.tokens_per_s", peer.sample_seconds_per_list / sample.seconds_per_list,
         "x");
   }
+  add(report, "machine.loadavg_end", load_average(), "load");
   return report;
 }
 

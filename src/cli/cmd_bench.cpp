@@ -56,6 +56,12 @@ void register_bench(CLI::App& app, CommandRegistry& registry) {
   bench->add_flag("--plan", options->plan,
                   "print the shape's parameters, training-state memory and FLOPs; build and time "
                   "nothing");
+  bench
+      ->add_option("--busy-cores", options->busy_cores,
+                   "run this many busy-loop processes beside the whole benchmark (perpo and "
+                   "the peer), to measure under the load of another job; the report gives the "
+                   "load it ran under either way")
+      ->capture_default_str();
   bench->add_flag("--json", *json, "one JSON object per figure and line");
 
   registry.add(bench, [options, json, no_peer] {

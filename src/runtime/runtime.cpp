@@ -92,7 +92,8 @@ std::optional<std::pair<double, double>> cpu_jiffies() {
   return std::make_pair(busy, busy + idle + iowait);
 }
 
-// Cores kept busy by other processes, over `window` while this thread sleeps; 0 when unknown.
+}  // namespace
+
 double busy_cores_elsewhere(std::chrono::milliseconds window) {
   const auto before = cpu_jiffies();
   std::this_thread::sleep_for(window);
@@ -102,8 +103,6 @@ double busy_cores_elsewhere(std::chrono::milliseconds window) {
   const long online = sysconf(_SC_NPROCESSORS_ONLN);
   return share * static_cast<double>(online > 0 ? online : 1);
 }
-
-}  // namespace
 
 int set_threads(int threads) {
   PERPO_CHECK_INPUT(threads >= 0, "run.threads must be >= 0, got ", threads);

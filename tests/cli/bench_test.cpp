@@ -33,7 +33,10 @@ TEST(CliBench, TinyJsonLinesHoldFinitePositiveFigures) {
     names.insert(name);
     ASSERT_TRUE(figure.at("value").is_number()) << line;
     const double value = figure.at("value").get<double>();
-    EXPECT_TRUE(std::isfinite(value) && value > 0) << line;
+    // The load figures may be 0 (an idle machine, no --busy-cores); every other one is positive.
+    EXPECT_TRUE(std::isfinite(value) &&
+                (value > 0 || (name.rfind("machine.", 0) == 0 && value == 0)))
+        << line;
     EXPECT_FALSE(figure.at("unit").get<std::string>().empty()) << line;
     EXPECT_EQ(figure.at("shape"), "tiny");
     EXPECT_EQ(figure.at("device"), "cpu");
@@ -44,13 +47,47 @@ TEST(CliBench, TinyJsonLinesHoldFinitePositiveFigures) {
     }
   }
   EXPECT_GE(parsed, 10) << run.output;
-  for (const char* name : {"train.lists_per_s", "train.tokens_per_s", "train.peak_memory",
-                           "train.flops_per_step", "sample.lists_per_s", "sample.tokens_per_s",
-                           "sample.peak_memory", "sample.flops_per_list"}) {
+  for (const char* name :
+       {"train.lists_per_s", "train.tokens_per_s", "train.peak_memory", "train.flops_per_step",
+        "sample.lists_per_s", "sample.tokens_per_s", "sample.peak_memory", "sample.flops_per_list",
+        "machine.busy_cores_elsewhere", "machine.loadavg_start", "machine.loadavg_end",
+        "machine.busy_cores_added"}) {
     EXPECT_TRUE(names.count(name)) << "no figure " << name << "\n" << run.output;
   }
   EXPECT_FALSE(names.count("train.mfu")) << "no CPU peak: MFU must be left out";
   EXPECT_FALSE(names.count("peer.train.lists_per_s")) << "--no-peer ran the peer";
+}
+
+/// The value of figure `name` in `perpo bench --json` output; NaN when absent.
+double figure(const std::string& output, const std::string& name) {
+  std::istringstream lines(output);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.empty() || line[0] != '{') continue;
+    const nlohmann::json f = nlohmann::json::parse(line);
+    if (f.at("name") == name) return f.at("value").get<double>();
+  }
+  return std::nan("");
+}
+
+// --busy-cores: a busy-loop process beside the run, which the thread choice and the report see
+// (issue 26: figures under load are only comparable when the load is known).
+TEST(CliBench, BusyCoresLoadTheMachineAndTheReportSaysSo) {
+  const auto run =
+      run_perpo("bench --shape tiny --no-peer --iterations 1 --threads 1 --busy-cores 1 --json");
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_EQ(figure(run.output, "machine.busy_cores_added"), 1.0) << run.output;
+  // One spinning process keeps about a core busy (less when the machine is shared: > 0.3).
+  EXPECT_GT(figure(run.output, "machine.busy_cores_elsewhere"), 0.3) << run.output;
+  const auto text =
+      run_perpo("bench --shape tiny --no-peer --iterations 1 --threads 1 --busy-cores 1");
+  ASSERT_EQ(text.exit_code, 0) << text.output;
+  EXPECT_NE(text.output.find("(1 busy-loop process(es) added by --busy-cores)"), std::string::npos)
+      << text.output;
+  const auto bad = run_perpo("bench --shape tiny --no-peer --busy-cores -1");
+  EXPECT_EQ(bad.exit_code, 2) << bad.output;
+  EXPECT_NE(bad.output.find("--busy-cores must be in [0, 64], got -1"), std::string::npos)
+      << bad.output;
 }
 
 TEST(CliBench, TheTextTableWithoutAPeerAndAPeerThatCannotRunIsAnError) {

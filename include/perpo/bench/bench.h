@@ -35,6 +35,7 @@ struct BenchOptions {
   double peak_tflops = 0;       // device peak for MFU; 0 = from the table of known GPUs
   bool peer = true;             // also run the Python peer (an error when it cannot run)
   bool plan = false;            // only the shape's figures (parameters, memory, FLOPs): no run
+  int busy_cores = 0;           // busy-loop processes beside the whole run (perpo and the peer)
   std::string python;           // peer's Python; "" = $PERPO_PYTHON, else <source>/.venv/bin/python
 };
 
@@ -61,6 +62,13 @@ struct BenchReport {
   std::string to_json_lines() const;
 };
 
+/// The load the figures were taken under, in every report that runs something:
+/// machine.busy_cores_elsewhere (cores other processes kept busy over 100 ms at the start, the
+/// --busy-cores ones included), machine.loadavg_start / machine.loadavg_end (/proc/loadavg, one
+/// minute), machine.busy_cores_added (--busy-cores). With busy_cores > 0 that many child
+/// processes spin from before the thread choice to the end of the peer's run, standing in for
+/// another job on the machine; they are killed when run_bench returns or throws.
+///
 /// Checks the options (throws perpo::Error (input): unknown shape / device / dtype, N < 2,
 /// iterations < 1, a CUDA device without CUDA, a model that does not fit) and, with options.peer
 /// and a shape the peer runs, that the peer can run (throws perpo::Error (runtime): no Python, a

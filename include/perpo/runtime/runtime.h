@@ -5,6 +5,8 @@
 //   torch::Dtype dtype = perpo::parse_dtype("bf16");
 #pragma once
 
+#include <chrono>
+
 #include <c10/core/Device.h>
 #include <c10/core/ScalarType.h>
 
@@ -32,6 +34,10 @@ c10::ScalarType parse_dtype(const std::string& text);
 /// when OMP_NUM_THREADS is set, else threads_for_load of the cores this process may use and the
 /// cores other processes keep busy (measured over 100 ms from /proc/stat).
 int set_threads(int threads);
+
+/// Cores kept busy by other processes, measured from /proc/stat over `window` while the calling
+/// thread sleeps (what set_threads' auto reads; perpo bench reports it); 0 when unknown.
+double busy_cores_elsewhere(std::chrono::milliseconds window);
 
 /// The auto thread count: `cores` less the cores that `busy_cores` (other processes' load) takes,
 /// rounding half a core up, at least 1. (2, 0.2) -> 2; (2, 1.0) -> 1; (8, 2.6) -> 5.
