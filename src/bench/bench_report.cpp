@@ -144,6 +144,10 @@ std::string BenchReport::to_text() const {
          "bytes allocated by tensors on CUDA; FLOPs: matmuls counted from the shapes "
          "(include/perpo/bench/bench_shape.h)\n";
   for (const std::string& note : notes) out += note + "\n";
+  if (!profile.empty()) {
+    out += "\ntraining step profile (--profile; " + std::to_string(options.iterations) +
+           " more steps under RecordFunction hooks, per step):\n" + profile;
+  }
   return out;
 }
 

@@ -35,6 +35,8 @@ struct BenchOptions {
   double peak_tflops = 0;       // device peak for MFU; 0 = from the table of known GPUs
   bool peer = true;             // also run the Python peer (an error when it cannot run)
   bool plan = false;            // only the shape's figures (parameters, memory, FLOPs): no run
+  bool profile = false;         // also run the training step `iterations` more times under
+                                // OpProfile (runtime/op_profile.h): operators per part of the step
   std::string python;           // peer's Python; "" = $PERPO_PYTHON, else <source>/.venv/bin/python
 };
 
@@ -54,6 +56,7 @@ struct BenchReport {
   std::vector<BenchFigure> figures;
   std::vector<std::string> notes;  // "peer skipped (--no-peer)", the peer's command lines
   std::string commit;              // git commit of the build
+  std::string profile;             // --profile: OpProfile's tables of the training step
 
   /// The human-readable table.
   std::string to_text() const;
