@@ -63,7 +63,9 @@ torch::Tensor attention_allowed(std::int64_t past_len, std::int64_t new_len,
                                 const torch::Tensor& key_mask, const torch::Device& device);
 
 /// attention_allowed's mask as an additive fp32 one: 0 where allowed, the lowest float where not.
-/// Added to fp32 scores it gives what masked_fill(!allowed, lowest) gives, bit for bit.
+/// Added to fp32 scores it gives what masked_fill(!allowed, lowest) gives, bit for bit, and the
+/// same gradient wherever a query row sees at least one key (a row that sees none would get
+/// gradient into its uniform scores, which masked_fill gives none).
 torch::Tensor attention_bias(const torch::Tensor& allowed);
 
 /// The reference implementation: softmax(q k^T * scale, masked) v over past keys (undefined when
@@ -94,7 +96,9 @@ struct AttentionMask {
   bool shared_past = false;   // a batch-1 past under B > 1 query rows (answers of one prefix)
   bool causal = false;        // sdpa without a mask: no padding, no past
   torch::Tensor allowed;      // reference: (B or 1, 1, T, P + T) bool
-  torch::Tensor bias;         // reference: attention_bias(allowed), what attend_layer passes
+  // reference, on the CPU, when every query row sees a key: attention_bias(allowed), which
+  // attend_layer then passes instead of `allowed`; else undefined.
+  torch::Tensor bias;
   // sdpa: (B or 1, 1, T, P + T) bool; shared past: (1, 1, B*T, P + B*T), the B answers packed in
   // one sequence after the past, each seeing the past and itself causally (a block mask).
   // A row that may see no key (a padding query before any real token) allows all keys instead.
