@@ -150,6 +150,10 @@ std::string BenchReport::to_text() const {
                 value("machine.loadavg_start"), value("machine.loadavg_end"));
   out += line;
   for (const std::string& note : notes) out += note + "\n";
+  if (!profile.empty()) {
+    out += "\ntraining step profile (--profile; " + std::to_string(options.iterations) +
+           " more steps under RecordFunction hooks, per step):\n" + profile;
+  }
   return out;
 }
 

@@ -2,6 +2,7 @@
 // Python peer lives in bench_peer.cpp, the report in bench_report.cpp. Both families run the same
 // code: the model is a VisionLanguageModel (vlm.h), the image goes through its prepare_image and
 // join_images (as list_tensors and the sampler do), the step through score_list (the trainer's).
+#include <ATen/record_function.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -29,6 +30,7 @@
 #include "perpo/model/lora.h"
 #include "perpo/model/model_size.h"
 #include "perpo/model/qwen2_5_vl.h"
+#include "perpo/runtime/op_profile.h"
 #include "perpo/runtime/runtime.h"
 #include "perpo/train/optimizer.h"
 #include "perpo/train/train_data.h"
@@ -189,7 +191,7 @@ ListTensors bench_list(VisionLanguageModel& model, const BenchShape& shape,
 
 PhaseFigures measure_train(VisionLanguageModel& model, const BenchShape& shape,
                            const BenchPrompt& prompt, const c10::Device& device,
-                           c10::ScalarType dtype, int iterations) {
+                           c10::ScalarType dtype, int iterations, std::string* profile) {
   set_trainable(model, /*vision=*/false, /*projector=*/true, /*llm=*/true);
   model.train();
   OptimConfig optim_config;
@@ -197,18 +199,50 @@ PhaseFigures measure_train(VisionLanguageModel& model, const BenchShape& shape,
   AdamW optim(model.named_parameters(), optim_config);
   const LossConfig loss_config;  // perpo, beta 0.1, gamma 0.5
   const ListTensors list = bench_list(model, shape, prompt, device, dtype);
-  return time_phase(device, iterations, [&] {
-    ListLogps logps = score_list(model, list);
+  // The trainer's parts, named as in Trainer::step for OpProfile.
+  const auto train_step = [&] {
+    RECORD_USER_SCOPE("step");
+    ListLogps logps;
+    {
+      RECORD_USER_SCOPE("score_list");
+      logps = score_list(model, list);
+    }
     ListwiseInputs in;
     in.policy_logps = logps.answers.unsqueeze(0);  // (1, N)
     in.answer_tokens = logps.tokens.unsqueeze(0);  // (1, N)
     in.rewards = list.rewards.unsqueeze(0);        // (1, N)
     in.ref_logps = list.ref_logps.unsqueeze(0);    // (1, N)
-    compute_loss(in, loss_config).loss.backward();
-    clip_grad_norm(optim.params(), 1.0);
-    optim.step();
-    optim.zero_grad();
-  });
+    LossOutput out;
+    {
+      RECORD_USER_SCOPE("loss");
+      out = compute_loss(in, loss_config);
+    }
+    {
+      RECORD_USER_SCOPE("backward");
+      out.loss.backward();
+    }
+    {
+      RECORD_USER_SCOPE("clip");
+      clip_grad_norm(optim.params(), 1.0);
+    }
+    {
+      RECORD_USER_SCOPE("optimizer");
+      optim.step();
+    }
+    {
+      RECORD_USER_SCOPE("zero_grad");
+      optim.zero_grad();
+    }
+  };
+  PhaseFigures figures = time_phase(device, iterations, train_step);
+  if (profile != nullptr) {
+    OpProfile op_profile;
+    for (int i = 0; i < iterations; ++i) train_step();
+    synchronize(device);
+    op_profile.stop();
+    *profile = op_profile.table(iterations);
+  }
+  return figures;
 }
 
 PhaseFigures measure_sampling(VisionLanguageModel& model, const BenchShape& shape,
@@ -329,8 +363,8 @@ BenchReport run_bench(const BenchOptions& options) {
   model->to(device, dtype);
   const BenchPrompt prompt = bench_prompt(*model, shape);
   PERPO_LOG_INFO("bench: training step, ", options.iterations, " iterations");
-  const PhaseFigures train =
-      measure_train(*model, shape, prompt, device, dtype, options.iterations);
+  const PhaseFigures train = measure_train(*model, shape, prompt, device, dtype, options.iterations,
+                                           options.profile ? &report.profile : nullptr);
   PERPO_LOG_INFO("bench: sampling, ", options.iterations, " iterations");
   const PhaseFigures sample = measure_sampling(*model, shape, prompt, device, options.iterations);
 

@@ -128,6 +128,13 @@ torch::Tensor attention_allowed(std::int64_t past_len, std::int64_t new_len,
   return allowed;  // (B or 1, 1, T, P+T)
 }
 
+torch::Tensor attention_bias(const torch::Tensor& allowed) {
+  PERPO_CHECK(allowed.scalar_type() == torch::kBool, "attention_bias takes a bool mask, got ",
+              allowed.scalar_type());
+  return torch::zeros(allowed.sizes(), allowed.options().dtype(torch::kFloat))
+      .masked_fill(allowed.logical_not(), std::numeric_limits<float>::lowest());
+}
+
 torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& past_k,
                      const torch::Tensor& past_v, const torch::Tensor& k, const torch::Tensor& v,
                      const torch::Tensor& allowed, double scale) {
@@ -139,7 +146,11 @@ torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& past_k,
     scores = torch::cat({grouped_scores(q, past_k), scores}, -1);  // (B, H, T, P+T)
   }
   scores = (scores * scale).to(torch::kFloat);  // fp32 so the mask value below is representable
-  if (allowed.defined()) {
+  if (allowed.defined() && allowed.is_floating_point()) {
+    // attention_bias: + 0 leaves a score as it is, + lowest gives lowest, as masked_fill would;
+    // a broadcast add costs a sixth of a broadcast masked_fill and nothing in backward.
+    scores = scores + allowed;
+  } else if (allowed.defined()) {
     scores = scores.masked_fill(allowed.logical_not(), std::numeric_limits<float>::lowest());
   }
   torch::Tensor probs = torch::softmax(scores, -1).to(q.scalar_type());  // (B,H,T,P+T)

@@ -82,6 +82,13 @@ AttentionMask make_attention_mask(std::int64_t past_len, std::int64_t past_batch
   mask.shared_past = past_len > 0 && past_batch == 1 && batch > 1;
   if (mask.impl == AttentionImpl::reference) {
     mask.allowed = attention_allowed(past_len, new_len, key_mask, device);
+    // The additive form (built once per decoder call, added per layer) where every query row
+    // sees a key: its gradient at the masked keys is then exactly 0, as masked_fill's. A row
+    // that sees none (left padding) would pass gradient into its uniform scores: masked_fill
+    // there. On the CPU the check costs no synchronisation; elsewhere masked_fill stays.
+    if (mask.allowed.is_cpu() && mask.allowed.any(-1).all().item<bool>()) {
+      mask.bias = attention_bias(mask.allowed);
+    }
     return mask;
   }
   if (!key_mask.defined() && past_len == 0) {
@@ -140,7 +147,7 @@ torch::Tensor attend_layer(const torch::Tensor& q, const torch::Tensor& past_k,
                            const torch::Tensor& past_v, const torch::Tensor& k,
                            const torch::Tensor& v, const AttentionMask& mask, double scale) {
   if (mask.impl == AttentionImpl::reference) {
-    return attend(q, past_k, past_v, k, v, mask.allowed, scale);
+    return attend(q, past_k, past_v, k, v, mask.bias.defined() ? mask.bias : mask.allowed, scale);
   }
   if (mask.query_keep.defined()) {
     torch::Tensor keep = mask.query_keep.to(q.scalar_type());  // (B|1, 1, T, 1) or packed

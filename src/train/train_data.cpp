@@ -3,6 +3,7 @@
 
 #include <cstdio>
 
+#include <ATen/record_function.h>
 #include <torch/torch.h>
 
 #include <memory>
@@ -161,13 +162,20 @@ ListTensors list_tensors(const TrainExample& example, const Config& config,
 }
 
 ListLogps score_list(VisionLanguageModel& model, const ListTensors& tensors) {
-  PrefixState prefix =
-      model.encode_prefix(tensors.prefix_ids, ModelImage(tensors.pixel_values, tensors.grid_thw));
-  at::Tensor token_logps =
-      model.answer_logps(prefix, tensors.answer_ids, tensors.answer_mask);  // (R, A)
-  at::Tensor tokens32 = token_logps.to(torch::kFloat32);                    // (R, A)
-  at::Tensor sums = tokens32.sum(1);                                        // (R)
-  at::Tensor lengths = tensors.answer_mask.sum(1).to(torch::kFloat32);      // (R)
+  PrefixState prefix;
+  {
+    RECORD_USER_SCOPE("encode_prefix");
+    prefix =
+        model.encode_prefix(tensors.prefix_ids, ModelImage(tensors.pixel_values, tensors.grid_thw));
+  }
+  at::Tensor token_logps;
+  {
+    RECORD_USER_SCOPE("answer_logps");
+    token_logps = model.answer_logps(prefix, tensors.answer_ids, tensors.answer_mask);  // (R, A)
+  }
+  at::Tensor tokens32 = token_logps.to(torch::kFloat32);                // (R, A)
+  at::Tensor sums = tokens32.sum(1);                                    // (R)
+  at::Tensor lengths = tensors.answer_mask.sum(1).to(torch::kFloat32);  // (R)
   ListLogps out;
   const std::int64_t N = tensors.answers;
   out.answers = sums.narrow(0, 0, N);                                        // (N)

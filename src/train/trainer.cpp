@@ -1,6 +1,7 @@
 // The training loop (trainer.h): setup, steps, logging, checkpoints, resume.
 #include "perpo/train/trainer.h"
 
+#include <ATen/record_function.h>
 #include <torch/torch.h>
 
 #include <chrono>
@@ -300,13 +301,21 @@ void Trainer::check_grpo_lists() const {
 
 void Trainer::score_and_backward(const TrainExample& example, double scale, std::int64_t& tokens,
                                  bool last) {
-  ListTensors t = list_tensors(example, config_, *model_.model, device_, dtype_, pad_id_);
+  ListTensors t;
+  {
+    RECORD_USER_SCOPE("list_tensors");
+    t = list_tensors(example, config_, *model_.model, device_, dtype_, pad_id_);
+  }
   ListwiseInputs in;
   const bool grpo = loss_.name == "grpo";
   if (grpo && loss_needs_token_reference(loss_)) {  // before the policy's graph is built
     in.ref_token_logps = reference_->step_token_logps(t, *model_.model).unsqueeze(0);
   }
-  ListLogps logps = score_list(*model_.model, t);
+  ListLogps logps;
+  {
+    RECORD_USER_SCOPE("score_list");
+    logps = score_list(*model_.model, t);
+  }
   in.policy_logps = logps.answers.unsqueeze(0);  // (1, N)
   in.answer_tokens = logps.tokens.unsqueeze(0);  // (1, N)
   if (t.rewards.defined()) in.rewards = t.rewards.unsqueeze(0);
@@ -320,13 +329,22 @@ void Trainer::score_and_backward(const TrainExample& example, double scale, std:
                   ": loss.name grpo off-policy without the list's sample_token_logps");
     }
   } else if (reference_->needed()) {
+    RECORD_USER_SCOPE("ref_logps");
     const bool resampled = online_sampled_at_ >= 0;  // the lists in use came from fill_resampled
     in.ref_logps = reference_->step_logps(example, t.ref_logps, device_, resampled).unsqueeze(0);
   }
   if (logps.target_nll.defined()) in.nll = logps.target_nll.unsqueeze(0);  // (1)
-  LossOutput out = compute_loss(in, loss_);
+  LossOutput out;
+  {
+    RECORD_USER_SCOPE("loss");
+    out = compute_loss(in, loss_);
+  }
   if (last && reducer_) reducer_->arm();
-  (out.loss * scale).backward();
+  {
+    RECORD_USER_SCOPE("backward");
+    (out.loss * scale).backward();
+  }
+  RECORD_USER_SCOPE("step_sums");
   step_sums_.push_back(step_sums(out, 1.0, static_cast<double>(t.answers), t.rewards.defined()));
   tokens += t.tokens;
 }
@@ -401,6 +419,7 @@ void Trainer::warn_skipped(const StepMetrics& m) {
 }
 
 StepMetrics Trainer::step() {
+  RECORD_USER_SCOPE("step");  // parts of the step for a profiler (runtime/op_profile.h)
   const auto start = std::chrono::steady_clock::now();
   const double comm_start = group_.comm_seconds();
   StepMetrics m;
@@ -458,7 +477,11 @@ StepMetrics Trainer::step() {
     m.comm_grad_s = reducer_->last().waited_s;
   }
   if (hooks_.reduce_gradients) hooks_.reduce_gradients(params);
-  const at::Tensor norm = optim_->clip_gradients(config_.optim.max_grad_norm);
+  at::Tensor norm;
+  {
+    RECORD_USER_SCOPE("clip");
+    norm = optim_->clip_gradients(config_.optim.max_grad_norm);
+  }
   at::Tensor sums = torch::stack(step_sums_).sum(0);
   step_sums_.clear();
   // Data parallel: the sums of all ranks (and the tokens they processed), so that every rank
@@ -478,10 +501,14 @@ StepMetrics Trainer::step() {
   m.lr = optim_->current_lr();
   m.grpo = loss_.name == "grpo";
   // Every list dropped: no gradient, no update (and not a non-finite step).
-  optim_->step(trained > 0 ? skip : torch::ones_like(skip));
+  {
+    RECORD_USER_SCOPE("optimizer");
+    optim_->step(trained > 0 ? skip : torch::ones_like(skip));
+  }
   nonfinite_in_row_device_.add_(skip).mul_(skip);
   skipped_device_.add_(skip);
   if (logged(m.step)) {
+    RECORD_USER_SCOPE("read_metrics");
     // The one host synchronisation of a logged step: its sums, the gradient norm and the
     // non-finite counters, read together. Other steps leave them on the device.
     const at::Tensor host =
@@ -500,7 +527,10 @@ StepMetrics Trainer::step() {
   } else {
     m.measured = false;
   }
-  optim_->zero_grad();
+  {
+    RECORD_USER_SCOPE("zero_grad");
+    optim_->zero_grad();
+  }
   ++step_;
   const double elapsed = seconds_since(start);
   m.lists_per_s = static_cast<double>(m.lists) / elapsed;

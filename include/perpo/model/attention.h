@@ -62,11 +62,18 @@ torch::Tensor grouped_values(const torch::Tensor& probs, const torch::Tensor& v)
 torch::Tensor attention_allowed(std::int64_t past_len, std::int64_t new_len,
                                 const torch::Tensor& key_mask, const torch::Device& device);
 
+/// attention_allowed's mask as an additive fp32 one: 0 where allowed, the lowest float where not.
+/// Added to fp32 scores it gives what masked_fill(!allowed, lowest) gives, bit for bit, and the
+/// same gradient wherever a query row sees at least one key (a row that sees none would get
+/// gradient into its uniform scores, which masked_fill gives none).
+torch::Tensor attention_bias(const torch::Tensor& allowed);
+
 /// The reference implementation: softmax(q k^T * scale, masked) v over past keys (undefined when
 /// none) followed by the new keys. q (B, H, T, D); past_k/v (Bp, Hkv, P, D) with Bp == B or 1;
-/// k/v (B, Hkv, T, D); allowed (B or 1, 1, T, P + T) bool or undefined (attend to everything,
-/// e.g. CLIP). Softmax runs in fp32 as in transformers' eager attention. Returns (B, H, T, D).
-/// A query row with no allowed key attends uniformly to all keys (as the masked softmax does).
+/// k/v (B, Hkv, T, D); allowed (B or 1, 1, T, P + T) bool, or attention_bias of it (the decoder's
+/// form: cheaper), or undefined (attend to everything, e.g. CLIP). Softmax runs in fp32 as in
+/// transformers' eager attention. Returns (B, H, T, D). A query row with no allowed key attends
+/// uniformly to all keys (as the masked softmax does).
 torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& past_k,
                      const torch::Tensor& past_v, const torch::Tensor& k, const torch::Tensor& v,
                      const torch::Tensor& allowed, double scale);
@@ -89,6 +96,9 @@ struct AttentionMask {
   bool shared_past = false;   // a batch-1 past under B > 1 query rows (answers of one prefix)
   bool causal = false;        // sdpa without a mask: no padding, no past
   torch::Tensor allowed;      // reference: (B or 1, 1, T, P + T) bool
+  // reference, on the CPU, when every query row sees a key: attention_bias(allowed), which
+  // attend_layer then passes instead of `allowed`; else undefined.
+  torch::Tensor bias;
   // sdpa: (B or 1, 1, T, P + T) bool; shared past: (1, 1, B*T, P + B*T), the B answers packed in
   // one sequence after the past, each seeing the past and itself causally (a block mask).
   // A row that may see no key (a padding query before any real token) allows all keys instead.
