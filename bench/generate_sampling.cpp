@@ -24,6 +24,7 @@
 
 #include "perpo/generate/generator.h"
 #include "perpo/generate/list_logps.h"
+#include "perpo/model/llava.h"
 
 namespace {
 
