@@ -154,6 +154,10 @@ std::string BenchReport::to_text() const {
     out += "\ntraining step profile (--profile; " + std::to_string(options.iterations) +
            " more steps under RecordFunction hooks, per step):\n" + profile;
   }
+  if (!sample_profile.empty()) {
+    out += "\nsampling profile (--profile; " + std::to_string(options.iterations) +
+           " more lists under RecordFunction hooks, per list):\n" + sample_profile;
+  }
   return out;
 }
 

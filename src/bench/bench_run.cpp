@@ -247,7 +247,7 @@ PhaseFigures measure_train(VisionLanguageModel& model, const BenchShape& shape,
 
 PhaseFigures measure_sampling(VisionLanguageModel& model, const BenchShape& shape,
                               const BenchPrompt& bench_prompt, const c10::Device& device,
-                              int iterations) {
+                              int iterations, std::string* profile) {
   for (auto& parameter : model.parameters()) parameter.mutable_grad() = at::Tensor();
   GenerationPrompt prompt;
   prompt.prompt_ids.assign(bench_prompt.ids.begin(), bench_prompt.ids.end());
@@ -258,7 +258,19 @@ PhaseFigures measure_sampling(VisionLanguageModel& model, const BenchShape& shap
   GenerationOptions options;
   options.max_new_tokens = static_cast<int>(shape.sampled_tokens);  // no stop id: all G tokens
   const std::vector<GenerationPrompt> prompts = {prompt};
-  return time_phase(device, iterations, [&] { generate(model, prompts, options); });
+  const auto sample_list = [&] {
+    RECORD_USER_SCOPE("sample");
+    generate(model, prompts, options);
+  };
+  PhaseFigures figures = time_phase(device, iterations, sample_list);
+  if (profile != nullptr) {
+    OpProfile op_profile;
+    for (int i = 0; i < iterations; ++i) sample_list();
+    synchronize(device);
+    op_profile.stop();
+    *profile = op_profile.table(iterations);
+  }
+  return figures;
 }
 
 void add(BenchReport& report, std::string name, double value, std::string unit) {
@@ -366,7 +378,8 @@ BenchReport run_bench(const BenchOptions& options) {
   const PhaseFigures train = measure_train(*model, shape, prompt, device, dtype, options.iterations,
                                            options.profile ? &report.profile : nullptr);
   PERPO_LOG_INFO("bench: sampling, ", options.iterations, " iterations");
-  const PhaseFigures sample = measure_sampling(*model, shape, prompt, device, options.iterations);
+  const PhaseFigures sample = measure_sampling(*model, shape, prompt, device, options.iterations,
+                                               options.profile ? &report.sample_profile : nullptr);
 
   const double list_tokens = shape.prompt_tokens + shape.answers * shape.answer_tokens;
   const double sampled = static_cast<double>(shape.answers) * shape.sampled_tokens;

@@ -1,5 +1,6 @@
 #include "perpo/generate/generator.h"
 
+#include <ATen/record_function.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -46,8 +47,11 @@ EncodedPrompts encode_prompts(VisionLanguageModel& model,
   PERPO_CHECK(!prompts.empty(), "encode_prompts needs at least one prompt");
   PERPO_CHECK_INPUT(options.max_new_tokens >= 1, "max_new_tokens must be >= 1, got ",
                     options.max_new_tokens);
+  RECORD_USER_SCOPE("prefill");  // parts for a profiler (runtime/op_profile.h)
   EvalModeGuard eval_mode(model);
-  torch::NoGradGuard no_grad;
+  // Inference mode, not only no-grad: no version counters or autograd metadata on the tensors
+  // made here (the keys/values are read later in no-grad code only, never saved for backward).
+  c10::InferenceMode inference;
   const auto R = static_cast<std::int64_t>(prompts.size());
   const auto context = static_cast<int>(model.context_length());
   std::int64_t longest = 0;
@@ -124,7 +128,7 @@ std::vector<GeneratedAnswer> decode_rows(VisionLanguageModel& model, const Encod
     ++counts[row_prompts[b]];
   }
   EvalModeGuard eval_mode(model);
-  torch::NoGradGuard no_grad;
+  c10::InferenceMode inference;  // as encode_prompts
   const torch::Device device = encoded.last_logits.device();
   const auto is_stop = [&](int id) {
     return std::find(options.stop_ids.begin(), options.stop_ids.end(), id) !=
@@ -140,11 +144,15 @@ std::vector<GeneratedAnswer> decode_rows(VisionLanguageModel& model, const Encod
       encoded.last_logits.index_select(0, torch::tensor(row_prompts).to(device));  // (B, V)
   for (std::int64_t step = 0;; ++step) {
     const auto rows = static_cast<std::int64_t>(active.size());
-    std::vector<double> uniforms(rows);
-    for (std::int64_t i = 0; i < rows; ++i) uniforms[i] = uniform_at(row_seeds[active[i]], step);
-    torch::Tensor chosen = select_tokens(logits, torch::tensor(uniforms, torch::kDouble).to(device),
-                                         options.sampler);  // (rows)
-    chosen = chosen.to(torch::kCPU, torch::kInt64).contiguous();
+    torch::Tensor chosen;
+    {
+      RECORD_USER_SCOPE("select");
+      std::vector<double> uniforms(rows);
+      for (std::int64_t i = 0; i < rows; ++i) uniforms[i] = uniform_at(row_seeds[active[i]], step);
+      chosen = select_tokens(logits, torch::tensor(uniforms, torch::kDouble).to(device),
+                             options.sampler);  // (rows)
+      chosen = chosen.to(torch::kCPU, torch::kInt64).contiguous();
+    }
     const std::int64_t* tokens = chosen.data_ptr<std::int64_t>();
     for (std::int64_t i = 0; i < rows; ++i) {
       const std::int64_t b = active[i];
@@ -163,34 +171,39 @@ std::vector<GeneratedAnswer> decode_rows(VisionLanguageModel& model, const Encod
 
     std::vector<std::int64_t> next_tokens(chosen.data_ptr<std::int64_t>(),
                                           chosen.data_ptr<std::int64_t>() + rows);
-    if (unfinished * 2 <= rows) {  // drop finished rows: one gather of the row buffers
-      std::vector<std::int64_t> keep, kept_answers, kept_tokens;
-      for (std::int64_t i = 0; i < rows; ++i) {
-        if (finished[active[i]]) continue;
-        keep.push_back(i);
-        kept_answers.push_back(active[i]);
-        kept_tokens.push_back(next_tokens[i]);
+    torch::Tensor hidden;  // (rows, 1, C)
+    {
+      RECORD_USER_SCOPE("decode");
+      if (unfinished * 2 <= rows) {  // drop finished rows: one gather of the row buffers
+        std::vector<std::int64_t> keep, kept_answers, kept_tokens;
+        for (std::int64_t i = 0; i < rows; ++i) {
+          if (finished[active[i]]) continue;
+          keep.push_back(i);
+          kept_answers.push_back(active[i]);
+          kept_tokens.push_back(next_tokens[i]);
+        }
+        cache.keep_rows(keep);
+        active = std::move(kept_answers);
+        next_tokens = std::move(kept_tokens);
       }
-      cache.keep_rows(keep);
-      active = std::move(kept_answers);
-      next_tokens = std::move(kept_tokens);
+      const auto now = static_cast<std::int64_t>(active.size());
+      std::vector<std::int64_t> positions(now);
+      for (std::int64_t i = 0; i < now; ++i) {
+        const std::int64_t r = row_prompts[active[i]];
+        positions[i] = encoded.lengths[r] + encoded.offsets[r] + step;  // token `step`'s position
+      }
+      torch::Tensor token_ids = torch::tensor(next_tokens).to(device).unsqueeze(1);  // (rows, 1)
+      torch::Tensor embeds = model.embed_text(token_ids);                            // (rows, 1, C)
+      hidden = model.run_text_with(
+          embeds, torch::tensor(positions).to(device).unsqueeze(1),
+          [&cache](std::size_t layer, const torch::Tensor& q, const torch::Tensor& k,
+                   const torch::Tensor& v, double scale) {
+            return cache.attend_step(layer, q, k, v, scale);
+          });  // (rows, 1, C)
+      cache.advance();
+      if (stats) ++stats->steps;
     }
-    const auto now = static_cast<std::int64_t>(active.size());
-    std::vector<std::int64_t> positions(now);
-    for (std::int64_t i = 0; i < now; ++i) {
-      const std::int64_t r = row_prompts[active[i]];
-      positions[i] = encoded.lengths[r] + encoded.offsets[r] + step;  // token `step`'s position
-    }
-    torch::Tensor token_ids = torch::tensor(next_tokens).to(device).unsqueeze(1);  // (rows, 1)
-    torch::Tensor embeds = model.embed_text(token_ids);                            // (rows, 1, C)
-    torch::Tensor hidden =
-        model.run_text_with(embeds, torch::tensor(positions).to(device).unsqueeze(1),
-                            [&cache](std::size_t layer, const torch::Tensor& q,
-                                     const torch::Tensor& k, const torch::Tensor& v, double scale) {
-                              return cache.attend_step(layer, q, k, v, scale);
-                            });  // (rows, 1, C)
-    cache.advance();
-    if (stats) ++stats->steps;
+    RECORD_USER_SCOPE("lm_head");
     logits = model.lm_logits(hidden.squeeze(1));  // (rows, V)
   }
   return answers;

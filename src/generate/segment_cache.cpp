@@ -13,7 +13,7 @@ namespace perpo {
 SegmentedKVCache::SegmentedKVCache(KVCache prefix, torch::Tensor prefix_mask,
                                    std::vector<std::int64_t> row_counts, std::int64_t capacity)
     : prefix_(std::move(prefix)),
-      prefix_mask_(prefix_mask.to(torch::kBool)),
+      prefix_mask_(attention_bias(prefix_mask.to(torch::kBool))),
       row_counts_(std::move(row_counts)),
       capacity_(capacity) {
   PERPO_CHECK(!prefix_.empty(), "a segmented cache needs the prompts' keys/values");
@@ -137,7 +137,8 @@ torch::Tensor grouped_segment_attention(const torch::Tensor& q, const torch::Ten
               " query rows, ", R, " prompts, ", row_k.size(0), " row caches, ", H,
               " query heads on ", Hkv, " key/value heads");
   if (attention_impl() == AttentionImpl::sdpa) {
-    return packed_segment_attention(q, prefix_k, prefix_v, prefix_mask, row_k, row_v, scale);
+    const torch::Tensor real = prefix_mask.is_floating_point() ? prefix_mask.eq(0) : prefix_mask;
+    return packed_segment_attention(q, prefix_k, prefix_v, real, row_k, row_v, scale);
   }
   const auto N = B / R, G = (H / Hkv) * T;  // G: query rows per key/value head of one answer row
 
@@ -146,8 +147,12 @@ torch::Tensor grouped_segment_attention(const torch::Tensor& q, const torch::Ten
   torch::Tensor q_by_head = q_rows.transpose(1, 2).reshape({R, Hkv, N * G, D});  // (R,Hkv,N*G,D)
   torch::Tensor prefix_scores =
       torch::matmul(q_by_head, prefix_k.transpose(-1, -2)).to(torch::kFloat);  // (R,Hkv,N*G,P)
-  prefix_scores = prefix_scores.masked_fill(prefix_mask.logical_not().view({R, 1, 1, P}),
-                                            std::numeric_limits<float>::lowest());
+  if (prefix_mask.is_floating_point()) {  // + 0 keeps a score, + lowest gives lowest: as below
+    prefix_scores = prefix_scores + prefix_mask.view({R, 1, 1, P});
+  } else {
+    prefix_scores = prefix_scores.masked_fill(prefix_mask.logical_not().view({R, 1, 1, P}),
+                                              std::numeric_limits<float>::lowest());
+  }
   prefix_scores = prefix_scores.view({R, Hkv, N, G, P}).transpose(1, 2);  // (R, N, Hkv, G, P)
   // Row segment: each row its own keys.
   torch::Tensor row_scores =

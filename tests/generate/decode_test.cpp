@@ -26,11 +26,18 @@ TEST(SegmentAttention, EqualsPlainAttentionOverCopiedKeys) {
   {
     AttentionImplGuard guard(AttentionImpl::reference);
     got_reference = grouped_segment_attention(q, prefix_k, prefix_v, mask, row_k, row_v, 0.35);
+    // The mask as its additive fp32 bias (what the cache keeps): the same bits.
+    EXPECT_TRUE(torch::equal(
+        grouped_segment_attention(q, prefix_k, prefix_v, attention_bias(mask), row_k, row_v, 0.35),
+        got_reference));
   }
   AttentionImplGuard guard(AttentionImpl::sdpa);
   torch::Tensor got =
       grouped_segment_attention(q, prefix_k, prefix_v, mask, row_k, row_v, 0.35);  // (6,4,1,8)
   EXPECT_LT((got - got_reference).abs().max().item<double>(), 1e-6);
+  EXPECT_TRUE(torch::equal(
+      grouped_segment_attention(q, prefix_k, prefix_v, attention_bias(mask), row_k, row_v, 0.35),
+      got));
 
   // Reference: each row's keys copied out: prompt (its record's) then its own row keys.
   torch::Tensor record = torch::tensor({0, 0, 0, 1, 1, 1});

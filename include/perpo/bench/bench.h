@@ -36,8 +36,8 @@ struct BenchOptions {
   bool peer = true;             // also run the Python peer (an error when it cannot run)
   bool plan = false;            // only the shape's figures (parameters, memory, FLOPs): no run
   int busy_cores = 0;           // busy-loop processes beside the whole run (perpo and the peer)
-  bool profile = false;         // also run the training step `iterations` more times under
-                                // OpProfile (runtime/op_profile.h): operators per part of the step
+  bool profile = false;         // also run the training step and sampling `iterations` more times
+                                // under OpProfile (runtime/op_profile.h): operators per part
   std::string python;           // peer's Python; "" = $PERPO_PYTHON, else <source>/.venv/bin/python
 };
 
@@ -58,6 +58,7 @@ struct BenchReport {
   std::vector<std::string> notes;  // "peer skipped (--no-peer)", the peer's command lines
   std::string commit;              // git commit of the build
   std::string profile;             // --profile: OpProfile's tables of the training step
+  std::string sample_profile;      // --profile: and of sampling (one list per iteration)
 
   /// The human-readable table.
   std::string to_text() const;

@@ -52,7 +52,7 @@ class SegmentedKVCache {
 
  private:
   KVCache prefix_;
-  torch::Tensor prefix_mask_;  // (R, P) bool
+  torch::Tensor prefix_mask_;  // (R, P): attention_bias of the prompts' mask, built once
   std::vector<std::int64_t> row_counts_;
   std::vector<torch::Tensor> row_keys_, row_values_;  // per layer (B, Hkv, L, D)
   std::int64_t rows_ = 0;
@@ -61,7 +61,8 @@ class SegmentedKVCache {
 };
 
 /// Attention of rows grouped by record over their prompt segment and their own keys:
-/// q (R*N, H, T, D); prefix_k/v (R, Hkv, P, D); prefix_mask (R, P) bool (true = real);
+/// q (R*N, H, T, D); prefix_k/v (R, Hkv, P, D); prefix_mask (R, P) bool (true = real) or its
+/// attention_bias (attention.h: fp32, 0 = real, lowest = padding; the same result, cheaper);
 /// row_k/v (R*N, Hkv, L, D), every row attends to all its L keys (the caller passes the columns
 /// written so far). Softmax in fp32 over the P + L keys. Returns (R*N, H, T, D).
 /// With the sdpa attention implementation (attention.h) a record's N rows are packed into one
