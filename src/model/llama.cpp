@@ -51,11 +51,57 @@ std::pair<torch::Tensor, torch::Tensor> RotaryEmbedding::cos_sin(const torch::Te
   return {angles.cos().to(dtype), angles.sin().to(dtype)};
 }
 
-torch::Tensor apply_rotary(const torch::Tensor& x, const torch::Tensor& cos,
-                           const torch::Tensor& sin) {
+namespace {
+
+torch::Tensor rotate(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) {
   const auto half = x.size(-1) / 2;
   torch::Tensor rotated = torch::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
   return x * cos + rotated * sin;  // (B, heads, T, D)
+}
+
+// The rotation as one autograd node instead of seven (narrow, narrow, neg, cat, mul, mul, add),
+// for x that needs a gradient and tables that do not. Its backward is the arithmetic autograd
+// does through those nodes: g * cos plus the inverse rotation of g * sin (the zero-padded halves
+// autograd adds in are exact zeros), so the gradients are the same values.
+struct RotaryFunction : public torch::autograd::Function<RotaryFunction> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
+                               const torch::Tensor& cos, const torch::Tensor& sin) {
+    ctx->save_for_backward({cos, sin});
+    return rotate(x, cos, sin);
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const torch::autograd::variable_list saved = ctx->get_saved_variables();
+    const torch::Tensor& grad = grads[0];
+    const auto half = grad.size(-1) / 2;
+    torch::Tensor grad_rotated = grad * saved[1];  // the gradient of cat(-x2, x1)
+    torch::Tensor unrotated =
+        torch::cat({grad_rotated.narrow(-1, half, half), -grad_rotated.narrow(-1, 0, half)}, -1);
+    return {grad * saved[0] + unrotated, torch::Tensor(), torch::Tensor()};
+  }
+};
+
+// A table of x's dtype that broadcasts to x's shape (the product has x's shape).
+bool table_for(const torch::Tensor& table, const torch::Tensor& x) {
+  if (table.requires_grad() || table.scalar_type() != x.scalar_type() || table.dim() != x.dim()) {
+    return false;
+  }
+  for (std::int64_t d = 0; d < x.dim(); ++d) {
+    if (table.size(d) != x.size(d) && table.size(d) != 1) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+torch::Tensor apply_rotary(const torch::Tensor& x, const torch::Tensor& cos,
+                           const torch::Tensor& sin) {
+  if (torch::GradMode::is_enabled() && x.requires_grad() && x.size(-1) % 2 == 0 &&
+      table_for(cos, x) && table_for(sin, x)) {
+    return RotaryFunction::apply(x, cos, sin);
+  }
+  return rotate(x, cos, sin);
 }
 
 LlamaAttentionImpl::LlamaAttentionImpl(const TextConfig& config)
