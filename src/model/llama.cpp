@@ -15,10 +15,64 @@ RmsNormImpl::RmsNormImpl(std::int64_t size, double eps_) : eps(eps_) {
   weight = register_parameter("weight", torch::ones({size}));
 }
 
-torch::Tensor RmsNormImpl::forward(const torch::Tensor& x) {
+namespace {
+
+torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps) {
   torch::Tensor x32 = x.to(torch::kFloat);
   torch::Tensor normed = x32 * torch::rsqrt(x32.pow(2).mean(-1, /*keepdim=*/true) + eps);
   return weight * normed.to(x.scalar_type());
+}
+
+// rms_norm as one autograd node instead of six to eight (pow, mean, add, rsqrt, mul, mul and the
+// casts). Its backward does the arithmetic autograd does through them, in the same order, and
+// hands x's gradient over as autograd's nodes would: in fp32 as two parts, through the
+// normalisation then through the mean of squares (x is passed twice, so the engine adds them to
+// x's other gradients, e.g. a residual's, in the same order); in bf16 as their fp32 sum cast
+// once, as the cast's node does. So the gradients are the same values.
+struct RmsNormFunction : public torch::autograd::Function<RmsNormFunction> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
+                               const torch::Tensor& /*x_again*/, const torch::Tensor& weight,
+                               double eps) {
+    torch::Tensor x32 = x.to(torch::kFloat);
+    torch::Tensor r = torch::rsqrt(x32.pow(2).mean(-1, /*keepdim=*/true) + eps);  // (..., 1)
+    torch::Tensor normed = (x32 * r).to(x.scalar_type());
+    ctx->save_for_backward({x32, r, normed, weight});
+    return weight * normed;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const torch::autograd::variable_list saved = ctx->get_saved_variables();
+    const torch::Tensor &x32 = saved[0], &r = saved[1], &normed = saved[2], &weight = saved[3];
+    const torch::Tensor& grad = grads[0];
+    torch::Tensor grad_weight;
+    if (ctx->needs_input_grad(2)) grad_weight = at::sum_to(grad * normed, weight.sizes());
+    if (!ctx->needs_input_grad(0)) return {torch::Tensor(), torch::Tensor(), grad_weight, {}};
+    const torch::Tensor grad_normed = (grad * weight).to(torch::kFloat);
+    const torch::Tensor through_norm = grad_normed * r;                     // (..., C)
+    const torch::Tensor grad_r = at::sum_to(grad_normed * x32, r.sizes());  // (..., 1)
+    const torch::Tensor grad_mean = -0.5 * grad_r * r.pow(3);               // rsqrt's backward
+    const torch::Tensor grad_squares = grad_mean.expand(x32.sizes()) / x32.size(-1);
+    const torch::Tensor through_squares = grad_squares * (2.0 * x32.pow(1.0));
+    if (normed.scalar_type() == torch::kFloat) {
+      return {through_norm, through_squares, grad_weight, {}};
+    }
+    return {(through_norm + through_squares).to(normed.scalar_type()),
+            torch::Tensor(),
+            grad_weight,
+            {}};
+  }
+};
+
+}  // namespace
+
+torch::Tensor RmsNormImpl::forward(const torch::Tensor& x) {
+  if (torch::GradMode::is_enabled() && (x.requires_grad() || weight.requires_grad()) &&
+      weight.scalar_type() == x.scalar_type() && x.dim() >= 1 && weight.dim() == 1 &&
+      weight.size(0) == x.size(-1) && x.is_floating_point()) {
+    return RmsNormFunction::apply(x, x, weight, eps);
+  }
+  return rms_norm(x, weight, eps);
 }
 
 RotaryEmbedding::RotaryEmbedding(const TextConfig& config) {

@@ -37,6 +37,50 @@ TEST(RmsNorm, HandWorkedValues) {
   EXPECT_NEAR(y[0][1].item<double>(), 2.262742, 1e-5);
 }
 
+TEST(RmsNorm, OneAutogradNodeGivesAutogradsValues) {
+  // RmsNorm records one node; its output and the gradients equal autograd's through the plain
+  // formula, in fp32 and bf16, with x also feeding a residual (its gradient parts are added in
+  // autograd's order), and with only x or only the weight trained.
+  torch::manual_seed(9);
+  for (const auto dtype : {torch::kFloat, torch::kBFloat16}) {
+    for (const int trained : {3, 1, 2}) {  // bit 0: x, bit 1: the weight
+      const torch::Tensor x0 = torch::randn({2, 5, 16}).to(dtype);
+      const torch::Tensor w0 = (1 + 0.3 * torch::randn({16})).to(dtype);
+      const torch::Tensor upstream = torch::randn({2, 5, 16}).to(dtype);
+      const auto run = [&](bool one_node, torch::Tensor& x, torch::Tensor& w) {
+        x = x0.clone().requires_grad_((trained & 1) != 0);
+        RmsNorm norm(16, 1e-5);
+        norm->to(dtype);
+        {
+          torch::NoGradGuard no_grad;
+          norm->weight.copy_(w0);
+        }
+        norm->weight.requires_grad_((trained & 2) != 0);
+        w = norm->weight;
+        torch::Tensor y;
+        if (one_node) {
+          y = norm(x);
+          EXPECT_EQ(y.grad_fn()->next_edges().size(), 3u);  // x, x, weight: one node
+        } else {  // the plain formula, as autograd records it
+          torch::Tensor x32 = x.to(torch::kFloat);
+          torch::Tensor normed = x32 * torch::rsqrt(x32.pow(2).mean(-1, true) + 1e-5);
+          y = norm->weight * normed.to(dtype);
+        }
+        ((x + y) * upstream).sum().backward();  // x: the norm's input and a residual
+        return y.detach();
+      };
+      torch::Tensor x_one, w_one, x_plain, w_plain;
+      const torch::Tensor y_one = run(true, x_one, w_one);
+      const torch::Tensor y_plain = run(false, x_plain, w_plain);
+      EXPECT_TRUE(torch::equal(y_one, y_plain)) << dtype;
+      if ((trained & 1) != 0) EXPECT_TRUE(torch::equal(x_one.grad(), x_plain.grad())) << dtype;
+      if ((trained & 2) != 0) EXPECT_TRUE(torch::equal(w_one.grad(), w_plain.grad())) << dtype;
+      EXPECT_EQ(x_one.grad().defined(), (trained & 1) != 0);
+      EXPECT_EQ(w_one.grad().defined(), (trained & 2) != 0);
+    }
+  }
+}
+
 TEST(Rotary, RotateHalfConvention) {
   // D = 4: pairs (0, 2) and (1, 3). Angle pi/2 on pair 0, angle 0 on pair 1.
   torch::Tensor x = torch::tensor({1.0, 2.0, 3.0, 4.0}).view({1, 1, 1, 4});
