@@ -13,6 +13,8 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
+#include <signal.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
@@ -102,6 +104,10 @@ ProcessGroup ProcessGroup::connect(const DistEnv& env, const DistributedConfig& 
   std::string backend = config.backend;
   if (backend == "auto") backend = device.is_cuda() ? "nccl" : "gloo";
   const std::chrono::milliseconds timeout(static_cast<std::int64_t>(config.timeout_s) * 1000);
+  // A write to the socket of a rank that died raises SIGPIPE, whose default action ends this
+  // process without a word (Python, torchrun's usual host, ignores it at start): ignored, the
+  // write fails, and the failure is reported as another rank's death.
+  ::signal(SIGPIPE, SIG_IGN);
   auto impl = std::make_unique<Impl>();
   impl->device = device;
   impl->timeout = timeout;

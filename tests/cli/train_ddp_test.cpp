@@ -260,6 +260,13 @@ TEST(DataParallelTrainFailure, KilledRankEndsTheOtherWithAClearError) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   ASSERT_GE(metrics(dir / "run").size(), 2u) << read_text(ranks[0].log);
+  // A rank ignores SIGPIPE: a write to the dead rank's socket fails instead of ending it without
+  // a word (it did, 1 run in 40-60 on a busy machine, before the rank ignored the signal).
+  const std::string status = read_text("/proc/" + std::to_string(ranks[0].pid) + "/status");
+  const auto at = status.find("SigIgn:");
+  ASSERT_NE(at, std::string::npos) << status;
+  const unsigned long long ignored = std::stoull(status.substr(at + 7), nullptr, 16);
+  EXPECT_NE(ignored & (1ULL << (SIGPIPE - 1)), 0ULL) << status.substr(at, 30);
   const auto killed_at = std::chrono::steady_clock::now();
   ASSERT_EQ(kill(ranks[1].pid, SIGKILL), 0);
   EXPECT_EQ(wait_rank(ranks[1]), -1);

@@ -10,6 +10,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <iterator>
 #include <string>
 #include <vector>
@@ -69,7 +70,9 @@ inline std::vector<Rank> start_job(int world, const std::vector<std::string>& ar
 inline int wait_rank(const Rank& rank) {
   int status = 0;
   if (waitpid(rank.pid, &status, 0) != rank.pid) return -2;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  std::cerr << "rank process " << rank.pid << " ended by signal " << WTERMSIG(status) << "\n";
+  return -1;
 }
 
 // Runs a job to its end; every rank must exit 0.
