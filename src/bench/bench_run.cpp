@@ -93,9 +93,10 @@ struct PhaseFigures {
   double peak_mib = 0;
 };
 
-/// Seconds per call of `call` after one warm-up call, and the peak memory of the timed calls.
+/// Seconds per call of `call` after one warm-up call, and the peak memory of the timed calls; with
+/// `profile`, then runs as many more calls under OpProfile and writes its tables there.
 PhaseFigures time_phase(const c10::Device& device, int iterations,
-                        const std::function<void()>& call) {
+                        const std::function<void()>& call, std::string* profile) {
   call();  // warm-up: allocations, optimizer state, kernel selection
   synchronize(device);
   reset_peak_memory(device);
@@ -104,7 +105,15 @@ PhaseFigures time_phase(const c10::Device& device, int iterations,
   synchronize(device);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  return {seconds / iterations, peak_memory_mib(device)};
+  const PhaseFigures figures{seconds / iterations, peak_memory_mib(device)};
+  if (profile != nullptr) {
+    OpProfile op_profile;
+    for (int i = 0; i < iterations; ++i) call();
+    synchronize(device);
+    op_profile.stop();
+    *profile = op_profile.table(iterations);
+  }
+  return figures;
 }
 
 /// Refuses a shape whose weights, gradients and optimizer state do not fit the device.
@@ -234,15 +243,7 @@ PhaseFigures measure_train(VisionLanguageModel& model, const BenchShape& shape,
       optim.zero_grad();
     }
   };
-  PhaseFigures figures = time_phase(device, iterations, train_step);
-  if (profile != nullptr) {
-    OpProfile op_profile;
-    for (int i = 0; i < iterations; ++i) train_step();
-    synchronize(device);
-    op_profile.stop();
-    *profile = op_profile.table(iterations);
-  }
-  return figures;
+  return time_phase(device, iterations, train_step, profile);
 }
 
 PhaseFigures measure_sampling(VisionLanguageModel& model, const BenchShape& shape,
@@ -262,15 +263,7 @@ PhaseFigures measure_sampling(VisionLanguageModel& model, const BenchShape& shap
     RECORD_USER_SCOPE("sample");
     generate(model, prompts, options);
   };
-  PhaseFigures figures = time_phase(device, iterations, sample_list);
-  if (profile != nullptr) {
-    OpProfile op_profile;
-    for (int i = 0; i < iterations; ++i) sample_list();
-    synchronize(device);
-    op_profile.stop();
-    *profile = op_profile.table(iterations);
-  }
-  return figures;
+  return time_phase(device, iterations, sample_list, profile);
 }
 
 void add(BenchReport& report, std::string name, double value, std::string unit) {

@@ -65,7 +65,7 @@ void register_bench(CLI::App& app, CommandRegistry& registry) {
   bench->add_flag("--json", *json, "one JSON object per figure and line");
   bench->add_flag("--profile", options->profile,
                   "after the timed steps, run as many more under LibTorch's RecordFunction hooks "
-                  "and print operators and time per part of the training step");
+                  "and print operators and time per part of the training step and of sampling");
 
   registry.add(bench, [options, json, no_peer] {
     options->peer = !*no_peer;

@@ -1,6 +1,7 @@
 // `perpo bench` end to end on the tiny shape: JSON lines with finite positive figures, the FLOP
 // count of the formula, the text table, and a peer that cannot run failing the command with a
-// message (unless --no-peer); --plan on the Qwen2.5-VL 7B shape, which this machine cannot build.
+// message (unless --no-peer); --profile naming the parts of both phases; --plan on the Qwen2.5-VL
+// 7B shape, which this machine cannot build.
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
@@ -88,6 +89,27 @@ TEST(CliBench, BusyCoresLoadTheMachineAndTheReportSaysSo) {
   EXPECT_EQ(bad.exit_code, 2) << bad.output;
   EXPECT_NE(bad.output.find("--busy-cores must be in [0, 64], got -1"), std::string::npos)
       << bad.output;
+}
+
+TEST(CliBench, ProfileNamesThePartsOfTheTrainingStepAndOfSampling) {
+  const auto run = run_perpo("bench --shape tiny --no-peer --iterations 2 --threads 1 --profile");
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  const std::string& out = run.output;
+  const auto training = out.find("training step profile");
+  const auto sampling = out.find("sampling profile");
+  ASSERT_NE(training, std::string::npos) << out;
+  ASSERT_NE(sampling, std::string::npos) << out;
+  ASSERT_LT(training, sampling) << out;
+  for (const char* part : {"step/backward", "step/score_list/encode_prefix",
+                           "step/score_list/answer_logps", "step/optimizer", "step/clip"}) {
+    const auto at = out.find(part, training);
+    EXPECT_TRUE(at != std::string::npos && at < sampling) << part << "\n" << out;
+  }
+  // 8 tokens per answer: one prefill, a token selected per step, 7 decoder steps after the first.
+  for (const char* part : {"sample/prefill", "sample/select", "sample/decode", "sample/lm_head"}) {
+    EXPECT_NE(out.find(part, sampling), std::string::npos) << part << "\n" << out;
+  }
+  EXPECT_NE(out.find("aten::mm", sampling), std::string::npos) << out;
 }
 
 TEST(CliBench, TheTextTableWithoutAPeerAndAPeerThatCannotRunIsAnError) {
