@@ -13,7 +13,10 @@ namespace perpo {
 SegmentedKVCache::SegmentedKVCache(KVCache prefix, torch::Tensor prefix_mask,
                                    std::vector<std::int64_t> row_counts, std::int64_t capacity)
     : prefix_(std::move(prefix)),
-      prefix_mask_(attention_bias(prefix_mask.to(torch::kBool))),
+      // In the form the attention reads (grouped_segment_attention): the bias for the reference.
+      prefix_mask_(attention_impl() == AttentionImpl::sdpa
+                       ? prefix_mask.to(torch::kBool)
+                       : attention_bias(prefix_mask.to(torch::kBool))),
       row_counts_(std::move(row_counts)),
       capacity_(capacity) {
   PERPO_CHECK(!prefix_.empty(), "a segmented cache needs the prompts' keys/values");

@@ -17,13 +17,21 @@ RmsNormImpl::RmsNormImpl(std::int64_t size, double eps_) : eps(eps_) {
 
 namespace {
 
-torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps) {
+// x / rms(x) in fp32, and the pieces of it a backward needs.
+struct RmsParts {
+  torch::Tensor x32;     // x in fp32
+  torch::Tensor r;       // (..., 1) 1 / sqrt(mean(x^2) + eps)
+  torch::Tensor normed;  // x32 * r, cast back to x's dtype
+};
+
+RmsParts rms_parts(const torch::Tensor& x, double eps) {
   torch::Tensor x32 = x.to(torch::kFloat);
-  torch::Tensor normed = x32 * torch::rsqrt(x32.pow(2).mean(-1, /*keepdim=*/true) + eps);
-  return weight * normed.to(x.scalar_type());
+  torch::Tensor r = torch::rsqrt(x32.pow(2).mean(-1, /*keepdim=*/true) + eps);
+  torch::Tensor normed = (x32 * r).to(x.scalar_type());
+  return {std::move(x32), std::move(r), std::move(normed)};
 }
 
-// rms_norm as one autograd node instead of six to eight (pow, mean, add, rsqrt, mul, mul and the
+// RMSNorm as one autograd node instead of six to eight (pow, mean, add, rsqrt, mul, mul and the
 // casts). Its backward does the arithmetic autograd does through them, in the same order, and
 // hands x's gradient over as autograd's nodes would: in fp32 as two parts, through the
 // normalisation then through the mean of squares (x is passed twice, so the engine adds them to
@@ -33,11 +41,9 @@ struct RmsNormFunction : public torch::autograd::Function<RmsNormFunction> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
                                const torch::Tensor& /*x_again*/, const torch::Tensor& weight,
                                double eps) {
-    torch::Tensor x32 = x.to(torch::kFloat);
-    torch::Tensor r = torch::rsqrt(x32.pow(2).mean(-1, /*keepdim=*/true) + eps);  // (..., 1)
-    torch::Tensor normed = (x32 * r).to(x.scalar_type());
-    ctx->save_for_backward({x32, r, normed, weight});
-    return weight * normed;
+    RmsParts parts = rms_parts(x, eps);
+    ctx->save_for_backward({parts.x32, parts.r, parts.normed, weight});
+    return weight * parts.normed;
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
@@ -53,7 +59,7 @@ struct RmsNormFunction : public torch::autograd::Function<RmsNormFunction> {
     const torch::Tensor grad_r = at::sum_to(grad_normed * x32, r.sizes());  // (..., 1)
     const torch::Tensor grad_mean = -0.5 * grad_r * r.pow(3);               // rsqrt's backward
     const torch::Tensor grad_squares = grad_mean.expand(x32.sizes()) / x32.size(-1);
-    const torch::Tensor through_squares = grad_squares * (2.0 * x32.pow(1.0));
+    const torch::Tensor through_squares = grad_squares * (2.0 * x32);  // pow's: 2 x^1
     if (normed.scalar_type() == torch::kFloat) {
       return {through_norm, through_squares, grad_weight, {}};
     }
@@ -72,7 +78,7 @@ torch::Tensor RmsNormImpl::forward(const torch::Tensor& x) {
       weight.size(0) == x.size(-1) && x.is_floating_point()) {
     return RmsNormFunction::apply(x, x, weight, eps);
   }
-  return rms_norm(x, weight, eps);
+  return weight * rms_parts(x, eps).normed;
 }
 
 RotaryEmbedding::RotaryEmbedding(const TextConfig& config) {

@@ -52,7 +52,7 @@ class SegmentedKVCache {
 
  private:
   KVCache prefix_;
-  torch::Tensor prefix_mask_;  // (R, P): attention_bias of the prompts' mask, built once
+  torch::Tensor prefix_mask_;  // (R, P): the prompts' mask (sdpa) or its attention_bias, once
   std::vector<std::int64_t> row_counts_;
   std::vector<torch::Tensor> row_keys_, row_values_;  // per layer (B, Hkv, L, D)
   std::int64_t rows_ = 0;
